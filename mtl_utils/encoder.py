@@ -179,14 +179,16 @@ class SentenceEncoder(nn.Module):
         show_progress: bool | None = None,
         convert_to_tensor: bool = False,
         sort_by_length: bool = True,
+        warn_truncation: bool = True,
     ) -> np.ndarray | torch.Tensor:
         """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string).
 
         Texts are tokenised once, sorted by token length so each batch pads little, embedded in eval mode
         under ``torch.inference_mode()``, and returned in input order. An empty list gives ``[0, dim]``;
         an empty string is encoded as the special tokens alone (a valid, if uninformative, vector). Texts
-        longer than ``max_length`` are truncated, with one warning per call. ``show_progress=None`` shows
-        a bar from 20 batches on.
+        longer than ``max_length`` are truncated, with one warning per call (unless ``warn_truncation`` is
+        off, as when a short ``max_length`` is chosen on purpose). ``show_progress=None`` shows a bar from
+        20 batches on.
         """
         texts = check_sentences(sentences)
         if batch_size < 1:
@@ -196,7 +198,7 @@ class SentenceEncoder(nn.Module):
             return empty if convert_to_tensor else empty.numpy()
         encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
         truncated = sum(1 for e in encoded.encodings or [] if e.overflowing)
-        if truncated:
+        if truncated and warn_truncation:
             warnings.warn(
                 f"{truncated} of {len(texts)} texts are longer than max_length={self.max_length} word pieces "
                 "and were truncated",
