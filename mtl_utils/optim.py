@@ -12,9 +12,12 @@ def no_weight_decay(name: str) -> bool:
     return any(hint in name for hint in NO_DECAY_HINTS)
 
 
-def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: float | None = None) -> list[dict]:
+def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: float | None = None,
+                 layer_decay: float | None = None) -> list[dict]:
     """AdamW groups: encoder at ``lr``, heads at ``head_lr`` (default ``lr``); no decay for biases and
     LayerNorm weights; frozen parameters (``requires_grad=False``) left out. Empty groups are dropped."""
+    if layer_decay is not None:
+        raise NotImplementedError("layer-wise learning-rate decay arrives with notebook 04")
     groups: dict[tuple[str, bool], dict] = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:

@@ -48,6 +48,7 @@ class TrainConfig:
     steps_per_epoch: int | None = None
     lr: float = 5e-5
     head_lr: float | None = None
+    layer_decay: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
     max_grad_norm: float = 1.0
@@ -212,7 +213,7 @@ ParamGroupsFn = Callable[[nn.Module, TrainConfig], list[dict]]
 
 
 def default_param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
-    return optim.param_groups(model, config.lr, config.weight_decay, config.head_lr)
+    return optim.param_groups(model, config.lr, config.weight_decay, config.head_lr, config.layer_decay)
 
 
 def train(
