@@ -174,7 +174,8 @@ def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size:
 
 @dataclass
 class TrainResult:
-    """A finished run: the best-by-validation model, per-epoch history, test metrics, confusion matrices."""
+    """A finished run: the best-by-validation model, per-epoch history, per-step training losses, test
+    metrics and confusion matrices."""
 
     model: MultiTaskModel
     config: TrainConfig
@@ -183,11 +184,13 @@ class TrainResult:
     confusion: dict[str, np.ndarray]
     best_epoch: int
     train_seconds: float
+    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
     cached: bool = False
 
     def save(self, folder: Path) -> None:
         self.model.save(folder / "model")
         self.history.to_csv(folder / "history.csv", index=False)
+        self.steps.to_csv(folder / "steps.csv", index=False)
         self.test.to_csv(folder / "test.csv", index=False)
         summary = {"config": self.config.to_dict(), "best_epoch": self.best_epoch,
                    "train_seconds": self.train_seconds,
@@ -201,6 +204,7 @@ class TrainResult:
             model=MultiTaskModel.load(folder / "model"),
             config=config,
             history=pd.read_csv(folder / "history.csv"),
+            steps=pd.read_csv(folder / "steps.csv"),
             test=pd.read_csv(folder / "test.csv"),
             confusion={k: np.array(v) for k, v in summary["confusion"].items()},
             best_epoch=summary["best_epoch"],
@@ -252,7 +256,7 @@ def train(
     trainable = [p for g in groups for p in g["params"]]
     weights = {t: config.loss_weights.get(t, 1.0) for t in config.tasks}
 
-    rows, best_score, best_state, best_epoch, train_seconds = [], -1.0, None, 0, 0.0
+    rows, step_rows, best_score, best_state, best_epoch, train_seconds = [], [], -1.0, None, 0, 0.0
     for epoch in range(1, config.epochs + 1):
         model.train()
         losses: dict[str, list[float]] = defaultdict(list)
@@ -276,6 +280,8 @@ def train(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             losses[task].append(loss.item())
+            step_rows.append({"epoch": epoch, "step": (epoch - 1) * steps + step + 1, "task": task,
+                              "loss": losses[task][-1]})
             bar.set_postfix({t: f"{np.mean(v[-20:]):.3f}" for t, v in losses.items()})
         seconds = time.perf_counter() - start
         train_seconds += seconds
@@ -301,7 +307,7 @@ def train(
         test_rows.append({"task": t, "accuracy": res["accuracy"], "macro-F1": res["macro_f1"],
                           "majority baseline": data[t].majority_baseline("test")})
     return TrainResult(model, config, pd.DataFrame(rows), pd.DataFrame(test_rows), confusion, best_epoch,
-                       round(train_seconds, 1))
+                       round(train_seconds, 1), pd.DataFrame(step_rows))
 
 
 def data_fingerprint(data: Mapping[str, Task], tasks: Sequence[str]) -> str:

@@ -127,6 +127,8 @@ def test_training_is_deterministic_and_cached(tiny, tmp_path):
     assert np.allclose(first.history["train loss"], again.history["train loss"], atol=1e-6)
     loaded = train_or_load(config, tiny, progress=False, cache=tmp_path)
     assert loaded.cached and loaded.best_epoch == first.best_epoch
+    assert len(first.steps) == 6 and list(first.steps["step"]) == [1, 2, 3, 4, 5, 6]
+    pd.testing.assert_frame_equal(first.steps, loaded.steps)
     pd.testing.assert_frame_equal(first.test, loaded.test)
     texts = list(tiny["topic"]["test"]["text"][:5])
     assert np.abs(first.model.logits(texts)["topic"] - loaded.model.logits(texts)["topic"]).max() < 1e-5
