@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: they render in JupyterLab, papermill output and on the web
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
@@ -126,6 +126,7 @@ class SentenceEncoder(nn.Module):
         hidden = self.transformer.config.hidden_size
         self.projection = nn.Linear(hidden, output_dim) if output_dim else None
         self.output_dim = output_dim
+        self.eval()  # like the loaded transformer: dropout off until training asks for .train()
 
     @property
     def hidden_size(self) -> int:

@@ -142,3 +142,10 @@ def test_save_metrics_roundtrip_and_rejects_nan(tmp_path):
     with pytest.raises(ValueError):
         records.save_metrics(tmp_path / "nan", {"acc": math.nan})
     assert not (tmp_path / "nan" / "metrics.json").exists()
+
+
+def test_new_encoder_is_in_eval_mode():
+    enc = SentenceEncoder(max_length=16)
+    assert not enc.training and not enc.transformer.training
+    enc.encode("x")
+    assert not enc.transformer.training
