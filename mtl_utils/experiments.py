@@ -5,7 +5,7 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: they render in JupyterLab, papermill output and on the web
 
 from .data import Task
 from .training import TrainConfig, TrainResult, train_or_load
