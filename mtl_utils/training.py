@@ -20,7 +20,7 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm  # plain text bars: they render in JupyterLab, papermill output and on the web
 
 from . import optim, paths
 from .data import Task
@@ -37,6 +37,14 @@ class TrainConfig:
 
     ``steps_per_epoch=None`` means one pass over all training examples of the chosen tasks. Two runs with
     the same ``steps_per_epoch``, ``epochs`` and ``batch_size`` have the same compute budget.
+
+    Freezing (see :mod:`mtl_utils.freezing`): ``frozen_layers=k`` freezes the embeddings and the bottom ``k``
+    encoder layers (``k`` = all layers: the whole backbone); ``frozen_heads`` freezes those tasks' heads.
+    With ``frozen_cache`` the frozen bottom's output is computed once per text and training runs only the
+    layers above (:mod:`mtl_utils.frozen_cache`). ``gradual_unfreezing`` (ULMFiT) trains the heads alone
+    in epoch 1 and unfreezes one more layer from the top each epoch, down to ``frozen_layers``.
+    ``init_from`` is the cache key (:func:`run_key`) of a finished run whose model training continues from;
+    ``watch_tasks`` are tasks of that model that are not trained but evaluated every epoch (to see them drift).
     """
 
     tasks: tuple[str, ...] = ("topic", "sentiment")
@@ -60,6 +68,12 @@ class TrainConfig:
     length_bucketing: bool = False
     eval_batch_size: int = 64
     seed: int = 0
+    frozen_layers: int = 0
+    frozen_heads: tuple[str, ...] = ()
+    frozen_cache: bool = True
+    gradual_unfreezing: bool = False
+    init_from: str | None = None
+    watch_tasks: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         self.tasks = tuple(self.tasks)
@@ -73,9 +87,28 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "max_length"):
             if getattr(self, name) < 1:
                 raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
+        self.frozen_heads, self.watch_tasks = tuple(self.frozen_heads), tuple(self.watch_tasks)
+        if isinstance(self.frozen_layers, bool) or not isinstance(self.frozen_layers, int) or self.frozen_layers < 0:
+            raise ValueError(f"TrainConfig.frozen_layers must be a non-negative integer, got {self.frozen_layers!r}")
+        both = set(self.watch_tasks) & set(self.tasks)
+        if both:
+            raise ValueError(f"watch_tasks {sorted(both)} are also trained; watch only tasks that are not in tasks")
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def key_dict(self) -> dict:
+        """The fields that identify the run: :meth:`to_dict` less the freezing fields left at their defaults
+        (so runs without freezing keep the cache keys they had before those fields existed)."""
+        out = self.to_dict()
+        for f in dataclasses.fields(self):
+            if f.name in _LATER_FIELDS and out[f.name] == (f.default if f.default is not dataclasses.MISSING
+                                                           else f.default_factory()):
+                del out[f.name]
+        return out
+
+
+_LATER_FIELDS = ("frozen_layers", "frozen_heads", "frozen_cache", "gradual_unfreezing", "init_from", "watch_tasks")
 
 
 class TaskSampler:
@@ -131,10 +164,14 @@ class BatchStream:
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         self._batches = [batches[i] for i in self.rng.permutation(len(batches))]
 
-    def __next__(self) -> tuple[list[str], torch.Tensor]:
+    def next_indices(self) -> np.ndarray:
+        """Row numbers of the next mini-batch."""
         if not self._batches:
             self._refill()
-        idx = self._batches.pop()
+        return self._batches.pop()
+
+    def __next__(self) -> tuple[list[str], torch.Tensor]:
+        idx = self.next_indices()
         return [self.texts[i] for i in idx], torch.from_numpy(self.labels[idx])
 
 
@@ -162,6 +199,12 @@ def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size:
     """Accuracy, macro-F1, confusion matrix (rows: true, columns: predicted) and predictions on ``split``."""
     df = task[split]
     logits = model.logits(list(df["text"]), task.name, batch_size=batch_size)[task.name]
+    return scores_from_logits(task, split, logits)
+
+
+def scores_from_logits(task: Task, split: str, logits: np.ndarray) -> dict:
+    """:func:`evaluate`'s metrics from logits ``[n, labels]`` of ``task[split]`` in row order."""
+    df = task[split]
     pred = logits.argmax(axis=1)
     true = df["label"].to_numpy()
     return {
@@ -226,6 +269,7 @@ def train(
     model: MultiTaskModel | None = None,
     param_groups: ParamGroupsFn = default_param_groups,
     progress: bool = True,
+    cache_id: str | None = None,
 ) -> TrainResult:
     """Train ``config.tasks`` on ``data`` and return the best epoch's model with its metrics.
 
@@ -233,14 +277,33 @@ def train(
     to its own longest text, and takes one AdamW step on that task's weighted loss. A non-finite loss
     stops training with ``FloatingPointError``. Pass ``model`` to continue training an existing model
     (e.g. with some parts frozen); parameters with ``requires_grad=False`` are left out of the optimizer.
+
+    The config's freezing is applied on top of ``model``'s own; frozen blocks run in eval mode (no dropout).
+    With ``config.frozen_cache`` and ``k = config.frozen_layers > 0`` the frozen bottom's outputs for every
+    text are computed once (:mod:`mtl_utils.frozen_cache`) and training, validation and test run only the
+    layers above. ``cache_id`` names the frozen weights so that such caches are shared between runs (it is
+    set automatically for a model built fresh from the pretrained checkpoint).
     """
-    check_datasets(data, config.tasks)
+    from . import freezing
+    from .frozen_cache import cached_forward, cached_logits, level_for, shared_cache
+
+    check_datasets(data, config.tasks + config.watch_tasks)
     set_seed(config.seed)
     if model is None:
         model = MultiTaskModel({t: data[t].labels for t in config.tasks}, model=config.model,
                                pooling=config.pooling, max_length=config.max_length,
                                dropout=config.dropout, hidden_dim=config.hidden_dim)
-    model.check_tasks(config.tasks)
+        cache_id = cache_id or f"pretrained:{config.model}"
+    model.check_tasks(config.tasks + config.watch_tasks + config.frozen_heads)
+    n_layers = freezing.num_layers(model)
+    if config.frozen_layers > n_layers:
+        raise ValueError(f"TrainConfig.frozen_layers={config.frozen_layers}, but this model has {n_layers} encoder "
+                         f"layers: choose 0..{n_layers}")
+    freezing.freeze_bottom(model, config.frozen_layers)
+    for name in config.frozen_heads:
+        freezing.freeze_head(model, name)
+    schedule = (freezing.unfreezing_schedule(n_layers, config.epochs, config.frozen_layers)
+                if config.gradual_unfreezing else [config.frozen_layers] * config.epochs)
     rng = np.random.default_rng(config.seed)
     streams = {t: BatchStream(data[t]["train"]["text"], data[t]["train"]["label"], config.batch_size, rng,
                               config.length_bucketing) for t in config.tasks}
@@ -255,18 +318,66 @@ def train(
     scheduler = optim.linear_warmup_decay(optimizer, int(config.warmup_ratio * total), total)
     trainable = [p for g in groups for p in g["params"]]
     weights = {t: config.loss_weights.get(t, 1.0) for t in config.tasks}
+    transformer = model.encoder.transformer
+    bottom = [freezing.embeddings_module(transformer), *freezing.encoder_layers(transformer)]
+    can_train = {id(p): p.requires_grad for block in bottom for p in block.parameters()}
+
+    def set_frozen(k: int) -> None:  # the epoch's freezing: bottom k frozen, the rest as after config freezing
+        for i, block in enumerate(bottom):
+            for p in block.parameters():
+                p.requires_grad_(can_train[id(p)] and (k == 0 or i > k))
+
+    cache_seconds = 0.0
+
+    def cache_for(task: str, split: str, k: int):
+        nonlocal cache_seconds
+        if not (config.frozen_cache and k > 0):
+            return None
+        cache = shared_cache(model, list(data[task][split]["text"]), k, cache_id, level_for(model, k),
+                             config.eval_batch_size)
+        cache_seconds += cache.seconds
+        return cache
+
+    def scores(task: str, split: str, k: int) -> dict:
+        cache = cache_for(task, split, k)
+        if cache is None:
+            return evaluate(model, data[task], split, config.eval_batch_size)
+        logits = cached_logits(model, cache, task, config.eval_batch_size)[task]
+        return scores_from_logits(data[task], split, logits)
+
+    def watch_rows(epoch: int, k: int) -> list[dict]:
+        rows = []
+        for t in config.watch_tasks:
+            val, test = scores(t, "validation", k), scores(t, "test", k)
+            rows.append({"epoch": epoch, "task": t, "steps": 0, "train loss": float("nan"),
+                         "val accuracy": val["accuracy"], "val macro-F1": val["macro_f1"],
+                         "test accuracy": test["accuracy"], "test macro-F1": test["macro_f1"],
+                         "frozen layers": k, "train seconds": 0.0, "cache seconds": 0.0})
+        return rows
 
     rows, step_rows, best_score, best_state, best_epoch, train_seconds = [], [], -1.0, None, 0, 0.0
-    for epoch in range(1, config.epochs + 1):
+    if config.watch_tasks:
+        set_frozen(schedule[0])
+        rows += watch_rows(0, schedule[0])
+    for epoch, k in enumerate(schedule, start=1):
+        set_frozen(k)
+        cache_seconds = 0.0
+        train_caches = {t: cache_for(t, "train", k) for t in config.tasks}
         model.train()
+        freezing.set_frozen_eval(model)
         losses: dict[str, list[float]] = defaultdict(list)
         start = time.perf_counter()
         bar = tqdm(range(steps), desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
         for step in bar:
             task = next(sampler)
-            texts, labels = next(streams[task])
-            inputs = model.encoder.tokenize(texts)
-            logits = model(**inputs, tasks=task)[task]
+            if train_caches[task] is not None:
+                idx = streams[task].next_indices()
+                labels = torch.from_numpy(streams[task].labels[idx])
+                logits = cached_forward(model, train_caches[task].batch(idx), k, task)[task]
+            else:
+                texts, labels = next(streams[task])
+                inputs = model.encoder.tokenize(texts)
+                logits = model(**inputs, tasks=task)[task]
             loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -285,29 +396,34 @@ def train(
             bar.set_postfix({t: f"{np.mean(v[-20:]):.3f}" for t, v in losses.items()})
         seconds = time.perf_counter() - start
         train_seconds += seconds
-        scores = []
+        epoch_scores, epoch_rows = [], []
         for t in config.tasks:
-            val = evaluate(model, data[t], "validation", config.eval_batch_size)
-            scores.append(val["macro_f1"])
-            rows.append({"epoch": epoch, "task": t, "steps": len(losses[t]),
-                         "train loss": float(np.mean(losses[t])) if losses[t] else float("nan"),
-                         "val accuracy": val["accuracy"], "val macro-F1": val["macro_f1"],
-                         "train seconds": round(seconds, 1)})
+            val = scores(t, "validation", k)
+            epoch_scores.append(val["macro_f1"])
+            epoch_rows.append({"epoch": epoch, "task": t, "steps": len(losses[t]),
+                               "train loss": float(np.mean(losses[t])) if losses[t] else float("nan"),
+                               "val accuracy": val["accuracy"], "val macro-F1": val["macro_f1"],
+                               "train seconds": round(seconds, 3)})
         if progress:
             print(f"epoch {epoch}: " + ", ".join(f"{r['task']} loss {r['train loss']:.3f} val acc "
-                                                 f"{r['val accuracy']:.3f}" for r in rows[-len(config.tasks):]))
-        if np.mean(scores) > best_score:
-            best_score, best_epoch = float(np.mean(scores)), epoch
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                                                 f"{r['val accuracy']:.3f}" for r in epoch_rows))
+        extra = watch_rows(epoch, k)
+        if config.frozen_layers or config.gradual_unfreezing or config.frozen_heads or config.watch_tasks:
+            for r in epoch_rows:
+                r.update({"frozen layers": k, "cache seconds": round(cache_seconds, 3)})
+        rows += epoch_rows + extra
+        if np.mean(epoch_scores) > best_score:
+            best_score, best_epoch = float(np.mean(epoch_scores)), epoch
+            best_state = {name: v.detach().clone() for name, v in model.state_dict().items()}
     model.load_state_dict(best_state)
     test_rows, confusion = [], {}
-    for t in config.tasks:
-        res = evaluate(model, data[t], "test", config.eval_batch_size)
+    for t in config.tasks + config.watch_tasks:
+        res = scores(t, "test", schedule[-1])
         confusion[t] = res["confusion"]
         test_rows.append({"task": t, "accuracy": res["accuracy"], "macro-F1": res["macro_f1"],
                           "majority baseline": data[t].majority_baseline("test")})
     return TrainResult(model, config, pd.DataFrame(rows), pd.DataFrame(test_rows), confusion, best_epoch,
-                       round(train_seconds, 1), pd.DataFrame(step_rows))
+                       round(train_seconds, 3), pd.DataFrame(step_rows))
 
 
 def data_fingerprint(data: Mapping[str, Task], tasks: Sequence[str]) -> str:
@@ -324,7 +440,8 @@ def data_fingerprint(data: Mapping[str, Task], tasks: Sequence[str]) -> str:
 
 def run_key(config: TrainConfig, data: Mapping[str, Task]) -> str:
     """Cache key of a run: its configuration and its data."""
-    blob = json.dumps({"config": config.to_dict(), "data": data_fingerprint(data, config.tasks)}, sort_keys=True)
+    tasks = config.tasks + config.watch_tasks
+    blob = json.dumps({"config": config.key_dict(), "data": data_fingerprint(data, tasks)}, sort_keys=True)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
 
@@ -339,7 +456,14 @@ def train_or_load(config: TrainConfig, data: Mapping[str, Task], force: bool = F
     folder = root / run_key(config, data)
     if folder.is_dir() and not force:
         return TrainResult.load(folder, config)
-    result = train(config, data, progress=progress)
+    model, cache_id = None, None
+    if config.init_from:
+        start = root / config.init_from / "model"
+        if not start.is_dir():
+            raise FileNotFoundError(f"init_from='{config.init_from}': no finished run {start.parent} in the cache; "
+                                    "train that run first (train_or_load of its config)")
+        model, cache_id = MultiTaskModel.load(start), f"run:{config.init_from}"
+    result = train(config, data, model=model, progress=progress, cache_id=cache_id)
     root.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
