@@ -8,7 +8,12 @@ Notebooks import from here; each module has one job:
 * :mod:`mtl_utils.data`: the topic and sentiment tasks, deterministic leak-free splits;
 * :mod:`mtl_utils.pooling`: mean / cls / max pooling;
 * :mod:`mtl_utils.encoder`: the sentence encoder;
-* :mod:`mtl_utils.records`: metrics JSON and environment record of a notebook run.
+* :mod:`mtl_utils.probing`, :mod:`mtl_utils.similarity`, :mod:`mtl_utils.speed`, :mod:`mtl_utils.plots`: notebook 01;
+* :mod:`mtl_utils.model`, :mod:`mtl_utils.training`, :mod:`mtl_utils.experiments`, :mod:`mtl_utils.report`: notebook 02;
+* :mod:`mtl_utils.freezing`, :mod:`mtl_utils.frozen_cache`: notebook 03;
+* :mod:`mtl_utils.optim`, :mod:`mtl_utils.layerwise`: notebook 04;
+* :mod:`mtl_utils.records`: metrics JSON and environment record of a notebook run;
+* :mod:`mtl_utils.run_notebooks`: the papermill runner behind ``make run``.
 """
 from .data import Task, load_sentiment, load_tasks, load_topic
 from .encoder import DEFAULT_MODEL, SentenceEncoder
