@@ -125,12 +125,21 @@ def build_cache(model: MultiTaskModel, texts: Sequence[str], k: int, level: str 
                 batch = {f: v.to(encoder.device) for f, v in batch.items()}
                 if level == "vectors":
                     vectors[torch.from_numpy(idx)] = encoder(**batch).float().cpu()
-                    continue
-                hidden = bottom_states(model, batch, k).float().cpu()
-                for row, j in enumerate(idx):
-                    states[j] = hidden[row, : lengths[j]].clone()
+                else:
+                    _store_states(states, idx, bottom_states(model, batch, k), lengths)
     finally:
         model.train(was_training)
+    return _finished(k, level, vectors, states, start)
+
+
+def _store_states(states: list, idx, hidden: torch.Tensor, lengths, by_row: bool = False) -> None:
+    """Keep each text's real (unpadded) token states of a batch; ``lengths`` by text id, or by row."""
+    hidden = hidden.float().cpu()
+    for row, j in enumerate(idx):
+        states[j] = hidden[row, : (lengths[row] if by_row else lengths[j])].clone()
+
+
+def _finished(k: int, level: str, vectors, states, start: float) -> "FrozenCache":
     seconds = time.perf_counter() - start
     if level == "vectors":
         return FrozenCache(k, level, vectors=vectors, seconds=seconds)
@@ -205,16 +214,11 @@ def extend_cache(model: MultiTaskModel, source: FrozenCache, k: int, level: str 
                 hidden = run_layers(model.encoder.transformer, hidden, mask, source.k, k)
                 if level == "vectors":
                     vectors[torch.from_numpy(idx)] = model.encoder.pool_tokens(hidden, mask).float().cpu()
-                    continue
-                hidden = hidden.float().cpu()
-                for row, j in enumerate(idx):
-                    states[j] = hidden[row, : source.states[j].shape[0]].clone()
+                else:
+                    _store_states(states, idx, hidden, [source.states[j].shape[0] for j in idx], by_row=True)
     finally:
         model.train(was_training)
-    seconds = time.perf_counter() - start
-    if level == "vectors":
-        return FrozenCache(k, level, vectors=vectors, seconds=seconds)
-    return FrozenCache(k, level, states=states, seconds=seconds)  # type: ignore[arg-type]
+    return _finished(k, level, vectors, states, start)
 
 
 _SHARED: OrderedDict[tuple[str, int, str], FrozenCache] = OrderedDict()
