@@ -4,10 +4,11 @@ When the embeddings and the bottom ``k`` encoder layers are frozen and run in ev
 function of the text: their output for each training sentence can be computed once and kept. Training then
 runs only the layers above ``k``, the pooling and the heads, on the cached token vectors
 (:func:`cached_forward`). When the whole encoder is frozen, the cache holds the pooled sentence vectors and
-only the heads run.
+only the heads run. :func:`check_equivalence` shows, on real sentences, that this is exact.
 
-Caches of the *pretrained* weights do not depend on the training seed, so :func:`shared_cache` keeps the
-most recent ones in memory for the next run with the same model, texts and ``k``.
+Caches are shared in memory (:func:`shared_cache`) under the frozen weights' identity (the encoder's
+fingerprint), so runs that differ only in their seed reuse them, and a sweep over k = 1, 2, ... runs each
+layer once per text.
 """
 from __future__ import annotations
 
@@ -20,29 +21,25 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm  # plain text bars: they render in JupyterLab, papermill output and on the web
 from transformers.masking_utils import create_bidirectional_mask
 
-from .encoder import check_sentences
-from .freezing import check_k, embeddings_module, encoder_frozen, encoder_layers, num_layers
+from . import anatomy
+from .batching import eval_mode, length_sorted_batches
+from .encoder import Tokenized, check_sentences
+from .freezing import check_k, encoder_frozen, freeze_bottom, set_frozen_eval, unfreeze_all
 from .model import MultiTaskModel
 
 LEVELS: tuple[str, ...] = ("tokens", "vectors")
 
 
-def extended_mask(transformer: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor):
-    """The attention mask in the form the installed transformers' layers expect (built by the library's own
-    ``create_bidirectional_mask`` for the configured attention implementation, as ``BertModel.forward`` does;
-    it may be ``None`` when nothing is padded)."""
-    return create_bidirectional_mask(config=transformer.config, inputs_embeds=hidden, attention_mask=attention_mask)
-
-
-def run_layers(transformer: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
+def run_layers(model: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
                stop: int | None = None) -> torch.Tensor:
-    """Run encoder layers ``start..stop-1`` (0-based) on token vectors ``[batch, tokens, hidden]``."""
-    layers = encoder_layers(transformer)
-    mask = extended_mask(transformer, hidden, attention_mask)
-    for layer in layers[start:stop]:
+    """Run encoder layers ``start..stop-1`` (0-based) on token vectors ``[batch, tokens, hidden]``, with the
+    attention mask built by the installed transformers' own ``create_bidirectional_mask`` (as the model's
+    forward does; ``None`` when nothing is padded)."""
+    transformer = anatomy.transformer_of(model)
+    mask = create_bidirectional_mask(config=transformer.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    for layer in anatomy.layer_stack(model)[start:stop]:
         out = layer(hidden, mask)
         hidden = out[0] if isinstance(out, tuple) else out
     return hidden
@@ -50,22 +47,21 @@ def run_layers(transformer: nn.Module, hidden: torch.Tensor, attention_mask: tor
 
 def bottom_states(model: MultiTaskModel, inputs: dict[str, torch.Tensor], k: int) -> torch.Tensor:
     """Token vectors after the embeddings and the bottom ``k`` encoder layers (as the model's mode sets)."""
-    transformer = model.encoder.transformer
-    hidden = embeddings_module(transformer)(input_ids=inputs["input_ids"], token_type_ids=inputs.get("token_type_ids"))
-    return run_layers(transformer, hidden, inputs["attention_mask"], 0, k)
+    hidden = anatomy.embeddings(model)(input_ids=inputs["input_ids"])
+    return run_layers(model, hidden, inputs["attention_mask"], 0, k)
 
 
 def level_for(model: MultiTaskModel, k: int) -> str:
     """``"vectors"`` when every encoder parameter is frozen and ``k`` is all layers (only the heads train),
     else ``"tokens"``."""
-    return "vectors" if k == num_layers(model) and encoder_frozen(model) else "tokens"
+    return "vectors" if k == anatomy.num_layers(model) and encoder_frozen(model) else "tokens"
 
 
 @dataclass
 class FrozenCache:
     """The output of the frozen bottom of the model for a list of texts, in input order.
 
-    ``level="tokens"``: ``states[i]`` is ``[length_i, hidden]``, sentence ``i``'s token vectors after layer ``k``
+    ``level="tokens"``: ``states[i]`` is ``[length_i, hidden]``, text ``i``'s token vectors after layer ``k``
     (padding not stored); ``level="vectors"``: ``vectors`` is ``[n, dim]``, the pooled sentence vectors.
     """
 
@@ -77,6 +73,12 @@ class FrozenCache:
 
     def __len__(self) -> int:
         return len(self.states) if self.level == "tokens" else int(self.vectors.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        if self.level == "vectors":
+            return np.ones(len(self), dtype=int)
+        return np.array([s.shape[0] for s in self.states])
 
     @property
     def nbytes(self) -> int:
@@ -96,96 +98,75 @@ class FrozenCache:
         return {"hidden": hidden, "attention_mask": mask}
 
 
-def build_cache(model: MultiTaskModel, texts: Sequence[str], k: int, level: str | None = None,
-                batch_size: int = 64, progress: bool = False) -> FrozenCache:
+def _check_level(model: MultiTaskModel, k: int, level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"unknown cache level '{level}'; choose one of {LEVELS}")
+    if level == "vectors" and k != anatomy.num_layers(model):
+        raise ValueError(f"a cache of sentence vectors needs the whole backbone frozen "
+                         f"(k={anatomy.num_layers(model)}), got k={k}")
+
+
+def build_cache(model: MultiTaskModel, texts: Sequence[str] | Tokenized, k: int, level: str | None = None,
+                batch_size: int = 64) -> FrozenCache:
     """Compute the frozen bottom's output for ``texts`` once: eval mode (no dropout), no gradients,
     length-sorted batches. ``level`` defaults to :func:`level_for` (the model's current freezing)."""
     check_k(model, k)
     level = level or level_for(model, k)
-    if level not in LEVELS:
-        raise ValueError(f"unknown cache level '{level}'; choose one of {LEVELS}")
-    if level == "vectors" and k != num_layers(model):
-        raise ValueError(f"a cache of sentence vectors needs the whole backbone frozen (k={num_layers(model)}), got k={k}")
-    texts = check_sentences(texts)
+    _check_level(model, k, level)
     encoder = model.encoder
+    tokenized = texts if isinstance(texts, Tokenized) else encoder.token_ids(check_sentences(texts))
     start = time.perf_counter()
-    encoded = encoder.tokenizer(texts, truncation=True, max_length=encoder.max_length)
-    features = [f for f in ("input_ids", "attention_mask", "token_type_ids") if f in encoded]
-    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
-    order = np.argsort(-lengths, kind="stable")
-    states: list[torch.Tensor | None] = [None] * len(texts)
-    vectors = torch.empty((len(texts), encoder.dim))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():  # not inference_mode: cached tensors feed training steps that need autograd
-            for i in tqdm(range(0, len(order), batch_size), desc=f"cache k={k}", disable=not progress, leave=False):
-                idx = order[i:i + batch_size]
-                batch = encoder.tokenizer.pad({f: [encoded[f][j] for j in idx] for f in features}, return_tensors="pt")
-                batch = {f: v.to(encoder.device) for f, v in batch.items()}
-                if level == "vectors":
-                    vectors[torch.from_numpy(idx)] = encoder(**batch).float().cpu()
-                else:
-                    _store_states(states, idx, bottom_states(model, batch, k), lengths)
-    finally:
-        model.train(was_training)
+    states: list[torch.Tensor | None] = [None] * len(tokenized)
+    vectors = torch.empty((len(tokenized), encoder.dim))
+    with eval_mode(model), torch.no_grad():  # not inference_mode: cached tensors feed steps that need autograd
+        for idx in length_sorted_batches(tokenized.lengths, batch_size):
+            batch = encoder.collate([tokenized.ids[j] for j in idx])
+            if level == "vectors":
+                vectors[torch.from_numpy(idx)] = encoder(**batch).float().cpu()
+            else:
+                _store(states, idx, bottom_states(model, batch, k), tokenized.lengths[idx])
     return _finished(k, level, vectors, states, start)
 
 
-def _store_states(states: list, idx, hidden: torch.Tensor, lengths, by_row: bool = False) -> None:
-    """Keep each text's real (unpadded) token states of a batch; ``lengths`` by text id, or by row."""
+def _store(states: list, idx: np.ndarray, hidden: torch.Tensor, lengths: Sequence[int]) -> None:
+    """Keep each text's real (unpadded) token states of a batch (row ``r`` is text ``idx[r]``)."""
     hidden = hidden.float().cpu()
-    for row, j in enumerate(idx):
-        states[j] = hidden[row, : (lengths[row] if by_row else lengths[j])].clone()
+    for row, (j, length) in enumerate(zip(idx, lengths)):
+        states[j] = hidden[row, :length].clone()
 
 
-def _finished(k: int, level: str, vectors, states, start: float) -> "FrozenCache":
+def _finished(k: int, level: str, vectors, states, start: float) -> FrozenCache:
     seconds = time.perf_counter() - start
     if level == "vectors":
         return FrozenCache(k, level, vectors=vectors, seconds=seconds)
-    return FrozenCache(k, level, states=states, seconds=seconds)  # type: ignore[arg-type]
+    return FrozenCache(k, level, states=states, seconds=seconds)
 
 
 def cached_vectors(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
     """Sentence vectors from a cache batch: layers ``k..`` + pooling (+ projection, norm), differentiable."""
-    if "vectors" in batch:
-        return batch["vectors"].to(model.encoder.device)
     device = model.encoder.device
+    if "vectors" in batch:
+        return batch["vectors"].to(device)
     hidden, mask = batch["hidden"].to(device), batch["attention_mask"].to(device)
-    hidden = run_layers(model.encoder.transformer, hidden, mask, k)
-    return model.encoder.pool_tokens(hidden, mask)
+    return model.encoder.pool_tokens(run_layers(model, hidden, mask, k), mask)
 
 
 def cached_forward(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int,
                    tasks: str | Sequence[str] | None = None) -> dict[str, torch.Tensor]:
     """``{task: logits}`` from a cache batch: what ``model(...)`` computes when the bottom ``k`` layers are
     frozen and in eval mode, without running them."""
-    names = model.check_tasks(tasks)
-    vectors = cached_vectors(model, batch, k)
-    return {name: model.heads[name](vectors) for name in names}
+    return model.heads_forward(cached_vectors(model, batch, k), tasks)
 
 
 def cached_logits(model: MultiTaskModel, cache: FrozenCache, tasks: str | Sequence[str] | None = None,
                   batch_size: int = 64) -> dict[str, np.ndarray]:
     """Inference logits per task for every cached text (eval mode), in input order."""
     names = model.check_tasks(tasks)
-    n = len(cache)
-    if cache.level == "tokens":
-        order = np.argsort([-s.shape[0] for s in cache.states], kind="stable")
-    else:
-        order = np.arange(n)
-    out = {name: np.empty((n, len(model.task_labels[name])), dtype=np.float32) for name in names}
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.inference_mode():
-            for i in range(0, n, batch_size):
-                idx = order[i:i + batch_size]
-                logits = cached_forward(model, cache.batch(idx), cache.k, names)
-                for name in names:
-                    out[name][idx] = logits[name].float().cpu().numpy()
-    finally:
-        model.train(was_training)
+    out = {name: np.empty((len(cache), len(model.task_labels[name])), dtype=np.float32) for name in names}
+    with eval_mode(model), torch.inference_mode():
+        for idx in length_sorted_batches(cache.lengths, batch_size):
+            for name, logits in cached_forward(model, cache.batch(idx), cache.k, names).items():
+                out[name][idx] = logits.float().cpu().numpy()
     return out
 
 
@@ -194,30 +175,22 @@ def extend_cache(model: MultiTaskModel, source: FrozenCache, k: int, level: str 
     """A cache at layer ``k`` (or of sentence vectors) from a token cache at a lower layer ``source.k``: only
     layers ``source.k..k-1`` run (eval mode, no gradients), then pooling for ``level="vectors"``."""
     check_k(model, k)
+    _check_level(model, k, level)
     if source.level != "tokens" or source.k > k:
         raise ValueError(f"can only extend a token cache upwards: have {source.level} at k={source.k}, asked k={k}")
-    if level == "vectors" and k != num_layers(model):
-        raise ValueError(f"a cache of sentence vectors needs the whole backbone frozen (k={num_layers(model)}), got k={k}")
     start = time.perf_counter()
-    order = np.argsort([-s.shape[0] for s in source.states], kind="stable")
     states: list[torch.Tensor | None] = [None] * len(source)
     vectors = torch.empty((len(source), model.encoder.dim))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            for i in range(0, len(order), batch_size):
-                idx = order[i:i + batch_size]
-                batch = source.batch(idx)
-                device = model.encoder.device
-                hidden, mask = batch["hidden"].to(device), batch["attention_mask"].to(device)
-                hidden = run_layers(model.encoder.transformer, hidden, mask, source.k, k)
-                if level == "vectors":
-                    vectors[torch.from_numpy(idx)] = model.encoder.pool_tokens(hidden, mask).float().cpu()
-                else:
-                    _store_states(states, idx, hidden, [source.states[j].shape[0] for j in idx], by_row=True)
-    finally:
-        model.train(was_training)
+    device = model.encoder.device
+    with eval_mode(model), torch.no_grad():
+        for idx in length_sorted_batches(source.lengths, batch_size):
+            batch = source.batch(idx)
+            hidden, mask = batch["hidden"].to(device), batch["attention_mask"].to(device)
+            hidden = run_layers(model, hidden, mask, source.k, k)
+            if level == "vectors":
+                vectors[torch.from_numpy(idx)] = model.encoder.pool_tokens(hidden, mask).float().cpu()
+            else:
+                _store(states, idx, hidden, source.lengths[idx])
     return _finished(k, level, vectors, states, start)
 
 
@@ -225,29 +198,26 @@ _SHARED: OrderedDict[tuple[str, int, str], FrozenCache] = OrderedDict()
 SHARED_BYTES = 1_500_000_000
 
 
-def texts_key(model_id: str, max_length: int, pooling: str, texts: Sequence[str], normalize: bool = False) -> str:
-    """Identity of a list of texts under fixed (pretrained, or named by ``model_id``) frozen weights."""
-    digest = hashlib.sha1(f"{model_id}|{max_length}|{pooling}|{normalize}|{len(texts)}".encode())
-    digest.update("\x1f".join(texts).encode())
+def texts_key(weights_id: str, encoder_config: dict, texts: Sequence[str]) -> str:
+    """Identity of a list of texts under fixed frozen weights (``weights_id``) and encoder settings. Each text
+    is length-prefixed, so no choice of texts can make two lists share a key."""
+    digest = hashlib.sha256(f"{weights_id}|{sorted(encoder_config.items())}|{len(texts)}".encode())
+    for text in texts:
+        data = text.encode("utf-8")
+        digest.update(len(data).to_bytes(8, "big") + data)
     return digest.hexdigest()
 
 
-def shared_cache(model: MultiTaskModel, texts: Sequence[str], k: int, model_id: str | None,
+def shared_cache(model: MultiTaskModel, texts: Sequence[str], k: int, weights_id: str | None,
                  level: str | None = None, batch_size: int = 64) -> FrozenCache:
-    """:func:`build_cache`, reusing what was computed before when ``model_id`` names the frozen weights
-    (e.g. the pretrained model): the same cache is returned from memory (``seconds=0``), or one at a lower
-    layer is extended by the missing layers only (:func:`extend_cache`), so a sweep over k = 1, 2, ... runs
-    each layer once per text. ``model_id=None`` always builds. The most recently used caches are kept up to
-    :data:`SHARED_BYTES`."""
+    """:func:`build_cache`, reusing what was computed before for the same frozen weights (``weights_id``, e.g.
+    ``model.encoder.fingerprint()`` taken before training): the same cache is returned from memory
+    (``seconds=0``), or one at a lower layer is extended by the missing layers only. ``weights_id=None``
+    always builds. The most recently used caches are kept up to :data:`SHARED_BYTES`."""
     level = level or level_for(model, k)
-    if model_id is None:
+    if weights_id is None:
         return build_cache(model, texts, k, level, batch_size)
-    encoder = model.encoder
-    if encoder.projection is not None and level == "vectors":
-        model_id = None if any(p.requires_grad for p in encoder.projection.parameters()) else model_id
-    if model_id is None:
-        return build_cache(model, texts, k, level, batch_size)
-    base = texts_key(model_id, encoder.max_length, encoder.pooling, list(texts), encoder.normalize)
+    base = texts_key(weights_id, model.encoder.config(), list(texts))
     key = (base, k, level)
     if key in _SHARED:
         _SHARED.move_to_end(key)
@@ -255,8 +225,7 @@ def shared_cache(model: MultiTaskModel, texts: Sequence[str], k: int, model_id: 
         return FrozenCache(found.k, found.level, found.states, found.vectors, seconds=0.0)
     lower = [j for (b, j, lv) in _SHARED if b == base and lv == "tokens" and 0 < j <= k]
     if lower:
-        source = _SHARED[(base, max(lower), "tokens")]
-        cache = extend_cache(model, source, k, level, batch_size)
+        cache = extend_cache(model, _SHARED[(base, max(lower), "tokens")], k, level, batch_size)
     else:
         cache = build_cache(model, texts, k, level, batch_size)
     _SHARED[key] = cache
@@ -275,13 +244,12 @@ def check_equivalence(model: MultiTaskModel, sentences: Sequence[str], k: int, s
     frozen blocks in eval mode, against (b) the layers above ``k`` on the cached token vectors: the largest
     absolute difference of the logits and of every trainable parameter's gradient (same seed, so dropout
     above ``k`` draws the same masks). Leaves ``model`` unfrozen, in eval mode, without gradients."""
-    from .freezing import freeze_bottom, set_frozen_eval, unfreeze_all
-
     unfreeze_all(model)
     freeze_bottom(model, k)
     cache = build_cache(model, sentences, k, level="tokens")
     inputs = model.encoder.tokenize(sentences)
-    labels = {t: torch.arange(len(sentences)) % len(model.task_labels[t]) for t in model.task_names}
+    labels = {t: (torch.arange(len(sentences)) % len(model.task_labels[t])).to(model.encoder.device)
+              for t in model.task_names}
 
     def run(forward) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
         model.zero_grad(set_to_none=True)
@@ -310,14 +278,3 @@ def check_equivalence(model: MultiTaskModel, sentences: Sequence[str], k: int, s
     unfreeze_all(model)
     model.eval()
     return result
-
-
-def evaluate_frozen(model: MultiTaskModel, task, split: str = "test", model_id: str | None = None,
-                    batch_size: int = 64) -> dict:
-    """:func:`mtl_utils.training.evaluate` for a model whose whole encoder is frozen, through a cache of sentence
-    vectors (shared under ``model_id``, e.g. ``"pretrained:<model>"`` for untouched pretrained weights)."""
-    from .training import scores_from_logits
-
-    cache = shared_cache(model, list(task[split]["text"]), num_layers(model), model_id, "vectors", batch_size)
-    logits = cached_logits(model, cache, task.name, batch_size)[task.name]
-    return scores_from_logits(task, split, logits)

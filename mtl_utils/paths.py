@@ -9,6 +9,7 @@ from pathlib import Path
 
 REPO_ROOT: Path = Path(__file__).resolve().parents[1]
 NOTEBOOKS_DIR: Path = REPO_ROOT / "notebooks"
+RESULTS_DIR: Path = NOTEBOOKS_DIR / "results"
 
 
 def output_dir() -> Path:
@@ -17,5 +18,19 @@ def output_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where derived data splits and trained runs are cached (git-ignored)."""
+    """Where embeddings and trained runs are cached (git-ignored)."""
     return Path(os.environ.get("MTL_CACHE_DIR", REPO_ROOT / "data" / "cache"))
+
+
+def results_file(notebook: str) -> Path:
+    """The committed full-run record of a notebook: ``notebooks/results/NN.json`` (NN: its number)."""
+    return RESULTS_DIR / f"{notebook[:2]}.json"
+
+
+def relative(path: str | Path) -> str:
+    """``path`` relative to the repository when it lies inside it (what notebooks print), else as it is."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)

@@ -1,13 +1,45 @@
-"""The series' figures: each function draws one figure with titles and labelled axes and returns it."""
+"""Every figure of the series (the only module that imports matplotlib).
+
+Each function draws one figure with a title and labelled axes and returns it; :func:`show` saves a figure,
+displays it with alternative text (read by screen readers and shown when images are off) and closes it.
+"""
 from __future__ import annotations
 
-from collections.abc import Sequence
+import base64
+import html
+import io
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+TASK_ORDER = ("topic", "sentiment", "genre")
+
+
+def show(fig: Figure, alt: str, path: str | Path | None = None, dpi: int = 110) -> Path | None:
+    """Save ``fig`` as PNG (to ``path``, if given), display it with ``alt`` as its alternative text, close it.
+
+    The display carries the image twice: an HTML ``<img alt=...>`` (JupyterLab, nbconvert and the book show
+    this one) and the plain PNG (for renderers that take no HTML), plus the text itself."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    png = buffer.getvalue()
+    if path is not None:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_bytes(png)
+    plt.close(fig)
+    encoded = base64.b64encode(png).decode()
+    try:
+        from IPython.display import display
+    except ImportError:  # plain Python: nothing to display
+        return Path(path) if path else None
+    display({"text/html": f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt, quote=True)}"/>',
+             "image/png": encoded, "text/plain": f"[figure] {alt}"}, raw=True)
+    return Path(path) if path else None
 
 
 def _short(text: str, width: int) -> str:
@@ -16,11 +48,8 @@ def _short(text: str, width: int) -> str:
 
 def similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = "Cosine similarity",
                        width: int = 55) -> Figure:
-    """Heatmap of a square similarity matrix, each cell annotated, rows/columns labelled by (shortened) text.
-
-    The colour scale spans the off-diagonal values (the diagonal, each text with itself, is left white),
-    so that differences between pairs stay visible.
-    """
+    """Heatmap of a square similarity matrix, each cell annotated, rows labelled by (shortened) text. The colour
+    scale spans the off-diagonal values (the diagonal, each text with itself, is left white)."""
     matrix = np.asarray(matrix, dtype=float)
     n = len(labels)
     if matrix.shape != (n, n):
@@ -30,9 +59,8 @@ def similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = "
     low, high = float(off.min()), float(off.max())
     fig, ax = plt.subplots(figsize=(3 + 0.75 * n, 1.5 + 0.6 * n))
     image = ax.imshow(np.ma.masked_where(diagonal, matrix), cmap="viridis", vmin=low, vmax=max(high, low + 1e-6))
-    short = [_short(t, width) for t in labels]
     ax.set_xticks(range(n), [str(i + 1) for i in range(n)])
-    ax.set_yticks(range(n), [f"{s}  {i + 1}" for i, s in enumerate(short)])
+    ax.set_yticks(range(n), [f"{_short(t, width)}  {i + 1}" for i, t in enumerate(labels)])
     ax.set_xlabel("sentence (numbered as the rows)")
     ax.set_ylabel("sentence")
     for i in range(n):
@@ -46,41 +74,34 @@ def similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = "
     return fig
 
 
-def pooling_bars(table: pd.DataFrame, metric: str = "accuracy", title: str | None = None) -> Figure:
-    """Grouped bars per task: pooling modes on the x axis, one bar per vector variant, majority class dashed.
-
-    ``table`` is :func:`mtl_utils.probing.pooling_table`'s output (index task / vectors / pooling); with its
-    ``accuracy ±95%`` column the bars carry those intervals as error bars.
-    """
-    tasks = list(dict.fromkeys(table.index.get_level_values("task")))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 4), squeeze=False)
+def interval_bars(table: pd.DataFrame, group: str, label: str, title: str, xlabel: str) -> Figure:
+    """Horizontal bars of accuracy with 95 % intervals, one panel per task: ``table`` has columns task,
+    ``label`` (the bar's name), accuracy, low, high and optionally ``majority baseline`` (dashed line);
+    ``group`` colours the bars (e.g. vector variant)."""
+    tasks = [t for t in TASK_ORDER if t in set(table["task"])] + [t for t in dict.fromkeys(table["task"])
+                                                                   if t not in TASK_ORDER]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 0.45 * table.groupby("task").size().max() + 1.6),
+                             squeeze=False)
+    colours = {g: f"C{i}" for i, g in enumerate(dict.fromkeys(table[group]))}
     for ax, task in zip(axes[0], tasks):
-        part = table.loc[task]
-        base = part.xs("majority class", level="pooling")[metric].iloc[0]
-        probes = part.drop(index="majority class", level="pooling")
-        wide = probes[metric].unstack("vectors").reindex(list(dict.fromkeys(probes.index.get_level_values("pooling"))))
-        interval = f"{metric} ±95%"
-        errors = probes[interval].unstack("vectors").reindex(wide.index) if interval in probes.columns else None
-        modes, variants = list(wide.index), list(wide.columns)
-        width = 0.8 / len(variants)
-        for k, variant in enumerate(variants):
-            xs = np.arange(len(modes)) + (k - (len(variants) - 1) / 2) * width
-            yerr = None if errors is None else errors[variant].values
-            bars = ax.bar(xs, wide[variant].values, width, yerr=yerr, capsize=3, label=f"{variant} vectors")
-            ax.bar_label(bars, fmt="%.3f", fontsize=8, padding=2, label_type="center", color="white")
-        ax.axhline(base, color="black", linestyle="--", linewidth=1, label=f"majority class ({base:.3f})")
-        ax.set_xticks(range(len(modes)), modes)
-        ax.set_xlabel("pooling")
-        ax.set_ylabel(f"test {metric}")
-        ax.set_ylim(0, 1.2)
-        ax.set_yticks(np.arange(0, 1.01, 0.2))
-        ax.set_title(f"{task}: frozen encoder + logistic regression")
-        ax.legend(loc="upper center", fontsize=8, ncol=3 if errors is None else 2)
-        if errors is not None:
-            ax.set_ylabel(f"test {metric} (bars: 95% interval)")
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
+        part = table[table["task"] == task].reset_index(drop=True)
+        y = np.arange(len(part))[::-1]
+        ax.barh(y, part["accuracy"], color=[colours[g] for g in part[group]], alpha=0.85)
+        ax.errorbar(part["accuracy"], y, xerr=[part["accuracy"] - part["low"], part["high"] - part["accuracy"]],
+                    fmt="none", ecolor="black", capsize=3)
+        for yi, acc in zip(y, part["accuracy"]):
+            ax.text(0.01, yi, f"{acc:.3f}", va="center", color="white", fontsize=8)
+        if "majority baseline" in part:
+            ax.axvline(part["majority baseline"].iloc[0], ls="--", color="grey", label="majority class")
+        ax.set_yticks(y, part[label])
+        ax.set_xlim(0, 1)
+        ax.set_xlabel(xlabel)
+        ax.set_title(task)
+        ax.grid(axis="x", alpha=0.3)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in colours.values()]
+    fig.legend(handles, list(colours), loc="lower center", ncol=len(colours), fontsize=8, bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 
@@ -110,5 +131,175 @@ def embedding_maps(panels: Sequence[MapPanel], ncols: int = 2, point_size: float
         ax.legend(fontsize=8, markerscale=2, loc="best")
     for ax in list(axes.flat)[len(panels):]:
         ax.set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)") -> Figure:
+    """Each comparison of :func:`mtl_utils.experiments.comparison_table` as a point with its 95 % interval
+    (A minus B, accuracy points), a zero line, and the minimum detectable effect as a grey band when nothing
+    is detected."""
+    rows = table.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
+    y = np.arange(len(rows))[::-1]
+    for yi, r in zip(y, rows.to_dict("records")):
+        colour = "tab:blue" if r["detected"] else "tab:grey"
+        ax.errorbar(r["difference"], yi, xerr=[[r["difference"] - r["low"]], [r["high"] - r["difference"]]],
+                    fmt="o", color=colour, capsize=3)
+        if not r["detected"] and np.isfinite(r["detectable effect"]):
+            ax.fill_betweenx([yi - 0.3, yi + 0.3], -r["detectable effect"], r["detectable effect"], color="grey",
+                             alpha=0.15)
+    ax.axvline(0, color="black", lw=1)
+    ax.set_yticks(y, [f"{r['task']}: {r['A']} − {r['B']}" for r in rows.to_dict("records")])
+    ax.set_xlabel("test accuracy difference (A − B); blue: interval excludes 0; grey band: detectable effect")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(results: Mapping[str, object], window: int = 20) -> Figure:
+    """Per-task training loss (moving average over ``window`` of that task's steps) against the task's own
+    step count, one panel per task, one line per run (``results``: name -> TrainResult)."""
+    tasks = [t for t in TASK_ORDER if any(t in set(r.steps["task"]) for r in results.values())]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for name, result in results.items():
+            steps = result.steps[result.steps["task"] == task]
+            if not steps.empty:
+                ax.plot(steps["task step"], steps["loss"].rolling(window, min_periods=1).mean(), label=name)
+        ax.set_title(f"{task}: training loss ({window}-step moving average)")
+        ax.set_xlabel(f"steps on {task} batches (the task's own steps)")
+        ax.set_ylabel("cross-entropy loss")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def confusion_matrices(confusion: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str]],
+                       title: str = "") -> Figure:
+    """One row-normalised confusion matrix per task (rows: true label, columns: predicted), counts annotated."""
+    fig, axes = plt.subplots(1, len(confusion), figsize=(4.6 * len(confusion) + 1, 4.2), squeeze=False)
+    for ax, (task, matrix) in zip(axes[0], confusion.items()):
+        matrix = np.asarray(matrix)
+        share = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        names = list(labels[task])
+        ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
+        ax.set_yticks(range(len(names)), names)
+        for i in range(len(names)):
+            for j in range(len(names)):
+                ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
+                        color="white" if share[i, j] > 0.6 else "black", fontsize=9)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(f"{task}{': ' + title if title else ''}")
+    fig.tight_layout()
+    return fig
+
+
+def sweep_plot(summary: pd.DataFrame, title: str = "Freezing the bottom k encoder layers") -> Figure:
+    """Two panels against k: test accuracy per task (mean over seeds with min–max, majority class dashed) and
+    seconds of the training loop per run (log scale)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    for task, rows in summary.groupby("task", sort=False):
+        stats = rows.groupby("k")["accuracy"].agg(["mean", "min", "max"])
+        line = left.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                             marker="o", capsize=3, label=task)
+        left.axhline(rows["majority baseline"].iloc[0], ls="--", color=line[0].get_color(), alpha=0.6,
+                     label=f"{task}: majority class")
+    left.set_xlabel("frozen encoder layers k (embeddings frozen for k > 0)")
+    left.set_ylabel("test accuracy (bars: min–max over seeds)")
+    left.set_title("accuracy vs k")
+    left.legend(fontsize=8)
+    time_k = summary.drop_duplicates(["k", "seed"]).groupby("k")["train seconds"].mean()
+    right.plot(time_k.index, time_k.values, marker="o", color="tab:gray")
+    right.set_yscale("log")
+    right.set_xlabel("frozen encoder layers k (k = all: heads only)")
+    right.set_ylabel("seconds of training per run (log scale)")
+    right.set_title("training time vs k (with the frozen-layer cache)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def drift_plot(table: pd.DataFrame, watched: str, trained: str) -> Figure:
+    """The watched task's test accuracy and the trained task's validation accuracy per round, one line per
+    continuation run (``table``: :func:`mtl_utils.experiments.drift_table`)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    for name, part in table.groupby("run", sort=False):
+        left.plot(part["round"], part[f"{watched} test accuracy"], marker="o", label=name)
+        right.plot(part["round"], part[f"{trained} val accuracy"], marker="o", label=name)
+    left.set_title(f"{watched} (not trained here): test accuracy")
+    right.set_title(f"{trained} (trained): validation accuracy")
+    for ax in (left, right):
+        ax.set_xlabel(f"round of {trained}-only training (0 = the starting model)")
+        ax.set_ylabel("accuracy")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def relative_change_plot(changes: pd.DataFrame, by: str = "experiment", include_heads: bool = False,
+                         title: str = "How far each layer moved during fine-tuning") -> Figure:
+    """Relative change per depth unit, embeddings on the left to the top layer on the right, one line per
+    ``by`` value (mean over seeds, min–max as a band), log-scaled y axis. Heads are left out by default: they
+    start from random weights, so their relative change measures something else."""
+    data = changes if include_heads else changes[changes["kind"] != "head"]
+    units = list(dict.fromkeys(data.sort_values("depth", ascending=False, kind="stable")["unit"]))
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.9 * len(units) + 2), 4.2))
+    x = np.arange(len(units))
+    styles = [("-", "o"), ("--", "s"), ("-.", "^"), (":", "D"), ("--", "v"), ("-", "x")]
+    for k, (name, part) in enumerate(data.groupby(by, sort=False)):
+        stats = part.groupby("unit")["relative change"].agg(["mean", "min", "max"]).reindex(units)
+        line, marker = styles[k % len(styles)]
+        ax.plot(x, stats["mean"], linestyle=line, marker=marker, label=str(name))
+        ax.fill_between(x, stats["min"], stats["max"], alpha=0.15)
+    ax.set_xticks(x, units, rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameter group (bottom of the encoder on the left)")
+    ax.set_ylabel("relative change ||after − before|| / ||before||")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(title=by, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lr_profile(tables: Mapping[str, pd.DataFrame], title: str = "Learning rate by depth") -> Figure:
+    """Peak learning rate per unit (embeddings left, heads right) for several settings, from
+    :func:`mtl_utils.optim.lr_table` outputs keyed by a label (e.g. ``"ξ = 0.8"``)."""
+    fig, ax = plt.subplots(figsize=(8, 4))
+    units: Sequence[str] = ()
+    for label, table in tables.items():
+        ordered = table.iloc[::-1]
+        units = list(ordered["group"])
+        ax.plot(range(len(units)), ordered["learning rate"], marker="o", label=label)
+    ax.set_xticks(range(len(units)), units, rotation=30, ha="right")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameter group (bottom of the encoder on the left, heads on the right)")
+    ax.set_ylabel("peak learning rate")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def lr_schedule_plot(schedule: pd.DataFrame, groups: Sequence[str], title: str) -> Figure:
+    """Learning rate per step of some groups (``schedule``: :func:`mtl_utils.optim.lr_schedule`), log scale."""
+    wide = schedule.pivot(index="step", columns="group", values="learning rate")
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    for group in groups:
+        if group in wide:
+            ax.plot(wide.index, wide[group], label=group)
+    ax.set_yscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("learning rate (log scale)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

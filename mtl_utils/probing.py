@@ -1,20 +1,20 @@
 """Frozen-encoder probes: embed texts once with every pooling, then fit a logistic regression per pooling.
 
-:func:`embed_poolings` runs the transformer once per batch and pools the same token vectors with each
-mode, so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not three.
-:func:`cached_poolings` stores the result under :func:`mtl_utils.paths.cache_dir` (train-or-load).
-:func:`probe` scores one set of vectors; :func:`compare_poolings` and :func:`pooling_table` do all
-modes, raw and L2-normalised, and lay the scores out as a DataFrame.
+:func:`embed_poolings` runs the transformer once per batch and pools the same token vectors with each mode,
+so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not three. :func:`cached_poolings`
+stores the result on disk, keyed by the encoder's weights (its fingerprint), its settings and the texts: a
+fine-tuned or reloaded encoder never reads another encoder's vectors. :func:`probe` chooses the
+regularisation ``C`` on the validation split and scores the test split; :func:`probe_table` lays out every
+pooling with Wilson intervals and a paired test against mean pooling.
 """
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 import time
+import uuid
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,16 +22,18 @@ import pandas as pd
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import accuracy_score, f1_score
 from threadpoolctl import threadpool_limits
-from tqdm import tqdm  # plain text bars: they render in JupyterLab, papermill output and on the web
 
 from . import paths
-from .encoder import SentenceEncoder, check_sentences
+from .batching import eval_mode, length_sorted_batches
+from .encoder import SentenceEncoder, check_batch_size, check_sentences
+from .metrics import mcnemar, mde_paired_proportions, paired_bootstrap, scores, wilson_interval
 from .pooling import POOLING_MODES, pool
+from .progress import progress
 
 VARIANTS: tuple[str, ...] = ("raw", "l2")
 VARIANT_NAMES: dict[str, str] = {"raw": "raw", "l2": "L2-normalised"}
+C_GRID: tuple[float, ...] = (0.1, 1.0, 10.0)
 
 
 def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
@@ -42,49 +44,23 @@ def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
     return modes
 
 
-def embed_poolings(
-    encoder: SentenceEncoder,
-    texts: Sequence[str],
-    modes: Sequence[str] = POOLING_MODES,
-    batch_size: int = 32,
-    show_progress: bool | None = None,
-    desc: str = "embed",
-) -> dict[str, np.ndarray]:
+def embed_poolings(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequence[str] = POOLING_MODES,
+                   batch_size: int = 32, show_progress: bool | None = None, desc: str = "embed") -> dict[str, np.ndarray]:
     """Sentence vectors of ``texts`` for each pooling mode: ``{mode: [n, hidden]}``, in input order.
 
-    One transformer pass per batch (texts sorted by length, as in :meth:`SentenceEncoder.encode`), every
-    mode pooled from the same token vectors. The vectors are the raw pooled ones: the encoder's own
-    pooling, projection and normalisation settings are not applied. The progress bar (from 20 batches
-    on, or with ``show_progress``) updates at most every 10 s, which keeps executed notebooks small.
-    """
-    texts = check_sentences(texts)
+    One transformer pass per batch (length-sorted), every mode pooled from the same token vectors. The vectors
+    are the raw pooled ones: the encoder's own projection and normalisation are not applied."""
     modes = _check_modes(modes)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    hidden = encoder.hidden_size
-    out = {m: torch.empty((len(texts), hidden)) for m in modes}
-    if not texts:
-        return {m: v.numpy() for m, v in out.items()}
-    encoded = encoder.tokenizer(texts, truncation=True, max_length=encoder.max_length)
-    features = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
-    lengths = np.array([len(ids) for ids in encoded["input_ids"]])
-    order = np.argsort(-lengths, kind="stable")
-    batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-    if show_progress is None:
-        show_progress = len(batches) >= 20
-    was_training = encoder.training
-    encoder.eval()
-    try:
-        with torch.inference_mode():
-            for idx in tqdm(batches, desc=desc, unit="batch", disable=not show_progress, mininterval=10):
-                batch = encoder.tokenizer.pad({k: [encoded[k][i] for i in idx] for k in features}, return_tensors="pt")
-                batch = {k: v.to(encoder.device) for k, v in batch.items()}
-                tokens = encoder.transformer(**batch).last_hidden_state
-                rows = torch.from_numpy(idx)
-                for mode in modes:
-                    out[mode][rows] = pool(tokens, batch["attention_mask"], mode).float().cpu()
-    finally:
-        encoder.train(was_training)
+    tokenized = encoder.token_ids(check_sentences(texts))
+    batches = length_sorted_batches(tokenized.lengths, check_batch_size(batch_size))
+    out = {m: torch.empty((len(tokenized), encoder.hidden_size)) for m in modes}
+    show = len(batches) >= 20 if show_progress is None else show_progress
+    with eval_mode(encoder), torch.inference_mode():
+        for idx in progress(batches, desc=desc, unit="batch", disable=not show):
+            batch = encoder.collate([tokenized.ids[i] for i in idx])
+            tokens = encoder.transformer(**batch).last_hidden_state
+            for mode in modes:
+                out[mode][torch.from_numpy(idx)] = pool(tokens, batch["attention_mask"], mode).float().cpu()
     return {m: v.numpy() for m, v in out.items()}
 
 
@@ -102,46 +78,47 @@ class Embedded:
 
 
 def embedding_key(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequence[str]) -> str:
-    """A short hash of everything the vectors depend on: model, max length, modes and the texts themselves."""
-    digest = hashlib.sha1()
-    digest.update(json.dumps([encoder.model_name, encoder.max_length, sorted(modes)]).encode())
+    """A hash of everything the vectors depend on: the encoder's weights and settings (its fingerprint), the
+    modes and the texts (length-prefixed, so no two lists of texts share a key)."""
+    digest = hashlib.sha256(f"{encoder.fingerprint()}|{sorted(modes)}|{len(texts)}".encode())
     for text in texts:
-        digest.update(text.encode("utf-8") + b"\0")
-    return digest.hexdigest()[:16]
+        raw = text.encode("utf-8")
+        digest.update(len(raw).to_bytes(8, "big") + raw)
+    return digest.hexdigest()[:20]
 
 
-def cached_poolings(
-    encoder: SentenceEncoder,
-    texts: Sequence[str],
-    name: str,
-    modes: Sequence[str] = POOLING_MODES,
-    batch_size: int = 32,
-    recompute: bool = False,
-    cache: str | Path | None = None,
-    show_progress: bool | None = None,
-) -> Embedded:
-    """:func:`embed_poolings`, stored as ``<cache>/<name>-<model>-<key>.npz`` and loaded from there next time.
+def cached_poolings(encoder: SentenceEncoder, texts: Sequence[str], name: str, modes: Sequence[str] = POOLING_MODES,
+                    batch_size: int = 32, recompute: bool = False, cache: str | Path | None = None,
+                    show_progress: bool | None = None) -> Embedded:
+    """:func:`embed_poolings`, stored as ``<cache>/<name>-<key>.npz`` and loaded from there next time.
 
-    ``cache`` defaults to ``paths.cache_dir() / "embeddings"``; ``recompute`` ignores (and overwrites) a
-    stored file. The key (:func:`embedding_key`) changes with the model, max length, modes or any text.
-    """
+    ``cache`` defaults to ``<cache_dir>/embeddings``; ``recompute`` ignores (and overwrites) a stored file.
+    A stored file that cannot be read, or lacks a mode, is computed again. Writes go to a unique temporary
+    file renamed into place, so concurrent writers never interleave."""
     texts = check_sentences(texts)
     modes = _check_modes(modes)
     folder = Path(cache) if cache else paths.cache_dir() / "embeddings"
-    model_slug = re.sub(r"[^A-Za-z0-9._-]+", "_", encoder.model_name).strip("_")[-60:]
-    path = folder / f"{name}-{model_slug}-{embedding_key(encoder, texts, modes)}.npz"
+    path = folder / f"{name}-{embedding_key(encoder, texts, modes)}.npz"
     start = time.perf_counter()
     if path.is_file() and not recompute:
-        with np.load(path) as stored:
-            vectors = {m: stored[m] for m in modes}
-        return Embedded(vectors, path, True, time.perf_counter() - start)
+        try:
+            with np.load(path) as stored:
+                vectors = {m: stored[m] for m in modes}
+            if all(v.shape == (len(texts), encoder.hidden_size) for v in vectors.values()):
+                return Embedded(vectors, path, True, time.perf_counter() - start)
+        except (OSError, ValueError, KeyError):
+            pass
+        warnings.warn(f"stored embeddings {path} are damaged; computing them again", stacklevel=2)
     vectors = embed_poolings(encoder, texts, modes, batch_size, show_progress, desc=name)
     seconds = time.perf_counter() - start
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as handle:
-        np.savez(handle, **vectors)
-    tmp.replace(path)
+    tmp = folder / f".{path.stem}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **vectors)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return Embedded(vectors, path, False, seconds)
 
 
@@ -151,147 +128,85 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
     return vectors / np.maximum(norms, 1e-12)
 
 
-def scores(y_true: np.ndarray, y_pred: np.ndarray) -> dict[str, float]:
-    """Accuracy and macro-averaged F1 (every class counts the same, whatever its size)."""
-    return {
-        "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, average="macro", zero_division=0)),
-    }
+@dataclass
+class ProbeResult:
+    """A fitted probe: test scores, the chosen ``C`` and its validation accuracy per ``C``, which test
+    examples it got right, and whether every fit converged."""
+
+    accuracy: float
+    macro_f1: float
+    C: float
+    validation: dict[float, float]
+    correct: np.ndarray = field(repr=False)
+    converged: bool = True
 
 
-def probe(
-    train_X: np.ndarray,
-    train_y: np.ndarray,
-    test_X: np.ndarray,
-    test_y: np.ndarray,
-    C: float = 1.0,
-    max_iter: int = 3000,
-    seed: int = 0,
-    threads: int | None = 1,
-) -> dict[str, float]:
-    """Fit a logistic regression on frozen vectors of the train split; accuracy and macro-F1 on the test split.
-
-    Convergence warnings are caught rather than printed: ``converged`` is 0.0 when the solver stopped at
-    ``max_iter``, else 1.0, so a table can show it. ``threads`` caps the BLAS/OpenMP threads of the fit
-    (``None``: no cap): with a few hundred features one thread is as fast, and on a busy machine extra
-    threads fight over the cores (measured 10x slower on a shared 2-core box). Results do not change.
-    """
+def _fit(train_X, train_y, C: float, max_iter: int, seed: int) -> tuple[LogisticRegression, bool]:
     model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
-    with warnings.catch_warnings(record=True) as caught, threadpool_limits(threads):
+    with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model.fit(np.asarray(train_X), np.asarray(train_y))
-    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    return {**scores(np.asarray(test_y), model.predict(np.asarray(test_X))), "converged": float(converged)}
+        model.fit(train_X, train_y)
+    return model, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
-def majority_scores(train_y: np.ndarray, test_y: np.ndarray) -> dict[str, float]:
-    """Scores of always predicting the most frequent training label (the floor any probe must beat)."""
-    values, counts = np.unique(np.asarray(train_y), return_counts=True)
-    return scores(np.asarray(test_y), np.full(len(test_y), values[np.argmax(counts)]))
+def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np.ndarray, test_X: np.ndarray,
+          test_y: np.ndarray, C_grid: Sequence[float] = C_GRID, max_iter: int = 2000, seed: int = 0,
+          threads: int | None = 1) -> ProbeResult:
+    """Fit a logistic regression on frozen vectors of the train split for each ``C`` in ``C_grid``, keep the
+    one with the best validation accuracy, and score it on the test split.
+
+    The poolings' vectors differ in scale, so one fixed ``C`` would favour some of them; choosing ``C`` on
+    validation gives each its own. ``threads`` caps the BLAS threads of the fit (``None``: no cap)."""
+    fits, validation, converged = {}, {}, True
+    with threadpool_limits(threads):
+        for C in C_grid:
+            model, ok = _fit(np.asarray(train_X), np.asarray(train_y), C, max_iter, seed)
+            fits[C], converged = model, converged and ok
+            validation[C] = float(np.mean(model.predict(np.asarray(val_X)) == np.asarray(val_y)))
+    best = max(C_grid, key=lambda c: (validation[c], -abs(np.log10(c))))  # ties: the C closest to 1
+    pred = fits[best].predict(np.asarray(test_X))
+    s = scores(np.asarray(test_y), pred)
+    return ProbeResult(s["accuracy"], s["macro_f1"], best, validation, pred == np.asarray(test_y), converged)
 
 
-def compare_poolings(
-    train: Mapping[str, np.ndarray],
-    train_y: np.ndarray,
-    test: Mapping[str, np.ndarray],
-    test_y: np.ndarray,
-    variants: Sequence[str] = VARIANTS,
-    **probe_kwargs,
-) -> dict[str, dict[str, dict[str, float]]]:
-    """:func:`probe` for every pooling mode in ``train``/``test`` and every variant (``raw``, ``l2``).
-
-    Returns ``{variant: {mode: {"accuracy", "macro_f1", "converged"}}}``.
-    """
+def compare_poolings(vectors: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping[str, np.ndarray],
+                     variants: Sequence[str] = VARIANTS, **probe_kwargs) -> dict[str, dict[str, ProbeResult]]:
+    """:func:`probe` for every pooling mode and variant (``raw``, ``l2``): ``vectors[split][mode]`` and
+    ``labels[split]`` for the splits train, validation and test. Returns ``{variant: {mode: ProbeResult}}``."""
     unknown = set(variants) - set(VARIANTS)
     if unknown:
         raise ValueError(f"unknown variant(s) {sorted(unknown)}; choose from {VARIANTS}")
-    results: dict[str, dict[str, dict[str, float]]] = {}
+    results: dict[str, dict[str, ProbeResult]] = {}
     for variant in variants:
         prep = l2_normalize if variant == "l2" else np.asarray
-        results[variant] = {
-            mode: probe(prep(train[mode]), train_y, prep(test[mode]), test_y, **probe_kwargs) for mode in train
-        }
+        results[variant] = {mode: probe(prep(vectors["train"][mode]), labels["train"], prep(vectors["validation"][mode]),
+                                        labels["validation"], prep(vectors["test"][mode]), labels["test"], **probe_kwargs)
+                            for mode in vectors["train"]}
     return results
 
 
-def accuracy_interval(accuracy: float, n: int, z: float = 1.96) -> float:
-    """Half-width of the normal-approximation 95% interval of an accuracy measured on ``n`` examples.
+def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
+                baselines: Mapping[str, Mapping[str, float]], reference: tuple[str, str] = ("raw", "mean")) -> pd.DataFrame:
+    """One row per task, vectors and pooling, plus the majority-class row per task: test accuracy with its 95 %
+    Wilson interval, macro-F1, the chosen ``C``, and the paired comparison with ``reference`` (raw mean
+    pooling): the accuracy difference with its paired-bootstrap interval, McNemar's p and the detectable effect.
 
-    It says how far the same classifier's accuracy could move on another test set of the same size, so
-    two accuracies closer than this are not told apart by the test set.
-    """
-    if n < 1:
-        raise ValueError(f"n must be at least 1, got {n}")
-    return float(z * np.sqrt(accuracy * (1 - accuracy) / n))
-
-
-def pooling_table(
-    results: Mapping[str, Mapping[str, Mapping[str, Mapping[str, float]]]],
-    baselines: Mapping[str, Mapping[str, float]],
-    n_test: Mapping[str, int] | None = None,
-) -> pd.DataFrame:
-    """One row per task, vectors (raw / L2-normalised) and pooling, plus the majority-class row per task.
-
-    ``results``: ``{task: {variant: {mode: scores}}}`` as :func:`compare_poolings` gives per task;
-    ``baselines``: ``{task: majority_scores(...)}``. Columns: accuracy, macro-F1, with ``n_test`` (test
-    examples per task) also ``accuracy ±95%`` (:func:`accuracy_interval`), and ``converged`` when any
-    fit stopped at its iteration limit.
-    """
+    ``results``: ``{task: {variant: {mode: ProbeResult}}}``; ``baselines``: ``{task: majority scores}``."""
     rows = []
     for task, by_variant in results.items():
+        ref = by_variant[reference[0]][reference[1]].correct
         for variant, by_mode in by_variant.items():
-            for mode, s in by_mode.items():
-                rows.append({"task": task, "vectors": VARIANT_NAMES.get(variant, variant), "pooling": mode,
-                             "accuracy": s["accuracy"], "macro-F1": s["macro_f1"],
-                             "converged": bool(s.get("converged", 1.0))})
+            for mode, r in by_mode.items():
+                lo, hi = wilson_interval(int(r.correct.sum()), len(r.correct))
+                row = {"task": task, "vectors": VARIANT_NAMES.get(variant, variant), "pooling": mode,
+                       "accuracy": r.accuracy, "low": lo, "high": hi, "macro-F1": r.macro_f1, "C": r.C,
+                       "converged": r.converged}
+                if (variant, mode) != reference:
+                    boot, test = paired_bootstrap(r.correct, ref), mcnemar(r.correct, ref)
+                    row.update({"vs mean": boot["difference"], "vs mean low": boot["low"], "vs mean high": boot["high"],
+                                "McNemar p": test.p_value, "detectable effect": mde_paired_proportions(r.correct, ref)})
+                rows.append(row)
         base = baselines[task]
         rows.append({"task": task, "vectors": "-", "pooling": "majority class", "accuracy": base["accuracy"],
                      "macro-F1": base["macro_f1"], "converged": True})
-    table = pd.DataFrame(rows)
-    if n_test is not None:
-        table.insert(4, "accuracy ±95%", [accuracy_interval(a, n_test[t]) for t, a in zip(table["task"], table["accuracy"])])
-    table = table.set_index(["task", "vectors", "pooling"])
-    if table["converged"].all():
-        table = table.drop(columns="converged")
-    return table
-
-
-def describe_poolings(table: pd.DataFrame) -> str:
-    """Markdown sentences on a :func:`pooling_table` (with its ``accuracy ±95%`` column): per task, the best
-    row, how each pooling compares with mean pooling and the two vector variants with each other, and
-    whether each gap exceeds the 95% interval of one accuracy (a rough yardstick, not a paired test).
-    """
-    if "accuracy ±95%" not in table.columns:
-        raise ValueError("describe_poolings needs the 'accuracy ±95%' column: pass n_test to pooling_table")
-    lines = []
-    for task in dict.fromkeys(table.index.get_level_values("task")):
-        part = table.loc[task].drop(index="majority class", level="pooling")
-        base = table.loc[(task, "-", "majority class"), "accuracy"]
-        (best_vectors, best_mode), best = part["accuracy"].idxmax(), part["accuracy"].max()
-        lines.append(f"- **{task}**: best {best_mode} pooling on {best_vectors} vectors, accuracy {best:.3f} "
-                     f"(±{part.loc[(best_vectors, best_mode), 'accuracy ±95%']:.3f}) against {base:.3f} for "
-                     f"the majority class.")
-        for vectors in dict.fromkeys(part.index.get_level_values("vectors")):
-            mean_acc = part.loc[(vectors, "mean"), "accuracy"] if (vectors, "mean") in part.index else None
-            if mean_acc is None:
-                continue
-            half = part.loc[(vectors, "mean"), "accuracy ±95%"]
-            gaps = []
-            for mode in part.loc[vectors].index:
-                if mode == "mean":
-                    continue
-                gap = mean_acc - part.loc[(vectors, mode), "accuracy"]
-                verdict = "beyond" if abs(gap) > half else "within"
-                gaps.append(f"{mode} {gap:+.3f} ({verdict} ±{half:.3f})")
-            lines.append(f"  - {vectors} vectors, mean minus other poolings: " + ", ".join(gaps) + ".")
-        variants = list(dict.fromkeys(part.index.get_level_values("vectors")))
-        if len(variants) == 2:
-            first, second = variants
-            gaps = []
-            for mode in dict.fromkeys(part.index.get_level_values("pooling")):
-                if (first, mode) in part.index and (second, mode) in part.index:
-                    gap = part.loc[(second, mode), "accuracy"] - part.loc[(first, mode), "accuracy"]
-                    half = part.loc[(first, mode), "accuracy ±95%"]
-                    gaps.append(f"{mode} {gap:+.3f} ({'beyond' if abs(gap) > half else 'within'} ±{half:.3f})")
-            lines.append(f"  - {second} minus {first} vectors: " + ", ".join(gaps) + ".")
-    return "\n".join(lines)
+    return pd.DataFrame(rows)

@@ -1,24 +1,32 @@
-"""What a notebook run leaves behind: its key numbers as JSON, with the environment that produced them."""
+"""What a notebook run leaves behind: its key numbers as JSON, with the environment that produced them.
+
+``metrics.json`` goes to the run's output folder (what the tests assert on). A full run also writes the same
+record to ``notebooks/results/NN.json``, which is committed: the README's results are generated from those
+files (:mod:`mtl_utils.readme`), so they can never drift from the committed notebooks.
+"""
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
+import sklearn
+import torch
+import transformers
 
-from . import paths
+from . import paths, runtime
 
 
 def environment() -> dict[str, Any]:
-    """Versions and machine facts worth printing at the top of a notebook and storing with its numbers."""
-    import sklearn
-    import torch
-    import transformers
-
+    """Versions and machine facts worth printing at the top of a notebook and storing with its numbers; the
+    device is the one the series computes on (:func:`mtl_utils.runtime.device`)."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -26,10 +34,14 @@ def environment() -> dict[str, Any]:
         "scikit-learn": sklearn.__version__,
         "numpy": np.__version__,
         "cpu cores": os.cpu_count(),
-        "torch threads": torch.get_num_threads(),
-        "device": "cuda" if torch.cuda.is_available() else "cpu",
+        **runtime.describe(),
         "platform": platform.platform(),
     }
+
+
+def environment_table() -> pd.DataFrame:
+    """:func:`environment` as a one-column table."""
+    return pd.DataFrame({"value": {k: str(v) for k, v in environment().items()}})
 
 
 def notebook_output_dir(notebook: str, output_dir: str | Path | None = None) -> Path:
@@ -39,38 +51,53 @@ def notebook_output_dir(notebook: str, output_dir: str | Path | None = None) -> 
     return folder
 
 
-def _plain(value: Any) -> Any:
+def _plain(value: Any, where: str = "metrics") -> Any:
+    """JSON-ready values; NaN/inf and keys that collide once turned into strings raise, naming the key."""
     if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
+        out: dict[str, Any] = {}
+        original: dict[str, Any] = {}
+        for key, item in value.items():
+            name = str(key)
+            if name in out:
+                raise ValueError(f"{where}: keys {original[name]!r} and {key!r} both become the JSON key {name!r}")
+            original[name] = key
+            out[name] = _plain(item, f"{where}[{name!r}]")
+        return out
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if isinstance(value, np.generic):
-        return value.item()
+        return [_plain(v, f"{where}[{i}]") for i, v in enumerate(value)]
     if isinstance(value, np.ndarray):
-        return value.tolist()
+        return _plain(value.tolist(), where)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}: JSON has no NaN or infinity; store None (null) for a missing number")
     if isinstance(value, Path):
         return str(value)
     return value
 
 
-def save_metrics(folder: str | Path, metrics: dict[str, Any], parameters: dict[str, Any] | None = None) -> Path:
-    """Write ``metrics.json`` (numbers, the run's parameters, environment, time) into ``folder``.
+def _write_json(target: Path, record: dict) -> Path:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        tmp.write_text(json.dumps(record, indent=2, allow_nan=False) + "\n")
+        tmp.replace(target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
 
-    The file is written to a temporary name first and then renamed, so a failed run never leaves a
-    half-written file behind.
-    """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    record = {
-        "metrics": _plain(metrics),
-        "parameters": _plain(parameters or {}),
-        "environment": environment(),
-        "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    target = folder / "metrics.json"
-    tmp = target.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(record, indent=2, allow_nan=False))
-    tmp.replace(target)
+
+def save_metrics(folder: str | Path, metrics: dict[str, Any], parameters: dict[str, Any] | None = None,
+                 notebook: str | None = None) -> Path:
+    """Write ``metrics.json`` (numbers, the run's parameters, environment, time) into ``folder``, atomically.
+
+    With ``notebook`` (e.g. ``"02_multitask_model"``) and a full run (``parameters["QUICK"]`` false), the
+    record is also written to ``notebooks/results/<NN>.json``, the committed results of the series."""
+    record = {"metrics": _plain(metrics), "parameters": _plain(parameters or {}, "parameters"),
+              "environment": environment(), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    target = _write_json(Path(folder) / "metrics.json", record)
+    if notebook and not (parameters or {}).get("QUICK", False):
+        _write_json(paths.results_file(notebook), record)
     return target
 
 

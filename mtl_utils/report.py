@@ -1,15 +1,59 @@
-"""Tables and figures about a trained multi-task model: its data flow, training curves, confusion matrices."""
+"""Words from numbers: Markdown verdicts for comparisons, and small tables a notebook shows as they are.
+
+Notebook cells that present a result call these and display what they return, so a cell stays a few lines
+and every sentence follows the same rule (:data:`RULE`).
+"""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 import torch
-from matplotlib.figure import Figure
 
+from .batching import eval_mode
 from .model import MultiTaskModel
+
+RULE = ("**How to read a comparison.** A − B is paired: the same test set and, over seeds, the same seeds "
+        "(same heads' initialisation, same batch order). A difference is called real when its 95 % interval "
+        "excludes zero; otherwise the verdict is *no difference detected*, with the smallest difference the "
+        "design would have detected with 80 % power beside it.")
+
+
+def signed(value: float, digits: int = 3) -> str:
+    """``+0.012`` / ``−0.004`` (a real minus sign)."""
+    return f"{value:+.{digits}f}".replace("-", "−")
+
+
+def verdict(row: Mapping, digits: int = 3) -> str:
+    """One Markdown sentence for a row of :func:`mtl_utils.experiments.comparison_table`."""
+    head = (f"**{row['task']}**: {row['A']} − {row['B']} = {signed(row['difference'], digits)} "
+            f"[{signed(row['low'], digits)}, {signed(row['high'], digits)}]")
+    how = f"{row['seeds']} seeds, paired t" if row["seeds"] > 1 else "one seed, paired over test examples"
+    if row["detected"]:
+        better = row["A"] if row["difference"] > 0 else row["B"]
+        return f"{head} ({how}, p = {row['p-value']:.3g}): **{better} is better**."
+    return (f"{head} ({how}): no difference detected; the design would have detected "
+            f"±{row['detectable effect']:.{digits}f}.")
+
+
+def verdicts(table: pd.DataFrame, digits: int = 3) -> str:
+    """A Markdown bullet list of :func:`verdict` for every row."""
+    return "\n".join(f"* {verdict(row, digits)}" for row in table.to_dict("records"))
+
+
+def comparison_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """A compact display of a comparison table: accuracies, difference with interval, p, detectable effect."""
+    out = pd.DataFrame({
+        "task": table["task"], "A": table["A"], "B": table["B"],
+        "A accuracy": table["A accuracy"].round(digits), "B accuracy": table["B accuracy"].round(digits),
+        "A − B [95% interval]": [f"{signed(d, digits)} [{signed(lo, digits)}, {signed(hi, digits)}]"
+                                 for d, lo, hi in zip(table["difference"], table["low"], table["high"])],
+        "p": table["p-value"].map(lambda p: f"{p:.3g}"),
+        "detectable effect": table["detectable effect"].round(digits),
+        "verdict": ["A better" if d and x > 0 else "B better" if d else "no difference detected"
+                    for d, x in zip(table["detected"], table["difference"])],
+        "seeds": table["seeds"]})
+    return out
 
 
 def data_flow(model: MultiTaskModel, sentences: Sequence[str]) -> pd.DataFrame:
@@ -17,83 +61,17 @@ def data_flow(model: MultiTaskModel, sentences: Sequence[str]) -> pd.DataFrame:
     batch = model.encoder.tokenize(list(sentences))
     rows = [{"stage": "word-piece ids (padded)", "module": "tokenizer", "shape": list(batch["input_ids"].shape),
              "shared": "yes"}]
-    model.eval()
-    with torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         out = model.encoder.transformer(**batch, output_hidden_states=True)
         rows.append({"stage": "token vectors after embeddings", "module": "transformer.embeddings",
                      "shape": list(out.hidden_states[0].shape), "shared": "yes"})
         for i, hidden in enumerate(out.hidden_states[1:]):
-            rows.append({"stage": f"token vectors after layer {i + 1}", "module": f"transformer.encoder.layer[{i}]",
+            rows.append({"stage": f"token vectors after layer {i + 1}", "module": f"encoder.layer[{i}]",
                          "shape": list(hidden.shape), "shared": "yes"})
         vectors = model.encoder.pool_tokens(out.last_hidden_state, batch["attention_mask"])
         rows.append({"stage": f"sentence vectors ({model.encoder.pooling} pooling)", "module": "pooling",
                      "shape": list(vectors.shape), "shared": "yes"})
-        for name, head in model.heads.items():
-            rows.append({"stage": f"{name} logits ({', '.join(model.task_labels[name])})", "module": f"heads['{name}']",
-                         "shape": list(head(vectors).shape), "shared": f"no: {name} only"})
+        for name, logits in model.heads_forward(vectors).items():
+            rows.append({"stage": f"{name} logits ({', '.join(model.task_labels[name])})",
+                         "module": f"heads['{name}']", "shape": list(logits.shape), "shared": f"no: {name} only"})
     return pd.DataFrame(rows)
-
-
-def training_curves(results: Mapping[str, "object"], window: int = 10) -> Figure:
-    """Per-task training loss (moving average over ``window`` steps of that task) against the global step,
-    one panel per task, one line per run (``results``: name -> TrainResult)."""
-    tasks = sorted({t for r in results.values() for t in r.steps["task"].unique()},
-                   key=lambda t: ["topic", "sentiment"].index(t) if t in ("topic", "sentiment") else 9)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        for name, result in results.items():
-            steps = result.steps[result.steps["task"] == task]
-            if steps.empty:
-                continue
-            ax.plot(steps["step"], steps["loss"].rolling(window, min_periods=1).mean(), label=name)
-        ax.set_title(f"{task}: training loss ({window}-step moving average)")
-        ax.set_xlabel("optimizer step (all tasks)")
-        ax.set_ylabel("cross-entropy loss")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    return fig
-
-
-def confusion_matrices(confusion: Mapping[str, np.ndarray], labels: Mapping[str, Sequence[str]],
-                       title: str = "") -> Figure:
-    """One row-normalised confusion matrix per task (rows: true label, columns: predicted), counts annotated."""
-    fig, axes = plt.subplots(1, len(confusion), figsize=(4.6 * len(confusion) + 1, 4.2), squeeze=False)
-    for ax, (task, matrix) in zip(axes[0], confusion.items()):
-        matrix = np.asarray(matrix)
-        share = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1)
-        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-        names = list(labels[task])
-        ax.set_xticks(range(len(names)), names, rotation=35, ha="right")
-        ax.set_yticks(range(len(names)), names)
-        for i in range(len(names)):
-            for j in range(len(names)):
-                ax.text(j, i, str(matrix[i, j]), ha="center", va="center",
-                        color="white" if share[i, j] > 0.6 else "black", fontsize=9)
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_title(f"{task}{': ' + title if title else ''}")
-    fig.tight_layout()
-    return fig
-
-
-def metric_bars(table: pd.DataFrame, metric: str = "accuracy", title: str = "") -> Figure:
-    """Bars of the mean ``metric`` per experiment and task with seed-to-seed std as error bars, and the
-    majority baseline as a dashed line per task (``table``: the long table of :func:`experiments.run_grid`)."""
-    tasks = list(dict.fromkeys(table["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(5.5 * len(tasks), 3.8), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        rows = table[table["task"] == task]
-        stats = rows.groupby("experiment", sort=False)[metric].agg(["mean", "std"]).fillna(0)
-        ax.bar(range(len(stats)), stats["mean"], yerr=stats["std"], capsize=4, color="tab:blue", alpha=0.8)
-        ax.set_xticks(range(len(stats)), stats.index, rotation=20, ha="right")
-        baseline = rows["majority baseline"].iloc[0] if "majority baseline" in rows else None
-        if baseline is not None:
-            ax.axhline(baseline, ls="--", color="grey", label=f"majority baseline {baseline:.3f}")
-            ax.legend(loc="lower right")
-        ax.set_ylim(0, 1)
-        ax.set_ylabel(f"test {metric}")
-        ax.set_title(f"{task}{': ' + title if title else ''}")
-        ax.grid(axis="y", alpha=0.3)
-    fig.tight_layout()
-    return fig

@@ -1,71 +1,119 @@
-"""Multi-task training: one task per mini-batch, a task sampler, AdamW with warm-up and decay,
-validation every epoch, the best checkpoint kept, and a cache so a finished run is never trained twice."""
+"""Multi-task training: one task per mini-batch, a task sampler, AdamW with warm-up and decay, validation
+after each round, and the best round's weights kept.
+
+The loop is :class:`Trainer`, a few small methods in the order they run (``prepare_data``,
+``prepare_model``, ``prepare_optimizer``, then ``fit`` = ``fit_round`` + ``validate`` per round,
+``restore_best``, ``test``). Its heart is :meth:`Trainer.train_step`, the step a reader should know by heart:
+sample a task, take a batch of that task, run it through the shared encoder and that task's head, weight
+its loss, backpropagate, clip, step, schedule. :func:`train` runs it all; :mod:`mtl_utils.runs` caches
+finished runs.
+
+The budget of a run is the number of training examples it sees (``TrainConfig.examples``); ``rounds`` splits
+it into equal parts with a validation after each.
+"""
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import math
-import os
-import shutil
-import tempfile
+import re
 import time
+import warnings
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import accuracy_score, confusion_matrix, f1_score
 from torch import nn
-from tqdm import tqdm  # plain text bars: they render in JupyterLab, papermill output and on the web
 
-from . import optim, paths
-from .data import Task
-from .encoder import DEFAULT_MODEL
+from . import anatomy, freezing, optim, runtime
+from .batching import eval_mode
+from .data import SPLITS, Task
+from .encoder import DEFAULT_MODEL, Tokenized, check_batch_size
+from .frozen_cache import FrozenCache, cached_forward, cached_logits, level_for, shared_cache
+from .metrics import classification_scores
 from .model import MultiTaskModel
+from .pooling import POOLING_MODES
+from .progress import progress
 from .seeding import set_seed
 
 SAMPLING_STRATEGIES: tuple[str, ...] = ("proportional", "uniform", "temperature")
+_RUN_KEY = re.compile(r"^[0-9a-f]{16}$")
+
+
+def _bad(name: str, value, wanted: str) -> ValueError:
+    return ValueError(f"TrainConfig.{name} must be {wanted}, got {value!r}")
+
+
+def _int(name: str, value, low: int, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise _bad(name, value, f"an integer of at least {low}" + (" (or None)" if none_ok else ""))
+
+
+def _number(name: str, value, low: float, high: float = math.inf, low_open: bool = False,
+            none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    ok = not isinstance(value, bool) and isinstance(value, (int, float, np.floating)) and math.isfinite(value)
+    ok = ok and (value > low if low_open else value >= low) and value <= high
+    if not ok:
+        bounds = f"{'>' if low_open else '>='} {low:g}" + (f" and <= {high:g}" if high < math.inf else "")
+        raise _bad(name, value, f"a finite number {bounds}" + (" (or None)" if none_ok else ""))
+
+
+def _names(name: str, value) -> tuple[str, ...]:
+    if isinstance(value, str):
+        raise _bad(name, value, f"a tuple of task names, e.g. ({value!r},), not a bare string")
+    names = tuple(value)
+    if not all(isinstance(v, str) and v for v in names):
+        raise _bad(name, value, "a tuple of non-empty task-name strings")
+    if len(set(names)) != len(names):
+        raise _bad(name, value, "a tuple of distinct task names (one is repeated)")
+    return names
 
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (and so its cache key).
+    """Everything that defines a training run (and so its cache key), validated when it is made: a bad
+    field raises ``ValueError`` naming the field and what it accepts.
 
-    ``steps_per_epoch=None`` means one pass over all training examples of the chosen tasks. Two runs with
-    the same ``steps_per_epoch``, ``epochs`` and ``batch_size`` have the same compute budget.
+    Budget: ``examples`` training examples seen in total, ``ceil(examples / batch_size)`` optimizer steps
+    (``None``: one pass over every trained task's training set); ``rounds`` equal parts, each followed by a
+    validation; the round with the best mean validation macro-F1 is kept.
 
-    Freezing (see :mod:`mtl_utils.freezing`): ``frozen_layers=k`` freezes the embeddings and the bottom ``k``
-    encoder layers (``k`` = all layers: the whole backbone); ``frozen_heads`` freezes those tasks' heads.
-    With ``frozen_cache`` the frozen bottom's output is computed once per text and training runs only the
-    layers above (:mod:`mtl_utils.frozen_cache`). ``gradual_unfreezing`` (ULMFiT) trains the heads alone
-    in epoch 1 and unfreezes one more layer from the top each epoch, down to ``frozen_layers``.
-    ``init_from`` is the cache key (:func:`run_key`) of a finished run whose model training continues from;
-    ``watch_tasks`` are tasks of that model that are not trained but evaluated every epoch (to see them drift).
+    Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for
+    ``lr``); ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.optim`).
+
+    Freezing (:mod:`mtl_utils.freezing`): ``frozen_layers=k`` freezes the embeddings and the bottom ``k``
+    encoder layers; ``frozen_heads`` freezes those tasks' heads. With ``frozen_cache`` the frozen bottom's
+    output is computed once per text (:mod:`mtl_utils.frozen_cache`, exact). ``gradual_unfreezing`` (ULMFiT)
+    trains the heads alone in round 1 and unfreezes one more layer from the top each round, down to
+    ``frozen_layers``. ``init_from`` is the cache key of a finished run whose model training continues from;
+    ``watch_tasks`` are tasks of that model that are not trained but evaluated every round.
     """
 
     tasks: tuple[str, ...] = ("topic", "sentiment")
     model: str = DEFAULT_MODEL
     pooling: str = "mean"
     max_length: int = 64
-    epochs: int = 2
     batch_size: int = 16
-    steps_per_epoch: int | None = None
+    examples: int | None = None
+    rounds: int = 1
     lr: float = 5e-5
-    head_lr: float | None = None
+    head_lr: float | dict[str, float] | None = None
     layer_decay: float | None = None
     weight_decay: float = 0.01
     warmup_ratio: float = 0.1
-    max_grad_norm: float = 1.0
+    max_grad_norm: float | None = 1.0
     sampling: str = "proportional"
     temperature: float = 2.0
     loss_weights: dict[str, float] = field(default_factory=dict)
     dropout: float = 0.1
     hidden_dim: int | None = None
-    length_bucketing: bool = False
+    length_bucketing: bool = True
     eval_batch_size: int = 64
     seed: int = 0
     frozen_layers: int = 0
@@ -74,48 +122,92 @@ class TrainConfig:
     gradual_unfreezing: bool = False
     init_from: str | None = None
     watch_tasks: tuple[str, ...] = ()
+    device: str | None = None
 
     def __post_init__(self) -> None:
-        self.tasks = tuple(self.tasks)
+        self.tasks = _names("tasks", self.tasks)
         if not self.tasks:
-            raise ValueError("TrainConfig.tasks is empty: name at least one task")
+            raise _bad("tasks", self.tasks, "at least one task name")
+        self.frozen_heads, self.watch_tasks = _names("frozen_heads", self.frozen_heads), _names("watch_tasks",
+                                                                                                 self.watch_tasks)
+        if not isinstance(self.model, str) or not self.model:
+            raise _bad("model", self.model, "a model id or folder (a non-empty string)")
+        if self.pooling not in POOLING_MODES:
+            raise _bad("pooling", self.pooling, f"one of {POOLING_MODES}")
+        for name, low in (("max_length", 2), ("batch_size", 1), ("rounds", 1), ("eval_batch_size", 1), ("seed", 0),
+                          ("frozen_layers", 0)):
+            _int(name, getattr(self, name), low)
+        _int("examples", self.examples, 1, none_ok=True)
+        _int("hidden_dim", self.hidden_dim, 1, none_ok=True)
+        _number("lr", self.lr, 0, low_open=True)
+        self._check_head_lr()
+        _number("layer_decay", self.layer_decay, 0, 1, low_open=True, none_ok=True)
+        _number("weight_decay", self.weight_decay, 0)
+        _number("warmup_ratio", self.warmup_ratio, 0, 1)
+        _number("max_grad_norm", self.max_grad_norm, 0, low_open=True, none_ok=True)
+        _number("temperature", self.temperature, 0, low_open=True)
+        _number("dropout", self.dropout, 0, 1)
+        if self.dropout >= 1:
+            raise _bad("dropout", self.dropout, "below 1 (1 would drop everything)")
         if self.sampling not in SAMPLING_STRATEGIES:
-            raise ValueError(f"unknown sampling '{self.sampling}'; choose one of {SAMPLING_STRATEGIES}")
-        unknown = set(self.loss_weights) - set(self.tasks)
-        if unknown:
-            raise ValueError(f"loss_weights name tasks {sorted(unknown)} that are not trained; tasks: {self.tasks}")
-        for name in ("epochs", "batch_size", "max_length"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"TrainConfig.{name} must be at least 1, got {getattr(self, name)}")
-        self.frozen_heads, self.watch_tasks = tuple(self.frozen_heads), tuple(self.watch_tasks)
-        if isinstance(self.frozen_layers, bool) or not isinstance(self.frozen_layers, int) or self.frozen_layers < 0:
-            raise ValueError(f"TrainConfig.frozen_layers must be a non-negative integer, got {self.frozen_layers!r}")
+            raise _bad("sampling", self.sampling, f"one of {SAMPLING_STRATEGIES}")
+        self._check_loss_weights()
+        for name in ("length_bucketing", "frozen_cache", "gradual_unfreezing"):
+            if not isinstance(getattr(self, name), bool):
+                raise _bad(name, getattr(self, name), "True or False")
         both = set(self.watch_tasks) & set(self.tasks)
         if both:
-            raise ValueError(f"watch_tasks {sorted(both)} are also trained; watch only tasks that are not in tasks")
+            raise _bad("watch_tasks", self.watch_tasks, f"tasks that are not trained ({sorted(both)} are in tasks)")
+        unknown = set(self.frozen_heads) - set(self.tasks) - set(self.watch_tasks)
+        if unknown:
+            raise _bad("frozen_heads", self.frozen_heads, f"heads of trained or watched tasks ({sorted(unknown)} is "
+                                                          "neither)")
+        if self.init_from is not None and not (isinstance(self.init_from, str) and _RUN_KEY.match(self.init_from)):
+            raise _bad("init_from", self.init_from, "None or the 16-character cache key of a finished run")
+        if self.watch_tasks and self.init_from is None:
+            raise _bad("watch_tasks", self.watch_tasks, "empty unless init_from names a run that has those heads")
+        if self.device is not None:
+            runtime.device(self.device)
+
+    def _check_head_lr(self) -> None:
+        if isinstance(self.head_lr, Mapping):
+            self.head_lr = dict(self.head_lr)
+            unknown = sorted(set(self.head_lr) - set(self.tasks))
+            if unknown:
+                raise _bad("head_lr", self.head_lr, f"rates for trained tasks {self.tasks} ({unknown} is not one)")
+            for task, rate in self.head_lr.items():
+                _number(f"head_lr[{task!r}]", rate, 0, low_open=True)
+        else:
+            _number("head_lr", self.head_lr, 0, low_open=True, none_ok=True)
+
+    def _check_loss_weights(self) -> None:
+        if not isinstance(self.loss_weights, Mapping):
+            raise _bad("loss_weights", self.loss_weights, "a dict {task: weight}")
+        self.loss_weights = dict(self.loss_weights)
+        unknown = sorted(set(self.loss_weights) - set(self.tasks))
+        if unknown:
+            raise _bad("loss_weights", self.loss_weights, f"weights of trained tasks {self.tasks} ({unknown} is not one)")
+        for task, weight in self.loss_weights.items():
+            _number(f"loss_weights[{task!r}]", weight, 0, low_open=True)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
-    def key_dict(self) -> dict:
-        """The fields that identify the run: :meth:`to_dict` less the freezing fields left at their defaults
-        (so runs without freezing keep the cache keys they had before those fields existed)."""
-        out = self.to_dict()
-        for f in dataclasses.fields(self):
-            if f.name in _LATER_FIELDS and out[f.name] == (f.default if f.default is not dataclasses.MISSING
-                                                           else f.default_factory()):
-                del out[f.name]
-        return out
+    def replace(self, **changes) -> "TrainConfig":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
 
-
-_LATER_FIELDS = ("frozen_layers", "frozen_heads", "frozen_cache", "gradual_unfreezing", "init_from", "watch_tasks")
+    def steps(self, data: Mapping[str, Task]) -> int:
+        """Optimizer steps of this run on ``data``."""
+        examples = self.examples or sum(len(data[t]["train"]) for t in self.tasks)
+        return math.ceil(examples / self.batch_size)
 
 
 class TaskSampler:
     """Chooses the task of the next mini-batch.
 
     * ``proportional``: p(task) proportional to its training-set size;
-    * ``uniform``: round-robin, every task in turn;
+    * ``uniform``: round-robin, every task in turn (equal steps per task);
     * ``temperature``: p proportional to n ** (1 / T); T=1 is proportional, large T approaches uniform.
     """
 
@@ -141,26 +233,26 @@ class TaskSampler:
             yield self.tasks[self.rng.choice(len(self.tasks), p=p)]
 
 
-class BatchStream:
-    """Endless shuffled mini-batches of one task's training data; reshuffles after each pass.
+class TaskBatches:
+    """Endless shuffled mini-batches (row numbers) of one task's training set; reshuffled after each pass.
 
-    With ``bucketing`` the texts are sorted by length within chunks of 50 batches before batching, so a
-    batch holds texts of similar length and pads little; the batch order is still shuffled.
+    With ``bucketing`` the shuffled rows are sorted by token length within chunks of 50 batches before
+    batching, so a batch holds texts of similar length and pads little; the order of batches is shuffled
+    again, so consecutive batches are not sorted.
     """
 
-    def __init__(self, texts: Sequence[str], labels: Sequence[int], batch_size: int, rng: np.random.Generator,
-                 bucketing: bool = False) -> None:
-        self.texts, self.labels = list(texts), np.asarray(labels, dtype=np.int64)
+    def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int, rng: np.random.Generator,
+                 bucketing: bool = True) -> None:
+        self.lengths = np.asarray(lengths)
         self.batch_size, self.rng, self.bucketing = batch_size, rng, bucketing
-        self.lengths = np.array([len(t) for t in self.texts])
         self._batches: list[np.ndarray] = []
 
     def _refill(self) -> None:
-        order = self.rng.permutation(len(self.texts))
+        order = self.rng.permutation(len(self.lengths))
         if self.bucketing:
             chunk = self.batch_size * 50
-            order = np.concatenate([c[np.argsort(self.lengths[c], kind="stable")] for c in
-                                    np.array_split(order, range(chunk, len(order), chunk))])
+            order = np.concatenate([c[np.argsort(self.lengths[c], kind="stable")]
+                                    for c in np.array_split(order, range(chunk, len(order), chunk))])
         batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         self._batches = [batches[i] for i in self.rng.permutation(len(batches))]
 
@@ -170,309 +262,297 @@ class BatchStream:
             self._refill()
         return self._batches.pop()
 
-    def __next__(self) -> tuple[list[str], torch.Tensor]:
-        idx = self.next_indices()
-        return [self.texts[i] for i in idx], torch.from_numpy(self.labels[idx])
-
 
 def check_datasets(data: Mapping[str, Task], tasks: Sequence[str]) -> None:
-    """Fail before training on a missing task, an empty split, or a label outside a task's label set."""
+    """Check every split of ``tasks`` before any model loads: the task exists, each split has ``text`` and
+    ``label`` columns and rows, every text is a non-empty string, every label an integer class id of the
+    task. Errors name the task, split and row. Warns (naming the task) about a single-class training split and
+    about texts that are in both the training and the test split."""
     for name in tasks:
         if name not in data:
             raise KeyError(f"no data for task '{name}'; data has {list(data)}")
         task = data[name]
-        for split in ("train", "validation", "test"):
-            df = task[split]
-            if len(df) == 0:
-                raise ValueError(f"task '{name}': the {split} split is empty")
-            labels = df["label"].to_numpy()
-            valid = np.isin(labels, np.arange(task.num_labels))
-            if not valid.all():
-                i = int(np.flatnonzero(~valid)[0])
-                raise ValueError(
-                    f"task '{name}', {split} row {df.index[i]}: label {labels[i].item()!r} is outside "
-                    f"0..{task.num_labels - 1} ({', '.join(task.labels)}); {int((~valid).sum())} such rows"
-                )
+        for split in SPLITS:
+            _check_split(task, split, task[split])
+        train_labels = set(task["train"]["label"])
+        if len(train_labels) < 2:
+            warnings.warn(f"task '{name}': the training split has one class only ({sorted(train_labels)}); "
+                          "a classifier cannot learn to tell classes apart from it", stacklevel=2)
+        overlap = set(task["train"]["text"]) & set(task["test"]["text"])
+        if overlap:
+            warnings.warn(f"task '{name}': {len(overlap)} texts are in both the train and the test split (e.g. "
+                          f"{next(iter(overlap))!r:.60}); test scores overstate accuracy", stacklevel=2)
 
 
-def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size: int = 64) -> dict:
-    """Accuracy, macro-F1, confusion matrix (rows: true, columns: predicted) and predictions on ``split``."""
-    df = task[split]
-    logits = model.logits(list(df["text"]), task.name, batch_size=batch_size)[task.name]
-    return scores_from_logits(task, split, logits)
+def _check_split(task: Task, split: str, df: pd.DataFrame) -> None:
+    where = f"task '{task.name}', {split} split"
+    for column in ("text", "label"):
+        if column not in df.columns:
+            raise ValueError(f"{where}: no '{column}' column; its columns are {list(df.columns)}")
+    if len(df) == 0:
+        raise ValueError(f"{where} is empty")
+    texts = df["text"].to_numpy(dtype=object)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        i = bad[0]
+        raise ValueError(f"{where}, row {df.index[i]}: text {texts[i]!r} is not a non-empty string "
+                         f"({len(bad)} such rows)")
+    labels = df["label"].to_numpy(dtype=object)
+    for i, label in enumerate(labels):
+        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+            raise ValueError(f"{where}, row {df.index[i]}: label {label!r} is a {type(label).__name__}; labels are "
+                             f"integer class ids 0..{task.num_labels - 1} ({', '.join(task.labels)})")
+    values = df["label"].to_numpy().astype(np.int64)
+    outside = np.flatnonzero((values < 0) | (values >= task.num_labels))
+    if len(outside):
+        i = int(outside[0])
+        raise ValueError(f"{where}, row {df.index[i]}: label {values[i]} is outside 0..{task.num_labels - 1} "
+                         f"({', '.join(task.labels)}); {len(outside)} such rows")
 
 
-def scores_from_logits(task: Task, split: str, logits: np.ndarray) -> dict:
-    """:func:`evaluate`'s metrics from logits ``[n, labels]`` of ``task[split]`` in row order."""
-    df = task[split]
-    pred = logits.argmax(axis=1)
-    true = df["label"].to_numpy()
-    return {
-        "accuracy": float(accuracy_score(true, pred)),
-        "macro_f1": float(f1_score(true, pred, average="macro", labels=range(task.num_labels), zero_division=0)),
-        "confusion": confusion_matrix(true, pred, labels=range(task.num_labels)),
-        "predictions": pred,
-    }
+def build_model(config: TrainConfig, data: Mapping[str, Task]) -> MultiTaskModel:
+    """The model a run of ``config`` starts from: the pretrained encoder and fresh heads, initialised after
+    ``set_seed(config.seed)`` (so the same config always starts from the same weights)."""
+    set_seed(config.seed)
+    return MultiTaskModel({t: data[t].labels for t in config.tasks}, model=config.model, pooling=config.pooling,
+                          max_length=config.max_length, dropout=config.dropout, hidden_dim=config.hidden_dim,
+                          device=config.device)
+
+
+def task_logits(model: MultiTaskModel, tokens: Tokenized, task: str, batch_size: int = 64) -> np.ndarray:
+    """Inference logits ``[n, labels]`` of one task for already tokenised texts (eval mode, input order)."""
+    vectors = model.encoder.encode_tokenized(tokens, batch_size, show_progress=False)
+    with eval_mode(model), torch.inference_mode():
+        return model.heads[task](vectors.to(model.encoder.device)).float().cpu().numpy()
+
+
+def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size: int = 64,
+             cache: FrozenCache | None = None, tokens: Tokenized | None = None) -> dict:
+    """Accuracy, macro-F1, confusion matrix (rows: true, columns: predicted), predictions and which examples
+    were right, on ``task[split]``; through ``cache`` when the bottom of the model is frozen and cached
+    (``tokens``: the split already tokenised, to skip tokenising again)."""
+    if cache is not None:
+        logits = cached_logits(model, cache, task.name, batch_size)[task.name]
+    else:
+        tokens = tokens or model.encoder.token_ids(list(task[split]["text"]))
+        logits = task_logits(model, tokens, task.name, batch_size)
+    return classification_scores(task[split]["label"].to_numpy(), logits, task.num_labels)
 
 
 @dataclass
 class TrainResult:
-    """A finished run: the best-by-validation model, per-epoch history, per-step training losses, test
-    metrics and confusion matrices."""
+    """A finished run: the best-by-validation model, per-round history, per-step losses, test metrics,
+    confusion matrices and test predictions per task (for paired comparisons)."""
 
     model: MultiTaskModel
     config: TrainConfig
     history: pd.DataFrame
     test: pd.DataFrame
     confusion: dict[str, np.ndarray]
-    best_epoch: int
+    predictions: dict[str, np.ndarray]
+    best_round: int
     train_seconds: float
-    steps: pd.DataFrame = field(default_factory=pd.DataFrame)
+    steps: pd.DataFrame
     cached: bool = False
 
-    def save(self, folder: Path) -> None:
-        self.model.save(folder / "model")
-        self.history.to_csv(folder / "history.csv", index=False)
-        self.steps.to_csv(folder / "steps.csv", index=False)
-        self.test.to_csv(folder / "test.csv", index=False)
-        summary = {"config": self.config.to_dict(), "best_epoch": self.best_epoch,
-                   "train_seconds": self.train_seconds,
-                   "confusion": {k: v.tolist() for k, v in self.confusion.items()}}
-        (folder / "result.json").write_text(json.dumps(summary, indent=2))
-
-    @classmethod
-    def load(cls, folder: Path, config: TrainConfig) -> "TrainResult":
-        summary = json.loads((folder / "result.json").read_text())
-        return cls(
-            model=MultiTaskModel.load(folder / "model"),
-            config=config,
-            history=pd.read_csv(folder / "history.csv"),
-            steps=pd.read_csv(folder / "steps.csv"),
-            test=pd.read_csv(folder / "test.csv"),
-            confusion={k: np.array(v) for k, v in summary["confusion"].items()},
-            best_epoch=summary["best_epoch"],
-            train_seconds=summary["train_seconds"],
-            cached=True,
-        )
+    def correct(self, data: Mapping[str, Task], task: str) -> np.ndarray:
+        """Which test examples of ``task`` this run got right (for McNemar and bootstrap comparisons)."""
+        return self.predictions[task] == data[task]["test"]["label"].to_numpy()
 
 
-ParamGroupsFn = Callable[[nn.Module, TrainConfig], list[dict]]
+class Trainer:
+    """Trains one configuration on ``data``; ``Trainer(config, data).fit()`` returns a :class:`TrainResult`.
 
-
-def default_param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
-    return optim.param_groups(model, config.lr, config.weight_decay, config.head_lr, config.layer_decay)
-
-
-def train(
-    config: TrainConfig,
-    data: Mapping[str, Task],
-    model: MultiTaskModel | None = None,
-    param_groups: ParamGroupsFn = default_param_groups,
-    progress: bool = True,
-    cache_id: str | None = None,
-) -> TrainResult:
-    """Train ``config.tasks`` on ``data`` and return the best epoch's model with its metrics.
-
-    Each step draws a task from the sampler and a mini-batch of that task only (as MT-DNN does), pads it
-    to its own longest text, and takes one AdamW step on that task's weighted loss. A non-finite loss
-    stops training with ``FloatingPointError``. Pass ``model`` to continue training an existing model
-    (e.g. with some parts frozen); parameters with ``requires_grad=False`` are left out of the optimizer.
-
-    The config's freezing is applied on top of ``model``'s own; frozen blocks run in eval mode (no dropout).
-    With ``config.frozen_cache`` and ``k = config.frozen_layers > 0`` the frozen bottom's outputs for every
-    text are computed once (:mod:`mtl_utils.frozen_cache`) and training, validation and test run only the
-    layers above. ``cache_id`` names the frozen weights so that such caches are shared between runs (it is
-    set automatically for a model built fresh from the pretrained checkpoint).
+    Pass ``model`` to continue training an existing model (e.g. from another run); parameters with
+    ``requires_grad=False`` are left out of the optimizer, frozen blocks run in eval mode.
     """
-    from . import freezing
-    from .frozen_cache import cached_forward, cached_logits, level_for, shared_cache
 
-    check_datasets(data, config.tasks + config.watch_tasks)
-    set_seed(config.seed)
-    if model is None:
-        model = MultiTaskModel({t: data[t].labels for t in config.tasks}, model=config.model,
-                               pooling=config.pooling, max_length=config.max_length,
-                               dropout=config.dropout, hidden_dim=config.hidden_dim)
-        cache_id = cache_id or f"pretrained:{config.model}"
-    model.check_tasks(config.tasks + config.watch_tasks + config.frozen_heads)
-    n_layers = freezing.num_layers(model)
-    if config.frozen_layers > n_layers:
-        raise ValueError(f"TrainConfig.frozen_layers={config.frozen_layers}, but this model has {n_layers} encoder "
-                         f"layers: choose 0..{n_layers}")
-    freezing.freeze_bottom(model, config.frozen_layers)
-    for name in config.frozen_heads:
-        freezing.freeze_head(model, name)
-    schedule = (freezing.unfreezing_schedule(n_layers, config.epochs, config.frozen_layers)
-                if config.gradual_unfreezing else [config.frozen_layers] * config.epochs)
-    rng = np.random.default_rng(config.seed)
-    streams = {t: BatchStream(data[t]["train"]["text"], data[t]["train"]["label"], config.batch_size, rng,
-                              config.length_bucketing) for t in config.tasks}
-    sampler = iter(TaskSampler({t: len(data[t]["train"]) for t in config.tasks}, config.sampling,
-                               config.temperature, rng))
-    steps = config.steps_per_epoch or sum(math.ceil(len(data[t]["train"]) / config.batch_size) for t in config.tasks)
-    total = steps * config.epochs
-    groups = param_groups(model, config)
-    if not any(g["params"] for g in groups):
-        raise ValueError("nothing to train: every parameter is frozen")
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = optim.linear_warmup_decay(optimizer, int(config.warmup_ratio * total), total)
-    trainable = [p for g in groups for p in g["params"]]
-    weights = {t: config.loss_weights.get(t, 1.0) for t in config.tasks}
-    transformer = model.encoder.transformer
-    bottom = [freezing.embeddings_module(transformer), *freezing.encoder_layers(transformer)]
-    can_train = {id(p): p.requires_grad for block in bottom for p in block.parameters()}
+    def __init__(self, config: TrainConfig, data: Mapping[str, Task], model: MultiTaskModel | None = None,
+                 progress_bar: bool = True) -> None:
+        self.config, self.data, self.progress_bar = config, data, progress_bar
+        check_datasets(data, config.tasks + config.watch_tasks)
+        self.prepare_model(model)
+        self.prepare_data()
+        self.prepare_optimizer()
 
-    def set_frozen(k: int) -> None:  # the epoch's freezing: bottom k frozen, the rest as after config freezing
-        for i, block in enumerate(bottom):
-            for p in block.parameters():
-                p.requires_grad_(can_train[id(p)] and (k == 0 or i > k))
+    # -- setup --------------------------------------------------------------------------------------------
+    def prepare_model(self, model: MultiTaskModel | None) -> None:
+        """The model (built from the config unless given), its freezing and the per-round freezing schedule."""
+        c = self.config
+        self.model = build_model(c, self.data) if model is None else model
+        set_seed(c.seed)
+        self.model.check_tasks(c.tasks + c.watch_tasks + c.frozen_heads)
+        for t in c.tasks + c.watch_tasks:
+            if tuple(self.model.task_labels[t]) != tuple(self.data[t].labels):
+                raise ValueError(f"the model's head '{t}' predicts {self.model.task_labels[t]}, but the data's labels "
+                                 f"are {self.data[t].labels}")
+        n = anatomy.num_layers(self.model)
+        if c.frozen_layers > n:
+            raise ValueError(f"TrainConfig.frozen_layers={c.frozen_layers}, but this model has {n} encoder layers: "
+                             f"choose 0..{n}")
+        freezing.freeze_bottom(self.model, c.frozen_layers)
+        for name in c.frozen_heads:
+            freezing.freeze_head(self.model, name)
+        self.schedule = (freezing.unfreezing_schedule(n, c.rounds, c.frozen_layers) if c.gradual_unfreezing
+                         else [c.frozen_layers] * c.rounds)
+        bottom = [anatomy.embeddings(self.model), *anatomy.layer_stack(self.model)]
+        self.bottom = [(i, p, p.requires_grad) for i, block in enumerate(bottom) for p in block.parameters()]
+        self.weights_id = self.model.encoder.fingerprint() if c.frozen_cache and max(self.schedule) > 0 else None
+        self.device = self.model.encoder.device
 
-    cache_seconds = 0.0
+    def prepare_data(self) -> None:
+        """Tokenise every split once; a batch stream per trained task; the task sampler."""
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        tokenize = self.model.encoder.token_ids
+        needed = [(t, "train") for t in c.tasks] + [(t, s) for t in c.tasks + c.watch_tasks for s in SPLITS[1:]]
+        self.tokens = {(t, s): tokenize(list(self.data[t][s]["text"])) for t, s in needed}
+        self.labels = {t: torch.from_numpy(self.data[t]["train"]["label"].to_numpy().astype(np.int64)) for t in c.tasks}
+        self.batches = {t: TaskBatches(self.tokens[t, "train"].lengths, c.batch_size, rng, c.length_bucketing)
+                        for t in c.tasks}
+        self.sampler = iter(TaskSampler({t: len(self.data[t]["train"]) for t in c.tasks}, c.sampling, c.temperature,
+                                        rng))
+        self.total_steps = c.steps(self.data)
+        if c.rounds > self.total_steps:
+            raise ValueError(f"TrainConfig.rounds={c.rounds}, but the budget is {self.total_steps} steps: choose at "
+                             f"most {self.total_steps} rounds or a larger budget (examples)")
+        self.loss_weights = {t: c.loss_weights.get(t, 1.0) for t in c.tasks}
 
-    def cache_for(task: str, split: str, k: int):
-        nonlocal cache_seconds
-        if not (config.frozen_cache and k > 0):
-            return None
-        cache = shared_cache(model, list(data[task][split]["text"]), k, cache_id, level_for(model, k),
-                             config.eval_batch_size)
-        cache_seconds += cache.seconds
-        return cache
+    def prepare_optimizer(self) -> None:
+        """AdamW (fused where available) over the trainable parameters, linear warm-up and decay."""
+        c = self.config
+        groups = optim.param_groups(self.model, c.lr, c.weight_decay, c.head_lr, c.layer_decay)
+        if not any(g["params"] for g in groups):
+            raise ValueError("nothing to train: every parameter is frozen")
+        self.trainable = [p for g in groups for p in g["params"]]
+        self.optimizer = optim.make_optimizer(groups, c.lr)
+        self.scheduler = optim.linear_warmup_decay(self.optimizer, int(c.warmup_ratio * self.total_steps),
+                                                   self.total_steps)
 
-    def scores(task: str, split: str, k: int) -> dict:
-        cache = cache_for(task, split, k)
-        if cache is None:
-            return evaluate(model, data[task], split, config.eval_batch_size)
-        logits = cached_logits(model, cache, task, config.eval_batch_size)[task]
-        return scores_from_logits(data[task], split, logits)
+    # -- one step -----------------------------------------------------------------------------------------
+    def train_step(self) -> tuple[str, float]:
+        """One optimizer step of multi-task training; returns the task and its (unweighted) loss."""
+        task = next(self.sampler)                                # 1. which task this step trains
+        idx = self.batches[task].next_indices()                  # 2. a mini-batch of that task only
+        labels = self.labels[task][idx].to(self.device)
+        cache = self.caches.get((task, "train"))
+        if cache is not None:                                    # 3. shared encoder (its frozen bottom cached) ...
+            logits = cached_forward(self.model, cache.batch(idx), self.k, task)[task]
+        else:
+            inputs = self.model.encoder.collate([self.tokens[task, "train"].ids[i] for i in idx])
+            logits = self.model(**inputs, tasks=task)[task]      # ... then that task's head only
+        loss = nn.functional.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss of task '{task}' is {loss.item()} at step {self.step}: lower the "
+                                     f"learning rate (lr={self.config.lr}, head_lr={self.config.head_lr}) or check "
+                                     "the inputs")
+        (self.loss_weights[task] * loss).backward()              # 4. the task's weighted loss
+        if self.config.max_grad_norm:                            # 5. clip the gradient norm
+            nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.optimizer.step()                                    # 6. update, advance the schedule
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return task, loss.item()
 
-    def watch_rows(epoch: int, k: int) -> list[dict]:
-        rows = []
-        for t in config.watch_tasks:
-            val, test = scores(t, "validation", k), scores(t, "test", k)
-            rows.append({"epoch": epoch, "task": t, "steps": 0, "train loss": float("nan"),
-                         "val accuracy": val["accuracy"], "val macro-F1": val["macro_f1"],
-                         "test accuracy": test["accuracy"], "test macro-F1": test["macro_f1"],
-                         "frozen layers": k, "train seconds": 0.0, "cache seconds": 0.0})
-        return rows
+    # -- rounds -------------------------------------------------------------------------------------------
+    def set_round_freezing(self, k: int) -> None:
+        """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``."""
+        for i, param, trainable in self.bottom:
+            param.requires_grad_(trainable and (k == 0 or i > k))
+        self.k, self.cache_seconds = k, 0.0
+        self.caches: dict[tuple[str, str], FrozenCache] = {}
+        if self.config.frozen_cache and k > 0:
+            level = level_for(self.model, k)
+            for (task, split), tokens in self.tokens.items():
+                texts = list(self.data[task][split]["text"])
+                cache = shared_cache(self.model, texts, k, self.weights_id, level, self.config.eval_batch_size)
+                self.caches[task, split] = cache
+                self.cache_seconds += cache.seconds
 
-    rows, step_rows, best_score, best_state, best_epoch, train_seconds = [], [], -1.0, None, 0, 0.0
-    if config.watch_tasks:
-        set_frozen(schedule[0])
-        rows += watch_rows(0, schedule[0])
-    for epoch, k in enumerate(schedule, start=1):
-        set_frozen(k)
-        cache_seconds = 0.0
-        train_caches = {t: cache_for(t, "train", k) for t in config.tasks}
-        model.train()
-        freezing.set_frozen_eval(model)
+    def fit_round(self, round_: int, steps: int) -> dict[str, list[float]]:
+        """Train ``steps`` steps; returns each task's losses."""
+        self.model.train()
+        freezing.set_frozen_eval(self.model)
         losses: dict[str, list[float]] = defaultdict(list)
-        start = time.perf_counter()
-        bar = tqdm(range(steps), desc=f"epoch {epoch}/{config.epochs}", disable=not progress, leave=False)
-        for step in bar:
-            task = next(sampler)
-            if train_caches[task] is not None:
-                idx = streams[task].next_indices()
-                labels = torch.from_numpy(streams[task].labels[idx])
-                logits = cached_forward(model, train_caches[task].batch(idx), k, task)[task]
-            else:
-                texts, labels = next(streams[task])
-                inputs = model.encoder.tokenize(texts)
-                logits = model(**inputs, tasks=task)[task]
-            loss = nn.functional.cross_entropy(logits, labels.to(logits.device))
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"the loss of task '{task}' is {loss.item()} at epoch {epoch}, step {step}: "
-                    f"lower the learning rate (lr={config.lr}) or check the inputs"
-                )
-            (weights[task] * loss).backward()
-            if config.max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(trainable, config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses[task].append(loss.item())
-            step_rows.append({"epoch": epoch, "step": (epoch - 1) * steps + step + 1, "task": task,
-                              "loss": losses[task][-1]})
-            bar.set_postfix({t: f"{np.mean(v[-20:]):.3f}" for t, v in losses.items()})
-        seconds = time.perf_counter() - start
-        train_seconds += seconds
-        epoch_scores, epoch_rows = [], []
-        for t in config.tasks:
-            val = scores(t, "validation", k)
-            epoch_scores.append(val["macro_f1"])
-            epoch_rows.append({"epoch": epoch, "task": t, "steps": len(losses[t]),
-                               "train loss": float(np.mean(losses[t])) if losses[t] else float("nan"),
-                               "val accuracy": val["accuracy"], "val macro-F1": val["macro_f1"],
-                               "train seconds": round(seconds, 3)})
-        if progress:
-            print(f"epoch {epoch}: " + ", ".join(f"{r['task']} loss {r['train loss']:.3f} val acc "
-                                                 f"{r['val accuracy']:.3f}" for r in epoch_rows))
-        extra = watch_rows(epoch, k)
-        if config.frozen_layers or config.gradual_unfreezing or config.frozen_heads or config.watch_tasks:
-            for r in epoch_rows:
-                r.update({"frozen layers": k, "cache seconds": round(cache_seconds, 3)})
-        rows += epoch_rows + extra
-        if np.mean(epoch_scores) > best_score:
-            best_score, best_epoch = float(np.mean(epoch_scores)), epoch
-            best_state = {name: v.detach().clone() for name, v in model.state_dict().items()}
-    model.load_state_dict(best_state)
-    test_rows, confusion = [], {}
-    for t in config.tasks + config.watch_tasks:
-        res = scores(t, "test", schedule[-1])
-        confusion[t] = res["confusion"]
-        test_rows.append({"task": t, "accuracy": res["accuracy"], "macro-F1": res["macro_f1"],
-                          "majority baseline": data[t].majority_baseline("test")})
-    return TrainResult(model, config, pd.DataFrame(rows), pd.DataFrame(test_rows), confusion, best_epoch,
-                       round(train_seconds, 3), pd.DataFrame(step_rows))
+        bar = progress(range(steps), desc=f"round {round_}/{self.config.rounds}", disable=not self.progress_bar,
+                       unit="step", leave=False)
+        for _ in bar:
+            task, loss = self.train_step()
+            self.step += 1
+            losses[task].append(loss)
+            self.step_rows.append({"round": round_, "step": self.step, "task": task,
+                                   "task step": len(losses[task]) + self.task_steps[task], "loss": loss})
+        for task, values in losses.items():
+            self.task_steps[task] += len(values)
+        return losses
+
+    def scores(self, task: str, split: str) -> dict:
+        """Metrics of ``task`` on ``split`` now (through this round's cache when there is one)."""
+        return evaluate(self.model, self.data[task], split, self.config.eval_batch_size,
+                        self.caches.get((task, split)), self.tokens[task, split])
+
+    def validate(self, round_: int, losses: dict[str, list[float]], seconds: float) -> None:
+        """Validation scores of every task after a round; keeps the weights of the best round so far."""
+        rows = []
+        for task in self.config.tasks + self.config.watch_tasks:
+            val = self.scores(task, "validation")
+            row = {"round": round_, "task": task, "trained": task in self.config.tasks,
+                   "steps": len(losses.get(task, [])),
+                   "train loss": float(np.mean(losses[task])) if losses.get(task) else float("nan"),
+                   "val accuracy": val["accuracy"], "val macro-F1": val["macro_f1"], "frozen layers": self.k,
+                   "train seconds": round(seconds, 3), "cache seconds": round(self.cache_seconds, 3)}
+            if task in self.config.watch_tasks:
+                row["test accuracy"] = self.scores(task, "test")["accuracy"]
+            rows.append(row)
+        self.history_rows += rows
+        score = float(np.mean([r["val macro-F1"] for r in rows if r["trained"]]))
+        if round_ > 0 and score > self.best_score:
+            self.best_score, self.best_round = score, round_
+            if self.config.rounds > 1:
+                self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    def restore_best(self) -> None:
+        """Load the weights of the best round (with one round, the model as it ended)."""
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    def test(self) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+        """Test metrics per task (trained and watched), confusion matrices, predictions."""
+        rows, confusion, predictions = [], {}, {}
+        for task in self.config.tasks + self.config.watch_tasks:
+            res = self.scores(task, "test")
+            confusion[task], predictions[task] = res["confusion"], res["predictions"]
+            rows.append({"task": task, "accuracy": res["accuracy"], "macro-F1": res["macro_f1"],
+                         "majority baseline": self.data[task].majority_baseline("test"),
+                         "test examples": len(res["predictions"])})
+        return pd.DataFrame(rows), confusion, predictions
+
+    def fit(self) -> TrainResult:
+        """Every round (train, validate), the best round restored, then the test sets."""
+        c = self.config
+        self.step, self.task_steps = 0, defaultdict(int)
+        self.step_rows, self.history_rows = [], []
+        self.best_score, self.best_round, self.best_state = -1.0, 1, None
+        train_seconds = 0.0
+        bounds = [round(self.total_steps * r / c.rounds) for r in range(c.rounds + 1)]
+        if c.watch_tasks:
+            self.set_round_freezing(self.schedule[0])
+            self.validate(0, {}, 0.0)
+        for round_, k in enumerate(self.schedule, start=1):
+            self.set_round_freezing(k)
+            start = time.perf_counter()
+            losses = self.fit_round(round_, bounds[round_] - bounds[round_ - 1])
+            seconds = time.perf_counter() - start
+            train_seconds += seconds
+            self.validate(round_, losses, seconds)
+        self.restore_best()
+        test, confusion, predictions = self.test()
+        self.model.eval()
+        return TrainResult(self.model, c, pd.DataFrame(self.history_rows), test, confusion, predictions,
+                           self.best_round, round(train_seconds, 3), pd.DataFrame(self.step_rows))
 
 
-def data_fingerprint(data: Mapping[str, Task], tasks: Sequence[str]) -> str:
-    """SHA-1 over the texts and labels of every split of ``tasks``: a change of data changes the cache key."""
-    digest = hashlib.sha1()
-    for name in tasks:
-        for split in ("train", "validation", "test"):
-            df = data[name][split]
-            digest.update(f"{name}/{split}/{len(df)}".encode())
-            digest.update("\x1f".join(df["text"]).encode())
-            digest.update(df["label"].to_numpy().astype(np.int64).tobytes())
-    return digest.hexdigest()
-
-
-def run_key(config: TrainConfig, data: Mapping[str, Task]) -> str:
-    """Cache key of a run: its configuration and its data."""
-    tasks = config.tasks + config.watch_tasks
-    blob = json.dumps({"config": config.key_dict(), "data": data_fingerprint(data, tasks)}, sort_keys=True)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
-
-def train_or_load(config: TrainConfig, data: Mapping[str, Task], force: bool = False, progress: bool = True,
-                  cache: Path | None = None) -> TrainResult:
-    """Load the cached result of this exact run, or train it and cache it (``force=True`` retrains).
-
-    The cache lives in ``<cache_dir>/runs/<key>``; a run is written to a temporary folder and renamed when
-    complete, so an interrupted run never leaves a half-written result that would later be loaded.
-    """
-    root = Path(cache or paths.cache_dir()) / "runs"
-    folder = root / run_key(config, data)
-    if folder.is_dir() and not force:
-        return TrainResult.load(folder, config)
-    model, cache_id = None, None
-    if config.init_from:
-        start = root / config.init_from / "model"
-        if not start.is_dir():
-            raise FileNotFoundError(f"init_from='{config.init_from}': no finished run {start.parent} in the cache; "
-                                    "train that run first (train_or_load of its config)")
-        model, cache_id = MultiTaskModel.load(start), f"run:{config.init_from}"
-    result = train(config, data, model=model, progress=progress, cache_id=cache_id)
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
-    try:
-        result.save(tmp)
-        (tmp / "config.json").write_text(json.dumps(config.to_dict(), indent=2))
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(tmp, folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return result
+def train(config: TrainConfig, data: Mapping[str, Task], model: MultiTaskModel | None = None,
+          progress_bar: bool = True) -> TrainResult:
+    """Train ``config`` on ``data`` (see :class:`Trainer`) and return the best round's model with its metrics."""
+    return Trainer(config, data, model, progress_bar).fit()

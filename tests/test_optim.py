@@ -6,21 +6,33 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from mtl_utils import data as data_mod
-from mtl_utils import optim
+from conftest import TASKS
+from mtl_utils import anatomy, optim
+from mtl_utils.anatomy import relative_change, snapshot
 from mtl_utils.model import MultiTaskModel
-from mtl_utils.training import TrainConfig, train
-from mtl_utils.layerwise import change_summary, initial_model, paired_differences, relative_change, snapshot
+from mtl_utils.training import TrainConfig, build_model, train
 
-TASKS = {"topic": data_mod.TOPIC_LABELS, "sentiment": data_mod.SENTIMENT_LABELS}
 LR = 1e-4
 
 
 @pytest.fixture()
 def model():
-    """A fresh multi-task model on the bundled all-MiniLM-L6-v2 (6 layers), so freezing cannot leak."""
+    """A fresh multi-task model with a 6-layer random BERT (hidden 32), so freezing cannot leak."""
     torch.manual_seed(0)
-    return MultiTaskModel(TASKS, max_length=32)
+    config = BertConfig(vocab_size=120, hidden_size=32, num_hidden_layers=6, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=32)
+    return SixLayerMultiTask(config)
+
+
+class SixLayerMultiTask(nn.Module):
+    """The series' naming (encoder.transformer, heads) around a small 6-layer BERT, without a tokenizer."""
+
+    def __init__(self, config) -> None:
+        super().__init__()
+        self.encoder = nn.Module()
+        self.encoder.transformer = BertModel(config, add_pooling_layer=False)
+        self.encoder.pool_tokens = None
+        self.heads = nn.ModuleDict({"topic": nn.Linear(32, 5), "sentiment": nn.Linear(32, 2)})
 
 
 class SmallMultiTask(nn.Module):
@@ -53,7 +65,7 @@ def test_every_trainable_parameter_in_exactly_one_group(model, xi):
     assert not report["missing"] and not report["duplicated"]
 
 
-def test_rates_by_depth_on_the_real_model(model):
+def test_rates_by_depth(model):
     xi = 0.8
     rates = rates_by_group(optim.param_groups(model, LR, 0.01, head_lr=1e-3, layer_decay=xi))
     assert rates["head: topic"] == rates["head: sentiment (no decay)"] == 1e-3
@@ -79,8 +91,8 @@ def test_weight_decay_only_on_weights(model):
 
 def test_layers_are_found_from_the_model_not_hard_coded():
     small = SmallMultiTask()
-    prefix, layers = optim.find_layer_list(small)
-    assert prefix == "encoder.encoder.layer" and len(layers) == 3
+    layers = anatomy.layer_stack(small)
+    assert anatomy.module_name(small, layers) == "encoder.encoder.layer" and len(layers) == 3
     xi = 0.5
     groups = optim.param_groups(small, LR, 0.01, layer_decay=xi)
     assert_exactly_once(small, groups)
@@ -98,7 +110,7 @@ def test_bare_bert_model_works_too():
     bert = SmallMultiTask().encoder
     groups = optim.param_groups(bert, LR, 0.0, layer_decay=0.9)
     assert_exactly_once(bert, groups)
-    assert optim.find_layer_list(bert)[0] == "encoder.layer"
+    assert anatomy.module_name(bert, anatomy.layer_stack(bert)) == "encoder.layer"
 
 
 @pytest.mark.parametrize("bad", [0.0, -0.5, 1.01, 2.6, float("nan"), float("inf")])
@@ -112,8 +124,10 @@ def test_layer_decay_type_and_lr_checks(model):
         optim.param_groups(model, LR, 0.01, layer_decay=True)
     with pytest.raises(TypeError):
         optim.param_groups(model, LR, 0.01, layer_decay="0.8")
-    with pytest.raises(ValueError, match="lr must be positive"):
+    with pytest.raises(ValueError, match="lr must be a finite positive number"):
         optim.param_groups(model, 0.0, 0.01, layer_decay=0.8)
+    with pytest.raises(ValueError, match=r"head_lr names heads \['topc'\] that this model does not have"):
+        optim.param_groups(model, LR, 0.01, head_lr={"topc": 1e-3})
 
 
 def test_xi_one_is_uniform(model):
@@ -154,7 +168,7 @@ def test_coverage_check_catches_missing_and_duplicated(model):
 
 
 def test_no_layer_stack_is_an_error():
-    with pytest.raises(ValueError, match="no stack of layers"):
+    with pytest.raises(ValueError, match="no encoder layer list"):
         optim.param_groups(nn.Sequential(nn.Linear(2, 2)), LR, 0.0, layer_decay=0.8)
 
 
@@ -199,37 +213,32 @@ def test_relative_change_per_layer(model):
         relative_change({k: v for k, v in before.items() if "heads" not in k}, model)
 
 
-def test_change_summary_ratio():
-    import pandas as pd
-
-    rows = [{"experiment": e, "seed": 0, "unit": u, "kind": k, "depth": d, "relative change": c}
-            for e, scale in (("uniform", 1.0), ("xi", 0.5))
-            for u, k, d, c in (("layer 2", "layer", 0, 0.01), ("layer 1", "layer", 1, 0.01 * scale))]
-    summary = change_summary(pd.DataFrame(rows))
-    assert summary.loc["layer 1 / layer 2", "uniform"] == pytest.approx(1.0)
-    assert summary.loc["layer 1 / layer 2", "xi"] == pytest.approx(0.5)
-
-
-def test_initial_model_is_where_training_starts():
-    """A run with a negligible learning rate ends where initial_model begins, heads included (same seed)."""
-    tiny = data_mod.load_tasks(sizes={"train": 8, "validation": 4, "test": 4})
-    config = TrainConfig(epochs=1, steps_per_epoch=1, batch_size=4, max_length=16, lr=1e-12, layer_decay=0.8,
+def test_build_model_is_where_training_starts(small_tasks, tiny_model_dir):
+    """A run with a negligible learning rate ends where build_model begins, heads included (same seed)."""
+    config = TrainConfig(model=tiny_model_dir, examples=8, batch_size=4, max_length=16, lr=1e-12, layer_decay=0.8,
                          warmup_ratio=0.0, seed=3)
-    result = train(config, tiny, progress=False)
-    changes = relative_change(snapshot(initial_model(config, tiny)), result.model)
+    result = train(config, small_tasks, progress_bar=False)
+    changes = relative_change(snapshot(build_model(config, small_tasks)), result.model)
     assert changes["relative change"].max() < 1e-6
-    other = relative_change(snapshot(initial_model(TrainConfig(seed=4, max_length=16), tiny)), result.model)
+    other = relative_change(snapshot(build_model(config.replace(seed=4), small_tasks)), result.model)
     assert other.set_index("unit").loc["head: topic", "relative change"] > 0.1  # another seed: other heads
 
 
-def test_paired_differences():
-    import pandas as pd
-
-    rows = [{"experiment": e, "seed": seed, "task": "topic", "accuracy": acc, "macro-F1": acc}
-            for e, accs in (("uniform", (0.6, 0.7, 0.8)), ("decay", (0.62, 0.69, 0.85)), ("heads", (0.65, 0.75, 0.81)))
-            for seed, acc in enumerate(accs)]
-    table = paired_differences(pd.DataFrame(rows), metrics=("accuracy",)).set_index("experiment")
-    assert table.loc["decay", "per seed"] == [0.02, -0.01, 0.05] and not table.loc["decay", "same sign"]
-    assert table.loc["heads", "mean"] == pytest.approx(0.11 / 3) and table.loc["heads", "same sign"]
-    with pytest.raises(KeyError, match="baseline"):
-        paired_differences(pd.DataFrame(rows), baseline="nope")
+def test_fused_optimizer_matches_the_default(model):
+    """make_optimizer's fused AdamW takes the same steps as PyTorch's default AdamW."""
+    torch.manual_seed(0)
+    twin = SixLayerMultiTask(model.encoder.transformer.config)
+    twin.load_state_dict(model.state_dict())
+    model.eval(), twin.eval()  # no dropout: both see the same numbers
+    fused = optim.make_optimizer(optim.param_groups(model, LR, 0.01, head_lr=1e-3), LR)
+    plain = torch.optim.AdamW(optim.param_groups(twin, LR, 0.01, head_lr=1e-3), lr=LR)
+    assert fused.defaults.get("fused")
+    ids = torch.randint(0, 120, (4, 12))
+    for _ in range(3):
+        for net, opt in ((model, fused), (twin, plain)):
+            out = net.encoder.transformer(input_ids=ids).last_hidden_state.mean(1)
+            net.heads["topic"](out).sum().backward()
+            opt.step()
+            opt.zero_grad()
+    for (name, a), b in zip(model.named_parameters(), twin.parameters()):
+        assert torch.allclose(a, b, atol=1e-6), name

@@ -1,0 +1,210 @@
+"""The parts of a model, found once: embeddings, the stack of encoder layers, the heads, and depth.
+
+Freezing (:mod:`mtl_utils.freezing`), layer-wise learning rates (:mod:`mtl_utils.optim`), the frozen-layer
+cache and the weight-change measurements all ask the same questions (where are the layers? which parameters
+sit below, in or above them?); this module answers them with one finder, so they can never disagree.
+
+Depth counts steps below the top encoder layer: the heads and the top layer are 0, the layer below it 1,
+..., the embeddings ``L`` (the number of layers).
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+HEAD_PREFIX = "heads."
+# Where Hugging Face encoders keep their layer stack, relative to the transformer: BERT/RoBERTa/MiniLM,
+# DistilBERT, and generic ``layers`` (e.g. ModernBERT).
+LAYER_PATHS: tuple[str, ...] = ("encoder.layer", "transformer.layer", "layers")
+
+
+def transformer_of(model: nn.Module) -> nn.Module:
+    """The Hugging Face transformer inside ``model``: a MultiTaskModel's ``encoder.transformer``, a
+    SentenceEncoder's ``transformer``, ``model`` itself when it has ``embeddings`` (a bare ``BertModel``), or
+    the one child module that has them."""
+    encoder = getattr(model, "encoder", None)
+    if isinstance(getattr(encoder, "transformer", None), nn.Module):
+        return encoder.transformer
+    if isinstance(getattr(model, "transformer", None), nn.Module) and hasattr(model, "pool_tokens"):
+        return model.transformer
+    if isinstance(getattr(model, "embeddings", None), nn.Module):
+        return model
+    children = [m for m in model.children() if isinstance(getattr(m, "embeddings", None), nn.Module)]
+    return children[0] if len(children) == 1 else model
+
+
+def _attr_path(module: nn.Module, path: str) -> nn.Module | None:
+    for attr in path.split("."):
+        module = getattr(module, attr, None)
+        if module is None:
+            return None
+    return module
+
+
+def layer_stack(model: nn.Module) -> nn.ModuleList:
+    """The transformer's stack of encoder layers (6 for all-MiniLM-L6-v2, 12 for bert-base), found by
+    attribute path (:data:`LAYER_PATHS`), never assumed to have a fixed length."""
+    transformer = transformer_of(model)
+    for path in LAYER_PATHS:
+        module = _attr_path(transformer, path)
+        if isinstance(module, nn.ModuleList) and len(module) > 0:
+            return module
+    raise ValueError(f"{type(transformer).__name__} has no encoder layer list (looked for {', '.join(LAYER_PATHS)}): "
+                     "freezing by layer and layer-wise rates need a BERT-like encoder")
+
+
+def embeddings(model: nn.Module) -> nn.Module:
+    """The transformer's input embeddings block (word + position + type embeddings and their LayerNorm)."""
+    transformer = transformer_of(model)
+    module = getattr(transformer, "embeddings", None)
+    if not isinstance(module, nn.Module):
+        raise ValueError(f"{type(transformer).__name__} has no .embeddings module: a BERT-like encoder is needed")
+    return module
+
+
+def num_layers(model: nn.Module) -> int:
+    """Number of encoder layers."""
+    return len(layer_stack(model))
+
+
+def module_name(root: nn.Module, module: nn.Module) -> str:
+    """The qualified name of ``module`` inside ``root`` (``""`` for the root itself)."""
+    for name, candidate in root.named_modules():
+        if candidate is module:
+            return name
+    raise ValueError(f"{type(module).__name__} is not part of {type(root).__name__}")
+
+
+@dataclass
+class DepthUnit:
+    """A block of parameters that shares one depth (and so one rate under layer-wise decay).
+
+    ``kind`` is ``"head"``, ``"top"`` (parameters above the layers: a projection, a pooler), ``"layer"`` or
+    ``"embeddings"``; ``params`` are ``(name, parameter)`` pairs, trainable or not.
+    """
+
+    name: str
+    kind: str
+    depth: int
+    modules: list[str] = field(default_factory=list)
+    params: list[tuple[str, nn.Parameter]] = field(default_factory=list)
+
+
+def depth_units(model: nn.Module, head_prefix: str = HEAD_PREFIX) -> list[DepthUnit]:
+    """Every parameter sorted into units from the top down: each head, the parameters above the layers (if
+    any), the layers from last to first, the embeddings.
+
+    A parameter belongs to a layer if it lives in :func:`layer_stack`; outside it, to the embeddings if it
+    comes before the layers in the model's parameter order and to "above the layers" if it comes after.
+    """
+    stack = layer_stack(model)
+    prefix = module_name(model, stack)
+    n = len(stack)
+    heads: dict[str, DepthUnit] = {}
+    layers = [DepthUnit(f"layer {i + 1}", "layer", n - 1 - i, [f"{prefix}.{i}"]) for i in range(n)]
+    below, above = DepthUnit("embeddings", "embeddings", n), DepthUnit("above the layers", "top", 0)
+    seen_layers = False
+    for name, param in model.named_parameters():
+        if name.startswith(head_prefix):
+            head = name[len(head_prefix):].split(".")[0]
+            unit = heads.setdefault(head, DepthUnit(f"head: {head}", "head", 0, [f"{head_prefix}{head}"]))
+        elif name.startswith(prefix + "."):
+            seen_layers = True
+            unit = layers[int(name[len(prefix) + 1:].split(".")[0])]
+        else:
+            unit = above if seen_layers else below
+            module = name.rsplit(".", 1)[0] if "." in name else ""
+            if module not in unit.modules:
+                unit.modules.append(module)
+        unit.params.append((name, param))
+    for unit in (above, below):
+        unit.modules = _common_parent(unit.modules)
+    return list(heads.values()) + ([above] if above.params else []) + layers[::-1] + ([below] if below.params else [])
+
+
+def _common_parent(modules: list[str]) -> list[str]:
+    """Up to three module paths as they are; more as their common parent."""
+    if len(modules) <= 3:
+        return modules
+    common = []
+    for pieces in zip(*(m.split(".") for m in modules)):
+        if len(set(pieces)) > 1:
+            break
+        common.append(pieces[0])
+    return [".".join(common) or "(model root)"]
+
+
+def parts(model: nn.Module) -> dict[str, nn.Module]:
+    """The model's parts from the bottom up: embeddings, each encoder layer, a projection (if any), each head."""
+    out: dict[str, nn.Module] = {"embeddings": embeddings(model)}
+    for i, layer in enumerate(layer_stack(model)):
+        out[f"encoder layer {i + 1}"] = layer
+    projection = getattr(getattr(model, "encoder", None), "projection", None)
+    if projection is not None:
+        out["projection"] = projection
+    for name, head in getattr(model, "heads", {}).items():
+        out[f"head: {name}"] = head
+    return out
+
+
+def parameter_table(model: nn.Module) -> pd.DataFrame:
+    """Parameters per part (embeddings, each encoder layer, projection, each head), trainable ones, their
+    state, and a total row. Parameters outside the listed parts get an ``other`` row, so nothing hides."""
+    found = parts(model)
+    listed = {id(p) for module in found.values() for p in module.parameters()}
+    rows = []
+    for part, module in found.items():
+        total = sum(p.numel() for p in module.parameters())
+        trainable = sum(p.numel() for p in module.parameters() if p.requires_grad)
+        rows.append({"part": part, "parameters": total, "trainable": trainable,
+                     "state": "trainable" if trainable == total else "frozen" if trainable == 0 else "partly frozen"})
+    rest = [p for p in model.parameters() if id(p) not in listed]
+    if rest:
+        rows.append({"part": "other", "parameters": sum(p.numel() for p in rest),
+                     "trainable": sum(p.numel() for p in rest if p.requires_grad), "state": ""})
+    table = pd.DataFrame(rows)
+    table.loc[len(table)] = {"part": "total", "parameters": int(table["parameters"].sum()),
+                             "trainable": int(table["trainable"].sum()), "state": ""}
+    table["share of total"] = (table["parameters"] / table["parameters"].iloc[-1]).map("{:.2%}".format)
+    return table
+
+
+def trainable_parameters(model: nn.Module) -> int:
+    """Number of parameters with ``requires_grad=True``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)
+
+
+def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached CPU copy of every parameter, by name."""
+    return {name: p.detach().to("cpu", copy=True) for name, p in model.named_parameters()}
+
+
+def relative_change(before: Mapping[str, torch.Tensor], after: nn.Module,
+                    head_prefix: str = HEAD_PREFIX) -> pd.DataFrame:
+    """How far each depth unit moved: ``||after - before|| / ||before||`` over the unit's parameters, with
+    the absolute change and the unit's size (``before``: a :func:`snapshot` of the same architecture).
+
+    Most rows of the word-embedding table belong to word pieces that never occur in the training batches;
+    they move only by weight decay, so the embeddings' relative change is small by construction.
+    """
+    rows = []
+    for unit in depth_units(after, head_prefix):
+        delta_sq, base_sq = 0.0, 0.0
+        for name, param in unit.params:
+            if name not in before:
+                raise KeyError(f"parameter '{name}' is missing from the 'before' snapshot")
+            old, new = before[name].float(), param.detach().float().cpu()
+            if old.shape != new.shape:
+                raise ValueError(f"'{name}': shape {tuple(old.shape)} before, {tuple(new.shape)} after")
+            delta_sq += float(((new - old) ** 2).sum())
+            base_sq += float((old ** 2).sum())
+        rows.append({"unit": unit.name, "kind": unit.kind, "depth": unit.depth,
+                     "parameters": sum(p.numel() for _, p in unit.params),
+                     "absolute change": float(np.sqrt(delta_sq)),
+                     "relative change": float(np.sqrt(delta_sq / base_sq)) if base_sq else float("nan")})
+    return pd.DataFrame(rows)

@@ -1,0 +1,263 @@
+"""The training engine on a tiny BERT: every bad setting refused up front, the loop's behaviour, determinism."""
+import math
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import TASKS
+from mtl_utils.data import Task
+from mtl_utils.model import MultiTaskModel
+from mtl_utils.training import (TaskBatches, TaskSampler, TrainConfig, Trainer, build_model, check_datasets,
+                                train)
+
+
+@pytest.fixture()
+def tiny_config(tiny_model_dir):
+    return TrainConfig(model=tiny_model_dir, examples=48, batch_size=8, max_length=32, lr=1e-3, head_lr=1e-2)
+
+
+# -- TrainConfig refuses what would ruin a run --------------------------------------------------------------
+
+@pytest.mark.parametrize("changes, message", [
+    ({"tasks": "topic"}, r"tasks must be a tuple of task names, e.g. \('topic',\)"),
+    ({"tasks": ()}, "tasks must be at least one task name"),
+    ({"tasks": ("topic", "topic")}, "distinct task names"),
+    ({"examples": -1}, "examples must be an integer of at least 1"),
+    ({"examples": 0}, "examples must be an integer of at least 1"),
+    ({"rounds": 1.5}, "rounds must be an integer of at least 1"),
+    ({"batch_size": 0}, "batch_size must be an integer of at least 1"),
+    ({"eval_batch_size": 0}, "eval_batch_size must be an integer of at least 1"),
+    ({"max_length": 1}, "max_length must be an integer of at least 2"),
+    ({"warmup_ratio": 1.5}, r"warmup_ratio must be a finite number >= 0 and <= 1"),
+    ({"warmup_ratio": -0.1}, "warmup_ratio must be"),
+    ({"lr": 0.0}, "lr must be a finite number > 0"),
+    ({"lr": float("nan")}, "lr must be a finite number"),
+    ({"head_lr": -1e-3}, "head_lr must be a finite number > 0"),
+    ({"head_lr": float("nan")}, "head_lr must be a finite number"),
+    ({"head_lr": {"topc": 1e-3}}, r"head_lr must be rates for trained tasks .* \(\['topc'\] is not one\)"),
+    ({"head_lr": {"topic": -1.0}}, r"head_lr\['topic'\] must be a finite number > 0"),
+    ({"weight_decay": -0.01}, "weight_decay must be a finite number >= 0"),
+    ({"max_grad_norm": -1.0}, "max_grad_norm must be a finite number > 0"),
+    ({"max_grad_norm": 0.0}, "max_grad_norm must be a finite number > 0"),
+    ({"loss_weights": {"topic": -1.0}}, r"loss_weights\['topic'\] must be a finite number > 0"),
+    ({"loss_weights": {"topic": float("nan")}}, r"loss_weights\['topic'\] must be a finite number"),
+    ({"loss_weights": {"ner": 1.0}}, r"loss_weights must be weights of trained tasks"),
+    ({"layer_decay": 1.2}, "layer_decay must be a finite number > 0 and <= 1"),
+    ({"dropout": 1.0}, "dropout must be below 1"),
+    ({"sampling": "random"}, "sampling must be one of"),
+    ({"temperature": 0.0}, "temperature must be a finite number > 0"),
+    ({"pooling": "sum"}, "pooling must be one of"),
+    ({"seed": -1}, "seed must be an integer of at least 0"),
+    ({"frozen_layers": -2}, "frozen_layers must be an integer of at least 0"),
+    ({"frozen_heads": "topic"}, "frozen_heads must be a tuple of task names"),
+    ({"frozen_heads": ("ner",)}, "frozen_heads must be heads of trained or watched tasks"),
+    ({"length_bucketing": "yes"}, "length_bucketing must be True or False"),
+    ({"init_from": "not-a-key"}, "init_from must be None or the 16-character cache key"),
+    ({"watch_tasks": ("topic",), "tasks": ("sentiment",)}, "watch_tasks must be empty unless init_from"),
+    ({"tasks": ("topic",), "watch_tasks": ("topic",), "init_from": "0" * 16}, "watch_tasks must be tasks that are not"),
+])
+def test_bad_settings_are_refused_naming_the_field(changes, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**changes)
+
+
+def test_good_settings_are_accepted():
+    config = TrainConfig(tasks=["topic"], head_lr={"topic": 1e-3}, loss_weights={"topic": 2.0}, max_grad_norm=None)
+    assert config.tasks == ("topic",) and config.replace(seed=3).seed == 3
+    with pytest.raises(ValueError, match="rounds"):
+        config.replace(rounds=0)
+
+
+# -- data checks before any model loads ----------------------------------------------------------------------
+
+def _with(small_tasks, task, split, frame):
+    t = small_tasks[task]
+    return {**small_tasks, task: Task(task, t.labels, {**t.splits, split: frame})}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda df: df.assign(label=df["label"].astype(float)), r"label 1\.0 is a float|label 0\.0 is a float"),
+    (lambda df: df.assign(label=["business"] * len(df)), r"label 'business' is a str; labels are integer class ids"),
+    (lambda df: df.drop(columns="label"), r"no 'label' column; its columns are \['text'\]"),
+    (lambda df: df.drop(columns="text"), r"no 'text' column"),
+    (lambda df: df.assign(text=[None] + list(df["text"][1:])), r"train split, row 0: text (None|nan) is not a non-empty"),
+    (lambda df: df.assign(text=[float("nan")] + list(df["text"][1:])), r"row 0: text nan is not"),
+    (lambda df: df.assign(text=["  "] + list(df["text"][1:])), r"row 0: text '  ' is not"),
+    (lambda df: df.assign(label=[7] + list(df["label"][1:])), r"row 0: label 7 is outside 0..4"),
+    (lambda df: df.iloc[:0], "train split is empty"),
+])
+def test_bad_data_is_refused_naming_task_split_and_row(small_tasks, edit, message):
+    data = _with(small_tasks, "topic", "train", edit(small_tasks["topic"]["train"].copy()))
+    with pytest.raises(ValueError, match=message):
+        check_datasets(data, ["topic"])
+
+
+def test_data_warnings_and_missing_task(small_tasks):
+    train_df = small_tasks["topic"]["train"]
+    one_class = _with(small_tasks, "topic", "train", train_df.assign(label=0))
+    with pytest.warns(UserWarning, match="task 'topic': the training split has one class only"):
+        check_datasets(one_class, ["topic"])
+    leaky = _with(small_tasks, "topic", "test", pd.concat([small_tasks["topic"]["test"], train_df[:2]]))
+    with pytest.warns(UserWarning, match="2 texts are in both the train and the test split"):
+        check_datasets(leaky, ["topic"])
+    with pytest.raises(KeyError, match="no data for task 'ner'"):
+        check_datasets(small_tasks, ["ner"])
+
+
+def test_head_size_must_fit_the_labels(small_tasks, tiny_config, tiny_model_dir):
+    wrong = MultiTaskModel({"topic": ["a", "b", "c"]}, model=tiny_model_dir)
+    with pytest.raises(ValueError, match="the model's head 'topic' predicts .* but the data's labels are"):
+        Trainer(tiny_config.replace(tasks=("topic",)), small_tasks, model=wrong)
+
+
+def test_budget_and_rounds(small_tasks, tiny_config):
+    assert tiny_config.steps(small_tasks) == 6
+    assert tiny_config.replace(examples=None).steps(small_tasks) == math.ceil(
+        (len(small_tasks["topic"]["train"]) + len(small_tasks["sentiment"]["train"])) / 8)
+    with pytest.raises(ValueError, match="rounds=9, but the budget is 6 steps"):
+        Trainer(tiny_config.replace(rounds=9), small_tasks)
+
+
+# -- the sampler and the batches -----------------------------------------------------------------------------
+
+def test_task_sampler_strategies():
+    sizes = {"a": 900, "b": 100}
+    assert TaskSampler(sizes, "proportional").probabilities["a"] == pytest.approx(0.9)
+    assert TaskSampler(sizes, "temperature", temperature=2).probabilities["a"] == pytest.approx(30 / 40)
+    it = iter(TaskSampler(sizes, "uniform"))
+    assert [next(it) for _ in range(4)] == ["a", "b", "a", "b"]
+    draws = iter(TaskSampler(sizes, "proportional", rng=np.random.default_rng(1)))
+    assert 0.87 < np.mean([next(draws) == "a" for _ in range(2000)]) < 0.93
+
+
+def test_batches_cover_each_example_once_per_pass_and_bucket_by_length():
+    lengths = np.random.default_rng(0).integers(5, 60, size=800)
+    batches = TaskBatches(lengths, 16, np.random.default_rng(0), bucketing=True)
+    seen = np.concatenate([batches.next_indices() for _ in range(50)])
+    assert sorted(seen) == list(range(800))
+    plain = TaskBatches(lengths, 16, np.random.default_rng(0), bucketing=False)
+
+    def padded(b):
+        return sum(len(i) * lengths[i].max() for i in (b.next_indices() for _ in range(50)))
+
+    assert padded(TaskBatches(lengths, 16, np.random.default_rng(1))) < 0.8 * padded(plain)
+
+
+# -- the loop ------------------------------------------------------------------------------------------------
+
+def test_steps_per_task_follow_the_sampler(small_tasks, tiny_config):
+    uniform = train(tiny_config.replace(sampling="uniform", examples=80), small_tasks, progress_bar=False)
+    assert uniform.steps["task"].tolist() == ["topic", "sentiment"] * 5
+    assert uniform.steps.groupby("task")["task step"].max().to_dict() == {"topic": 5, "sentiment": 5}
+
+
+def test_training_loss_falls(small_tasks, tiny_config):
+    result = train(tiny_config.replace(tasks=("topic",), examples=8 * 30, rounds=3), small_tasks, progress_bar=False)
+    losses = result.steps["loss"].to_numpy()
+    assert losses[-8:].mean() < 0.85 * losses[:8].mean()
+    assert result.history["train loss"].is_monotonic_decreasing
+
+
+def test_training_is_deterministic(small_tasks, tiny_config):
+    first = train(tiny_config, small_tasks, progress_bar=False)
+    again = train(tiny_config, small_tasks, progress_bar=False)
+    pd.testing.assert_frame_equal(first.steps, again.steps)
+    for task in TASKS:
+        assert np.array_equal(first.predictions[task], again.predictions[task])
+    other = train(tiny_config.replace(seed=1), small_tasks, progress_bar=False)
+    assert not np.allclose(first.steps["loss"], other.steps["loss"])
+
+
+def test_best_round_is_restored(small_tasks, tiny_config, monkeypatch):
+    """Round 2 is made worse on validation on purpose; the returned model must be round 1's."""
+    scores = iter([0.9, 0.9, 0.2, 0.2])
+    real_validate = Trainer.validate
+    snapshots = {}
+
+    def validate(self, round_, losses, seconds):
+        real_validate(self, round_, losses, seconds)
+        snapshots[round_] = {k: v.clone() for k, v in self.model.state_dict().items()}
+        for row in self.history_rows[-2:]:
+            row["val macro-F1"] = next(scores)
+        score = np.mean([r["val macro-F1"] for r in self.history_rows[-2:]])
+        if round_ == 1:
+            self.best_score, self.best_round = score, 1
+            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+
+    monkeypatch.setattr(Trainer, "validate", validate)
+    result = train(tiny_config.replace(rounds=2), small_tasks, progress_bar=False)
+    assert result.best_round == 1
+    for name, value in result.model.state_dict().items():
+        assert torch.equal(value, snapshots[1][name])
+    assert any(not torch.equal(snapshots[1][n], snapshots[2][n]) for n in snapshots[1])
+
+
+def test_best_round_is_chosen_by_validation(small_tasks, tiny_config):
+    result = train(tiny_config.replace(rounds=3, examples=72), small_tasks, progress_bar=False)
+    trained = result.history[result.history["trained"]]
+    by_round = trained.groupby("round")["val macro-F1"].mean()
+    assert result.best_round == int(by_round.idxmax())
+
+
+def test_nan_loss_raises(small_tasks, tiny_config, tiny_model_dir):
+    broken = MultiTaskModel({"topic": TASKS["topic"]}, model=tiny_model_dir, max_length=32)
+    with torch.no_grad():
+        broken.heads["topic"].net[-1].weight.fill_(float("nan"))
+    with pytest.raises(FloatingPointError, match="the loss of task 'topic' is nan at step 0"):
+        train(tiny_config.replace(tasks=("topic",)), small_tasks, model=broken, progress_bar=False)
+
+
+def test_everything_frozen_is_refused(small_tasks, tiny_config):
+    model = build_model(tiny_config, small_tasks)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    with pytest.raises(ValueError, match="nothing to train"):
+        Trainer(tiny_config, small_tasks, model=model)
+
+
+@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\(\)` has been overridden")
+def test_loss_weights_scale_the_gradient(small_tasks, tiny_config):
+    """A weight of 2 on a task doubles that task's gradient (same batch, same seed): checked on the first step."""
+    grads = {}
+    for weight in (1.0, 2.0):
+        trainer = Trainer(tiny_config.replace(tasks=("topic",), loss_weights={"topic": weight}, max_grad_norm=None),
+                          small_tasks, progress_bar=False)
+        trainer.step, trainer.caches, trainer.k = 0, {}, 0
+        trainer.optimizer.step = lambda *a, **k: None
+        grab = {}
+        trainer.optimizer.zero_grad = lambda **k: grab.update(
+            g=trainer.model.heads["topic"].net[-1].weight.grad.clone())
+        trainer.model.eval()  # no dropout: the two passes see the same numbers
+        trainer.train_step()
+        grads[weight] = grab["g"]
+    assert torch.allclose(grads[2.0], 2 * grads[1.0], atol=1e-6)
+
+
+def test_frozen_cache_training_matches_the_full_model(small_tasks, tiny_config):
+    base = tiny_config.replace(frozen_layers=1, rounds=2)
+    with_cache = train(base, small_tasks, progress_bar=False)
+    without = train(base.replace(frozen_cache=False), small_tasks, progress_bar=False)
+    assert np.abs(with_cache.steps["loss"].to_numpy() - without.steps["loss"].to_numpy()).max() < 1e-5
+    for task in TASKS:
+        assert np.array_equal(with_cache.predictions[task], without.predictions[task])
+    assert set(with_cache.history["frozen layers"]) == {1}
+    assert with_cache.history["cache seconds"].iloc[0] > 0
+
+
+def test_gradual_unfreezing_schedule(small_tasks, tiny_config):
+    result = train(tiny_config.replace(gradual_unfreezing=True, rounds=3), small_tasks, progress_bar=False)
+    assert result.history.drop_duplicates("round")["frozen layers"].tolist() == [2, 1, 0]
+
+
+def test_frozen_layers_out_of_range(small_tasks, tiny_config):
+    with pytest.raises(ValueError, match="frozen_layers=9, but this model has 2 encoder layers"):
+        Trainer(tiny_config.replace(frozen_layers=9), small_tasks)
+
+
+def test_no_warnings_from_a_plain_run(small_tasks, tiny_config):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train(tiny_config, small_tasks, progress_bar=False)
