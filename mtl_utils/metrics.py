@@ -6,7 +6,8 @@ Intervals and tests, the series' one rule for comparisons (stated in every noteb
 
 * every accuracy carries a 95 % **Wilson** interval (:func:`wilson_interval`);
 * two models on one test set are compared **paired**, example by example: McNemar's exact test
-  (:func:`mcnemar`) and a paired bootstrap interval of the accuracy difference (:func:`paired_bootstrap`);
+  (:func:`mcnemar`) with the exact interval of the accuracy difference that agrees with it
+  (:func:`paired_interval`; :func:`paired_bootstrap` is the resampling alternative);
 * two training configurations over several seeds are compared by their **per-seed paired differences**
   (same seed, same test set) with a t interval (:func:`seed_difference`);
 * a difference is called real when its 95 % interval excludes zero; otherwise the comparison says "no
@@ -127,6 +128,23 @@ def mcnemar(correct_a: Sequence[bool], correct_b: Sequence[bool]) -> McNemar:
         return McNemar(0, 0, 1.0)
     p = stats.binomtest(only_a, only_a + only_b, 0.5).pvalue
     return McNemar(only_a, only_b, float(min(1.0, p)))
+
+
+def paired_interval(correct_a: Sequence[bool], correct_b: Sequence[bool],
+                    confidence: float = CONFIDENCE) -> dict[str, float]:
+    """Accuracy difference A - B of two models on one test set with an exact interval that agrees with McNemar's
+    test: given the ``m`` discordant examples, ``only_a`` of which A got right, the Clopper–Pearson interval of
+    the share π = only_a / m maps to the difference ``m (2π − 1) / n``. It excludes zero exactly when McNemar's
+    exact test rejects at ``1 − confidence`` (so the two never disagree)."""
+    a, b = _paired(correct_a, correct_b)
+    only_a, only_b, n = int((a & ~b).sum()), int((~a & b).sum()), len(a)
+    m = only_a + only_b
+    diff = (only_a - only_b) / n
+    if m == 0:
+        return {"difference": 0.0, "low": 0.0, "high": 0.0, "n": n}
+    ci = stats.binomtest(only_a, m, 0.5).proportion_ci(confidence_level=confidence, method="exact")
+    return {"difference": float(diff), "low": float(m * (2 * ci.low - 1) / n), "high": float(m * (2 * ci.high - 1) / n),
+            "n": n}
 
 
 def paired_bootstrap(correct_a: Sequence[bool], correct_b: Sequence[bool], n_boot: int = 4000, seed: int = 0,

@@ -158,7 +158,7 @@ class MultiTaskModel(nn.Module):
             labels = self.task_labels[name]
             table[name] = [labels[i] for i in probs.argmax(axis=1)]
             for j, label in enumerate(labels):
-                table[f"{name}: p({label})"] = probs[:, j].round(3)
+                table[f"{name}: p({label})"] = probs[:, j].astype(float).round(3)
         return table
 
     def config(self) -> dict:

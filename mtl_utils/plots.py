@@ -20,7 +20,7 @@ from matplotlib.figure import Figure
 TASK_ORDER = ("topic", "sentiment", "genre")
 
 
-def show(fig: Figure, alt: str, path: str | Path | None = None, dpi: int = 110) -> Path | None:
+def show(fig: Figure, alt: str, path: str | Path | None = None, dpi: int = 110) -> None:
     """Save ``fig`` as PNG (to ``path``, if given), display it with ``alt`` as its alternative text, close it.
 
     The display carries the image twice: an HTML ``<img alt=...>`` (JupyterLab, nbconvert and the book show
@@ -36,10 +36,9 @@ def show(fig: Figure, alt: str, path: str | Path | None = None, dpi: int = 110) 
     try:
         from IPython.display import display
     except ImportError:  # plain Python: nothing to display
-        return Path(path) if path else None
+        return
     display({"text/html": f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt, quote=True)}"/>',
              "image/png": encoded, "text/plain": f"[figure] {alt}"}, raw=True)
-    return Path(path) if path else None
 
 
 def _short(text: str, width: int) -> str:
@@ -301,5 +300,29 @@ def lr_schedule_plot(schedule: pd.DataFrame, groups: Sequence[str], title: str) 
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def speed_accuracy(speed: pd.DataFrame, quality: pd.DataFrame, title: str = "Speed and accuracy of each variant") -> Figure:
+    """One panel per task: each variant's throughput relative to the baseline (x) against its test accuracy
+    minus fp32's with the exact paired 95 % interval (y); the dashed band is ±0.5 accuracy points."""
+    tasks = [t for t in TASK_ORDER if t in set(quality["task"])]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6.2 * len(tasks), 4.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        part = quality[quality["task"] == task].set_index("variant")
+        for i, (name, row) in enumerate(part.iterrows()):
+            x = speed.loc[name, "× baseline"]
+            ax.errorbar(x, row["− fp32"], yerr=[[row["− fp32"] - row["low"]], [row["high"] - row["− fp32"]]],
+                        fmt="o", color=f"C{i}", capsize=3, label=name)
+        ax.axhspan(-0.005, 0.005, color="grey", alpha=0.15, label="±0.5 points")
+        ax.axhline(0, color="black", lw=0.8)
+        ax.axvline(2.0, color="grey", ls="--", lw=0.8, label="2× fp32")
+        ax.set_xlabel("throughput relative to PyTorch fp32")
+        ax.set_ylabel("test accuracy − fp32 (95% paired interval)")
+        ax.set_title(task)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=8, loc="lower left")
+    fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -27,7 +27,7 @@ from threadpoolctl import threadpool_limits
 from . import paths
 from .batching import eval_mode, length_sorted_batches
 from .encoder import SentenceEncoder, check_batch_size, check_sentences
-from .metrics import mcnemar, mde_paired_proportions, paired_bootstrap, scores, wilson_interval
+from .metrics import mcnemar, mde_paired_proportions, paired_interval, scores, wilson_interval
 from .pooling import POOLING_MODES, pool
 from .progress import progress
 
@@ -189,7 +189,7 @@ def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
                 baselines: Mapping[str, Mapping[str, float]], reference: tuple[str, str] = ("raw", "mean")) -> pd.DataFrame:
     """One row per task, vectors and pooling, plus the majority-class row per task: test accuracy with its 95 %
     Wilson interval, macro-F1, the chosen ``C``, and the paired comparison with ``reference`` (raw mean
-    pooling): the accuracy difference with its paired-bootstrap interval, McNemar's p and the detectable effect.
+    pooling): the accuracy difference with its exact paired interval, McNemar's p and the detectable effect.
 
     ``results``: ``{task: {variant: {mode: ProbeResult}}}``; ``baselines``: ``{task: majority scores}``."""
     rows = []
@@ -202,7 +202,7 @@ def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
                        "accuracy": r.accuracy, "low": lo, "high": hi, "macro-F1": r.macro_f1, "C": r.C,
                        "converged": r.converged}
                 if (variant, mode) != reference:
-                    boot, test = paired_bootstrap(r.correct, ref), mcnemar(r.correct, ref)
+                    boot, test = paired_interval(r.correct, ref), mcnemar(r.correct, ref)
                     row.update({"vs mean": boot["difference"], "vs mean low": boot["low"], "vs mean high": boot["high"],
                                 "McNemar p": test.p_value, "detectable effect": mde_paired_proportions(r.correct, ref)})
                 rows.append(row)

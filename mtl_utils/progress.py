@@ -1,20 +1,47 @@
 """Progress bars, one policy for the whole series.
 
-In JupyterLab a bar is one widget line that updates in place; in a terminal, one line of text. Bars update at
-most every few seconds, so an executed notebook keeps no stream of fragments, and ``TQDM_DISABLE=1`` (the
-tests) switches them off everywhere.
+* In JupyterLab (or a terminal) a bar is one line that updates in place (a widget in JupyterLab).
+* In a headless run (``make run`` sets ``MTL_HEADLESS=1``), a bar prints nothing while it runs and one line,
+  its final state, when it closes: executed notebooks keep a single line per loop, not a stream of fragments.
+  Inner bars (``leave=False``) print nothing at all there.
+* ``TQDM_DISABLE=1`` (the tests) switches every bar off.
 """
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Iterable
 
-from tqdm.auto import tqdm
+from tqdm.auto import tqdm as interactive_tqdm
+from tqdm.std import tqdm as text_tqdm
 
-MININTERVAL = 5.0
+HEADLESS_ENV = "MTL_HEADLESS"
+
+
+class FinalLine(text_tqdm):
+    """A text bar that stays silent while running and prints its final line on close (to stdout)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.update(delay=float("inf"), file=sys.stdout)
+        super().__init__(*args, **kwargs)
+
+    def display(self, *args, **kwargs) -> None:  # nothing while running
+        pass
+
+    def close(self) -> None:
+        if not self.disable and self.leave:
+            print(self.format_meter(**self.format_dict), file=sys.stdout, flush=True)
+        self.leave = False  # the line is printed; tqdm must not print its own
+        super().close()
+
+
+def headless() -> bool:
+    """True in a headless notebook run (``MTL_HEADLESS=1``)."""
+    return os.environ.get(HEADLESS_ENV) == "1"
 
 
 def progress(iterable: Iterable | None = None, desc: str = "", total: int | None = None, disable: bool = False,
-             unit: str = "it", leave: bool = True) -> tqdm:
-    """A tqdm bar over ``iterable`` with the series' settings (see the module docstring)."""
-    return tqdm(iterable, desc=desc, total=total, disable=disable, unit=unit, leave=leave, mininterval=MININTERVAL,
-                dynamic_ncols=True)
+             unit: str = "it", leave: bool = True):
+    """A progress bar over ``iterable`` with the series' policy (see the module docstring)."""
+    cls = FinalLine if headless() else interactive_tqdm
+    return cls(iterable, desc=desc, total=total, disable=disable, unit=unit, leave=leave, mininterval=2.0)

@@ -12,6 +12,7 @@ import os
 import platform
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ import pandas as pd
 import sklearn
 import torch
 import transformers
+from transformers.utils import logging as hf_logging
 
 from . import paths, runtime
+from .seeding import set_seed
 
 
 def environment() -> dict[str, Any]:
@@ -42,6 +45,27 @@ def environment() -> dict[str, Any]:
 def environment_table() -> pd.DataFrame:
     """:func:`environment` as a one-column table."""
     return pd.DataFrame({"value": {k: str(v) for k, v in environment().items()}})
+
+
+def start(notebook: str, seed: int, output_dir: str | Path | None = None) -> Path:
+    """Begin a notebook run: the series' one thread setting (recorded in :func:`environment`), one seeding
+    call, no library progress bars, and the notebook's output folder (returned, created)."""
+    runtime.set_threads()
+    set_seed(seed)
+    hf_logging.disable_progress_bar()  # weight-loading bars and load reports say nothing a reader can act on
+    hf_logging.set_verbosity_error()
+    warnings.formatwarning = _short_warning
+    return notebook_output_dir(notebook, output_dir)
+
+
+def _short_warning(message, category, filename, lineno, line=None) -> str:
+    """A warning as a reader needs it in a notebook: its kind and message, without the machine's file paths."""
+    return f"{category.__name__}: {message}\n"
+
+
+def finite_or_none(value: Any) -> float | None:
+    """A number for a metrics file: ``None`` where there is none (NaN, e.g. a spread over one seed)."""
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
 
 
 def notebook_output_dir(notebook: str, output_dir: str | Path | None = None) -> Path:
@@ -99,6 +123,14 @@ def save_metrics(folder: str | Path, metrics: dict[str, Any], parameters: dict[s
     if notebook and not (parameters or {}).get("QUICK", False):
         _write_json(paths.results_file(notebook), record)
     return target
+
+
+def save_benchmark(name: str, title: str, command: str, setting: str, table: str) -> Path:
+    """Write a benchmark's result (its Markdown table and how it was made) to ``benchmarks/results/<name>.json``,
+    committed and rendered into the README by :mod:`mtl_utils.readme`."""
+    record = {"title": title, "command": command, "setting": setting, "table": table,
+              "environment": environment(), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    return _write_json(paths.REPO_ROOT / "benchmarks" / "results" / f"{name}.json", record)
 
 
 def load_metrics(folder: str | Path) -> dict[str, Any]:

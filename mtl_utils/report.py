@@ -51,8 +51,10 @@ def comparison_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
         "p": table["p-value"].map(lambda p: f"{p:.3g}"),
         "detectable effect": table["detectable effect"].round(digits),
         "verdict": ["A better" if d and x > 0 else "B better" if d else "no difference detected"
-                    for d, x in zip(table["detected"], table["difference"])],
-        "seeds": table["seeds"]})
+                    for d, x in zip(table["detected"], table["difference"])]})
+    for column in ("seeds", "seed"):
+        if column in table:
+            out[column] = table[column]
     return out
 
 
@@ -75,3 +77,35 @@ def data_flow(model: MultiTaskModel, sentences: Sequence[str]) -> pd.DataFrame:
             rows.append({"stage": f"{name} logits ({', '.join(model.task_labels[name])})",
                          "module": f"heads['{name}']", "shape": list(logits.shape), "shared": f"no: {name} only"})
     return pd.DataFrame(rows)
+
+
+def probe_findings(table: pd.DataFrame, digits: int = 3) -> str:
+    """Markdown bullets on :func:`mtl_utils.probing.probe_table`: per task the best probe, the majority
+    baseline, and every other probe against raw mean pooling, under :data:`RULE`."""
+    lines = []
+    for task, part in table.groupby("task", sort=False):
+        probes = part[part["pooling"] != "majority class"]
+        base = part[part["pooling"] == "majority class"]["accuracy"].iloc[0]
+        best = probes.loc[probes["accuracy"].idxmax()]
+        lines.append(f"* **{task}**: best {best['pooling']} pooling on {best['vectors']} vectors, "
+                     f"{best['accuracy']:.{digits}f} [{best['low']:.{digits}f}, {best['high']:.{digits}f}], against "
+                     f"{base:.{digits}f} for the majority class.")
+        for row in probes.dropna(subset=["vs mean"]).to_dict("records"):
+            detected = row["vs mean low"] > 0 or row["vs mean high"] < 0
+            tail = (f"**{'better' if row['vs mean'] > 0 else 'worse'}** (McNemar p = {row['McNemar p']:.2g})" if detected
+                    else f"no difference detected (detectable: ±{row['detectable effect']:.{digits}f})")
+            lines.append(f"  * {row['pooling']}, {row['vectors']} − mean, raw: {signed(row['vs mean'], digits)} "
+                         f"[{signed(row['vs mean low'], digits)}, {signed(row['vs mean high'], digits)}]: {tail}")
+    return "\n".join(lines)
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 2) -> str:
+    """A DataFrame as a GitHub Markdown table (numbers rounded to ``digits``; the index is not shown)."""
+    def cell(value) -> str:
+        if isinstance(value, float):
+            return f"{value:,.{digits}f}"
+        return str(value).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(str, table.columns)) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines)

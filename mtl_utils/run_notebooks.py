@@ -3,22 +3,33 @@
     python -m mtl_utils.run_notebooks [--quick] [--inplace] [NOTEBOOK ...] [-p NAME VALUE ...]
 
 Executed copies go to ``outputs/executed/`` (git-ignored); ``--inplace`` overwrites the notebooks in
-``notebooks/`` instead, which is how the committed outputs of a full run are refreshed.
+``notebooks/`` instead, which is how the committed outputs of a full run are refreshed. Kernels run headless
+(``MTL_HEADLESS=1``: one final line per progress bar) and quiet (no kernel log lines); the run ends with a
+table of each notebook's minutes. A quick run also records its times in ``notebooks/results/quick.json``
+(the README's quick-mode column).
 """
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import sys
 import time
 from pathlib import Path
 
+import nbformat
+import papermill as pm
 import yaml
+from jupyter_client.kernelspec import KernelSpecManager
 
 from . import paths
+from .progress import HEADLESS_ENV
+
+KERNEL = "python3"
 
 
 def notebooks(selected: list[str] | None = None) -> list[Path]:
-    """The series' notebooks in order (``NN_*.ipynb``), or the selected ones (by file name or stem)."""
+    """The series' notebooks in order (``NN_*.ipynb``), or the selected ones (by file name, stem or number)."""
     found = sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
     if not selected:
         return found
@@ -31,16 +42,23 @@ def notebooks(selected: list[str] | None = None) -> list[Path]:
     return chosen
 
 
-def execute(notebook: Path, target: Path, parameters: dict, cwd: Path | None = None) -> float:
-    """Run one notebook with papermill; return the seconds it took."""
-    import papermill as pm
+def kernel_display_name(name: str = KERNEL) -> str:
+    """The display name of the installed kernel (what JupyterLab writes into a notebook it opens)."""
+    return KernelSpecManager().get_kernel_spec(name).display_name
 
+
+def execute(notebook: Path, target: Path, parameters: dict, cwd: Path | None = None) -> float:
+    """Run one notebook with papermill, headless and quiet; return the seconds it took. The executed copy
+    keeps the installed kernel's name, so JupyterLab opens it unmodified."""
+    os.environ[HEADLESS_ENV] = "1"
     start = time.perf_counter()
-    pm.execute_notebook(
-        str(notebook), str(target), parameters=parameters, cwd=str(cwd or notebook.parent), progress_bar=False,
-        kernel_name="python3",
-    )
-    return time.perf_counter() - start
+    pm.execute_notebook(str(notebook), str(target), parameters=parameters, cwd=str(cwd or notebook.parent),
+                        progress_bar=False, kernel_name=KERNEL, extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    seconds = time.perf_counter() - start
+    executed = nbformat.read(target, as_version=4)
+    executed.metadata["kernelspec"] = {"display_name": kernel_display_name(), "language": "python", "name": KERNEL}
+    nbformat.write(executed, target)
+    return seconds
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,20 +74,21 @@ def main(argv: list[str] | None = None) -> int:
         parameters["QUICK"] = True
     out_dir = paths.output_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
-    timings = []
+    timings = {}
     for nb in notebooks(args.names):
         target = nb if args.inplace else out_dir / nb.name
-        print(f"running {nb.name} {parameters or ''} ...", flush=True)
-        seconds = execute(nb, target, parameters)
-        timings.append((nb.name, seconds, target))
-        print(f"  done in {seconds / 60:.1f} min -> {target}", flush=True)
-    print("\nnotebook                                   minutes")
-    for name, seconds, _ in timings:
-        print(f"{name:<42} {seconds / 60:7.1f}")
-    if timings:
-        print(f"\nexecuted notebooks are in {timings[0][2].parent}")
-    else:
-        print("no notebooks found in", paths.NOTEBOOKS_DIR)
+        print(f"running {nb.name} {parameters or ''}", flush=True)
+        timings[nb.stem] = execute(nb, target, parameters) / 60
+    print(f"\n{'notebook':<36} minutes")
+    for name, minutes in timings.items():
+        print(f"{name:<36} {minutes:7.1f}")
+    print(f"{'total':<36} {sum(timings.values()):7.1f}")
+    print(f"\nexecuted notebooks: {paths.relative(paths.NOTEBOOKS_DIR if args.inplace else out_dir)}")
+    if args.quick and set(parameters) == {"QUICK"}:
+        record = paths.RESULTS_DIR / "quick.json"
+        old = json.loads(record.read_text()) if record.is_file() else {}
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({**old, **{k: round(v, 2) for k, v in timings.items()}}, indent=2) + "\n")
     return 0
 
 

@@ -82,7 +82,8 @@ class TrainConfig:
 
     Budget: ``examples`` training examples seen in total, ``ceil(examples / batch_size)`` optimizer steps
     (``None``: one pass over every trained task's training set); ``rounds`` equal parts, each followed by a
-    validation; the round with the best mean validation macro-F1 is kept.
+    validation; the round with the best mean validation macro-F1 is kept (with one round there is nothing to
+    choose, and no validation is run).
 
     Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for
     ``lr``); ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.optim`).
@@ -492,10 +493,12 @@ class Trainer:
                         self.caches.get((task, split)), self.tokens[task, split])
 
     def validate(self, round_: int, losses: dict[str, list[float]], seconds: float) -> None:
-        """Validation scores of every task after a round; keeps the weights of the best round so far."""
+        """A history row per task after a round, with validation scores when something uses them (several
+        rounds to choose from, or watched tasks); keeps the weights of the best round so far."""
+        needed = self.config.rounds > 1 or bool(self.config.watch_tasks)
         rows = []
         for task in self.config.tasks + self.config.watch_tasks:
-            val = self.scores(task, "validation")
+            val = self.scores(task, "validation") if needed else {"accuracy": float("nan"), "macro_f1": float("nan")}
             row = {"round": round_, "task": task, "trained": task in self.config.tasks,
                    "steps": len(losses.get(task, [])),
                    "train loss": float(np.mean(losses[task])) if losses.get(task) else float("nan"),
@@ -505,6 +508,8 @@ class Trainer:
                 row["test accuracy"] = self.scores(task, "test")["accuracy"]
             rows.append(row)
         self.history_rows += rows
+        if not needed:
+            return
         score = float(np.mean([r["val macro-F1"] for r in rows if r["trained"]]))
         if round_ > 0 and score > self.best_score:
             self.best_score, self.best_round = score, round_

@@ -124,3 +124,18 @@ def test_scores_and_majority():
     assert out["confusion"].tolist() == [[1, 0], [1, 1]]
     with pytest.raises(ValueError, match=r"logits must be \[n, 3\]"):
         metrics.classification_scores([0], np.zeros((1, 2)), 3)
+
+
+@pytest.mark.parametrize("only_a, only_b", [(10, 2), (5, 5), (0, 7), (30, 18), (1, 0), (12, 4), (40, 25)])
+def test_paired_interval_agrees_with_mcnemar(only_a, only_b):
+    """The exact paired interval excludes zero exactly when McNemar's exact test rejects at 5%."""
+    a, b = _pairs(40, only_a, only_b, 13)
+    interval, test = metrics.paired_interval(a, b), metrics.mcnemar(a, b)
+    assert interval["difference"] == pytest.approx((only_a - only_b) / len(a))
+    assert interval["low"] <= interval["difference"] <= interval["high"]
+    assert (interval["low"] > 0 or interval["high"] < 0) == (test.p_value < 0.05)
+
+
+def test_paired_interval_without_discordant_pairs():
+    a = np.array([True, False, True])
+    assert metrics.paired_interval(a, a) == {"difference": 0.0, "low": 0.0, "high": 0.0, "n": 3}

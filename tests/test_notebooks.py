@@ -1,6 +1,6 @@
-"""Every notebook in notebooks/, executed headless by papermill in quick mode, with assertions on the
-numbers it records (``metrics.json`` in its output folder). The assertions of notebook ``NN_*.ipynb``
-live in ``tests/notebook_checks/nbNN.py``."""
+"""Every notebook in notebooks/, executed headless by papermill in quick mode, with assertions on the numbers
+it records (``metrics.json`` in its output folder), and checks of the committed full-run outputs. The
+assertions of notebook ``NN_*.ipynb`` live in ``tests/notebook_checks/nbNN.py``."""
 from __future__ import annotations
 
 import importlib
@@ -23,11 +23,18 @@ def checks_for(notebook: Path):
         pytest.fail(f"add tests/notebook_checks/nb{notebook.stem[:2]}.py with check(metrics) for {notebook.name}")
 
 
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory):
+    """One run cache for the whole quick series, as `make run` shares data/cache: later notebooks load the
+    runs earlier ones trained (the protocol's shared configurations)."""
+    return tmp_path_factory.mktemp("cache")
+
+
 @pytest.mark.notebook
 @pytest.mark.parametrize("notebook", notebooks(), ids=lambda p: p.stem)
-def test_notebook_runs_and_records(notebook: Path, tmp_path: Path, monkeypatch) -> None:
+def test_notebook_runs_and_records(notebook: Path, tmp_path: Path, shared_cache: Path, monkeypatch) -> None:
     check = checks_for(notebook)
-    monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("MTL_CACHE_DIR", str(shared_cache))
     monkeypatch.setenv("TQDM_DISABLE", "1")
     out = tmp_path / "out"
     params = {**PARAMETERS["all"], **(PARAMETERS.get("notebooks") or {}).get(notebook.name, {}),

@@ -148,7 +148,8 @@ def test_figures_are_labelled_and_shown_with_alt_text(topic_vectors, small_topic
     assert bars.axes[0].get_xlabel() == "test accuracy" and bars.axes[0].get_title() == "topic"
     shown = []
     monkeypatch.setattr("IPython.display.display", lambda obj, raw=False: shown.append(obj))
-    path = plots.show(bars, alt="Accuracy of two poolings", path=tmp_path / "bars.png")
+    path = tmp_path / "bars.png"
+    plots.show(bars, alt="Accuracy of two poolings", path=path)
     assert path.is_file() and path.read_bytes()[:4] == b"\x89PNG"
     assert 'alt="Accuracy of two poolings"' in shown[0]["text/html"] and shown[0]["image/png"]
     coords = project_2d(topic_vectors["test"]["mean"][:30], "pca")

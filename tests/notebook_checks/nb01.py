@@ -1,14 +1,17 @@
+"""Notebook 01 (sentence embeddings): shapes, the reference check, padding, probes well above the majority."""
+
+
 def check(m: dict) -> None:
-    assert m["embedding_dim"] == 384
-    assert m["one_sentence_shape"] == [1, 384]
-    assert m["reference_max_abs_diff"] < 1e-5
-    # padding must not count, and the unmasked mean must visibly differ
-    assert m["padding"]["alone_vs_batched_max_abs_diff"] < 1e-5
-    assert m["padding"]["unmasked_vs_alone_max_abs_diff"] > 1e-3
-    for task in ("topic", "sentiment"):
-        assert m["probe"][task]["mean"]["accuracy"] > m["majority_baseline"][task]
-        for results in (m["probe"][task], m["probe_l2"][task]):
-            assert set(results) == {"mean", "cls", "max"}
-            assert all(0 <= r["accuracy"] <= 1 and 0 <= r["macro_f1"] <= 1 for r in results.values())
+    assert m["embedding_dim"] == 384 and m["one_sentence_shape"] == [1, 384]
+    assert m["reference_max_abs_diff"] < 1e-5, "our encoder must reproduce sentence-transformers"
+    assert m["padding"]["alone_vs_batched_max_abs_diff"] < 1e-5  # the masked mean ignores padding
+    assert m["padding"]["unmasked_vs_alone_max_abs_diff"] > 1e-2  # ... and the unmasked one visibly does not
+    # margins over the majority class seen in quick runs (topic ~ +0.6, sentiment ~ +0.12), with room for noise
+    margins = {"topic": 0.4, "sentiment": 0.05}
+    for task, margin in margins.items():
+        assert m["mean_probe"][task]["accuracy"] > m["majority_baseline"][task] + margin, (task, m["mean_probe"][task])
+        assert m["mean_probe"][task]["C"] in (0.1, 1.0, 10.0)
+        assert len(m["probe"][task]) == 6  # 3 poolings x raw / L2-normalised
+    assert m["neighbours_label_agreement"] >= 0.5
+    assert m["heatmap"]["mean_cosine_same_label"] > m["heatmap"]["mean_cosine_different_label"]
     assert m["speed"]["length_sorted"]["padded_fraction"] < m["speed"]["input_order"]["padded_fraction"]
-    assert all(m["speed"][k]["best_sentences_per_s"] > 0 for k in ("length_sorted", "input_order"))

@@ -1,8 +1,22 @@
+"""Notebook 02 (multi-task model): every model learns well beyond the majority class, the multi-task run
+gives each task its budget, paired comparisons are complete, the checkpoint reloads exactly."""
+
+
 def check(m: dict) -> None:
     base = m["majority_baseline"]
-    for task in ("topic", "sentiment"):
-        assert m["test"]["multi-task"][task]["accuracy"] > base[task], (task, m["test"]["multi-task"], base)
-        assert m["test"][f"single-task {task}"][task]["accuracy"] > base[task]
-        assert 0 < m["test"]["multi-task"][task]["macro-F1"] <= 1
+    # margins over the majority class seen in quick runs, with room for noise
+    margins = {"topic": 0.3, "sentiment": 0.05}
+    for task, margin in margins.items():
+        for run in (f"single-task {task}", "multi-task"):
+            assert m["accuracy"][f"{run}/{task}"]["mean"] > base[task] + margin, (run, task, m["accuracy"])
+        assert m["probe"][task]["accuracy"] > base[task] + margin
+    assert m["steps_per_task"]["topic"] == m["steps_per_task"]["sentiment"]  # round-robin: equal steps per task
+    assert {(r["task"], r["B"]) for r in m["sharing"]} == {("topic", "single-task topic"),
+                                                           ("sentiment", "single-task sentiment")}
+    for row in m["sharing"] + m["versus_probe"]:
+        assert row["low"] <= row["difference"] <= row["high"] and 0 <= row["p-value"] <= 1
+    assert len(m["versus_probe"]) == 2 * 2 * len(m["seeds"])
+    cosines = m["gradient_cosine"]
+    assert all(-1 <= c <= 1 for c in cosines.values()) and len(set(round(c, 6) for c in cosines.values())) > 1
+    assert 0 <= m["neutral_news"]["share called positive"] <= 1
     assert m["reload_max_abs_diff"] < 1e-5
-    assert set(m["sampling"]) >= {"proportional"}

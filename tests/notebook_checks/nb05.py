@@ -1,0 +1,19 @@
+"""Notebook 05 (serving): one pass answers every task exactly as separate calls do, sharing doubles
+throughput, int8 stays close to fp32, the command line answers."""
+
+
+def check(m: dict) -> None:
+    assert m["identical_answers"]
+    assert m["shared_throughput_ratio"] > 1.5, m["one_vs_two"]  # goal 1.8x in the full run; quick runs are noisy
+    one, two = m["one_vs_two"]["one multi-task model"], m["one_vs_two"]["two single-task models"]
+    assert two["parameters"] > 1.9 * one["parameters"] and two["weights in memory (MB)"] > 1.9 * one["weights in memory (MB)"]
+    quality = {(r["variant"], r["task"]): r for r in m["quality"]}
+    for task in ("topic", "sentiment"):
+        fp32 = quality[("ONNX Runtime fp32 (fused)", task)]
+        assert fp32["agreement with fp32"] > 0.995, "the exported fp32 graph must answer as PyTorch does"
+        for variant in ("PyTorch dynamic int8", "ONNX Runtime int8 (fused)"):
+            row = quality[(variant, task)]
+            assert abs(row["− fp32"]) <= 0.05 and row["cosine 1st percentile"] > 0.8, (variant, task, row)
+    assert 0.3 < m["matmul_share"] < 1.0
+    assert m["cli_answers"]
+    assert len(m["equal_cost"]) == 2

@@ -1,0 +1,29 @@
+"""The static site (make book): every chapter and every figure of the committed notebooks, working links."""
+import re
+
+import pytest
+
+from mtl_utils import book
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory):
+    return book.build(tmp_path_factory.mktemp("book"))
+
+
+def test_every_notebook_is_a_page_with_its_figures(site):
+    index = (site / "index.html").read_text()
+    for notebook in book.notebooks():
+        page = site / f"{notebook.stem}.html"
+        assert page.is_file(), page
+        assert f'href="{notebook.stem}.html"' in index, f"the front page does not link {notebook.stem}"
+        html = page.read_text()
+        images = len(re.findall(r"<img[^>]+src=\"(?:data:image/png|_images/)", html))
+        assert images >= book.figures(notebook), (notebook.name, images, book.figures(notebook))
+        assert "alt=" in html or book.figures(notebook) == 0
+
+
+def test_front_page_is_the_readme_with_chapter_links(site):
+    index = (site / "index.html").read_text()
+    assert "Sentence transformers and multi-task learning" in index
+    assert "notebooks/0" not in re.sub(r"<pre.*?</pre>", "", index, flags=re.S)  # links point at chapters
