@@ -33,8 +33,9 @@ Experiments and reading
   command line;
 * :mod:`~mtl_utils.report`: Markdown verdicts and small tables;
 * :mod:`~mtl_utils.plots`: every figure (the only module that imports matplotlib);
-* :mod:`~mtl_utils.records`, :mod:`~mtl_utils.readme`, :mod:`~mtl_utils.run_notebooks`: what a run leaves
-  behind, the README's generated sections, the papermill runner behind ``make run``.
+* :mod:`~mtl_utils.records`, :mod:`~mtl_utils.readme`, :mod:`~mtl_utils.book`, :mod:`~mtl_utils.run_notebooks`:
+  what a run leaves behind, the README's generated sections, the static site, the papermill runner behind
+  ``make run``.
 """
 from .data import Task, load_sentiment, load_tasks, load_topic
 from .encoder import DEFAULT_MODEL, SentenceEncoder

@@ -138,22 +138,25 @@ class MultiTaskModel(nn.Module):
         """One pass through the shared encoder, then each requested head: ``{task: [batch, labels]}``."""
         return self.heads_forward(self.encoder(input_ids, attention_mask, **extra), tasks)
 
-    def logits(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64) -> dict[str, np.ndarray]:
+    def logits(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64,
+               warn_truncation: bool = True) -> dict[str, np.ndarray]:
         """Inference logits per task ``{task: [n, labels]}`` (eval mode, length-sorted batches, input order;
-        inputs as :func:`mtl_utils.encoder.check_sentences` accepts, truncation warned)."""
+        inputs as :func:`mtl_utils.encoder.check_sentences` accepts; truncation warned unless switched off)."""
         names = self.check_tasks(tasks)
         batch_size = check_batch_size(batch_size)
-        vectors = self.encoder.encode(sentences, batch_size=batch_size, convert_to_tensor=True, show_progress=False)
+        vectors = self.encoder.encode(sentences, batch_size=batch_size, convert_to_tensor=True, show_progress=False,
+                                      warn_truncation=warn_truncation)
         with eval_mode(self), torch.inference_mode():
             return {name: logits.float().cpu().numpy()
                     for name, logits in self.heads_forward(vectors.to(self.encoder.device), names).items()}
 
-    def predict(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64) -> pd.DataFrame:
+    def predict(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64,
+                warn_truncation: bool = True) -> pd.DataFrame:
         """One row per sentence: per task the predicted label and each label's probability. A pandas Series'
         index is kept."""
         texts = check_sentences(sentences)
         table = pd.DataFrame({"sentence": texts}, index=sentence_index(sentences))
-        for name, logits in self.logits(texts, tasks, batch_size).items():
+        for name, logits in self.logits(texts, tasks, batch_size, warn_truncation).items():
             probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
             labels = self.task_labels[name]
             table[name] = [labels[i] for i in probs.argmax(axis=1)]

@@ -218,7 +218,7 @@ def test_everything_frozen_is_refused(small_tasks, tiny_config):
         Trainer(tiny_config, small_tasks, model=model)
 
 
-@pytest.mark.filterwarnings("ignore:Seems like `optimizer.step\(\)` has been overridden")
+@pytest.mark.filterwarnings(r"ignore:Seems like `optimizer.step\(\)` has been overridden")
 def test_loss_weights_scale_the_gradient(small_tasks, tiny_config):
     """A weight of 2 on a task doubles that task's gradient (same batch, same seed): checked on the first step."""
     grads = {}

@@ -1,0 +1,82 @@
+"""Open every page of the built book in headless Chromium: fail on a console error, a page error or an image
+that did not load, and save a screenshot of each page (to look at what a reader sees).
+
+    make book
+    python tools/check_book.py [--site build/book/_build/html] [--screenshots build/book/screenshots]
+
+Needs Chromium (Debian: ``apt-get install chromium``) and the ``playwright`` Python package
+(``pip install playwright``; no browser download: it drives the installed Chromium).
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import http.server
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+         "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
+    """Serve ``folder`` on a free localhost port (pages load their assets over HTTP, as on a web host)."""
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
+    handler.log_message = lambda *args: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def check(site: Path, screenshots: Path, browser_path: str) -> list[str]:
+    """Problems found on the site's top-level pages (empty: all good)."""
+    problems: list[str] = []
+    screenshots.mkdir(parents=True, exist_ok=True)
+    server, base = serve(site)
+    pages = sorted(p.name for p in site.glob("*.html") if p.name not in ("genindex.html", "search.html"))
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=browser_path, args=FLAGS)
+            for name in pages:
+                errors: list[str] = []
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("pageerror", lambda e: errors.append(str(e)))
+                page.goto(f"{base}/{name}", wait_until="networkidle")
+                broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
+                                       ".map(i => i.alt || i.src.slice(0, 60))")
+                images = page.evaluate("document.images.length")
+                page.screenshot(path=str(screenshots / f"{Path(name).stem}.png"), full_page=False)
+                problems += [f"{name}: console error: {e}" for e in errors]
+                problems += [f"{name}: image did not load: {b}" for b in broken]
+                print(f"{name}: {images} images, {len(broken)} broken, {len(errors)} console errors")
+                page.close()
+            browser.close()
+    finally:
+        server.shutdown()
+    return problems
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--site", type=Path, default=ROOT / "build" / "book" / "_build" / "html")
+    parser.add_argument("--screenshots", type=Path, default=ROOT / "build" / "book" / "screenshots")
+    parser.add_argument("--browser", default=shutil.which("chromium") or "/usr/bin/chromium")
+    args = parser.parse_args()
+    if not (args.site / "index.html").is_file():
+        print(f"no book at {args.site}: run `make book` first", file=sys.stderr)
+        return 2
+    problems = check(args.site, args.screenshots, args.browser)
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{'FAILED' if problems else 'OK'}: screenshots in {args.screenshots}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
