@@ -6,6 +6,8 @@ files (:mod:`mtl_utils.readme`), so they can never drift from the committed note
 """
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import math
 import os
@@ -13,6 +15,8 @@ import platform
 import time
 import uuid
 import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,6 +127,53 @@ def save_metrics(folder: str | Path, metrics: dict[str, Any], parameters: dict[s
     if notebook and not (parameters or {}).get("QUICK", False):
         _write_json(paths.results_file(notebook), record)
     return target
+
+
+@dataclass
+class Measured:
+    """Tables from :func:`measured`: ``tables`` by name, and ``when`` they were measured (``replayed``: read back
+    from the cache rather than measured by this run)."""
+
+    tables: dict[str, pd.DataFrame]
+    when: str
+    replayed: bool
+
+    def note(self) -> str:
+        """What a notebook prints under replayed timings, so that nobody reads them as this run's."""
+        if not self.replayed:
+            return f"measured by this run ({self.when})"
+        return (f"replayed from the measurement of {self.when} (same models, settings and machine kind); "
+                "FORCE_RETRAIN=True measures again")
+
+
+def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.DataFrame]],
+             force: bool = False) -> Measured:
+    """Timing tables cached like trained runs: ``measure()`` runs once per ``key`` (what the numbers depend on:
+    models, settings, library versions, the machine's CPU and threads) and is replayed from
+    ``<cache>/measurements/`` afterwards, labelled as such. ``force`` measures again."""
+    identity = {**_plain(key), "environment": {k: environment()[k] for k in ("torch", "cpu cores", "torch threads",
+                                                                              "device", "device name")},
+                "processor": platform.processor() or platform.machine()}
+    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+    path = paths.cache_dir() / "measurements" / f"{name}-{digest}.json"
+    if path.is_file() and not force:
+        try:
+            stored = json.loads(path.read_text())
+            tables = {k: _frame(v) for k, v in stored["tables"].items()}
+            return Measured(tables, stored["when"], True)
+        except (ValueError, KeyError):
+            warnings.warn(f"stored measurement {path} is damaged; measuring again", stacklevel=2)
+    tables = measure()
+    when = time.strftime("%Y-%m-%d %H:%M")
+    _write_json(path, {"key": identity, "when": when,
+                       "tables": {k: {"index": t.index.name, "frame": t.reset_index(drop=t.index.name is None)
+                                      .to_json(orient="split")} for k, t in tables.items()}})
+    return Measured(tables, when, False)
+
+
+def _frame(stored: dict) -> pd.DataFrame:
+    frame = pd.read_json(io.StringIO(stored["frame"]), orient="split")
+    return frame.set_index(stored["index"]) if stored["index"] else frame
 
 
 def save_benchmark(name: str, title: str, command: str, setting: str, table: str) -> Path:

@@ -31,6 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
+from . import anatomy
 from .batching import length_sorted_batches
 from .data import Task
 from .encoder import Tokenized
@@ -282,3 +283,49 @@ def one_vs_two(multi: MultiTaskModel, singles: Mapping[str, MultiTaskModel], tex
     table["throughput × two models"] = table["batch-32 sentences/s (best)"] / table.loc["two single-task models",
                                                                                          "batch-32 sentences/s (best)"]
     return table
+
+
+def layer_sensitivity(model: MultiTaskModel, tokenized: Tokenized, reference: torch.Tensor,
+                      batch_size: int = 32) -> pd.DataFrame:
+    """Dynamic int8 applied to **one** encoder layer at a time (its linear maps; everything else fp32): how far
+    the sentence vectors move from ``reference`` (fp32's), as the minimum and 1st-percentile cosine."""
+    prefix = anatomy.module_name(model, anatomy.layer_stack(model))
+    layer_names = [f"{prefix}.{i}" for i in range(anatomy.num_layers(model))]
+    rows = []
+    for i in range(len(layer_names)):
+        keep = [name for j, name in enumerate(layer_names) if j != i] + ["heads"]
+        vectors, _ = torch_int8_variant(model, keep_fp32=keep).run(tokenized, batch_size)
+        cosine = nn.functional.cosine_similarity(vectors, reference, dim=1).numpy()
+        rows.append({"only this layer int8": f"layer {i + 1}",
+                     "cosine 1st percentile": float(np.quantile(cosine, 0.01)), "cosine min": float(cosine.min())})
+    return pd.DataFrame(rows).set_index("only this layer int8")
+
+
+def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Sequence[str], folder: Path,
+                     repeats: int = 3, sensitivity_texts: int = 600) -> dict[str, pd.DataFrame]:
+    """Notebook 05's measurements of inference variants, in one call (so they can be cached and replayed):
+    ``speed`` and ``quality`` of fp32, bf16 autocast, PyTorch int8 and ONNX Runtime fp32 / int8;
+    ``sensitivity`` of each layer to int8; ``mixed``: speed and accuracy of int8 with the two most sensitive
+    layers kept in fp32, beside plain int8; ``matmul``: the share of fp32's CPU time in matrix products."""
+    onnx_path = export_onnx(model, folder / "model.onnx")
+    variants = [torch_variant(model), torch_variant(model, autocast=torch.bfloat16), torch_int8_variant(model),
+                onnx_variant(model, onnx_path, "ONNX Runtime fp32 (fused)"),
+                onnx_variant(model, quantize_onnx(onnx_path), "ONNX Runtime int8 (fused)")]
+    tokenized = model.encoder.token_ids(texts)
+    tokens = {task: model.encoder.token_ids(list(data[task]["test"]["text"])) for task in data}
+    speed = speed_table(variants, tokenized, batch_size=32, repeats=repeats)
+    quality = quality_table(variants, data, tokens)
+    sample = model.encoder.token_ids(texts[:sensitivity_texts])
+    sensitivity = layer_sensitivity(model, sample, variants[0].run(sample, 32)[0])
+    worst = sensitivity["cosine 1st percentile"].nsmallest(2).index
+    prefix = anatomy.module_name(model, anatomy.layer_stack(model))
+    keep = [f"{prefix}.{int(name.split()[-1]) - 1}" for name in worst]
+    mixed_variant = torch_int8_variant(model, keep_fp32=keep, name=f"PyTorch int8, {' and '.join(worst)} fp32")
+    final = [variants[0], variants[2], mixed_variant, variants[4]]
+    mixed_quality = quality_table(final, data, tokens)
+    changes = mixed_quality.pivot(index="variant", columns="task", values="− fp32").add_prefix("accuracy − fp32: ")
+    mixed = speed_table(final, tokenized, batch_size=32, repeats=repeats)[["× baseline"]].join(changes)
+    share = matmul_share(variants[0], model.encoder.token_ids(texts[:256]))
+    return {"speed": speed, "quality": quality, "sensitivity": sensitivity,
+            "mixed": mixed.loc[[v.name for v in final]],
+            "matmul": pd.DataFrame({"share of fp32 CPU time in matrix products": [share]})}

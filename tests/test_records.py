@@ -39,3 +39,24 @@ def test_full_runs_also_write_the_committed_results_file(tmp_path, monkeypatch):
 def test_relative_paths():
     assert paths.relative(paths.REPO_ROOT / "notebooks" / "x.png") == "notebooks/x.png"
     assert paths.relative("/somewhere/else") == "/somewhere/else"
+
+
+def test_measurements_are_replayed_and_labelled(tmp_path, monkeypatch):
+    import pandas as pd
+
+    monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return {"speed": pd.DataFrame({"variant": ["fp32", "int8"], "x": [1.0, 1.6]}).set_index("variant"),
+                "plain": pd.DataFrame({"a": [1, 2]})}
+
+    first = records.measured("demo", {"model": "abc", "sentences": 10}, measure)
+    again = records.measured("demo", {"model": "abc", "sentences": 10}, measure)
+    assert len(calls) == 1 and not first.replayed and again.replayed and "replayed" in again.note()
+    pd.testing.assert_frame_equal(first.tables["speed"], again.tables["speed"])
+    pd.testing.assert_frame_equal(first.tables["plain"], again.tables["plain"])
+    records.measured("demo", {"model": "other", "sentences": 10}, measure)
+    records.measured("demo", {"model": "abc", "sentences": 10}, measure, force=True)
+    assert len(calls) == 3

@@ -63,3 +63,11 @@ def test_one_model_against_two(model, tiny_model_dir, texts):
     assert two["parameters"] > 1.9 * one["parameters"]
     assert table.loc["two single-task models", "throughput × two models"] == 1.0
     assert serving.parameter_bytes(model) == one["weights in memory (MB)"] * 1e6
+
+
+def test_measure_variants_on_the_tiny_model(model, small_tasks, texts, tmp_path):
+    tables = serving.measure_variants(model, small_tasks, texts, tmp_path, repeats=1, sensitivity_texts=20)
+    assert set(tables) == {"speed", "quality", "sensitivity", "mixed", "matmul"}
+    assert list(tables["sensitivity"].index) == ["layer 1", "layer 2"]
+    assert len(tables["mixed"]) == 4 and tables["mixed"].iloc[0]["× baseline"] == 1.0
+    assert 0 < tables["matmul"].iloc[0, 0] < 1
