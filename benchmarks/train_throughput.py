@@ -89,7 +89,7 @@ def project_run(data, steps: int, batch_size: int, seed: int, val) -> dict:
     config = TrainConfig(tasks=("sentiment",), examples=steps * batch_size, batch_size=batch_size, lr=5e-5,
                          head_lr=5e-5, warmup_ratio=0.0, seed=seed)
     trainer = Trainer(config, data, progress_bar=False)
-    trainer.scheduler.lr_lambdas = [lambda step: 1.0]  # the plain loop has no schedule either
+    trainer.scheduler.lr_lambdas = [lambda step: 1.0] * len(trainer.scheduler.lr_lambdas)  # no schedule, as the plain loop
     trainer.step, trainer.task_steps, trainer.step_rows = 0, defaultdict(int), []
     trainer.set_round_freezing(0)
     start = time.perf_counter()
@@ -153,7 +153,7 @@ def main() -> None:
                            "python benchmarks/train_throughput.py",
                            f"sentiment, {args.steps} steps of batch {args.batch_size}, best of {args.repeats} "
                            f"alternating runs, {threads} threads; each lever added to the plain loop in turn",
-                           markdown_table(table.fillna("")))
+                           markdown_table(table.astype(object).fillna("")))
 
 
 if __name__ == "__main__":
