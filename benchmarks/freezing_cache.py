@@ -68,7 +68,8 @@ def main() -> None:
     print(setting)
     print(table.to_string(index=False))
     records.save_benchmark("freezing_cache", "Freezing: training with the frozen bottom computed once",
-                           "python benchmarks/freezing_cache.py", setting, markdown_table(table.fillna("–")))
+                           "python benchmarks/freezing_cache.py", setting,
+                           markdown_table(table.astype(object).fillna("–")))
 
 
 if __name__ == "__main__":

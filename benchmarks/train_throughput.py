@@ -113,8 +113,8 @@ def main() -> None:
 
     data = load_tasks()
     train_df, val_df = data["sentiment"]["train"], data["sentiment"]["validation"].iloc[:256]
-    texts, labels = list(train_df["text"]), train_df["label"].to_numpy()
-    val = (list(val_df["text"]), val_df["label"].to_numpy())
+    texts, labels = list(train_df["text"]), train_df["label"].to_numpy().copy()
+    val = (list(val_df["text"]), val_df["label"].to_numpy().copy())
     tokenizer = AutoTokenizer.from_pretrained(assets.bundled_model_dir())
     variants = {name: (lambda level=level: plain_run(level, texts, labels, args.steps, args.batch_size, args.seed,
                                                        tokenizer, val)) for level, name in enumerate(LEVELS)}

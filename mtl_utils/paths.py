@@ -22,6 +22,9 @@ def cache_dir() -> Path:
     return Path(os.environ.get("MTL_CACHE_DIR", REPO_ROOT / "data" / "cache"))
 
 
+RECORD_ENV = "MTL_RECORD_RESULTS"  # "1": full runs write notebooks/results/ (run_notebooks --inplace sets it)
+
+
 def results_file(notebook: str) -> Path:
     """The committed full-run record of a notebook: ``notebooks/results/NN.json`` (NN: its number)."""
     return RESULTS_DIR / f"{notebook[:2]}.json"

@@ -87,7 +87,7 @@ def results() -> str:
                 "| k | trainable parameters | training time | topic | sentiment |", "|---|---|---|---|---|"]
         base = m["sweep"]["k=0"]["train_seconds"]
         for name, v in m["sweep"].items():
-            out.append(f"| {v['k']} | {v['trainable']:,} | {v['train_seconds'] / base:.2f}× | "
+            out.append(f"| {v['k']} | {v['trainable']:,} | {v['train_seconds'] / base:.2g}× | "
                        f"{v['accuracy']['topic']:.3f} | {v['accuracy']['sentiment']:.3f} |")
         for row in m["gradual"]:
             out.append(f"\nGradual unfreezing − full fine-tuning, {row['task']}: {_interval(row)}, {_verdict(row)}.")
@@ -104,8 +104,8 @@ def results() -> str:
                 "| variant | throughput | topic accuracy − fp32 | sentiment accuracy − fp32 |", "|---|---|---|---|"]
         quality = {(q["variant"], q["task"]): q for q in m["quality"]}
         for name, ratio in m["speed"].items():
-            cells = [f"{quality[(name, t)]['− fp32']:+.4f} [{quality[(name, t)]['low']:+.3f}, "
-                     f"{quality[(name, t)]['high']:+.3f}]".replace("-", "−") for t in ("topic", "sentiment")]
+            cells = [f"{quality[(name, t)]['− fp32']:+.4f} [{quality[(name, t)]['low']:+.4f}, "
+                     f"{quality[(name, t)]['high']:+.4f}]".replace("-", "−") for t in ("topic", "sentiment")]
             out.append(f"| {name} | {ratio:.2f}× | {cells[0]} | {cells[1]} |")
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
 

@@ -119,12 +119,14 @@ def save_metrics(folder: str | Path, metrics: dict[str, Any], parameters: dict[s
                  notebook: str | None = None) -> Path:
     """Write ``metrics.json`` (numbers, the run's parameters, environment, time) into ``folder``, atomically.
 
-    With ``notebook`` (e.g. ``"02_multitask_model"``) and a full run (``parameters["QUICK"]`` false), the
-    record is also written to ``notebooks/results/<NN>.json``, the committed results of the series."""
+    With ``notebook`` (e.g. ``"02_multitask_model"``), a full run (``parameters["QUICK"]`` false) and
+    ``MTL_RECORD_RESULTS=1`` (set by ``run_notebooks --inplace``, i.e. ``make refresh``, which re-renders the
+    committed notebooks), the record is also written to ``notebooks/results/<NN>.json``, the committed results
+    of the series. Any other run (``make run``, JupyterLab) leaves the committed records alone."""
     record = {"metrics": _plain(metrics), "parameters": _plain(parameters or {}, "parameters"),
               "environment": environment(), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     target = _write_json(Path(folder) / "metrics.json", record)
-    if notebook and not (parameters or {}).get("QUICK", False):
+    if notebook and not (parameters or {}).get("QUICK", False) and os.environ.get(paths.RECORD_ENV) == "1":
         _write_json(paths.results_file(notebook), record)
     return target
 

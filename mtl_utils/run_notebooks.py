@@ -3,9 +3,10 @@
     python -m mtl_utils.run_notebooks [--quick] [--inplace] [NOTEBOOK ...] [-p NAME VALUE ...]
 
 Executed copies go to ``outputs/executed/`` (git-ignored); ``--inplace`` overwrites the notebooks in
-``notebooks/`` instead, which is how the committed outputs of a full run are refreshed. Kernels run headless
-(``MTL_HEADLESS=1``: one final line per progress bar) and quiet (no kernel log lines); the run ends with a
-table of each notebook's minutes. A quick run also records its times in ``notebooks/results/quick.json``
+``notebooks/`` instead, which is how the committed outputs of a full run are refreshed; only then do full runs
+also write their records to ``notebooks/results/`` (so a ``make run`` from the cache never changes them).
+Kernels run headless (``MTL_HEADLESS=1``: one final line per progress bar) and quiet (no kernel log lines); the
+run ends with a table of each notebook's minutes. A quick run also records its times in ``notebooks/results/quick.json``
 (the README's quick-mode column).
 """
 from __future__ import annotations
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     timings = {}
     for nb in notebooks(args.names):
         target = nb if args.inplace else out_dir / nb.name
+        os.environ[paths.RECORD_ENV] = "1" if args.inplace else "0"  # only re-rendered notebooks update the records
         print(f"running {nb.name} {parameters or ''}", flush=True)
         timings[nb.stem] = execute(nb, target, parameters) / 60
     print(f"\n{'notebook':<36} minutes")
