@@ -31,7 +31,10 @@ sphinx:
   config:
     html_show_copyright: false
     nb_merge_streams: true
+    html_context:
+      default_mode: light
 """
+THEBE_SCRIPT = re.compile(r"<script>const THEBE_JS_URL = [^\n]*?</script>\n?")
 
 
 def notebooks() -> list[Path]:
@@ -68,7 +71,22 @@ def build(output: Path | None = None, quiet: bool = True) -> Path:
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"jupyter-book failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return output / "_build" / "html"
+    html = output / "_build" / "html"
+    for page in html.glob("*.html"):
+        page.write_text(single_thebe_config(page.read_text()))
+    return html
+
+
+def single_thebe_config(page: str) -> str:
+    """Keep the first of the duplicated ``const THEBE_JS_URL`` scripts that sphinx-thebe 0.3.1 writes into every
+    page under Jupyter Book 1.0 (the second one is a console error in every browser: a redeclared constant)."""
+    seen = False
+
+    def keep_first(match: re.Match) -> str:
+        nonlocal seen
+        keep, seen = not seen, True
+        return match.group(0) if keep else ""
+    return THEBE_SCRIPT.sub(keep_first, page)
 
 
 def figures(notebook: Path) -> int:

@@ -27,3 +27,12 @@ def test_front_page_is_the_readme_with_chapter_links(site):
     index = (site / "index.html").read_text()
     assert "Sentence transformers and multi-task learning" in index
     assert "notebooks/0" not in re.sub(r"<pre.*?</pre>", "", index, flags=re.S)  # links point at chapters
+
+
+def test_pages_declare_their_scripts_once_and_a_theme_mode(site):
+    """What the browser check (tools/check_book.py) caught as console errors: a redeclared constant and an
+    empty theme mode."""
+    for page in site.glob("*.html"):
+        html = page.read_text()
+        assert html.count("const THEBE_JS_URL") <= 1, page.name
+        assert 'data-theme="light"' in html, page.name

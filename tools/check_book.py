@@ -24,10 +24,14 @@ FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--
          "--disable-sync", "--no-first-run", "--disable-quic"]
 
 
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args) -> None:  # no request log on the terminal
+        pass
+
+
 def serve(folder: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     """Serve ``folder`` on a free localhost port (pages load their assets over HTTP, as on a web host)."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(folder))
-    handler.log_message = lambda *args: None
+    handler = functools.partial(_QuietHandler, directory=str(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
@@ -45,7 +49,8 @@ def check(site: Path, screenshots: Path, browser_path: str) -> list[str]:
             for name in pages:
                 errors: list[str] = []
                 page = browser.new_page(viewport={"width": 1400, "height": 1000})
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+                page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+                        and not m.location.get("url", "").endswith("/favicon.ico") else None)  # the browser's own
                 page.on("pageerror", lambda e: errors.append(str(e)))
                 page.goto(f"{base}/{name}", wait_until="networkidle")
                 broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
