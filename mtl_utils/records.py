@@ -153,8 +153,9 @@ def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.
     """Timing tables cached like trained runs: ``measure()`` runs once per ``key`` (what the numbers depend on:
     models, settings, library versions, the machine's CPU and threads) and is replayed from
     ``<cache>/measurements/`` afterwards, labelled as such. ``force`` measures again."""
-    identity = {**_plain(key), "environment": {k: environment()[k] for k in ("torch", "cpu cores", "torch threads",
-                                                                              "device", "device name")},
+    env = environment()
+    identity = {**_plain(key), "environment": {k: env[k] for k in ("torch", "cpu cores", "torch threads", "device",
+                                                                    "device name")},
                 "processor": platform.processor() or platform.machine()}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = paths.cache_dir() / "measurements" / f"{name}-{digest}.json"

@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> int:
         parameters["QUICK"] = True
     out_dir = paths.output_dir() / "executed"
     out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[paths.RECORD_ENV] = "1" if args.inplace else "0"  # only re-rendered notebooks update the records
     timings = {}
     for nb in notebooks(args.names):
         target = nb if args.inplace else out_dir / nb.name
-        os.environ[paths.RECORD_ENV] = "1" if args.inplace else "0"  # only re-rendered notebooks update the records
         print(f"running {nb.name} {parameters or ''}", flush=True)
         timings[nb.stem] = execute(nb, target, parameters) / 60
     print(f"\n{'notebook':<36} minutes")

@@ -317,14 +317,15 @@ def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Seq
     quality = quality_table(variants, data, tokens)
     sample = model.encoder.token_ids(texts[:sensitivity_texts])
     sensitivity = layer_sensitivity(model, sample, variants[0].run(sample, 32)[0])
-    worst = sensitivity["cosine 1st percentile"].nsmallest(2).index
+    positions = np.argsort(sensitivity["cosine 1st percentile"].to_numpy(), kind="stable")[:2]  # the 2 most hurt
     prefix = anatomy.module_name(model, anatomy.layer_stack(model))
-    keep = [f"{prefix}.{int(name.split()[-1]) - 1}" for name in worst]
-    mixed_variant = torch_int8_variant(model, keep_fp32=keep, name=f"PyTorch int8, {' and '.join(worst)} fp32")
+    mixed_variant = torch_int8_variant(model, keep_fp32=[f"{prefix}.{i}" for i in positions],
+                                       name=f"PyTorch int8, {' and '.join(sensitivity.index[positions])} fp32")
     final = [variants[0], variants[2], mixed_variant, variants[4]]
-    mixed_quality = quality_table(final, data, tokens)
-    changes = mixed_quality.pivot(index="variant", columns="task", values="− fp32").add_prefix("accuracy − fp32: ")
-    mixed = speed_table(final, tokenized, batch_size=32, repeats=repeats)[["× baseline"]].join(changes)
+    scored = pd.concat([quality, quality_table([variants[0], mixed_variant], data, tokens)  # only the new one
+                        .query("variant == @mixed_variant.name")], ignore_index=True)
+    changes = scored.pivot(index="variant", columns="task", values="− fp32").add_prefix("accuracy − fp32: ")
+    mixed = speed_table(final, tokenized, batch_size=32, repeats=repeats)[["× baseline"]].join(changes, how="left")
     share = matmul_share(variants[0], model.encoder.token_ids(texts[:256]))
     return {"speed": speed, "quality": quality, "sensitivity": sensitivity,
             "mixed": mixed.loc[[v.name for v in final]],

@@ -70,4 +70,5 @@ def test_measure_variants_on_the_tiny_model(model, small_tasks, texts, tmp_path)
     assert set(tables) == {"speed", "quality", "sensitivity", "mixed", "matmul"}
     assert list(tables["sensitivity"].index) == ["layer 1", "layer 2"]
     assert len(tables["mixed"]) == 4 and tables["mixed"].iloc[0]["× baseline"] == 1.0
+    assert not tables["mixed"].isna().any().any(), tables["mixed"]  # every row scored on every task
     assert 0 < tables["matmul"].iloc[0, 0] < 1
