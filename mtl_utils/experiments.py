@@ -169,18 +169,39 @@ def compare_with_fixed(results: Results, data: Mapping[str, Task], name: str, ta
     got right, e.g. a frozen-encoder probe), paired on the test set: the accuracy difference with its paired
     interval (exact, agreeing with McNemar's test), McNemar's p-value and the detectable effect, one row per seed."""
     labels = data[task]["test"]["label"].to_numpy()
-    rows = []
-    for (run, seed), result in sorted(results.items(), key=lambda item: item[0][1]):
-        if run != name:
-            continue
-        correct = result.predictions[task] == labels
-        boot, test = paired_interval(correct, correct_ref), mcnemar(correct, correct_ref)
-        rows.append({"A": name, "B": ref_name, "task": task, "seed": seed, "A accuracy": float(correct.mean()),
-                     "B accuracy": float(np.mean(correct_ref)), "difference": boot["difference"],
-                     "low": boot["low"], "high": boot["high"], "p-value": test.p_value,
-                     "detectable effect": mde_paired_proportions(correct, correct_ref),
-                     "detected": bool(boot["low"] > 0 or boot["high"] < 0)})
+    rows = [{**compare_correct(name, result.predictions[task] == labels, ref_name, correct_ref, task), "seed": seed}
+            for (run, seed), result in sorted(results.items(), key=lambda item: item[0][1]) if run == name]
     return pd.DataFrame(rows)
+
+
+def compare_correct(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray, task: str) -> dict:
+    """Two fixed models on the same test examples of ``task`` (``correct_*``: which ones each got right): the
+    accuracy difference A − B with its exact paired interval, McNemar's p-value, the detectable effect and the
+    verdict under the series' rule (detected when the interval excludes zero)."""
+    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"{a} and {b} were scored on different test sets ({correct_a.shape} vs {correct_b.shape})")
+    boot, test = paired_interval(correct_a, correct_b), mcnemar(correct_a, correct_b)
+    return {"A": a, "B": b, "task": task, "A accuracy": float(correct_a.mean()), "B accuracy": float(correct_b.mean()),
+            "difference": boot["difference"], "low": boot["low"], "high": boot["high"], "p-value": test.p_value,
+            "detectable effect": mde_paired_proportions(correct_a, correct_b),
+            "detected": bool(boot["low"] > 0 or boot["high"] < 0)}
+
+
+def retention(before: float, after: float, majority: float) -> float:
+    """Share of a model's gain over the majority baseline that is left: ``(after − majority) / (before −
+    majority)``; 1 keeps all of it, 0 is back at the baseline. Raw accuracy differences hide how much of what
+    was *learned* is lost when the baseline is high."""
+    if before <= majority:
+        raise ValueError(f"no gain to retain: accuracy before ({before:.3f}) is not above the majority baseline "
+                         f"({majority:.3f})")
+    return (after - majority) / (before - majority)
+
+
+def head_unchanged(result: TrainResult, start: MultiTaskModel, task: str) -> bool:
+    """Whether ``task``'s head of a finished run is bit-identical to the head of its starting model."""
+    after, before = result.model.heads[task].state_dict(), start.heads[task].state_dict()
+    return after.keys() == before.keys() and all(torch.equal(after[k].cpu(), before[k].cpu()) for k in after)
 
 
 def gradient_conflict(model: MultiTaskModel, data: Mapping[str, Task], tasks: Sequence[str], batches: int = 8,

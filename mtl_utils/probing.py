@@ -23,6 +23,7 @@ import torch
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
+from transformers import AutoModel
 
 from . import paths
 from .batching import eval_mode, length_sorted_batches
@@ -120,6 +121,23 @@ def cached_poolings(encoder: SentenceEncoder, texts: Sequence[str], name: str, m
     finally:
         tmp.unlink(missing_ok=True)
     return Embedded(vectors, path, False, seconds)
+
+
+def randomly_initialised(encoder: SentenceEncoder, seed: int = 0) -> SentenceEncoder:
+    """``encoder`` with its transformer replaced by the same architecture at random initial weights (the
+    model's own initialisation, seeded): what pretraining is worth, measured against the same network.
+
+    The tokenizer and settings stay; the returned encoder has a different fingerprint, so its vectors are
+    cached apart from the pretrained ones."""
+    config = encoder.transformer.config
+    with torch.random.fork_rng():  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        transformer = AutoModel.from_config(config)
+    if getattr(transformer, "pooler", None) is not None:
+        transformer.pooler = None  # as for the pretrained encoder: the [CLS] pooler is not used
+    transformer.eval()
+    encoder.transformer = transformer.to(encoder.device)
+    return encoder
 
 
 def l2_normalize(vectors: np.ndarray) -> np.ndarray:
