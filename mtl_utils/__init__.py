@@ -12,7 +12,7 @@ Core
 * :mod:`~mtl_utils.batching`: length-sorted batches, padding, an eval-mode context;
 * :mod:`~mtl_utils.data`: the tasks (topic, sentiment, genre) with deterministic, leak-free splits;
 * :mod:`~mtl_utils.metrics`: scores, intervals, paired tests, detectable effects;
-* :mod:`~mtl_utils.pooling`: mean / cls / max pooling, and a learned attention pooling;
+* :mod:`~mtl_utils.pooling`: mean / cls / max pooling (no parameters);
 * :mod:`~mtl_utils.encoder`: the sentence encoder (transformer + pooling), what inputs it accepts;
 * :mod:`~mtl_utils.model`: the multi-task model (shared encoder, one head per task) and its checkpoints;
 * :mod:`~mtl_utils.anatomy`: the parts of a model found once: embeddings, layers, heads, depth.
@@ -27,8 +27,9 @@ Training
 
 Experiments and reading
 * :mod:`~mtl_utils.experiments`: configurations over seeds, tables, paired comparisons;
-* :mod:`~mtl_utils.probing`, :mod:`~mtl_utils.similarity`, :mod:`~mtl_utils.speed`: frozen-encoder probes,
-  embedding geometry, encoding speed;
+* :mod:`~mtl_utils.probing`, :mod:`~mtl_utils.attention_pooling`, :mod:`~mtl_utils.similarity`,
+  :mod:`~mtl_utils.speed`: frozen-encoder probes (and a learned attention pooling trained as one), embedding
+  geometry, encoding speed;
 * :mod:`~mtl_utils.serving`, :mod:`~mtl_utils.predict`: one model answering every task, faster inference, the
   command line;
 * :mod:`~mtl_utils.report`: Markdown verdicts and small tables;

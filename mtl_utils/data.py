@@ -5,6 +5,13 @@
   the split is made per article, so no article feeds two splits.
 * ``sentiment`` (2 classes): Rotten Tomatoes critic snippets, ``fresh`` -> positive, ``rotten`` ->
   negative; plot synopses are left out and exact duplicate texts dropped.
+* ``genre`` (3 classes): the seed write-up's own task A, *news / opinion / entertainment*, built from the two:
+  news = BBC business, politics, sport and tech sentences, entertainment = BBC entertainment sentences,
+  opinion = Rotten Tomatoes snippets. Every example keeps the split it has in its source task (so genre never
+  trains on a topic or sentiment test sentence), and each class is cut to the size of the smallest
+  (entertainment) in every split by hash rank, stratified by source label. Its classes coincide with its
+  sources, so style alone (a critic's snippet against a BBC sentence) separates opinion: a shortcut that a
+  bag-of-words baseline measures (notebook 01).
 
 Split membership comes from a stable hash (SHA-1) of the article text / snippet, ranked within each class,
 so it is identical on every machine and call and does not depend on any random state.
@@ -25,6 +32,7 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 SPLIT_FRACTIONS: dict[str, float] = {"train": 0.7, "validation": 0.1, "test": 0.2}
 TOPIC_LABELS: tuple[str, ...] = ("business", "entertainment", "politics", "sport", "tech")
 SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
+GENRE_LABELS: tuple[str, ...] = ("news", "opinion", "entertainment")
 # Quick mode: per-split sizes of the fixed, stratified subsample.
 QUICK_SIZES: dict[str, int] = {"train": 400, "validation": 100, "test": 300}
 
@@ -178,6 +186,29 @@ def load_topic(quick: bool = False, sizes: dict[str, int] | None = None) -> Task
 def load_sentiment(quick: bool = False, sizes: dict[str, int] | None = None) -> Task:
     """Rotten Tomatoes sentiment task. ``quick`` takes :data:`QUICK_SIZES`; ``sizes`` caps chosen splits."""
     task = _finish("sentiment", SENTIMENT_LABELS, _sentiment_frame())
+    return _shrink(task, {**(QUICK_SIZES if quick else {}), **(sizes or {})})
+
+
+@lru_cache(maxsize=None)
+def _genre_frame() -> pd.DataFrame:
+    topic, sentiment = _topic_frame(), _sentiment_frame()
+    entertainment = TOPIC_LABELS.index("entertainment")
+    sources = {"news": topic[topic["label"] != entertainment], "opinion": sentiment,
+               "entertainment": topic[topic["label"] == entertainment]}
+    parts = []
+    for split in SPLITS:
+        size = int((sources["entertainment"]["split"] == split).sum())
+        for label, frame in sources.items():
+            rows = frame[frame["split"] == split][["text", "label"]].reset_index(drop=True)
+            kept = stratified_subsample(rows, size)  # stratified by the source label (topic / sentiment)
+            parts.append(kept.assign(label=GENRE_LABELS.index(label), split=split))
+    return _drop_cross_split_duplicates(pd.concat(parts, ignore_index=True))
+
+
+def load_genre(quick: bool = False, sizes: dict[str, int] | None = None) -> Task:
+    """The seed's task A, news / opinion / entertainment (see the module docstring): balanced classes, each
+    example in the split it has in its source task. ``quick`` and ``sizes`` as for :func:`load_topic`."""
+    task = _finish("genre", GENRE_LABELS, _genre_frame())
     return _shrink(task, {**(QUICK_SIZES if quick else {}), **(sizes or {})})
 
 

@@ -326,3 +326,49 @@ def speed_accuracy(speed: pd.DataFrame, quality: pd.DataFrame, title: str = "Spe
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def architecture(parameters: pd.DataFrame, labels: Mapping[str, Sequence[str]], hidden_size: int,
+                 pooling: str = "mean", title: str = "One shared encoder, one head per task") -> Figure:
+    """A block diagram of the multi-task model, left to right: text, word pieces, the shared encoder
+    (embeddings and the layer stack, with their parameter counts), pooling to one sentence vector, then one
+    head per task with its classes. ``parameters``: :func:`mtl_utils.anatomy.parameter_table`."""
+    counts = parameters.set_index("part")["parameters"]
+    layers = [p for p in counts.index if p.startswith("encoder layer")]
+    fig, ax = plt.subplots(figsize=(14, 1.2 + 1.3 * max(2, len(labels))))
+    height = 1.3 * max(2, len(labels))
+    ax.set(xlim=(0, 14), ylim=(-0.2, height + 0.6), title=title)
+    ax.axis("off")
+    mid = height / 2
+
+    def box(x, y, w, h, text, colour, **kw):
+        ax.add_patch(plt.Rectangle((x, y), w, h, facecolor=colour, edgecolor="black", lw=1, **kw))
+        ax.text(x + w / 2, y + h / 2, text, ha="center", va="center", fontsize=9, wrap=True)
+
+    def arrow(x0, y0, x1, y1):
+        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), arrowprops={"arrowstyle": "->", "lw": 1.2})
+
+    ax.add_patch(plt.Rectangle((1.55, 0.05), 6.3, height + 0.05, facecolor="#eef3fb", edgecolor="#4c72b0", ls="--"))
+    ax.text(4.7, height - 0.15, "shared: computed once per sentence, trained by every task", ha="center",
+            fontsize=9, color="#4c72b0")
+    box(0.0, mid - 0.45, 1.3, 0.9, "text\n→ word pieces\n(tokenizer)", "white")
+    arrow(1.3, mid, 1.75, mid)
+    box(1.75, mid - 0.9, 1.5, 1.8, f"embeddings\n{counts['embeddings'] / 1e6:.1f} M", "#c6dbef")
+    arrow(3.25, mid, 3.55, mid)
+    per_layer = counts[layers[0]] / 1e6 if layers else 0
+    box(3.55, mid - 0.9, 2.0, 1.8, f"{len(layers)} transformer layers\n{per_layer:.2f} M each\n"
+        f"→ one {hidden_size}-d vector\nper word piece", "#9ecae1")
+    arrow(5.55, mid, 5.85, mid)
+    box(5.85, mid - 0.6, 1.85, 1.2, f"{pooling} pooling\n→ sentence vector\n[{hidden_size}]", "#fdd0a2")
+    ys = np.linspace(height - 0.9, 0.3, len(labels)) if len(labels) > 1 else [mid - 0.3]
+    for y, (task, names) in zip(ys, labels.items()):
+        arrow(7.7, mid, 8.05, y + 0.3)
+        n = counts.get(f"head: {task}", 0)
+        box(8.05, y, 2.1, 0.6, f"head: {task}\nlinear {hidden_size}→{len(names)} ({n:,})", "#c7e9c0")
+        arrow(10.15, y + 0.3, 10.45, y + 0.3)
+        ax.text(10.5, y + 0.3, _short(", ".join(names), 64), va="center", fontsize=8)
+    total = counts.get("total", counts.sum())
+    shared = total - sum(counts.get(f"head: {t}", 0) for t in labels)
+    ax.text(0.0, -0.15, f"{shared / total:.2%} of the {total:,} parameters are shared; a training batch holds one "
+            "task, and its head's loss trains that head and the whole shared encoder.", fontsize=8.5)
+    return fig

@@ -5,7 +5,9 @@ so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not thr
 stores the result on disk, keyed by the encoder's weights (its fingerprint), its settings and the texts: a
 fine-tuned or reloaded encoder never reads another encoder's vectors. :func:`probe` chooses the
 regularisation ``C`` on the validation split and scores the test split; :func:`probe_table` lays out every
-pooling with Wilson intervals and a paired test against mean pooling.
+pooling with Wilson intervals and a paired test against mean pooling. :func:`bag_of_words_probe` is the same
+probe on word counts, the baseline without an encoder; :func:`randomly_initialised` gives the encoder's
+architecture without its pretraining.
 """
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 from transformers import AutoModel
@@ -167,6 +171,11 @@ def _fit(train_X, train_y, C: float, max_iter: int, seed: int) -> tuple[Logistic
     return model, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
 
 
+def _matrix(X):
+    """Dense features as a NumPy array; sparse ones (bag of words) as they are."""
+    return X if sparse.issparse(X) else np.asarray(X)
+
+
 def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np.ndarray, test_X: np.ndarray,
           test_y: np.ndarray, C_grid: Sequence[float] = C_GRID, max_iter: int = 2000, seed: int = 0,
           threads: int | None = 1) -> ProbeResult:
@@ -178,13 +187,25 @@ def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np
     fits, validation, converged = {}, {}, True
     with threadpool_limits(threads):
         for C in C_grid:
-            model, ok = _fit(np.asarray(train_X), np.asarray(train_y), C, max_iter, seed)
+            model, ok = _fit(_matrix(train_X), np.asarray(train_y), C, max_iter, seed)
             fits[C], converged = model, converged and ok
-            validation[C] = float(np.mean(model.predict(np.asarray(val_X)) == np.asarray(val_y)))
+            validation[C] = float(np.mean(model.predict(_matrix(val_X)) == np.asarray(val_y)))
     best = max(C_grid, key=lambda c: (validation[c], -abs(np.log10(c))))  # ties: the C closest to 1
-    pred = fits[best].predict(np.asarray(test_X))
+    pred = fits[best].predict(_matrix(test_X))
     s = scores(np.asarray(test_y), pred)
     return ProbeResult(s["accuracy"], s["macro_f1"], best, validation, pred == np.asarray(test_y), converged)
+
+
+def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray], seed: int = 0,
+                       **probe_kwargs) -> ProbeResult:
+    """The same logistic probe on TF-IDF word and word-pair counts instead of sentence vectors (vocabulary
+    from the train split, words seen at least twice): the baseline that shows what surface vocabulary alone
+    gets, e.g. a shortcut in how a data set was put together. ``texts``/``labels`` per split (train,
+    validation, test)."""
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    train_X = vectorizer.fit_transform(list(texts["train"]))
+    return probe(train_X, labels["train"], vectorizer.transform(list(texts["validation"])), labels["validation"],
+                 vectorizer.transform(list(texts["test"])), labels["test"], seed=seed, **probe_kwargs)
 
 
 def compare_poolings(vectors: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping[str, np.ndarray],

@@ -89,11 +89,13 @@ def results() -> str:
         for name, v in m["sweep"].items():
             out.append(f"| {v['k']} | {v['trainable']:,} | {v['train_seconds'] / base:.2g}× | "
                        f"{v['accuracy']['topic']:.3f} | {v['accuracy']['sentiment']:.3f} |")
-        for row in m["gradual"]:
-            out.append(f"\nGradual unfreezing − full fine-tuning, {row['task']}: {_interval(row)}, {_verdict(row)}.")
+        for row in m.get("frozen_head", []):
+            out.append(f"\nJoint training with the topic head frozen − all heads trainable, {row['task']}: "
+                       f"{_interval(row)}, {_verdict(row)}.")
     if r["04"]:
         m = r["04"]
-        out += ["", "**04 · Layer-wise learning rates** (single-task sentiment, paired against uniform rates):", ""]
+        out += ["", "**04 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
+                "against uniform rates):", ""]
         out += [f"* {row['A']}: {_interval(row)}, {_verdict(row)}" for row in m["comparisons"]]
     if r["05"]:
         m = r["05"]
@@ -127,6 +129,13 @@ def claims() -> str:
             "01 § 6: frozen probes, paired (McNemar)", "; ".join(f"{t}: best probe {b}, raw mean "
                                                                  f"{m['mean_probe'][t]['accuracy']:.3f}"
                                                                  for t, b in best.items()))
+    if m and "attention_vs_mean" in m:
+        add("... against attention pooling", "01 § 6: learned-query attention vs mean, same probe, paired over seeds",
+            "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["attention_vs_mean"]))
+        genre = next(row for row in m["encoder_vs_bag_of_words"] if row["task"] == "genre")
+        add("task A: *News / Opinion / Entertainment*", "01 § 7: built from the two corpora; frozen probe vs bag of "
+            "words", f"learnable, but a corpus shortcut: bag of words {m['bag_of_words']['genre']['accuracy']:.3f}, "
+            f"frozen mean-pooling probe {genre['A accuracy']:.3f} ({_verdict(genre)})")
     m = r["05"]
     add("a shared encoder reduces the overall number of parameters", "05 § 1",
         m and f"yes: half the parameters and {m['shared_throughput_ratio']:.2f}× the throughput of two models")
@@ -141,11 +150,23 @@ def claims() -> str:
     m = r["03"]
     add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
         m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))
+    if m and "frozen_head" in m:
+        add("freezing a task head (scenario 3)", "03: joint training, topic head frozen vs trainable, paired",
+            "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["frozen_head"])
+            + " (the frozen head stays bit-identical)")
+        add("the choice of pretrained model matters", "03: frozen probe, pretrained vs random weights",
+            "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["pretrained_vs_random"]))
     m = r["04"]
     add("layer-wise rates help foundational layers retain general knowledge", "04: ξ vs uniform, paired",
         m and "; ".join(f"{row['A']}: {_verdict(row)}" for row in m["comparisons"])
         + " (lower layers do move less: bottom/top weight change "
         + ", ".join(f"{k} {v:.2f}" for k, v in m["bottom_over_top"].items()) + ")")
+    if m and "forgetting_protection" in m:
+        topic = next(row for row in m["forgetting_protection"] if row["task"] == "topic")
+        kept = {row["A"]: row["share of topic's gain kept"] for row in m["forgetting"]}
+        add("... retain (the other task's knowledge, multi-task)", "04: continued on sentiment, topic watched, "
+            f"ξ = {m['forget_decay']} vs uniform", f"topic {_interval(topic)}, {_verdict(topic)}; share of topic's gain "
+            "kept " + ", ".join(f"{k} {v:.0%}" for k, v in kept.items()) + " (one seed)")
     return "\n".join(rows)
 
 

@@ -115,3 +115,23 @@ def test_describe(tasks):
     table = data.describe(tasks)
     assert list(table["task"]) == ["topic"] * 3 + ["sentiment"] * 3
     assert (table["examples"] > 0).all()
+
+
+def test_genre_is_the_seeds_task_a_balanced_and_leak_free(tasks):
+    from mtl_utils.data import GENRE_LABELS, load_genre
+    genre = load_genre()
+    assert genre.labels == GENRE_LABELS == ("news", "opinion", "entertainment")
+    counts = genre.counts()
+    for split in ("train", "validation", "test"):
+        assert counts[split].iloc[:3].nunique() == 1  # balanced in every split
+        texts = set(genre[split]["text"])
+        for other in {"train", "validation", "test"} - {split}:  # never another split's topic/sentiment text
+            assert not texts & set(tasks["topic"][other]["text"])
+            assert not texts & set(tasks["sentiment"][other]["text"])
+    test = genre["test"]
+    opinion = set(test[test["label"] == 1]["text"])
+    assert opinion <= set(tasks["sentiment"]["test"]["text"])
+    entertainment = set(test[test["label"] == 2]["text"])
+    topic_test = tasks["topic"]["test"]
+    assert entertainment <= set(topic_test[topic_test["label"] == 1]["text"])
+    assert load_genre()["train"].equals(genre["train"])  # deterministic

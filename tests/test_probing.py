@@ -156,3 +156,28 @@ def test_figures_are_labelled_and_shown_with_alt_text(topic_vectors, small_topic
     maps = plots.embedding_maps([plots.MapPanel(coords, small_topic["test"]["label"].to_numpy()[:30],
                                                 small_topic.labels, "by topic", "PC")] * 3)
     assert len([a for a in maps.axes if a.get_visible()]) == 3
+
+
+def test_bag_of_words_probe_and_random_initialisation(tiny_model_dir, small_topic, labels):
+    from mtl_utils.probing import bag_of_words_probe, randomly_initialised
+    texts = {s: small_topic[s]["text"] for s in ("train", "validation", "test")}
+    words = bag_of_words_probe(texts, labels)
+    assert 0 <= words.accuracy <= 1 and words.correct.shape == labels["test"].shape
+    pretrained = SentenceEncoder(tiny_model_dir)
+    state = torch.random.get_rng_state().clone()
+    random = randomly_initialised(SentenceEncoder(tiny_model_dir), seed=3)
+    assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is untouched
+    assert random.fingerprint() != pretrained.fingerprint()
+    assert random.fingerprint() == randomly_initialised(SentenceEncoder(tiny_model_dir), seed=3).fingerprint()
+    assert not random.training and random.encode(["a sentence"]).shape == (1, random.hidden_size)
+
+
+def test_architecture_figure_names_every_part(tiny_model_dir):
+    from mtl_utils import anatomy
+    from mtl_utils.model import MultiTaskModel
+    spec = {"topic": ("a", "b", "c"), "sentiment": ("neg", "pos"), "genre": ("x", "y")}
+    model = MultiTaskModel(spec, model=tiny_model_dir)
+    fig = plots.architecture(anatomy.parameter_table(model), spec, model.encoder.hidden_size)
+    texts = " ".join(t.get_text() for t in fig.axes[0].texts)
+    assert isinstance(fig, Figure) and all(f"head: {task}" in texts for task in spec)
+    assert f"{anatomy.num_layers(model)} transformer layers" in texts and "neg, pos" in texts

@@ -261,3 +261,20 @@ def test_no_warnings_from_a_plain_run(small_tasks, tiny_config):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train(tiny_config, small_tasks, progress_bar=False)
+
+
+def test_joint_training_with_a_frozen_head_leaves_it_bit_identical(small_tasks, tiny_config):
+    from mtl_utils.experiments import compare_correct, head_unchanged, retention
+    config = tiny_config.replace(frozen_heads=("topic",), sampling="uniform")
+    result = train(config, small_tasks, progress_bar=False)
+    start = build_model(config, small_tasks)
+    assert head_unchanged(result, start, "topic")  # the frozen head, through joint training
+    assert not head_unchanged(result, start, "sentiment")  # the trained one moved
+    a, b = result.correct(small_tasks, "topic"), np.ones(len(small_tasks["topic"]["test"]), dtype=bool)
+    row = compare_correct("frozen head", a, "always right", b, "topic")
+    assert row["low"] <= row["difference"] <= row["high"] <= 0 and row["B accuracy"] == 1
+    with pytest.raises(ValueError, match="different test sets"):
+        compare_correct("a", a, "b", b[:-1], "topic")
+    assert retention(0.9, 0.9, 0.5) == 1 and retention(0.9, 0.5, 0.5) == 0 and retention(0.9, 0.7, 0.5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="no gain to retain"):
+        retention(0.4, 0.3, 0.5)

@@ -15,3 +15,15 @@ def check(m: dict) -> None:
     assert m["neighbours_label_agreement"] >= 0.5
     assert m["heatmap"]["mean_cosine_same_label"] > m["heatmap"]["mean_cosine_different_label"]
     assert m["speed"]["length_sorted"]["padded_fraction"] < m["speed"]["input_order"]["padded_fraction"]
+    # attention pooling: paired with mean pooling over three seeds (same probe), well above the majority class
+    assert {row["task"] for row in m["attention_vs_mean"]} == {"topic", "sentiment", "genre"}
+    for row in m["attention_vs_mean"]:
+        assert row["seeds"] == 3 and row["low"] <= row["difference"] <= row["high"], row
+        assert row["A accuracy"] > m["majority_baseline"][row["task"]] + 0.05, row
+    # the seed's task A: three balanced classes; the frozen probe and the bag of words both far above chance
+    assert abs(m["majority_baseline"]["genre"] - 1 / 3) < 0.02
+    assert m["mean_probe"]["genre"]["accuracy"] > m["majority_baseline"]["genre"] + 0.3
+    assert m["bag_of_words"]["genre"]["accuracy"] > m["majority_baseline"]["genre"] + 0.3
+    assert set(m["genre_by_class"]) == {"news", "opinion", "entertainment"}
+    for row in m["encoder_vs_bag_of_words"]:
+        assert row["low"] <= row["difference"] <= row["high"], row

@@ -27,3 +27,12 @@ def check(m: dict) -> None:
     for row in m["comparisons"]:
         assert row["low"] <= row["difference"] <= row["high"] and row["B"] == "uniform"
     assert m["accuracy"]["uniform"] > m["majority_baseline"] + 0.05
+    # gradual unfreezing is an arm like the others; forgetting: uniform and decayed continuations, paired
+    assert "gradual unfreezing" in m["experiments"]
+    assert [r["A"] for r in m["forgetting"]] == ["uniform", f"ξ = {m['forget_decay']}"]
+    for row in m["forgetting"] + m["forgetting_protection"]:
+        assert row["low"] <= row["difference"] <= row["high"]
+        assert -1 <= row["difference"] <= 1
+    for row in m["forgetting"]:
+        assert row["share of topic's gain kept"] <= 1.5, row  # a share of the starting model's gain
+    assert {r["task"] for r in m["forgetting_protection"]} == {"topic", "sentiment"}
