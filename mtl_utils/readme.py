@@ -20,10 +20,10 @@ from . import paths
 
 README = paths.REPO_ROOT / "README.md"
 BENCHMARKS = paths.REPO_ROOT / "benchmarks" / "results"
-NOTEBOOKS = {"01": ("01_sentence_embeddings", "Sentence embeddings: tokens to one vector, which pooling"),
+NOTEBOOKS = {"01": ("01_sentence_embeddings", "Sentence embeddings: tokens to one vector, which pooling (attention too)"),
              "02": ("02_multitask_model", "The multi-task model: shared encoder, one head per task, the protocol"),
-             "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, measured"),
-             "04": ("04_layerwise_learning_rates", "Layer-wise learning rates: decay with depth, measured"),
+             "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
+             "04": ("04_layerwise_learning_rates", "Layer-wise rates and gradual unfreezing: depth, measured"),
              "05": ("05_serving", "Serving: one pass, two answers, faster inference")}
 
 
@@ -157,7 +157,7 @@ def claims() -> str:
         add("the choice of pretrained model matters", "03: frozen probe, pretrained vs random weights",
             "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["pretrained_vs_random"]))
     m = r["04"]
-    add("layer-wise rates help foundational layers retain general knowledge", "04: ξ vs uniform, paired",
+    add("layer-wise rates help foundational layers retain general knowledge", "04: each arm vs uniform, paired",
         m and "; ".join(f"{row['A']}: {_verdict(row)}" for row in m["comparisons"])
         + " (lower layers do move less: bottom/top weight change "
         + ", ".join(f"{k} {v:.2f}" for k, v in m["bottom_over_top"].items()) + ")")
