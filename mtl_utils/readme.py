@@ -125,7 +125,7 @@ def claims() -> str:
         m and f"no: `[1, {m['embedding_dim']}]` (the hidden size); 256 needs a trained projection")
     if m:
         best = {t: max(v.items(), key=lambda kv: kv[1]["accuracy"])[0] for t, v in m["probe"].items()}
-        add("mean pooling offers simplicity without sacrificing contextual information (vs max, attention)",
+        add("mean pooling offers simplicity without sacrificing contextual information (vs max; cls added)",
             "01 § 6: frozen probes, paired (McNemar)", "; ".join(f"{t}: best probe {b}, raw mean "
                                                                  f"{m['mean_probe'][t]['accuracy']:.3f}"
                                                                  for t, b in best.items()))
