@@ -87,14 +87,10 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
         diff = seed_difference([c.mean() for c in correct[a]], [c.mean() for c in correct[b]])
         row.update({"difference": diff.mean, "low": diff.low, "high": diff.high, "p-value": diff.p_value,
                     "detectable effect": diff.mde, "per seed": list(diff.per_seed), "method": "paired t over seeds"})
-    else:
-        ca, cb = correct[a][0], correct[b][0]
-        boot, test = paired_interval(ca, cb), mcnemar(ca, cb)
-        row.update({"difference": boot["difference"], "low": boot["low"], "high": boot["high"],
-                    "p-value": test.p_value, "detectable effect": mde_paired_proportions(ca, cb),
-                    "per seed": [boot["difference"]], "method": "McNemar, exact paired interval (one seed)"})
-    row["detected"] = bool(row["low"] > 0 or row["high"] < 0)
-    return row
+        row["detected"] = bool(row["low"] > 0 or row["high"] < 0)
+        return row
+    one = compare_correct(a, correct[a][0], b, correct[b][0], task)
+    return {**row, **one, "per seed": [one["difference"]], "method": "McNemar, exact paired interval (one seed)"}
 
 
 def comparison_table(results: Results, data: Mapping[str, Task], pairs: Sequence[tuple[str, str]],
