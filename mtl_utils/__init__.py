@@ -26,7 +26,8 @@ Training
 * :mod:`~mtl_utils.protocol`: the one protocol of the series (splits, budget, rates).
 
 Experiments and reading
-* :mod:`~mtl_utils.experiments`: configurations over seeds, tables, paired comparisons;
+* :mod:`~mtl_utils.comparisons`: paired comparisons in one row format, over test examples or over seeds;
+* :mod:`~mtl_utils.experiments`: configurations over seeds and label budgets, their tables;
 * :mod:`~mtl_utils.probing`, :mod:`~mtl_utils.attention_pooling`, :mod:`~mtl_utils.similarity`,
   :mod:`~mtl_utils.speed`: frozen-encoder probes (and a learned attention pooling trained as one), embedding
   geometry, encoding speed;

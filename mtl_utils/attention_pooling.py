@@ -9,7 +9,8 @@ probe whose ``q`` stays at zero, isolates what learning *where to look* adds ove
 
 It is trained here as a probe on the frozen encoder's token vectors, computed once (:func:`token_vectors`);
 the multi-task model keeps its parameter-free poolings. :func:`fit_probe` trains with AdamW, keeps the epoch
-with the best validation accuracy and scores the test split; :func:`compare_over_seeds` pairs two probes.
+with the best validation accuracy and scores the test split; :func:`mtl_utils.comparisons.compare_over_seeds`
+(importable from here too) pairs two probes over seeds.
 """
 from __future__ import annotations
 
@@ -24,8 +25,9 @@ import torch
 from torch import nn
 
 from .batching import eval_mode, length_sorted_batches
+from .comparisons import compare_over_seeds  # noqa: F401  (notebook 01 imports it from here)
 from .encoder import SentenceEncoder, check_batch_size, check_sentences
-from .metrics import scores, seed_difference
+from .metrics import scores
 from .progress import progress
 
 
@@ -147,17 +149,6 @@ def fit_probe(train: TokenVectors, train_y: np.ndarray, val: TokenVectors, val_y
     pred = predict(model, test)
     s = scores(test_y, pred)
     return AttentionProbeResult(s["accuracy"], s["macro_f1"], int(np.argmax(curve)) + 1, curve, pred == test_y, model)
-
-
-def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
-                       task: str) -> dict:
-    """Accuracy of ``a`` minus ``b`` paired over seeds (``correct_*[i]``: which test examples seed ``i`` got
-    right), with the t interval, p-value, detectable effect and the verdict under the series' rule."""
-    diff = seed_difference([c.mean() for c in correct_a], [c.mean() for c in correct_b])
-    return {"A": a, "B": b, "task": task, "seeds": diff.n, "A accuracy": float(np.mean([c.mean() for c in correct_a])),
-            "B accuracy": float(np.mean([c.mean() for c in correct_b])), "difference": diff.mean, "low": diff.low,
-            "high": diff.high, "p-value": diff.p_value, "detectable effect": diff.mde,
-            "detected": bool(diff.low > 0 or diff.high < 0)}
 
 
 def top_pieces(model: AttentionPoolingProbe, data: TokenVectors, rows: Sequence[int], tokenizer,

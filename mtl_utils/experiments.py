@@ -16,8 +16,9 @@ import torch
 
 from . import anatomy, freezing
 from .batching import eval_mode
-from .data import Task
-from .metrics import mcnemar, mde_paired_proportions, paired_interval, seed_difference, wilson_interval
+from .comparisons import compare_correct, compare_over_seeds
+from .data import Task, with_train_labels
+from .metrics import wilson_interval
 from .model import MultiTaskModel
 from .progress import progress
 from .runs import run_key, train_or_load
@@ -46,6 +47,45 @@ def run_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], seeds
             rows.append({"experiment": name, "seed": seed, **row, "train seconds": result.train_seconds,
                          "best round": result.best_round, "cached": result.cached, "run": run_key(config, data)})
     return results, pd.DataFrame(rows)
+
+
+def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], task: str,
+                      budgets: Sequence[int | None], seeds: Sequence[int], force: bool = False
+                      ) -> tuple[dict[int | None, Results], pd.DataFrame]:
+    """Every configuration trained (or loaded) with ``n`` labelled ``task`` examples for each ``n`` in ``budgets``
+    (``None``: all) and every seed; the other tasks keep all their data. Seed ``s`` trains on the subset
+    :func:`~mtl_utils.data.with_train_labels` draws with ``s``, so the configurations compared at one budget and
+    seed saw the same labelled examples, and the seeds vary the subset as well as the run. Test sets are whole.
+
+    Returns the results per budget (each ready for :func:`comparison_table`) and a long table: budget, labels
+    (the subset's size), experiment, seed, task, accuracy, train seconds, cached. Taught in notebook 05.
+    """
+    per_budget: dict[int | None, Results] = {n: {} for n in budgets}
+    rows = []
+    runs = [(n, seed, name) for n in budgets for seed in seeds for name in configs]
+    bar = progress(runs, desc="runs", unit="run")
+    for n, seed, name in bar:
+        bar.set_postfix_str(f"{name}, {'all' if n is None else n} labels, seed {seed}")
+        subset = {**data, task: with_train_labels(data[task], n, seed)}
+        result = train_or_load(configs[name].replace(seed=seed), subset, force=force, progress_bar=False)
+        per_budget[n][(name, seed)] = result
+        for row in result.test.to_dict("records"):
+            rows.append({"budget": "all" if n is None else n, "labels": len(subset[task]["train"]),
+                         "experiment": name, "seed": seed, "task": row["task"], "accuracy": row["accuracy"],
+                         "train seconds": result.train_seconds, "cached": result.cached})
+    return per_budget, pd.DataFrame(rows)
+
+
+def label_budget_table(per_budget: Mapping[int | None, Results], data: Mapping[str, Task],
+                       pairs: Sequence[tuple[str, str]], task: str) -> pd.DataFrame:
+    """:func:`comparison_table` on ``task`` at every budget of :func:`label_budget_grid`, one row per budget and
+    pair, with the budget (labelled examples of ``task``) in front."""
+    parts = []
+    for n, results in per_budget.items():
+        table = comparison_table(results, data, pairs, tasks=[task])
+        table.insert(0, "labels", "all" if n is None else n)
+        parts.append(table)
+    return pd.concat(parts, ignore_index=True)
 
 
 def accuracy_table(runs: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
@@ -80,17 +120,11 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
         raise KeyError(f"no seed has runs of both '{a}' and '{b}'")
     labels = data[task]["test"]["label"].to_numpy()
     correct = {name: [results[(name, s)].predictions[task] == labels for s in seeds] for name in (a, b)}
-    row = {"A": a, "B": b, "task": task, "seeds": len(seeds),
-           "A accuracy": float(np.mean([c.mean() for c in correct[a]])),
-           "B accuracy": float(np.mean([c.mean() for c in correct[b]]))}
     if len(seeds) >= 2:
-        diff = seed_difference([c.mean() for c in correct[a]], [c.mean() for c in correct[b]])
-        row.update({"difference": diff.mean, "low": diff.low, "high": diff.high, "p-value": diff.p_value,
-                    "detectable effect": diff.mde, "per seed": list(diff.per_seed), "method": "paired t over seeds"})
-        row["detected"] = bool(row["low"] > 0 or row["high"] < 0)
-        return row
+        return compare_over_seeds(a, correct[a], b, correct[b], task)
     one = compare_correct(a, correct[a][0], b, correct[b][0], task)
-    return {**row, **one, "per seed": [one["difference"]], "method": "McNemar, exact paired interval (one seed)"}
+    return {"A": a, "B": b, "task": task, "seeds": 1, **one, "per seed": [one["difference"]],
+            "method": "McNemar, exact paired interval (one seed)"}
 
 
 def comparison_table(results: Results, data: Mapping[str, Task], pairs: Sequence[tuple[str, str]],
@@ -168,20 +202,6 @@ def compare_with_fixed(results: Results, data: Mapping[str, Task], name: str, ta
     rows = [{**compare_correct(name, result.predictions[task] == labels, ref_name, correct_ref, task), "seed": seed}
             for (run, seed), result in sorted(results.items(), key=lambda item: item[0][1]) if run == name]
     return pd.DataFrame(rows)
-
-
-def compare_correct(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray, task: str) -> dict:
-    """Two fixed models on the same test examples of ``task`` (``correct_*``: which ones each got right): the
-    accuracy difference A − B with its exact paired interval, McNemar's p-value, the detectable effect and the
-    verdict under the series' rule (detected when the interval excludes zero)."""
-    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
-    if correct_a.shape != correct_b.shape:
-        raise ValueError(f"{a} and {b} were scored on different test sets ({correct_a.shape} vs {correct_b.shape})")
-    boot, test = paired_interval(correct_a, correct_b), mcnemar(correct_a, correct_b)
-    return {"A": a, "B": b, "task": task, "A accuracy": float(correct_a.mean()), "B accuracy": float(correct_b.mean()),
-            "difference": boot["difference"], "low": boot["low"], "high": boot["high"], "p-value": test.p_value,
-            "detectable effect": mde_paired_proportions(correct_a, correct_b),
-            "detected": bool(boot["low"] > 0 or boot["high"] < 0)}
 
 
 def retention(before: float, after: float, majority: float) -> float:

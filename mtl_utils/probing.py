@@ -32,7 +32,8 @@ from transformers import AutoModel
 from . import paths
 from .batching import eval_mode, length_sorted_batches
 from .encoder import SentenceEncoder, check_batch_size, check_sentences
-from .metrics import mcnemar, mde_paired_proportions, paired_interval, scores, wilson_interval
+from .comparisons import compare_correct
+from .metrics import scores, wilson_interval
 from .pooling import POOLING_MODES, pool
 from .progress import progress
 
@@ -241,9 +242,10 @@ def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
                        "accuracy": r.accuracy, "low": lo, "high": hi, "macro-F1": r.macro_f1, "C": r.C,
                        "converged": r.converged}
                 if (variant, mode) != reference:
-                    boot, test = paired_interval(r.correct, ref), mcnemar(r.correct, ref)
-                    row.update({"vs mean": boot["difference"], "vs mean low": boot["low"], "vs mean high": boot["high"],
-                                "McNemar p": test.p_value, "detectable effect": mde_paired_proportions(r.correct, ref)})
+                    paired = compare_correct(f"{variant}/{mode}", r.correct, "reference", ref, task)
+                    row.update({"vs mean": paired["difference"], "vs mean low": paired["low"],
+                                "vs mean high": paired["high"], "McNemar p": paired["p-value"],
+                                "detectable effect": paired["detectable effect"]})
                 rows.append(row)
         base = baselines[task]
         rows.append({"task": task, "vectors": "-", "pooling": "majority class", "accuracy": base["accuracy"],

@@ -1,0 +1,51 @@
+"""Paired comparisons under the series' rule, from which test examples each side got right.
+
+Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``difference`` with ``low`` and
+``high``, ``p-value``, ``detectable effect``, ``detected``):
+
+* :func:`compare_correct`: two fixed models on the same test examples: the exact paired interval over the
+  examples and McNemar's exact test (used for one seed, probes, continuations);
+* :func:`compare_over_seeds`: two configurations run with the same seeds: the t interval over the per-seed
+  accuracy differences (the training run's noise included).
+
+A difference is *detected* when its 95 % interval excludes zero; otherwise the row says how large a
+difference the design could have seen (80 % power). :mod:`mtl_utils.experiments`, :mod:`mtl_utils.probing`
+and :mod:`mtl_utils.attention_pooling` build their tables from these two functions.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .metrics import mcnemar, mde_paired_proportions, paired_interval, seed_difference
+
+
+def compare_correct(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray, task: str) -> dict:
+    """Two fixed models on the same test examples of ``task`` (``correct_*``: which ones each got right): the
+    accuracy difference A − B with its exact paired interval, McNemar's p-value, the detectable effect and the
+    verdict under the series' rule (detected when the interval excludes zero)."""
+    correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
+    if correct_a.shape != correct_b.shape:
+        raise ValueError(f"{a} and {b} were scored on different test sets ({correct_a.shape} vs {correct_b.shape})")
+    boot, test = paired_interval(correct_a, correct_b), mcnemar(correct_a, correct_b)
+    return {"A": a, "B": b, "task": task, "A accuracy": float(correct_a.mean()), "B accuracy": float(correct_b.mean()),
+            "difference": boot["difference"], "low": boot["low"], "high": boot["high"], "p-value": test.p_value,
+            "detectable effect": mde_paired_proportions(correct_a, correct_b),
+            "detected": bool(boot["low"] > 0 or boot["high"] < 0)}
+
+
+def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
+                       task: str) -> dict:
+    """Accuracy of ``a`` minus ``b`` paired over seeds (``correct_*[i]``: which test examples seed ``i`` got
+    right, the same seed on both sides): the mean per-seed difference with its t interval, p-value, detectable
+    effect, the per-seed differences and the verdict under the series' rule."""
+    if len(correct_a) != len(correct_b) or len(correct_a) < 2:
+        raise ValueError(f"{a} and {b} need the same seeds, at least two (got {len(correct_a)} and {len(correct_b)}); "
+                         "with one seed use compare_correct")
+    acc_a, acc_b = [float(np.mean(c)) for c in correct_a], [float(np.mean(c)) for c in correct_b]
+    diff = seed_difference(acc_a, acc_b)
+    return {"A": a, "B": b, "task": task, "seeds": len(acc_a), "A accuracy": float(np.mean(acc_a)),
+            "B accuracy": float(np.mean(acc_b)), "difference": diff.mean, "low": diff.low, "high": diff.high,
+            "p-value": diff.p_value, "detectable effect": diff.mde, "per seed": [float(d) for d in diff.per_seed],
+            "method": "paired t over seeds", "detected": bool(diff.low > 0 or diff.high < 0)}

@@ -1,0 +1,30 @@
+"""Paired comparisons: one row format for the two shapes of evidence, and clear errors."""
+import numpy as np
+import pytest
+
+from mtl_utils import experiments
+from mtl_utils.comparisons import compare_correct, compare_over_seeds
+
+
+def test_over_seeds_detects_a_consistent_gain_and_not_noise():
+    rng = np.random.default_rng(0)
+    base = [rng.random(2000) < 0.80 for _ in range(3)]
+    better = [b | (rng.random(2000) < 0.25) for b in base]  # every seed better by about 5 points
+    row = compare_over_seeds("better", better, "base", base, "topic")
+    assert row["detected"] and row["low"] > 0 and row["seeds"] == 3 and len(row["per seed"]) == 3
+    assert row["difference"] == pytest.approx(np.mean([b.mean() - a.mean() for a, b in zip(base, better)]))
+    noise = compare_over_seeds("a", base, "b", [rng.random(2000) < 0.80 for _ in range(3)], "topic")
+    assert not noise["detected"] and noise["low"] < 0 < noise["high"] and noise["detectable effect"] > 0
+
+
+def test_row_format_is_shared_and_bad_input_is_refused():
+    a, b = np.array([1, 1, 0, 1, 0, 1] * 50, bool), np.array([1, 0, 0, 1, 1, 1] * 50, bool)
+    one, over = compare_correct("a", a, "b", b, "t"), compare_over_seeds("a", [a, a], "b", [b, b], "t")
+    assert set(one) <= set(over)  # every field of a one-model comparison exists over seeds too
+    assert experiments.compare_correct is compare_correct  # experiments re-exports the same function
+    with pytest.raises(ValueError, match="at least two"):
+        compare_over_seeds("a", [a], "b", [b], "t")
+    with pytest.raises(ValueError, match="same seeds"):
+        compare_over_seeds("a", [a, a], "b", [b], "t")
+    with pytest.raises(ValueError, match="different test sets"):
+        compare_correct("a", a, "b", b[:-1], "t")
