@@ -58,6 +58,18 @@ def config(tasks: Sequence[str], quick: bool = False, model: str | None = None, 
     return base.replace(**changes) if changes else base
 
 
+def mean_matched_lr(layer_decay: float | None, n_layers: int, lr: float = LR) -> float:
+    """The top layer's rate under layer-wise decay ξ that keeps the **mean** peak rate over depth (embeddings and
+    ``n_layers`` layers, :mod:`mtl_utils.optim`'s groups) equal to uniform rates at ``lr``: ``lr · (L + 1) /
+    Σ ξ^d``, d = 0 … L. Decay then moves rate from the lower layers to the upper ones instead of lowering
+    every rate below the top. Taught in notebook 04."""
+    if layer_decay is None:
+        return lr
+    if not 0 < layer_decay <= 1 or n_layers < 1:
+        raise ValueError(f"layer_decay must be in (0, 1] and n_layers >= 1, got {layer_decay!r} and {n_layers!r}")
+    return lr * (n_layers + 1) / sum(layer_decay ** d for d in range(n_layers + 1))
+
+
 def describe(quick: bool = False) -> dict[str, str | int | float]:
     """The protocol as a small table (what notebook 02 shows once)."""
     return {"data": "full fixed splits; every score on the full test set",

@@ -7,7 +7,7 @@ from torch import nn
 from transformers import BertConfig, BertModel
 
 from conftest import TASKS
-from mtl_utils import anatomy, optim
+from mtl_utils import anatomy, optim, protocol
 from mtl_utils.anatomy import relative_change, snapshot
 from mtl_utils.model import MultiTaskModel
 from mtl_utils.training import TrainConfig, build_model, train
@@ -242,3 +242,15 @@ def test_fused_optimizer_matches_the_default(model):
             opt.zero_grad()
     for (name, a), b in zip(model.named_parameters(), twin.parameters()):
         assert torch.allclose(a, b, atol=1e-6), name
+
+
+def test_mean_matched_rate_keeps_the_mean_over_depth(model):
+    assert protocol.mean_matched_lr(None, 6, LR) == LR
+    for xi in (0.8, 0.65, 1.0):
+        top = protocol.mean_matched_lr(xi, 6, LR)
+        rates = rates_by_group(optim.param_groups(model, top, 0.01, head_lr=1e-3, layer_decay=xi))
+        by_depth = [rates[f"layer {k}"] for k in range(1, 7)] + [rates["embeddings"]]
+        assert math.isclose(sum(by_depth) / 7, LR), xi  # the optimizer's own groups, not the formula again
+        assert top >= LR and (xi == 1.0) == math.isclose(top, LR)
+    with pytest.raises(ValueError, match="layer_decay"):
+        protocol.mean_matched_lr(0.0, 6)

@@ -22,17 +22,23 @@ def check(m: dict) -> None:
             relative = ratio[name] / ratio["uniform"]
             expected = xi ** (m["n_layers"] - 1)
             assert 0.7 * expected < relative < 1.3 * expected, (name, relative, expected)
-    assert m["head_change"]["uniform"] > 5 * m["head_change"][m["head_run"]]  # the 20x head rate moves heads
+    # every decayed setting keeps uniform's mean rate over depth (the top layer pays for the slower bottom)
+    uniform_rate = m["rates_top_down"]["uniform"][0]
+    for name, rates in m["rates_top_down"].items():
+        assert abs(sum(rates) / len(rates) - uniform_rate) < 1e-9 * uniform_rate, (name, rates)
+        assert m["top_lr"][name] == rates[0]
     assert {r["A"] for r in m["comparisons"]} == set(m["experiments"]) - {"uniform"}
     for row in m["comparisons"]:
         assert row["low"] <= row["difference"] <= row["high"] and row["B"] == "uniform"
     assert m["accuracy"]["uniform"] > m["majority_baseline"] + 0.05
     # gradual unfreezing is an arm like the others; forgetting: uniform and decayed continuations, paired
     assert "gradual unfreezing" in m["experiments"]
-    assert [r["A"] for r in m["forgetting"]] == ["uniform", f"ξ = {m['forget_decay']}"]
+    decayed = [f"ξ = {xi}" for xi in m["forget_decays"]]
+    assert [r["A"] for r in m["forgetting"]] == ["uniform", *decayed]
     for row in m["forgetting"] + m["forgetting_protection"]:
         assert row["low"] <= row["difference"] <= row["high"]
         assert -1 <= row["difference"] <= 1
     for row in m["forgetting"]:
         assert row["share of topic's gain kept"] <= 1.5, row  # a share of the starting model's gain
-    assert {r["task"] for r in m["forgetting_protection"]} == {"topic", "sentiment"}
+    assert {(r["A"], r["task"]) for r in m["forgetting_protection"]} == {(name, task) for name in decayed
+                                                                           for task in ("topic", "sentiment")}
