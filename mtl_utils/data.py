@@ -154,8 +154,9 @@ def _sentiment_frame() -> pd.DataFrame:
     return df
 
 
-def stratified_subsample(df: pd.DataFrame, n: int) -> pd.DataFrame:
-    """A fixed subsample of ``n`` rows with label proportions kept, chosen by hash rank (no random state)."""
+def stratified_subsample(df: pd.DataFrame, n: int, salt: str = "") -> pd.DataFrame:
+    """A fixed subsample of ``n`` rows with label proportions kept (at least one row per label), chosen by hash
+    rank (no random state); another ``salt`` ranks the rows differently, so it draws another subsample."""
     if n >= len(df):
         return df.reset_index(drop=True)
     shares = df["label"].value_counts(normalize=True).sort_index()
@@ -163,7 +164,7 @@ def stratified_subsample(df: pd.DataFrame, n: int) -> pd.DataFrame:
     parts = []
     for label, k in per_label.items():
         rows = df[df["label"] == label]
-        parts.append(rows.loc[sorted(rows.index, key=lambda i: stable_hash(rows.at[i, "text"]))[:k]])
+        parts.append(rows.loc[sorted(rows.index, key=lambda i: stable_hash(salt + rows.at[i, "text"]))[:k]])
     return pd.concat(parts).sort_index().reset_index(drop=True)
 
 
@@ -175,6 +176,20 @@ def _shrink(task: Task, sizes: dict[str, int] | None) -> Task:
         raise ValueError(f"unknown split(s) {sorted(unknown)} in sizes; splits are {SPLITS}")
     splits = {s: stratified_subsample(df, sizes[s]) if s in sizes else df for s, df in task.splits.items()}
     return Task(task.name, task.labels, splits)
+
+
+def with_train_labels(task: Task, n: int | None, seed: int = 0) -> Task:
+    """``task`` with only ``n`` labelled training examples (``None`` or ``n`` at least the training set: all of
+    them), stratified by label; validation and test are unchanged. Each ``seed`` draws another subset, so
+    seeds of a label-budget experiment vary the labelled examples as well as the training run. Taught in
+    notebook 05 (when sharing pays: scarce labels)."""
+    if n is None or (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= len(task["train"])):
+        return task
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < task.num_labels:
+        raise ValueError(f"n (labelled training examples of {task.name!r}) must be an integer of at least "
+                         f"{task.num_labels} (one per class) or None for all, got {n!r}")
+    train = stratified_subsample(task["train"], int(n), salt=f"labels-seed-{seed}:")
+    return Task(task.name, task.labels, {**task.splits, "train": train})
 
 
 def load_topic(quick: bool = False, sizes: dict[str, int] | None = None) -> Task:

@@ -157,6 +157,40 @@ def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% i
     return fig
 
 
+def label_curve(runs: pd.DataFrame, comparisons: pd.DataFrame, task: str, majority: float) -> Figure:
+    """Left: ``task`` test accuracy against its labelled training examples (log scale), one line per
+    experiment of :func:`mtl_utils.experiments.label_budget_grid` (mean over seeds, bars: min to max), the
+    majority baseline dashed. Right: each paired comparison of
+    :func:`mtl_utils.experiments.label_budget_table` (A − B) with its 95 % interval, per budget."""
+    runs = runs[runs["task"] == task]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
+    for name, part in runs.groupby("experiment", sort=False):
+        stats = part.groupby("labels")["accuracy"].agg(["mean", "min", "max"])
+        left.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
+                      marker="o", capsize=3, label=name)
+    left.axhline(majority, color="grey", ls="--", lw=1, label="majority class")
+    left.set_xscale("log")
+    left.set_xlabel(f"labelled {task} training examples (log scale)")
+    left.set_ylabel(f"{task} test accuracy")
+    left.set_title(f"{task}: accuracy by label budget (mean over seeds, min–max)")
+    left.grid(alpha=0.3)
+    left.legend(fontsize=8)
+    sizes = runs.groupby("budget", sort=False)["labels"].first()
+    for i, ((a, b), part) in enumerate(comparisons.groupby(["A", "B"], sort=False)):
+        x = np.array([sizes[n] for n in part["labels"]], dtype=float) * (1.06 ** i)
+        right.errorbar(x, part["difference"], yerr=[part["difference"] - part["low"], part["high"] - part["difference"]],
+                       marker="o", capsize=3, label=f"{a} − {b}")
+    right.axhline(0, color="black", lw=1)
+    right.set_xscale("log")
+    right.set_xlabel(f"labelled {task} training examples (log scale)")
+    right.set_ylabel("paired accuracy difference (A − B)")
+    right.set_title("Paired differences, 95% intervals over seeds")
+    right.grid(alpha=0.3)
+    right.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def training_curves(results: Mapping[str, object], window: int = 20) -> Figure:
     """Per-task training loss (moving average over ``window`` of that task's steps) against the task's own
     step count, one panel per task, one line per run (``results``: name -> TrainResult)."""

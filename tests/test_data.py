@@ -135,3 +135,19 @@ def test_genre_is_the_seeds_task_a_balanced_and_leak_free(tasks):
     topic_test = tasks["topic"]["test"]
     assert entertainment <= set(topic_test[topic_test["label"] == 1]["text"])
     assert load_genre()["train"].equals(genre["train"])  # deterministic
+
+
+def test_label_budget_subset_is_stratified_seeded_and_leaves_the_other_splits(tasks):
+    topic = tasks["topic"]
+    a, again, other = (data.with_train_labels(topic, 50, seed) for seed in (0, 0, 1))
+    assert len(a["train"]) == pytest.approx(50, abs=len(topic.labels))
+    assert set(a["train"]["label"]) == set(range(len(topic.labels)))  # every class kept
+    assert list(a["train"]["text"]) == list(again["train"]["text"])  # the same seed draws the same subset
+    assert set(a["train"]["text"]) != set(other["train"]["text"])  # another seed draws another
+    assert set(a["train"]["text"]) <= set(topic["train"]["text"])
+    for split in ("validation", "test"):
+        assert a[split] is topic[split]
+    assert data.with_train_labels(topic, None) is topic and data.with_train_labels(topic, 10 ** 6) is topic
+    for bad in (3, 0, 2.5, True):
+        with pytest.raises(ValueError, match="one per class"):
+            data.with_train_labels(topic, bad)

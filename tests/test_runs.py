@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from mtl_utils import experiments
 from mtl_utils import runs as runs_mod
 from mtl_utils.data import Task
 from mtl_utils.runs import code_fingerprint, code_without_docs, data_fingerprint, run_key, train_or_load
@@ -147,3 +148,20 @@ def test_manifest_lists_every_file(small_tasks, config, tmp_path):
     manifest = json.loads((folder / "manifest.json").read_text())
     files = {str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file() and p.name != "manifest.json"}
     assert set(manifest) == files
+
+
+def test_label_budget_grid_trains_every_budget_and_seed_and_reloads(small_tasks, config, tmp_path, monkeypatch):
+    monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
+    configs = {"multi": config, "single": config.replace(tasks=("topic",))}
+    per_budget, table = experiments.label_budget_grid(configs, small_tasks, "topic", [10, None], [0, 1])
+    assert set(per_budget) == {10, None} and all(len(r) == 4 for r in per_budget.values())
+    topic = table[table["task"] == "topic"]
+    assert sorted(topic["labels"].unique()) == [10, len(small_tasks["topic"]["train"])]
+    assert (table[table["task"] == "sentiment"]["experiment"] == "multi").all()  # only multi trains sentiment
+    assert not table["cached"].any()
+    _, again = experiments.label_budget_grid(configs, small_tasks, "topic", [10, None], [0, 1])
+    assert again["cached"].all()  # each (budget, seed) subset is drawn the same way every time: same run keys
+    pd.testing.assert_series_equal(again["accuracy"], table["accuracy"])
+    rows = experiments.label_budget_table(per_budget, small_tasks, [("multi", "single")], "topic")
+    assert list(rows["labels"]) == [10, "all"] and (rows["seeds"] == 2).all()
+    assert (rows["low"] <= rows["difference"]).all() and (rows["difference"] <= rows["high"]).all()
