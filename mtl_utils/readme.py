@@ -24,7 +24,7 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings", "Sentence embeddings: tokens to on
              "02": ("02_multitask_model", "The multi-task model: shared encoder, one head per task, the protocol"),
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
              "04": ("04_layerwise_learning_rates", "Layer-wise rates and gradual unfreezing: depth, measured"),
-             "05": ("05_serving", "Serving: one pass, two answers, faster inference")}
+             "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference")}
 
 
 def _load(path: Path) -> dict:
@@ -109,6 +109,16 @@ def results() -> str:
             cells = [f"{quality[(name, t)]['− fp32']:+.4f} [{quality[(name, t)]['low']:+.4f}, "
                      f"{quality[(name, t)]['high']:+.4f}]".replace("-", "−") for t in ("topic", "sentiment")]
             out.append(f"| {name} | {ratio:.2f}× | {cells[0]} | {cells[1]} |")
+        if "label_budget" in m:
+            curve = m["label_budget"]
+            arms = ("multi-task", "single-task", "frozen backbone")
+            out += ["", "Scarce labels (05 § 2b): topic test accuracy by labelled topic sentences, the top layer "
+                    "trained (frozen backbone: heads only), mean over seeds; multi − single paired over seeds:", "",
+                    "| topic labels | " + " | ".join(arms) + " | multi − single |", "|---|---|---|---|---|"]
+            diffs = {str(row["labels"]): row for row in curve["comparisons"] if row["A"] == "multi-task"}
+            for n, key in zip(curve["labels"], diffs):
+                out.append(f"| {n:,} | " + " | ".join(f"{curve['accuracy'][f'{a}/topic/{n}']:.3f}" for a in arms)
+                           + f" | {_interval(diffs[key])} |")
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
 
 
@@ -145,11 +155,20 @@ def claims() -> str:
     m = r["05"]
     add("(the same, at the cost of one model)", "05 § 2: half the examples per task",
         m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["equal_cost"]))
+    if m and "label_budget" in m:
+        add("... (when one task's labels are scarce)", "05 § 2b: topic at 50 labels … all, sentiment whole; multi- vs "
+            "single-task (top layer trained), paired over seeds",
+            "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
+                      for row in m["label_budget"]["comparisons"] if row["A"] == "multi-task"))
     add("losses summed or weighted", "02 (one task per batch; weights = 1)",
         "not compared: the series trains one task per batch, so no sum is formed; weights are a setting")
     m = r["03"]
     add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
         m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))
+    if r["05"] and "label_budget" in r["05"]:
+        add("... (at small training sets)", "05 § 2b: frozen backbone vs top layer trained, by topic labels",
+            "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
+                      for row in r["05"]["label_budget"]["comparisons"] if row["A"] == "frozen backbone"))
     if m and "frozen_head" in m:
         add("freezing a task head (scenario 3)", "03: joint training, topic head frozen vs trainable, paired",
             "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["frozen_head"])
@@ -157,16 +176,17 @@ def claims() -> str:
         add("the choice of pretrained model matters", "03: frozen probe, pretrained vs random weights",
             "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["pretrained_vs_random"]))
     m = r["04"]
-    add("layer-wise rates help foundational layers retain general knowledge", "04: each arm vs uniform, paired",
+    add("layer-wise rates help foundational layers retain general knowledge", "04: each arm vs uniform, paired; "
+        "mean rate over depth matched",
         m and "; ".join(f"{row['A']}: {_verdict(row)}" for row in m["comparisons"])
         + " (lower layers do move less: bottom/top weight change "
         + ", ".join(f"{k} {v:.2f}" for k, v in m["bottom_over_top"].items()) + ")")
     if m and "forgetting_protection" in m:
-        topic = next(row for row in m["forgetting_protection"] if row["task"] == "topic")
+        topic = [row for row in m["forgetting_protection"] if row["task"] == "topic"]
         kept = {row["A"]: row["share of topic's gain kept"] for row in m["forgetting"]}
-        add("... retain (the other task's knowledge, multi-task)", "04: continued on sentiment, topic watched, "
-            f"ξ = {m['forget_decay']} vs uniform", f"topic {_interval(topic)}, {_verdict(topic)}; share of topic's gain "
-            "kept " + ", ".join(f"{k} {v:.0%}" for k, v in kept.items()) + " (one seed)")
+        add("... retain (the other task's knowledge, multi-task)", "04: continued on sentiment, topic watched, each "
+            "decay vs uniform", "topic: " + "; ".join(f"{row['A']} {_interval(row)}, {_verdict(row)}" for row in topic)
+            + "; share of topic's gain kept " + ", ".join(f"{k} {v:.0%}" for k, v in kept.items()) + " (one seed)")
     return "\n".join(rows)
 
 

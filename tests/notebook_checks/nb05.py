@@ -17,3 +17,13 @@ def check(m: dict) -> None:
     assert 0.3 < m["matmul_share"] < 1.0
     assert m["cli_answers"]
     assert len(m["equal_cost"]) == 2
+    # scarce labels: every arm at every budget, above the majority class with all labels; paired rows sane
+    curve = m["label_budget"]
+    assert curve["labels"] == sorted(curve["labels"]) and len(curve["labels"]) >= 2
+    everything = curve["labels"][-1]
+    for arm in ("multi-task", "single-task", "frozen backbone"):
+        assert all(f"{arm}/topic/{n}" in curve["accuracy"] for n in curve["labels"]), arm
+        assert curve["accuracy"][f"{arm}/topic/{everything}"] > 0.5, arm  # majority class: 0.25
+    assert len(curve["comparisons"]) == 2 * len(curve["labels"])
+    for row in curve["comparisons"]:
+        assert row["low"] <= row["difference"] <= row["high"] and row["task"] == "topic"
