@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .encoder import DEFAULT_MODEL
+from .optim import check_layer_decay
 from .training import TrainConfig
 
 EXAMPLES_PER_TASK = 4000
@@ -63,10 +64,11 @@ def mean_matched_lr(layer_decay: float | None, n_layers: int, lr: float = LR) ->
     ``n_layers`` layers, :mod:`mtl_utils.optim`'s groups) equal to uniform rates at ``lr``: ``lr · (L + 1) /
     Σ ξ^d``, d = 0 … L. Decay then moves rate from the lower layers to the upper ones instead of lowering
     every rate below the top. Taught in notebook 04."""
+    check_layer_decay(layer_decay)
     if layer_decay is None:
         return lr
-    if not 0 < layer_decay <= 1 or n_layers < 1:
-        raise ValueError(f"layer_decay must be in (0, 1] and n_layers >= 1, got {layer_decay!r} and {n_layers!r}")
+    if n_layers < 1:
+        raise ValueError(f"n_layers must be at least 1, got {n_layers!r}")
     return lr * (n_layers + 1) / sum(layer_decay ** d for d in range(n_layers + 1))
 
 
