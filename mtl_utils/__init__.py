@@ -21,7 +21,7 @@ Training
 * :mod:`~mtl_utils.freezing`: freezing by intent;
 * :mod:`~mtl_utils.frozen_cache`: frozen bottom layers computed once (exact);
 * :mod:`~mtl_utils.optim`: parameter groups, layer-wise rates, the optimizer and its schedule;
-* :mod:`~mtl_utils.training`: ``TrainConfig``, the task sampler, the ``Trainer`` and its one-task step;
+* :mod:`~mtl_utils.training`: ``TrainConfig``, the task sampler, the ``Trainer`` and its step (one task, or all summed);
 * :mod:`~mtl_utils.runs`: finished runs cached by everything they depend on (train-or-load);
 * :mod:`~mtl_utils.protocol`: the one protocol of the series (splits, budget, rates).
 

@@ -1,11 +1,12 @@
-"""Multi-task training: one task per mini-batch, a task sampler, AdamW with warm-up and decay, validation
-after each round, and the best round's weights kept.
+"""Multi-task training: one task per mini-batch (or one of each task, losses summed), a task sampler, AdamW with
+warm-up and decay, validation after each round, and the best round's weights kept.
 
 The loop is :class:`Trainer`, a few small methods in the order they run (``prepare_data``,
 ``prepare_model``, ``prepare_optimizer``, then ``fit`` = ``fit_round`` + ``validate`` per round,
 ``restore_best``, ``test``). Its heart is :meth:`Trainer.train_step`, the step a reader should know by heart:
 sample a task, take a batch of that task, run it through the shared encoder and that task's head, weight
-its loss, backpropagate, clip, step, schedule. :func:`train` runs it all; :mod:`mtl_utils.runs` caches
+its loss, backpropagate, clip, step, schedule. With ``sampling="summed"`` every step takes a batch of *each*
+task and backpropagates the weighted sum of their losses (the seed write-up's "summed or weighted" total loss). :func:`train` runs it all; :mod:`mtl_utils.runs` caches
 finished runs.
 
 The budget of a run is the number of training examples it sees (``TrainConfig.examples``); ``rounds`` splits
@@ -38,7 +39,7 @@ from .pooling import POOLING_MODES
 from .progress import progress
 from .seeding import set_seed
 
-SAMPLING_STRATEGIES: tuple[str, ...] = ("proportional", "uniform", "temperature")
+SAMPLING_STRATEGIES: tuple[str, ...] = ("proportional", "uniform", "temperature", "summed")
 _RUN_KEY = re.compile(r"^[0-9a-f]{16}$")
 
 
@@ -81,7 +82,8 @@ class TrainConfig:
     field raises ``ValueError`` naming the field and what it accepts.
 
     Budget: ``examples`` training examples seen in total, ``ceil(examples / batch_size)`` optimizer steps
-    (``None``: one pass over every trained task's training set); ``rounds`` equal parts, each followed by a
+    (``None``: one pass over every trained task's training set; ``sampling="summed"`` takes a batch of every
+    task per step, so ``ceil(examples / (batch_size × tasks))`` steps); ``rounds`` equal parts, each followed by a
     validation; the round with the best mean validation macro-F1 is kept (with one round there is nothing to
     choose, and no validation is run).
 
@@ -201,15 +203,24 @@ class TrainConfig:
     def steps(self, data: Mapping[str, Task]) -> int:
         """Optimizer steps of this run on ``data``."""
         examples = self.examples or sum(len(data[t]["train"]) for t in self.tasks)
-        return math.ceil(examples / self.batch_size)
+        per_step = self.batch_size * (len(self.tasks) if self.sampling == "summed" else 1)
+        return math.ceil(examples / per_step)
+
+
+def chance_loss_weights(data: Mapping[str, Task], tasks: Sequence[str]) -> dict[str, float]:
+    """Loss weights ``1 / ln(classes)``: each task's cross-entropy divided by its value at chance, so every task's
+    weighted loss starts near 1 (an untrained 5-class head starts at ln 5 ≈ 1.61, a 2-class one at ln 2 ≈ 0.69).
+    Taught in notebook 04."""
+    return {t: 1.0 / math.log(data[t].num_labels) for t in tasks}
 
 
 class TaskSampler:
-    """Chooses the task of the next mini-batch.
+    """Chooses the task(s) of the next step, yielded as a tuple.
 
-    * ``proportional``: p(task) proportional to its training-set size;
+    * ``proportional``: one task, p(task) proportional to its training-set size;
     * ``uniform``: round-robin, every task in turn (equal steps per task);
-    * ``temperature``: p proportional to n ** (1 / T); T=1 is proportional, large T approaches uniform.
+    * ``temperature``: p proportional to n ** (1 / T); T=1 is proportional, large T approaches uniform;
+    * ``summed``: every task in every step (their losses are summed).
     """
 
     def __init__(self, sizes: Mapping[str, int], strategy: str = "proportional", temperature: float = 2.0,
@@ -222,16 +233,19 @@ class TaskSampler:
         self.strategy = strategy
         self.rng = rng or np.random.default_rng(0)
         n = np.array([sizes[t] for t in self.tasks], dtype=float)
-        weights = {"proportional": n, "uniform": np.ones_like(n), "temperature": n ** (1.0 / temperature)}[strategy]
+        weights = {"proportional": n, "temperature": n ** (1.0 / temperature)}.get(strategy, np.ones_like(n))
         self.probabilities = dict(zip(self.tasks, weights / weights.sum()))
 
-    def __iter__(self) -> Iterator[str]:
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        if self.strategy == "summed":
+            while True:
+                yield tuple(self.tasks)
         if self.strategy == "uniform":
             while True:
-                yield from self.tasks
+                yield from ((t,) for t in self.tasks)
         p = np.array([self.probabilities[t] for t in self.tasks])
         while True:
-            yield self.tasks[self.rng.choice(len(self.tasks), p=p)]
+            yield (self.tasks[self.rng.choice(len(self.tasks), p=p)],)
 
 
 class TaskBatches:
@@ -431,13 +445,25 @@ class Trainer:
                                                    self.total_steps)
 
     # -- one step -----------------------------------------------------------------------------------------
-    def train_step(self) -> tuple[str, float]:
-        """One optimizer step of multi-task training; returns the task and its (unweighted) loss."""
-        task = next(self.sampler)                                # 1. which task this step trains
-        idx = self.batches[task].next_indices()                  # 2. a mini-batch of that task only
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step of multi-task training; returns each trained task's (unweighted) loss."""
+        step_tasks = next(self.sampler)                          # 1. this step's task (all tasks when summed)
+        losses = {task: self.task_loss(task) for task in step_tasks}  # 2.-3. a batch of each, its loss
+        total = sum(self.loss_weights[task] * loss for task, loss in losses.items())
+        total.backward()                                         # 4. the weighted (summed) loss
+        if self.config.max_grad_norm:                            # 5. clip the gradient norm
+            nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.optimizer.step()                                    # 6. update, advance the schedule
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {task: loss.item() for task, loss in losses.items()}
+
+    def task_loss(self, task: str) -> torch.Tensor:
+        """The loss of one mini-batch of ``task``: through the shared encoder and that task's head only."""
+        idx = self.batches[task].next_indices()                  # a mini-batch of that task only
         labels = self.labels[task][idx].to(self.device)
         cache = self.caches.get((task, "train"))
-        if cache is not None:                                    # 3. shared encoder (its frozen bottom cached) ...
+        if cache is not None:                                    # the shared encoder (its frozen bottom cached) ...
             logits = cached_forward(self.model, cache.batch(idx), self.k, task)[task]
         else:
             inputs = self.model.encoder.collate([self.tokens[task, "train"].ids[i] for i in idx])
@@ -447,13 +473,7 @@ class Trainer:
             raise FloatingPointError(f"the loss of task '{task}' is {loss.item()} at step {self.step}: lower the "
                                      f"learning rate (lr={self.config.lr}, head_lr={self.config.head_lr}) or check "
                                      "the inputs")
-        (self.loss_weights[task] * loss).backward()              # 4. the task's weighted loss
-        if self.config.max_grad_norm:                            # 5. clip the gradient norm
-            nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
-        self.optimizer.step()                                    # 6. update, advance the schedule
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
-        return task, loss.item()
+        return loss
 
     # -- rounds -------------------------------------------------------------------------------------------
     def set_round_freezing(self, k: int) -> None:
@@ -478,11 +498,12 @@ class Trainer:
         bar = progress(range(steps), desc=f"round {round_}/{self.config.rounds}", disable=not self.progress_bar,
                        unit="step", leave=False)
         for _ in bar:
-            task, loss = self.train_step()
+            step_losses = self.train_step()
             self.step += 1
-            losses[task].append(loss)
-            self.step_rows.append({"round": round_, "step": self.step, "task": task,
-                                   "task step": len(losses[task]) + self.task_steps[task], "loss": loss})
+            for task, loss in step_losses.items():
+                losses[task].append(loss)
+                self.step_rows.append({"round": round_, "step": self.step, "task": task,
+                                       "task step": len(losses[task]) + self.task_steps[task], "loss": loss})
         for task, values in losses.items():
             self.task_steps[task] += len(values)
         return losses

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from conftest import TASKS
+from mtl_utils import anatomy
 from mtl_utils.data import Task
 from mtl_utils.model import MultiTaskModel
-from mtl_utils.training import (TaskBatches, TaskSampler, TrainConfig, Trainer, build_model, check_datasets,
-                                train)
+from mtl_utils.training import (TaskBatches, TaskSampler, TrainConfig, Trainer, build_model, chance_loss_weights,
+                                check_datasets, train)
 
 
 @pytest.fixture()
@@ -128,9 +129,11 @@ def test_task_sampler_strategies():
     assert TaskSampler(sizes, "proportional").probabilities["a"] == pytest.approx(0.9)
     assert TaskSampler(sizes, "temperature", temperature=2).probabilities["a"] == pytest.approx(30 / 40)
     it = iter(TaskSampler(sizes, "uniform"))
-    assert [next(it) for _ in range(4)] == ["a", "b", "a", "b"]
+    assert [next(it) for _ in range(4)] == [("a",), ("b",), ("a",), ("b",)]
     draws = iter(TaskSampler(sizes, "proportional", rng=np.random.default_rng(1)))
-    assert 0.87 < np.mean([next(draws) == "a" for _ in range(2000)]) < 0.93
+    assert 0.87 < np.mean([next(draws) == ("a",) for _ in range(2000)]) < 0.93
+    summed = iter(TaskSampler(sizes, "summed"))
+    assert [next(summed) for _ in range(2)] == [("a", "b"), ("a", "b")]
 
 
 def test_batches_cover_each_example_once_per_pass_and_bucket_by_length():
@@ -152,6 +155,40 @@ def test_steps_per_task_follow_the_sampler(small_tasks, tiny_config):
     uniform = train(tiny_config.replace(sampling="uniform", examples=80), small_tasks, progress_bar=False)
     assert uniform.steps["task"].tolist() == ["topic", "sentiment"] * 5
     assert uniform.steps.groupby("task")["task step"].max().to_dict() == {"topic": 5, "sentiment": 5}
+
+
+def test_summed_steps_take_a_batch_of_every_task(small_tasks, tiny_config):
+    """Summed: each step trains both tasks, so the same examples take half the steps of round-robin."""
+    config = tiny_config.replace(sampling="summed", examples=80)
+    assert config.steps(small_tasks) == 5 and config.replace(sampling="uniform").steps(small_tasks) == 10
+    summed = train(config, small_tasks, progress_bar=False)
+    assert summed.steps["task"].tolist() == ["topic", "sentiment"] * 5
+    assert summed.steps["step"].tolist() == [1, 1, 2, 2, 3, 3, 4, 4, 5, 5]
+    assert summed.steps.groupby("task")["task step"].max().to_dict() == {"topic": 5, "sentiment": 5}
+
+
+def test_a_summed_step_follows_the_weighted_sum_of_the_tasks_gradients(small_tasks, tiny_config):
+    """The summed step's gradient is the weighted sum of the gradients of each task's batch alone (the same
+    batches: one configuration, only the trainer's weights changed; a zero weight leaves a task out)."""
+    config = tiny_config.replace(sampling="summed", max_grad_norm=None)
+
+    def first_gradient(weights):
+        trainer = Trainer(config, small_tasks, progress_bar=False)
+        trainer.loss_weights = weights
+        trainer.step, trainer.caches, trainer.k = 0, {}, 0
+        trainer.optimizer.step = lambda *a, **k: None
+        top = anatomy.layer_stack(trainer.model)[-1]
+        grab = {}
+        trainer.optimizer.zero_grad = lambda **k: grab.update(
+            g=torch.cat([p.grad.flatten() for p in top.parameters()]))
+        trainer.model.eval()  # no dropout: the passes see the same numbers
+        trainer.train_step()
+        return grab["g"]
+
+    topic, sentiment = first_gradient({"topic": 1.0, "sentiment": 0.0}), first_gradient({"topic": 0.0, "sentiment": 1.0})
+    summed = first_gradient({"topic": 0.5, "sentiment": 2.0})
+    assert not torch.allclose(topic, sentiment, atol=1e-6)
+    assert torch.allclose(summed, 0.5 * topic + 2.0 * sentiment, atol=1e-6)
 
 
 def test_training_loss_falls(small_tasks, tiny_config):
@@ -278,3 +315,11 @@ def test_joint_training_with_a_frozen_head_leaves_it_bit_identical(small_tasks, 
     assert retention(0.9, 0.9, 0.5) == 1 and retention(0.9, 0.5, 0.5) == 0 and retention(0.9, 0.7, 0.5) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="no gain to retain"):
         retention(0.4, 0.3, 0.5)
+
+
+def test_chance_loss_weights_start_every_task_near_one(small_tasks):
+    weights = chance_loss_weights(small_tasks, ("topic", "sentiment"))
+    assert weights == pytest.approx({"topic": 1 / math.log(5), "sentiment": 1 / math.log(2)})
+    for task, weight in weights.items():  # the chance-level loss, weighted, is exactly 1
+        uniform = torch.zeros(1, small_tasks[task].num_labels)
+        assert weight * torch.nn.functional.cross_entropy(uniform, torch.tensor([0])).item() == pytest.approx(1.0)
