@@ -152,6 +152,10 @@ def claims() -> str:
     m = r["02"]
     add("... and can lead to improved performance due to shared learning", "02: multi- vs single-task, paired",
         m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["sharing"]))
+    if m and "genre_variant" in m:
+        add("... with the seed's own task A (*News / Opinion / Entertainment*) beside sentiment (shared inputs)",
+            "02: genre + sentiment vs single-task, top layer trained, paired over seeds",
+            "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["genre_variant"]["sharing"]))
     m = r["05"]
     add("(the same, at the cost of one model)", "05 § 2: half the examples per task",
         m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["equal_cost"]))
@@ -160,8 +164,12 @@ def claims() -> str:
             "single-task (top layer trained), paired over seeds",
             "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
                       for row in m["label_budget"]["comparisons"] if row["A"] == "multi-task"))
-    add("losses summed or weighted", "02 (one task per batch; weights = 1)",
-        "not compared: the series trains one task per batch, so no sum is formed; weights are a setting")
+    m4 = r["04"]
+    add("losses summed or weighted", "04: summed vs alternating steps, then a sum weighted by 1/ln(classes) vs the "
+        "plain sum (multi-task, top layer trained), paired over seeds",
+        m4 and "loss_combination" in m4 and "; ".join(
+            f"{row['A']} − {row['B']}, {row['task']}: {_interval(row)}, {_verdict(row)}"
+            for row in m4["loss_combination"]["comparisons"]))
     m = r["03"]
     add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
         m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))

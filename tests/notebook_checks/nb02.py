@@ -1,5 +1,6 @@
 """Notebook 02 (multi-task model): every model learns well beyond the majority class, the multi-task run
-gives each task its budget, paired comparisons are complete, the checkpoint reloads exactly."""
+gives each task its budget, paired comparisons are complete, the checkpoint reloads exactly; the genre variant
+(the seed's task A beside sentiment) learns beyond chance and is compared, paired."""
 
 
 def check(m: dict) -> None:
@@ -20,3 +21,15 @@ def check(m: dict) -> None:
     assert all(-1 <= c <= 1 for c in cosines.values()) and len(set(round(c, 6) for c in cosines.values())) > 1
     assert 0 <= m["neutral_news"]["share called positive"] <= 1
     assert m["reload_max_abs_diff"] < 1e-5
+    # the seed's task A (genre) beside sentiment, top layer trained: learnt beyond chance, paired, cosines valid
+    g = m["genre_variant"]
+    assert g["frozen_layers"] >= 1
+    for run in ("multi-task genre + sentiment", "single-task genre"):
+        assert g["accuracy"][f"{run}/genre"] > g["majority_baseline"]["genre"] + 0.3, (run, g["accuracy"])
+    assert {(r["task"], r["B"]) for r in g["sharing"]} == {("genre", "single-task genre"),
+                                                           ("sentiment", "single-task sentiment")}
+    for row in g["sharing"]:
+        assert row["low"] <= row["difference"] <= row["high"]
+    for pair, cosines in g["gradient_cosine_before"].items():
+        assert len(cosines) == len({k for k in m["gradient_cosine"] if k.startswith("before")}), pair
+        assert all(-1 <= c <= 1 for c in cosines.values()), pair
