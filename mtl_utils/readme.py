@@ -21,9 +21,11 @@ from . import paths
 README = paths.REPO_ROOT / "README.md"
 BENCHMARKS = paths.REPO_ROOT / "benchmarks" / "results"
 NOTEBOOKS = {"01": ("01_sentence_embeddings", "Sentence embeddings: tokens to one vector, which pooling (attention too)"),
-             "02": ("02_multitask_model", "The multi-task model: shared encoder, one head per task, the protocol"),
+             "02": ("02_multitask_model",
+                    "The multi-task model: shared encoder, one head per task, the protocol, the seed's task A"),
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
-             "04": ("04_layerwise_learning_rates", "Layer-wise rates and gradual unfreezing: depth, measured"),
+             "04": ("04_layerwise_learning_rates",
+                    "Layer-wise rates, gradual unfreezing, summed or weighted losses: measured"),
              "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference")}
 
 
@@ -115,10 +117,10 @@ def results() -> str:
             out += ["", "Scarce labels (05 § 2b): topic test accuracy by labelled topic sentences, the top layer "
                     "trained (frozen backbone: heads only), mean over seeds; multi − single paired over seeds:", "",
                     "| topic labels | " + " | ".join(arms) + " | multi − single |", "|---|---|---|---|---|"]
-            diffs = {str(row["labels"]): row for row in curve["comparisons"] if row["A"] == "multi-task"}
-            for n, key in zip(curve["labels"], diffs):
+            multi = [row for row in curve["comparisons"] if row["A"] == "multi-task"]  # one per budget, in order
+            for n, row in zip(curve["labels"], multi, strict=True):
                 out.append(f"| {n:,} | " + " | ".join(f"{curve['accuracy'][f'{a}/topic/{n}']:.3f}" for a in arms)
-                           + f" | {_interval(diffs[key])} |")
+                           + f" | {_interval(row)} |")
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
 
 
@@ -152,10 +154,10 @@ def claims() -> str:
     m = r["02"]
     add("... and can lead to improved performance due to shared learning", "02: multi- vs single-task, paired",
         m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["sharing"]))
-    if m and "genre_variant" in m:
-        add("... with the seed's own task A (*News / Opinion / Entertainment*) beside sentiment (shared inputs)",
-            "02: genre + sentiment vs single-task, top layer trained, paired over seeds",
-            "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["genre_variant"]["sharing"]))
+    add("... with the seed's own task A (*News / Opinion / Entertainment*) beside sentiment (shared inputs)",
+        "02: genre + sentiment vs single-task, top layer trained, paired over seeds",
+        m and "genre_variant" in m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}"
+                                                for row in m["genre_variant"]["sharing"]))
     m = r["05"]
     add("(the same, at the cost of one model)", "05 § 2: half the examples per task",
         m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["equal_cost"]))
@@ -165,8 +167,8 @@ def claims() -> str:
             "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
                       for row in m["label_budget"]["comparisons"] if row["A"] == "multi-task"))
     m4 = r["04"]
-    add("losses summed or weighted", "04: summed vs alternating steps, then a sum weighted by 1/ln(classes) vs the "
-        "plain sum (multi-task, top layer trained), paired over seeds",
+    add("losses summed or weighted", "04: summed steps (a batch of each task: half the steps) vs alternating, then "
+        "a sum weighted by 1/ln(classes) vs the plain sum (multi-task, top layer trained), paired over seeds",
         m4 and "loss_combination" in m4 and "; ".join(
             f"{row['A']} − {row['B']}, {row['task']}: {_interval(row)}, {_verdict(row)}"
             for row in m4["loss_combination"]["comparisons"]))

@@ -6,8 +6,8 @@ The loop is :class:`Trainer`, a few small methods in the order they run (``prepa
 ``restore_best``, ``test``). Its heart is :meth:`Trainer.train_step`, the step a reader should know by heart:
 sample a task, take a batch of that task, run it through the shared encoder and that task's head, weight
 its loss, backpropagate, clip, step, schedule. With ``sampling="summed"`` every step takes a batch of *each*
-task and backpropagates the weighted sum of their losses (the seed write-up's "summed or weighted" total loss). :func:`train` runs it all; :mod:`mtl_utils.runs` caches
-finished runs.
+task and backpropagates the weighted sum of their losses (the seed write-up's "summed or weighted" total
+loss). :func:`train` runs it all; :mod:`mtl_utils.runs` caches finished runs.
 
 The budget of a run is the number of training examples it sees (``TrainConfig.examples``); ``rounds`` splits
 it into equal parts with a validation after each.
@@ -82,10 +82,11 @@ class TrainConfig:
     field raises ``ValueError`` naming the field and what it accepts.
 
     Budget: ``examples`` training examples seen in total, ``ceil(examples / batch_size)`` optimizer steps
-    (``None``: one pass over every trained task's training set; ``sampling="summed"`` takes a batch of every
-    task per step, so ``ceil(examples / (batch_size × tasks))`` steps); ``rounds`` equal parts, each followed by a
-    validation; the round with the best mean validation macro-F1 is kept (with one round there is nothing to
-    choose, and no validation is run).
+    (``None``: as many examples as every trained task's training set together, one pass when tasks are
+    sampled in proportion to their sizes); ``sampling="summed"`` takes a batch of every task per step, so
+    ``ceil(examples / (batch_size × tasks))`` steps, the same number for each task. ``rounds`` equal parts,
+    each followed by a validation; the round with the best mean validation macro-F1 is kept (with one round
+    there is nothing to choose, and no validation is run).
 
     Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for
     ``lr``); ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.optim`).
@@ -220,7 +221,8 @@ class TaskSampler:
     * ``proportional``: one task, p(task) proportional to its training-set size;
     * ``uniform``: round-robin, every task in turn (equal steps per task);
     * ``temperature``: p proportional to n ** (1 / T); T=1 is proportional, large T approaches uniform;
-    * ``summed``: every task in every step (their losses are summed).
+    * ``summed``: every task in every step (their losses are summed); ``probabilities`` are then uniform, the
+      share of each task in the examples seen.
     """
 
     def __init__(self, sizes: Mapping[str, int], strategy: str = "proportional", temperature: float = 2.0,
@@ -515,7 +517,8 @@ class Trainer:
 
     def validate(self, round_: int, losses: dict[str, list[float]], seconds: float) -> None:
         """A history row per task after a round, with validation scores when something uses them (several
-        rounds to choose from, or watched tasks); keeps the weights of the best round so far."""
+        rounds to choose from, or watched tasks); keeps the weights of the best round so far. A row's ``steps``
+        counts the optimizer steps that trained its task (with summed steps every task counts every step)."""
         needed = self.config.rounds > 1 or bool(self.config.watch_tasks)
         rows = []
         for task in self.config.tasks + self.config.watch_tasks:

@@ -187,6 +187,7 @@ def test_a_summed_step_follows_the_weighted_sum_of_the_tasks_gradients(small_tas
 
     topic, sentiment = first_gradient({"topic": 1.0, "sentiment": 0.0}), first_gradient({"topic": 0.0, "sentiment": 1.0})
     summed = first_gradient({"topic": 0.5, "sentiment": 2.0})
+    assert topic.abs().sum() > 0 and sentiment.abs().sum() > 0  # each task's batch reaches the shared layer
     assert not torch.allclose(topic, sentiment, atol=1e-6)
     assert torch.allclose(summed, 0.5 * topic + 2.0 * sentiment, atol=1e-6)
 

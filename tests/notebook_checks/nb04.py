@@ -46,11 +46,11 @@ def check(m: dict) -> None:
     lc = m["loss_combination"]
     assert lc["steps"]["summed"] == lc["steps"]["summed, weighted 1/ln C"] == -(-lc["steps"]["alternating"] // 2)
     assert lc["weights"]["topic"] < 1 < lc["weights"]["sentiment"]  # 1/ln 5 and 1/ln 2
-    # topic is learnt in every arm (quick runs: 400 examples with only the top layer trained leave sentiment
-    # near its majority class, so sentiment is only checked to be a valid accuracy there)
+    # topic is learnt in every arm; quick runs (400 examples, only the top layer trained) leave sentiment at
+    # its majority class, so there it must only not fall below it (a broken head or loss would)
     for run in ("alternating", "summed", "summed, weighted 1/ln C"):
         assert lc["accuracy"][f"{run}/topic"] > lc["majority_baseline"]["topic"] + 0.3, (run, lc["accuracy"])
-        assert 0 <= lc["accuracy"][f"{run}/sentiment"] <= 1
+        assert lc["accuracy"][f"{run}/sentiment"] > lc["majority_baseline"]["sentiment"] - 0.05, (run, lc["accuracy"])
     assert {(r["A"], r["B"], r["task"]) for r in lc["comparisons"]} == {
         (a, b, t) for a, b in (("summed", "alternating"), ("summed, weighted 1/ln C", "summed"))
         for t in ("topic", "sentiment")}
