@@ -48,19 +48,23 @@ def _verdict(row: dict) -> str:
 
 
 def runtimes() -> str:
-    """The notebook index with quick and full run times."""
+    """The notebook index with quick and full run times, and the day each full run was measured (the machine's
+    speed differs between days, so times measured on different days compare only roughly)."""
     quick = json.loads((paths.RESULTS_DIR / "quick.json").read_text()) if (paths.RESULTS_DIR / "quick.json").is_file() else {}
-    lines = ["| notebook | what it teaches | quick run (tests) | full run (committed) |", "|---|---|---|---|"]
+    lines = ["| notebook | what it teaches | quick run (tests) | full run (committed) | measured |",
+             "|---|---|---|---|---|"]
     total_quick = total_full = 0.0
     for number, (stem, title) in NOTEBOOKS.items():
-        full = _load(paths.RESULTS_DIR / f"{number}.json").get("runtime_minutes")
+        path = paths.RESULTS_DIR / f"{number}.json"
+        record = json.loads(path.read_text()) if path.is_file() else {}
+        full = record.get("metrics", {}).get("runtime_minutes")
         q = quick.get(stem)
         total_quick += q or 0.0
         total_full += full or 0.0
         lines.append(f"| [{number}](notebooks/{stem}.ipynb) | {title} | "
                      f"{f'{q:.1f} min' if q is not None else 'not measured'} | "
-                     f"{f'{full:.1f} min' if full is not None else 'not run'} |")
-    lines.append(f"| | **whole series** | **{total_quick:.1f} min** | **{total_full:.1f} min** |")
+                     f"{f'{full:.1f} min' if full is not None else 'not run'} | {record.get('written', '')[:10]} |")
+    lines.append(f"| | **whole series** | **{total_quick:.1f} min** | **{total_full:.1f} min** | |")
     return "\n".join(lines)
 
 
