@@ -29,8 +29,13 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings", "Sentence embeddings: tokens to on
              "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference")}
 
 
+def _record(path: Path) -> dict:
+    """A committed record (metrics, parameters, environment, when written), or ``{}`` if it is not there."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _load(path: Path) -> dict:
-    return json.loads(path.read_text())["metrics"] if path.is_file() else {}
+    return _record(path).get("metrics", {})
 
 
 def _results() -> dict[str, dict]:
@@ -50,13 +55,12 @@ def _verdict(row: dict) -> str:
 def runtimes() -> str:
     """The notebook index with quick and full run times, and the day each full run was measured (the machine's
     speed differs between days, so times measured on different days compare only roughly)."""
-    quick = json.loads((paths.RESULTS_DIR / "quick.json").read_text()) if (paths.RESULTS_DIR / "quick.json").is_file() else {}
+    quick = _record(paths.RESULTS_DIR / "quick.json")
     lines = ["| notebook | what it teaches | quick run (tests) | full run (committed) | measured |",
              "|---|---|---|---|---|"]
     total_quick = total_full = 0.0
     for number, (stem, title) in NOTEBOOKS.items():
-        path = paths.RESULTS_DIR / f"{number}.json"
-        record = json.loads(path.read_text()) if path.is_file() else {}
+        record = _record(paths.RESULTS_DIR / f"{number}.json")
         full = record.get("metrics", {}).get("runtime_minutes")
         q = quick.get(stem)
         total_quick += q or 0.0

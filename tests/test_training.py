@@ -167,6 +167,18 @@ def test_summed_steps_take_a_batch_of_every_task(small_tasks, tiny_config):
     assert summed.steps.groupby("task")["task step"].max().to_dict() == {"topic": 5, "sentiment": 5}
 
 
+def first_step_gradient(trainer: Trainer, module: torch.nn.Module) -> torch.Tensor:
+    """The gradient one ``train_step`` leaves on ``module``'s parameters, before any update: the optimizer's
+    ``step`` and ``zero_grad`` are switched off, and dropout too, so repeated passes see the same numbers."""
+    trainer.step, trainer.caches, trainer.k = 0, {}, 0
+    trainer.optimizer.step = lambda *a, **k: None
+    trainer.optimizer.zero_grad = lambda **k: None
+    trainer.model.eval()
+    trainer.train_step()
+    return torch.cat([p.grad.flatten() for p in module.parameters()]).clone()
+
+
+@pytest.mark.filterwarnings(r"ignore:Seems like `optimizer.step\(\)` has been overridden")
 def test_a_summed_step_follows_the_weighted_sum_of_the_tasks_gradients(small_tasks, tiny_config):
     """The summed step's gradient is the weighted sum of the gradients of each task's batch alone (the same
     batches: one configuration, only the trainer's weights changed; a zero weight leaves a task out)."""
@@ -175,15 +187,7 @@ def test_a_summed_step_follows_the_weighted_sum_of_the_tasks_gradients(small_tas
     def first_gradient(weights):
         trainer = Trainer(config, small_tasks, progress_bar=False)
         trainer.loss_weights = weights
-        trainer.step, trainer.caches, trainer.k = 0, {}, 0
-        trainer.optimizer.step = lambda *a, **k: None
-        top = anatomy.layer_stack(trainer.model)[-1]
-        grab = {}
-        trainer.optimizer.zero_grad = lambda **k: grab.update(
-            g=torch.cat([p.grad.flatten() for p in top.parameters()]))
-        trainer.model.eval()  # no dropout: the passes see the same numbers
-        trainer.train_step()
-        return grab["g"]
+        return first_step_gradient(trainer, anatomy.layer_stack(trainer.model)[-1])
 
     topic, sentiment = first_gradient({"topic": 1.0, "sentiment": 0.0}), first_gradient({"topic": 0.0, "sentiment": 1.0})
     summed = first_gradient({"topic": 0.5, "sentiment": 2.0})
@@ -263,14 +267,7 @@ def test_loss_weights_scale_the_gradient(small_tasks, tiny_config):
     for weight in (1.0, 2.0):
         trainer = Trainer(tiny_config.replace(tasks=("topic",), loss_weights={"topic": weight}, max_grad_norm=None),
                           small_tasks, progress_bar=False)
-        trainer.step, trainer.caches, trainer.k = 0, {}, 0
-        trainer.optimizer.step = lambda *a, **k: None
-        grab = {}
-        trainer.optimizer.zero_grad = lambda **k: grab.update(
-            g=trainer.model.heads["topic"].net[-1].weight.grad.clone())
-        trainer.model.eval()  # no dropout: the two passes see the same numbers
-        trainer.train_step()
-        grads[weight] = grab["g"]
+        grads[weight] = first_step_gradient(trainer, trainer.model.heads["topic"].net[-1])
     assert torch.allclose(grads[2.0], 2 * grads[1.0], atol=1e-6)
 
 
