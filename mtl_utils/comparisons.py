@@ -6,11 +6,12 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
 * :func:`compare_correct`: two fixed models on the same test examples: the exact paired interval over the
   examples and McNemar's exact test (used for one seed, probes, continuations);
 * :func:`compare_over_seeds`: two configurations run with the same seeds: the t interval over the per-seed
-  accuracy differences (the training run's noise included).
+  accuracy differences (the training run's noise included);
+* :func:`compare_seeds`: whichever of the two the number of seeds allows (one seed: the first).
 
 A difference is *detected* when its 95 % interval excludes zero; otherwise the row says how large a
 difference the design could have seen (80 % power). :mod:`mtl_utils.experiments`, :mod:`mtl_utils.probing`
-and :mod:`mtl_utils.attention_pooling` build their tables from these two functions.
+and :mod:`mtl_utils.attention_pooling` build their tables from these functions.
 """
 from __future__ import annotations
 
@@ -49,3 +50,17 @@ def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_
             "B accuracy": float(np.mean(acc_b)), "difference": diff.mean, "low": diff.low, "high": diff.high,
             "p-value": diff.p_value, "detectable effect": diff.mde, "per seed": [float(d) for d in diff.per_seed],
             "method": "paired t over seeds", "detected": bool(diff.low > 0 or diff.high < 0)}
+
+
+def compare_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
+                  task: str) -> dict:
+    """A − B on ``task`` from as many paired seeds as there are (``correct_*[i]``: seed ``i``'s right answers):
+    :func:`compare_over_seeds` with two or more, :func:`compare_correct` over the test examples with one. Both
+    give the same row format, with ``seeds``, ``per seed`` and ``method``."""
+    if len(correct_a) != len(correct_b) or not correct_a:
+        raise ValueError(f"{a} and {b} need the same seeds, at least one (got {len(correct_a)} and {len(correct_b)})")
+    if len(correct_a) >= 2:
+        return compare_over_seeds(a, correct_a, b, correct_b, task)
+    one = compare_correct(a, correct_a[0], b, correct_b[0], task)
+    return {"A": a, "B": b, "task": task, "seeds": 1, **one, "per seed": [one["difference"]],
+            "method": "McNemar, exact paired interval (one seed)"}

@@ -16,10 +16,11 @@ import torch
 
 from . import anatomy, freezing
 from .batching import eval_mode
-from .comparisons import compare_correct, compare_over_seeds
+from .comparisons import compare_correct, compare_over_seeds, compare_seeds  # noqa: F401 (re-exported)
 from .data import Task, with_train_labels
 from .metrics import wilson_interval
 from .model import MultiTaskModel
+from .probing import ProbeResult, probe_cv
 from .progress import progress
 from .runs import run_key, train_or_load
 from .training import TrainConfig, TrainResult, task_logits
@@ -88,6 +89,56 @@ def label_budget_table(per_budget: Mapping[int | None, Results], data: Mapping[s
     return pd.concat(parts, ignore_index=True)
 
 
+def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, data: Mapping[str, Task], task: str,
+                        budgets: Sequence[int | None], seeds: Sequence[int], name: str = "frozen encoder + probe"
+                        ) -> tuple[dict[int | None, dict[int, ProbeResult]], pd.DataFrame]:
+    """The frozen-encoder arm of a label-budget experiment: for every budget ``n`` and seed ``s``, a probe
+    (:func:`~mtl_utils.probing.probe_cv`, ``C`` cross-validated on the ``n`` labels alone) on the vectors of exactly
+    the subset :func:`label_budget_grid` trains on with that seed, scored on the whole test set.
+    ``train_vectors``/``test_vectors``: one row per text of ``data[task]``'s train/test split, in order (e.g.
+    :func:`~mtl_utils.probing.cached_poolings`). Returns the probes per budget and seed, and rows in
+    :func:`label_budget_grid`'s format (with the chosen ``C``). Taught in notebook 01."""
+    full = data[task]
+    for split, vectors in (("train", train_vectors), ("test", test_vectors)):
+        if len(vectors) != len(full[split]):
+            raise ValueError(f"{split}_vectors has {len(vectors)} rows, but task '{task}' has {len(full[split])} "
+                             f"{split} texts: pass one vector per text, in the split's order")
+    position = {text: i for i, text in enumerate(full["train"]["text"])}
+    test_y = full["test"]["label"].to_numpy()
+    probes: dict[int | None, dict[int, ProbeResult]] = {n: {} for n in budgets}
+    rows = []
+    for n in budgets:
+        for seed in seeds:
+            subset = with_train_labels(full, n, seed)["train"]
+            rows_of_subset = np.array([position[text] for text in subset["text"]])
+            result = probe_cv(train_vectors[rows_of_subset], subset["label"].to_numpy(), test_vectors, test_y,
+                              seed=seed)
+            probes[n][seed] = result
+            rows.append({"budget": "all" if n is None else n, "labels": len(subset), "experiment": name,
+                         "seed": seed, "task": task, "accuracy": result.accuracy, "C": result.C})
+    return probes, pd.DataFrame(rows)
+
+
+def versus_probes(per_budget: Mapping[int | None, Results], name: str,
+                  probes: Mapping[int | None, Mapping[int, ProbeResult]], probe_name: str, data: Mapping[str, Task],
+                  task: str) -> pd.DataFrame:
+    """The runs ``name`` of :func:`label_budget_grid` minus the probes of :func:`label_budget_probes` on ``task``,
+    per budget, paired by seed (the same labelled subset, the same test set): one row per budget in
+    :func:`label_budget_table`'s format (:func:`~mtl_utils.comparisons.compare_seeds`)."""
+    labels = data[task]["test"]["label"].to_numpy()
+    rows = []
+    for n, results in per_budget.items():
+        seeds = sorted(s for (run, s) in results if run == name)
+        missing = [s for s in seeds if s not in probes.get(n, {})]
+        if not seeds or missing:
+            raise KeyError(f"budget {'all' if n is None else n}: runs of '{name}' for seeds {seeds}, probes missing "
+                           f"for {missing or 'every seed'}: give both arms the same budgets and seeds")
+        row = compare_seeds(name, [results[(name, s)].predictions[task] == labels for s in seeds], probe_name,
+                            [probes[n][s].correct for s in seeds], task)
+        rows.append({"labels": "all" if n is None else n, **row})
+    return pd.DataFrame(rows)
+
+
 def accuracy_table(runs: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """Per experiment and task: mean test accuracy and macro-F1 over seeds, the seed-to-seed std, and the 95 %
     Wilson interval of the mean accuracy on its test set (the test set's own noise; the seeds add theirs)."""
@@ -120,11 +171,7 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
         raise KeyError(f"no seed has runs of both '{a}' and '{b}'")
     labels = data[task]["test"]["label"].to_numpy()
     correct = {name: [results[(name, s)].predictions[task] == labels for s in seeds] for name in (a, b)}
-    if len(seeds) >= 2:
-        return compare_over_seeds(a, correct[a], b, correct[b], task)
-    one = compare_correct(a, correct[a][0], b, correct[b][0], task)
-    return {"A": a, "B": b, "task": task, "seeds": 1, **one, "per seed": [one["difference"]],
-            "method": "McNemar, exact paired interval (one seed)"}
+    return compare_seeds(a, correct[a], b, correct[b], task)
 
 
 def comparison_table(results: Results, data: Mapping[str, Task], pairs: Sequence[tuple[str, str]],

@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
 
 TASK_ORDER = ("topic", "sentiment", "genre")
 
@@ -166,8 +167,8 @@ def label_curve(runs: pd.DataFrame, comparisons: pd.DataFrame, task: str, majori
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, part in runs.groupby("experiment", sort=False):
         stats = part.groupby("labels")["accuracy"].agg(["mean", "min", "max"])
-        left.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                      marker="o", capsize=3, label=name)
+        spread = [(stats["mean"] - stats["min"]).clip(lower=0), (stats["max"] - stats["mean"]).clip(lower=0)]
+        left.errorbar(stats.index, stats["mean"], yerr=spread, marker="o", capsize=3, label=name)  # clip: rounding
     left.axhline(majority, color="grey", ls="--", lw=1, label="majority class")
     left.set_xscale("log")
     left.set_xlabel(f"labelled {task} training examples (log scale)")
@@ -182,6 +183,9 @@ def label_curve(runs: pd.DataFrame, comparisons: pd.DataFrame, task: str, majori
                        marker="o", capsize=3, label=f"{a} − {b}")
     right.axhline(0, color="black", lw=1)
     right.set_xscale("log")
+    for ax in (left, right):  # ticks at the budgets themselves, as plain numbers
+        ax.set_xticks(sorted(sizes.astype(float)), [f"{int(n):,}" for n in sorted(sizes)])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     right.set_xlabel(f"labelled {task} training examples (log scale)")
     right.set_ylabel("paired accuracy difference (A − B)")
     right.set_title("Paired differences, 95% intervals over seeds")

@@ -4,7 +4,8 @@
 so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not three. :func:`cached_poolings`
 stores the result on disk, keyed by the encoder's weights (its fingerprint), its settings and the texts: a
 fine-tuned or reloaded encoder never reads another encoder's vectors. :func:`probe` chooses the
-regularisation ``C`` on the validation split and scores the test split; :func:`probe_table` lays out every
+regularisation ``C`` on the validation split and scores the test split (:func:`probe_cv`: by cross-validation on
+the training examples alone, for label budgets); :func:`probe_table` lays out every
 pooling with Wilson intervals and a paired test against mean pooling. :func:`bag_of_words_probe` is the same
 probe on word counts, the baseline without an encoder; :func:`randomly_initialised` gives the encoder's
 architecture without its pretraining.
@@ -26,6 +27,7 @@ from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 from transformers import AutoModel
 
@@ -195,6 +197,36 @@ def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np
     pred = fits[best].predict(_matrix(test_X))
     s = scores(np.asarray(test_y), pred)
     return ProbeResult(s["accuracy"], s["macro_f1"], best, validation, pred == np.asarray(test_y), converged)
+
+
+def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray,
+             C_grid: Sequence[float] = C_GRID, folds: int = 5, max_iter: int = 2000, seed: int = 0,
+             threads: int | None = 1) -> ProbeResult:
+    """:func:`probe` without a validation split: ``C`` is chosen by stratified ``folds``-fold cross-validation
+    on the training examples themselves (fewer folds when the rarest class has fewer examples), then the probe is
+    refitted on all of them and scored on the test split. For label budgets: a probe given ``n`` labels uses those
+    ``n`` and no others, like a fine-tuning run with no validation. ``validation`` holds the mean cross-validated
+    accuracy per ``C``."""
+    train_X, train_y = _matrix(train_X), np.asarray(train_y)
+    smallest = int(min(np.unique(train_y, return_counts=True)[1])) if train_y.size else 0
+    if smallest < 2:
+        raise ValueError(f"cross-validation needs at least 2 training examples of every class, the rarest has "
+                         f"{smallest}: give the probe more labels")
+    splits = list(StratifiedKFold(min(folds, smallest), shuffle=True, random_state=seed).split(train_X, train_y))
+    validation, converged = {}, True
+    with threadpool_limits(threads):
+        for C in C_grid:
+            accuracies = []
+            for fit_rows, held_out in splits:
+                model, ok = _fit(train_X[fit_rows], train_y[fit_rows], C, max_iter, seed)
+                converged = converged and ok
+                accuracies.append(float(np.mean(model.predict(train_X[held_out]) == train_y[held_out])))
+            validation[C] = float(np.mean(accuracies))
+        best = max(C_grid, key=lambda c: (validation[c], -abs(np.log10(c))))  # ties: the C closest to 1
+        model, ok = _fit(train_X, train_y, best, max_iter, seed)
+    pred = model.predict(_matrix(test_X))
+    s = scores(np.asarray(test_y), pred)
+    return ProbeResult(s["accuracy"], s["macro_f1"], best, validation, pred == np.asarray(test_y), converged and ok)
 
 
 def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray], seed: int = 0,

@@ -81,6 +81,14 @@ def results() -> str:
         out.append("**01 · Frozen encoder + logistic regression** (mean pooling, `C` chosen on validation, full test "
                    "sets): " + "; ".join(f"{t} {v['accuracy']:.3f} (majority class {m['majority_baseline'][t]:.3f})"
                                           for t, v in m["mean_probe"].items()) + ".")
+        if "few_labels" in m:
+            few = m["few_labels"]
+            out.append(f"With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the same "
+                       f"labelled sentences (`C` cross-validated on them), mean over seeds: " + "; ".join(
+                           f"{n:,} labels {few['accuracy'][f'full fine-tuning/{n}']:.3f} vs "
+                           f"{few['accuracy'][f'frozen encoder + probe/{n}']:.3f}, difference {_interval(row)} "
+                           f"({_verdict(row)})" for n, row in zip(few["labels"], few["comparisons"], strict=True))
+                       + ".")
     if r["02"]:
         m = r["02"]
         acc = m["accuracy"]
@@ -187,6 +195,11 @@ def claims() -> str:
         add("... (at small training sets)", "05 § 2b: frozen backbone vs top layer trained, by topic labels",
             "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
                       for row in r["05"]["label_budget"]["comparisons"] if row["A"] == "frozen backbone"))
+    if r["01"] and "few_labels" in r["01"]:
+        add("... (against full fine-tuning, by training-set size)", "01 § 9: full fine-tuning vs the frozen encoder + "
+            "probe on the same topic labels, paired over seeds",
+            "; ".join(f"fine-tuning − frozen, {row['labels']} labels: {_interval(row)}, {_verdict(row)}"
+                      for row in r["01"]["few_labels"]["comparisons"]))
     if m and "frozen_head" in m:
         add("freezing a task head (scenario 3)", "03: joint training, topic head frozen vs trainable, paired",
             "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["frozen_head"])

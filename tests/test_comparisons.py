@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from mtl_utils import experiments
-from mtl_utils.comparisons import compare_correct, compare_over_seeds
+from mtl_utils.comparisons import compare_correct, compare_over_seeds, compare_seeds
 
 
 def test_over_seeds_detects_a_consistent_gain_and_not_noise():
@@ -28,3 +28,17 @@ def test_row_format_is_shared_and_bad_input_is_refused():
         compare_over_seeds("a", [a, a], "b", [b], "t")
     with pytest.raises(ValueError, match="different test sets"):
         compare_correct("a", a, "b", b[:-1], "t")
+
+
+def test_compare_seeds_takes_the_shape_the_seeds_allow():
+    rng = np.random.default_rng(1)
+    a, b = [rng.random(300) < 0.8 for _ in range(3)], [rng.random(300) < 0.7 for _ in range(3)]
+    one = compare_seeds("a", a[:1], "b", b[:1], "t")
+    assert {k: v for k, v in one.items() if k not in ("seeds", "per seed", "method")} == compare_correct(
+        "a", a[0], "b", b[0], "t")
+    assert one["seeds"] == 1 and one["per seed"] == [one["difference"]] and "McNemar" in one["method"]
+    assert compare_seeds("a", a, "b", b, "t") == compare_over_seeds("a", a, "b", b, "t")
+    with pytest.raises(ValueError, match="same seeds"):
+        compare_seeds("a", a, "b", b[:2], "t")
+    with pytest.raises(ValueError, match="at least one"):
+        compare_seeds("a", [], "b", [], "t")

@@ -10,7 +10,8 @@ from matplotlib.figure import Figure
 from mtl_utils import SentenceEncoder, load_tasks, plots
 from mtl_utils.metrics import majority_scores
 from mtl_utils.pooling import POOLING_MODES
-from mtl_utils.probing import cached_poolings, compare_poolings, embed_poolings, l2_normalize, probe, probe_table
+from mtl_utils.probing import (cached_poolings, compare_poolings, embed_poolings, l2_normalize, probe, probe_cv,
+                               probe_table)
 from mtl_utils.similarity import cosine_matrix, nearest_neighbours, project_2d
 from mtl_utils.speed import batching_speed
 
@@ -181,3 +182,17 @@ def test_architecture_figure_names_every_part(tiny_model_dir):
     texts = " ".join(t.get_text() for t in fig.axes[0].texts)
     assert isinstance(fig, Figure) and all(f"head: {task}" in texts for task in spec)
     assert f"{anatomy.num_layers(model)} transformer layers" in texts and "neg, pos" in texts
+
+
+def test_probe_cv_chooses_C_from_the_training_labels_alone(topic_vectors, labels):
+    X = {split: topic_vectors[split]["mean"] for split in ("train", "test")}
+    result = probe_cv(X["train"], labels["train"], X["test"], labels["test"], seed=0)
+    assert set(result.validation) == {0.1, 1.0, 10.0} and result.C in result.validation
+    assert result.correct.shape == labels["test"].shape and result.accuracy == result.correct.mean()
+    assert result.accuracy > 0.5  # 5 classes: well above the majority class on real vectors
+    again = probe_cv(X["train"], labels["train"], X["test"], labels["test"], seed=0)
+    assert again.C == result.C and np.array_equal(again.correct, result.correct)
+    # the choice depends on the training labels only: no validation split is passed or needed
+    with pytest.raises(ValueError, match="at least 2 training examples of every class"):
+        keep = np.r_[np.flatnonzero(labels["train"] != 0), np.flatnonzero(labels["train"] == 0)[:1]]
+        probe_cv(X["train"][keep], labels["train"][keep], X["test"], labels["test"])

@@ -165,3 +165,33 @@ def test_label_budget_grid_trains_every_budget_and_seed_and_reloads(small_tasks,
     rows = experiments.label_budget_table(per_budget, small_tasks, [("multi", "single")], "topic")
     assert list(rows["labels"]) == [10, "all"] and (rows["seeds"] == 2).all()
     assert (rows["low"] <= rows["difference"]).all() and (rows["difference"] <= rows["high"]).all()
+
+
+def test_probes_pair_with_fine_tuned_runs_on_the_same_labelled_subsets(small_tasks, config, tmp_path, monkeypatch):
+    from mtl_utils.data import with_train_labels
+    from mtl_utils.probing import probe_cv
+
+    monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
+    topic = small_tasks["topic"]
+    rng = np.random.default_rng(0)
+    vectors = {s: np.eye(5)[topic[s]["label"].to_numpy()] + rng.normal(0, 0.8, (len(topic[s]), 5))
+               for s in ("train", "test")}
+    single = {"fine-tuned": config.replace(tasks=("topic",))}
+    per_budget, _ = experiments.label_budget_grid(single, small_tasks, "topic", [15, None], [0, 1])
+    probes, rows = experiments.label_budget_probes(vectors["train"], vectors["test"], small_tasks, "topic",
+                                                   [15, None], [0, 1])
+    subset = with_train_labels(topic, 15, 1)["train"]  # seed 1's subset, the one its fine-tuned run saw
+    assert list(rows["labels"]) == [len(subset)] * 2 + [len(topic["train"])] * 2
+    assert list(rows["budget"]) == [15, 15, "all", "all"] and (rows["experiment"] == "frozen encoder + probe").all()
+    rows_of = [list(topic["train"]["text"]).index(t) for t in subset["text"]]
+    direct = probe_cv(vectors["train"][rows_of], subset["label"].to_numpy(), vectors["test"],
+                      topic["test"]["label"].to_numpy(), seed=1)
+    assert np.array_equal(direct.correct, probes[15][1].correct)
+    table = experiments.versus_probes(per_budget, "fine-tuned", probes, "probe", small_tasks, "topic")
+    assert list(table["labels"]) == [15, "all"] and (table["seeds"] == 2).all()
+    assert (table["low"] <= table["difference"]).all() and (table["difference"] <= table["high"]).all()
+    with pytest.raises(KeyError, match="probes missing"):
+        experiments.versus_probes(per_budget, "fine-tuned", {15: probes[15], None: {0: probes[None][0]}}, "probe",
+                                  small_tasks, "topic")
+    with pytest.raises(ValueError, match="one vector per text"):
+        experiments.label_budget_probes(vectors["train"][:-1], vectors["test"], small_tasks, "topic", [15], [0])

@@ -1,4 +1,4 @@
-"""Notebook 01 (sentence embeddings): shapes, the reference check, padding, probes well above the majority."""
+"""Notebook 01 (sentence embeddings): shapes, reference check, padding, probes above the majority, few labels."""
 
 
 def check(m: dict) -> None:
@@ -27,3 +27,12 @@ def check(m: dict) -> None:
     assert set(m["genre_by_class"]) == {"news", "opinion", "entertainment"}
     for row in m["encoder_vs_bag_of_words"]:
         assert row["low"] <= row["difference"] <= row["high"], row
+    # § 9: full fine-tuning against the frozen encoder + probe on the same labelled subsets, paired by seed
+    few, majority = m["few_labels"], m["majority_baseline"]["topic"]
+    assert len(few["labels"]) == 2 and few["labels"][0] < few["labels"][1]
+    assert [row["labels"] for row in few["comparisons"]] == [few["labels"][0], "all"]
+    for row in few["comparisons"]:
+        assert (row["A"], row["B"], row["task"]) == ("full fine-tuning", "frozen encoder + probe", "topic"), row
+        assert -1 <= row["low"] <= row["difference"] <= row["high"] <= 1, row
+        assert row["B accuracy"] > majority + 0.2, row  # frozen vectors separate topics even from few labels
+    assert few["accuracy"][f"full fine-tuning/{few['labels'][-1]}"] > majority + 0.2
