@@ -57,7 +57,7 @@ def compare_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Se
     """A − B on ``task`` from as many paired seeds as there are (``correct_*[i]``: seed ``i``'s right answers):
     :func:`compare_over_seeds` with two or more, :func:`compare_correct` over the test examples with one. Both
     give the same row format, with ``seeds``, ``per seed`` and ``method``."""
-    if len(correct_a) != len(correct_b) or not correct_a:
+    if len(correct_a) != len(correct_b) or len(correct_a) == 0:
         raise ValueError(f"{a} and {b} need the same seeds, at least one (got {len(correct_a)} and {len(correct_b)})")
     if len(correct_a) >= 2:
         return compare_over_seeds(a, correct_a, b, correct_b, task)

@@ -50,11 +50,26 @@ def run_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], seeds
     return results, pd.DataFrame(rows)
 
 
+BudgetSeeds = Sequence[int] | Mapping[int | None, Sequence[int]]
+
+
+def seeds_for(seeds: BudgetSeeds, n: int | None) -> list[int]:
+    """The seeds of budget ``n``: ``seeds`` itself, or ``seeds[n]`` when seeds are given per budget (more seeds
+    where runs vary most, e.g. the smallest budget)."""
+    if isinstance(seeds, Mapping):
+        if n not in seeds:
+            raise KeyError(f"no seeds for budget {'all' if n is None else n}: the seeds are given for "
+                           f"{['all' if b is None else b for b in seeds]}")
+        return list(seeds[n])
+    return list(seeds)
+
+
 def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], task: str,
-                      budgets: Sequence[int | None], seeds: Sequence[int], force: bool = False
+                      budgets: Sequence[int | None], seeds: BudgetSeeds, force: bool = False
                       ) -> tuple[dict[int | None, Results], pd.DataFrame]:
     """Every configuration trained (or loaded) with ``n`` labelled ``task`` examples for each ``n`` in ``budgets``
-    (``None``: all) and every seed; the other tasks keep all their data. Seed ``s`` trains on the subset
+    (``None``: all) and every seed (``seeds``, or per budget: :func:`seeds_for`); the other tasks keep all their
+    data. Seed ``s`` trains on the subset
     :func:`~mtl_utils.data.with_train_labels` draws with ``s``, so the configurations compared at one budget and
     seed saw the same labelled examples, and the seeds vary the subset as well as the run. Test sets are whole.
 
@@ -63,7 +78,7 @@ def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Tas
     """
     per_budget: dict[int | None, Results] = {n: {} for n in budgets}
     rows = []
-    runs = [(n, seed, name) for n in budgets for seed in seeds for name in configs]
+    runs = [(n, seed, name) for n in budgets for seed in seeds_for(seeds, n) for name in configs]
     bar = progress(runs, desc="runs", unit="run")
     for n, seed, name in bar:
         bar.set_postfix_str(f"{name}, {'all' if n is None else n} labels, seed {seed}")
@@ -90,9 +105,10 @@ def label_budget_table(per_budget: Mapping[int | None, Results], data: Mapping[s
 
 
 def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, data: Mapping[str, Task], task: str,
-                        budgets: Sequence[int | None], seeds: Sequence[int], name: str = "frozen encoder + probe"
+                        budgets: Sequence[int | None], seeds: BudgetSeeds, name: str = "frozen encoder + probe"
                         ) -> tuple[dict[int | None, dict[int, ProbeResult]], pd.DataFrame]:
-    """The frozen-encoder arm of a label-budget experiment: for every budget ``n`` and seed ``s``, a probe
+    """The frozen-encoder arm of a label-budget experiment: for every budget ``n`` and seed ``s`` (as
+    :func:`label_budget_grid` takes them), a probe
     (:func:`~mtl_utils.probing.probe_cv`, ``C`` cross-validated on the ``n`` labels alone) on the vectors of exactly
     the subset :func:`label_budget_grid` trains on with that seed, scored on the whole test set.
     ``train_vectors``/``test_vectors``: one row per text of ``data[task]``'s train/test split, in order (e.g.
@@ -104,11 +120,14 @@ def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, dat
             raise ValueError(f"{split}_vectors has {len(vectors)} rows, but task '{task}' has {len(full[split])} "
                              f"{split} texts: pass one vector per text, in the split's order")
     position = {text: i for i, text in enumerate(full["train"]["text"])}
+    if len(position) != len(full["train"]):
+        raise ValueError(f"task '{task}' repeats training texts, so a subset's texts do not name its rows: drop the "
+                         "duplicates first (the series' loaders do)")
     test_y = full["test"]["label"].to_numpy()
     probes: dict[int | None, dict[int, ProbeResult]] = {n: {} for n in budgets}
     rows = []
     for n in budgets:
-        for seed in seeds:
+        for seed in seeds_for(seeds, n):
             subset = with_train_labels(full, n, seed)["train"]
             rows_of_subset = np.array([position[text] for text in subset["text"]])
             result = probe_cv(train_vectors[rows_of_subset], subset["label"].to_numpy(), test_vectors, test_y,
@@ -129,10 +148,13 @@ def versus_probes(per_budget: Mapping[int | None, Results], name: str,
     rows = []
     for n, results in per_budget.items():
         seeds = sorted(s for (run, s) in results if run == name)
+        if not seeds:
+            raise KeyError(f"budget {'all' if n is None else n}: no runs of '{name}'; the runs are "
+                           f"{sorted({run for run, _ in results})}")
         missing = [s for s in seeds if s not in probes.get(n, {})]
-        if not seeds or missing:
+        if missing:
             raise KeyError(f"budget {'all' if n is None else n}: runs of '{name}' for seeds {seeds}, probes missing "
-                           f"for {missing or 'every seed'}: give both arms the same budgets and seeds")
+                           f"for {missing}: give both arms the same budgets and seeds")
         row = compare_seeds(name, [results[(name, s)].predictions[task] == labels for s in seeds], probe_name,
                             [probes[n][s].correct for s in seeds], task)
         rows.append({"labels": "all" if n is None else n, **row})

@@ -20,7 +20,8 @@ from . import paths
 
 README = paths.REPO_ROOT / "README.md"
 BENCHMARKS = paths.REPO_ROOT / "benchmarks" / "results"
-NOTEBOOKS = {"01": ("01_sentence_embeddings", "Sentence embeddings: tokens to one vector, which pooling (attention too)"),
+NOTEBOOKS = {"01": ("01_sentence_embeddings",
+                    "Sentence embeddings: tokens to one vector, which pooling (attention too), frozen or fine-tuned"),
              "02": ("02_multitask_model",
                     "The multi-task model: shared encoder, one head per task, the protocol, the seed's task A"),
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
@@ -83,11 +84,11 @@ def results() -> str:
                                           for t, v in m["mean_probe"].items()) + ".")
         if "few_labels" in m:
             few = m["few_labels"]
-            out.append(f"With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the same "
-                       f"labelled sentences (`C` cross-validated on them), mean over seeds: " + "; ".join(
+            out.append("With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the same "
+                       "labelled sentences (`C` cross-validated on them), mean over seeds: " + "; ".join(
                            f"{n:,} labels {few['accuracy'][f'full fine-tuning/{n}']:.3f} vs "
-                           f"{few['accuracy'][f'frozen encoder + probe/{n}']:.3f}, difference {_interval(row)} "
-                           f"({_verdict(row)})" for n, row in zip(few["labels"], few["comparisons"], strict=True))
+                           f"{few['accuracy'][f'frozen encoder + probe/{n}']:.3f}, difference {_interval(row)}, "
+                           f"{_verdict(row)}" for n, row in zip(few["labels"], few["comparisons"], strict=True))
                        + ".")
     if r["02"]:
         m = r["02"]

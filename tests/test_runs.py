@@ -190,8 +190,23 @@ def test_probes_pair_with_fine_tuned_runs_on_the_same_labelled_subsets(small_tas
     table = experiments.versus_probes(per_budget, "fine-tuned", probes, "probe", small_tasks, "topic")
     assert list(table["labels"]) == [15, "all"] and (table["seeds"] == 2).all()
     assert (table["low"] <= table["difference"]).all() and (table["difference"] <= table["high"]).all()
+    test_y = topic["test"]["label"].to_numpy()
+    for n, row in zip((15, None), table.to_dict("records")):  # each seed's run minus the probe of the same seed
+        expected = [float(np.mean(per_budget[n][("fine-tuned", s)].predictions["topic"] == test_y))
+                    - probes[n][s].accuracy for s in (0, 1)]
+        assert row["per seed"] == pytest.approx(expected), (n, row["per seed"], expected)
+    with pytest.raises(KeyError, match="no runs of 'typo'"):
+        experiments.versus_probes(per_budget, "typo", probes, "probe", small_tasks, "topic")
     with pytest.raises(KeyError, match="probes missing"):
         experiments.versus_probes(per_budget, "fine-tuned", {15: probes[15], None: {0: probes[None][0]}}, "probe",
                                   small_tasks, "topic")
     with pytest.raises(ValueError, match="one vector per text"):
         experiments.label_budget_probes(vectors["train"][:-1], vectors["test"], small_tasks, "topic", [15], [0])
+
+
+def test_seeds_can_differ_by_budget():
+    assert experiments.seeds_for([0, 1], 50) == [0, 1]
+    per_budget = {50: [0, 1, 2, 3], None: [0, 1]}
+    assert experiments.seeds_for(per_budget, 50) == [0, 1, 2, 3] and experiments.seeds_for(per_budget, None) == [0, 1]
+    with pytest.raises(KeyError, match="no seeds for budget 200"):
+        experiments.seeds_for(per_budget, 200)
