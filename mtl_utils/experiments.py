@@ -16,7 +16,7 @@ import torch
 
 from . import anatomy, freezing
 from .batching import eval_mode
-from .comparisons import compare_correct, compare_over_seeds, compare_seeds  # noqa: F401 (re-exported)
+from .comparisons import compare_correct, compare_seeds  # noqa: F401 (compare_correct: re-exported)
 from .data import Task, with_train_labels
 from .metrics import wilson_interval
 from .model import MultiTaskModel
@@ -53,13 +53,18 @@ def run_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], seeds
 BudgetSeeds = Sequence[int] | Mapping[int | None, Sequence[int]]
 
 
+def budget_name(n: int | None) -> int | str:
+    """A label budget as tables show it: the number, or ``"all"`` for ``None``."""
+    return "all" if n is None else n
+
+
 def seeds_for(seeds: BudgetSeeds, n: int | None) -> list[int]:
     """The seeds of budget ``n``: ``seeds`` itself, or ``seeds[n]`` when seeds are given per budget (more seeds
     where runs vary most, e.g. the smallest budget)."""
     if isinstance(seeds, Mapping):
         if n not in seeds:
-            raise KeyError(f"no seeds for budget {'all' if n is None else n}: the seeds are given for "
-                           f"{['all' if b is None else b for b in seeds]}")
+            raise KeyError(f"no seeds for budget {budget_name(n)}: the seeds are given for "
+                           f"{[budget_name(b) for b in seeds]}")
         return list(seeds[n])
     return list(seeds)
 
@@ -81,12 +86,12 @@ def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Tas
     runs = [(n, seed, name) for n in budgets for seed in seeds_for(seeds, n) for name in configs]
     bar = progress(runs, desc="runs", unit="run")
     for n, seed, name in bar:
-        bar.set_postfix_str(f"{name}, {'all' if n is None else n} labels, seed {seed}")
+        bar.set_postfix_str(f"{name}, {budget_name(n)} labels, seed {seed}")
         subset = {**data, task: with_train_labels(data[task], n, seed)}
         result = train_or_load(configs[name].replace(seed=seed), subset, force=force, progress_bar=False)
         per_budget[n][(name, seed)] = result
         for row in result.test.to_dict("records"):
-            rows.append({"budget": "all" if n is None else n, "labels": len(subset[task]["train"]),
+            rows.append({"budget": budget_name(n), "labels": len(subset[task]["train"]),
                          "experiment": name, "seed": seed, "task": row["task"], "accuracy": row["accuracy"],
                          "train seconds": result.train_seconds, "cached": result.cached})
     return per_budget, pd.DataFrame(rows)
@@ -99,7 +104,7 @@ def label_budget_table(per_budget: Mapping[int | None, Results], data: Mapping[s
     parts = []
     for n, results in per_budget.items():
         table = comparison_table(results, data, pairs, tasks=[task])
-        table.insert(0, "labels", "all" if n is None else n)
+        table.insert(0, "labels", budget_name(n))
         parts.append(table)
     return pd.concat(parts, ignore_index=True)
 
@@ -133,7 +138,7 @@ def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, dat
             result = probe_cv(train_vectors[rows_of_subset], subset["label"].to_numpy(), test_vectors, test_y,
                               seed=seed)
             probes[n][seed] = result
-            rows.append({"budget": "all" if n is None else n, "labels": len(subset), "experiment": name,
+            rows.append({"budget": budget_name(n), "labels": len(subset), "experiment": name,
                          "seed": seed, "task": task, "accuracy": result.accuracy, "C": result.C})
     return probes, pd.DataFrame(rows)
 
@@ -149,15 +154,15 @@ def versus_probes(per_budget: Mapping[int | None, Results], name: str,
     for n, results in per_budget.items():
         seeds = sorted(s for (run, s) in results if run == name)
         if not seeds:
-            raise KeyError(f"budget {'all' if n is None else n}: no runs of '{name}'; the runs are "
+            raise KeyError(f"budget {budget_name(n)}: no runs of '{name}'; the runs are "
                            f"{sorted({run for run, _ in results})}")
         missing = [s for s in seeds if s not in probes.get(n, {})]
         if missing:
-            raise KeyError(f"budget {'all' if n is None else n}: runs of '{name}' for seeds {seeds}, probes missing "
+            raise KeyError(f"budget {budget_name(n)}: runs of '{name}' for seeds {seeds}, probes missing "
                            f"for {missing}: give both arms the same budgets and seeds")
         row = compare_seeds(name, [results[(name, s)].predictions[task] == labels for s in seeds], probe_name,
                             [probes[n][s].correct for s in seeds], task)
-        rows.append({"labels": "all" if n is None else n, **row})
+        rows.append({"labels": budget_name(n), **row})
     return pd.DataFrame(rows)
 
 

@@ -179,6 +179,19 @@ def _matrix(X):
     return X if sparse.issparse(X) else np.asarray(X)
 
 
+def _best_C(validation: Mapping[float, float]) -> float:
+    """The ``C`` with the best validation accuracy; ties go to the ``C`` closest to 1."""
+    return max(validation, key=lambda c: (validation[c], -abs(np.log10(c))))
+
+
+def _scored(model: LogisticRegression, C: float, validation: dict[float, float], test_X, test_y,
+            converged: bool) -> ProbeResult:
+    """The chosen probe scored on the test split."""
+    pred = model.predict(_matrix(test_X))
+    s = scores(np.asarray(test_y), pred)
+    return ProbeResult(s["accuracy"], s["macro_f1"], C, validation, pred == np.asarray(test_y), converged)
+
+
 def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np.ndarray, test_X: np.ndarray,
           test_y: np.ndarray, C_grid: Sequence[float] = C_GRID, max_iter: int = 2000, seed: int = 0,
           threads: int | None = 1) -> ProbeResult:
@@ -193,10 +206,8 @@ def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np
             model, ok = _fit(_matrix(train_X), np.asarray(train_y), C, max_iter, seed)
             fits[C], converged = model, converged and ok
             validation[C] = float(np.mean(model.predict(_matrix(val_X)) == np.asarray(val_y)))
-    best = max(C_grid, key=lambda c: (validation[c], -abs(np.log10(c))))  # ties: the C closest to 1
-    pred = fits[best].predict(_matrix(test_X))
-    s = scores(np.asarray(test_y), pred)
-    return ProbeResult(s["accuracy"], s["macro_f1"], best, validation, pred == np.asarray(test_y), converged)
+    best = _best_C(validation)
+    return _scored(fits[best], best, validation, test_X, test_y, converged)
 
 
 def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray,
@@ -222,11 +233,9 @@ def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_
                 converged = converged and ok
                 accuracies.append(float(np.mean(model.predict(train_X[held_out]) == train_y[held_out])))
             validation[C] = float(np.mean(accuracies))
-        best = max(C_grid, key=lambda c: (validation[c], -abs(np.log10(c))))  # ties: the C closest to 1
+        best = _best_C(validation)
         model, ok = _fit(train_X, train_y, best, max_iter, seed)
-    pred = model.predict(_matrix(test_X))
-    s = scores(np.asarray(test_y), pred)
-    return ProbeResult(s["accuracy"], s["macro_f1"], best, validation, pred == np.asarray(test_y), converged and ok)
+    return _scored(model, best, validation, test_X, test_y, converged and ok)
 
 
 def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray], seed: int = 0,
