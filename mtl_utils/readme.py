@@ -53,6 +53,12 @@ def _verdict(row: dict) -> str:
     return f"no difference detected (detectable ±{row['detectable effect']:.3f})"
 
 
+def _top_layer(m: dict) -> str:
+    """How much of the encoder notebook 03's scenario 3 trained (``frozen_head_k`` frozen bottom layers)."""
+    k = m.get("frozen_head_k", 0)
+    return "the whole encoder trained" if not k else f"embeddings and bottom {k} layers frozen"
+
+
 def runtimes() -> str:
     """The notebook index with quick and full run times, and the day each full run was measured (the machine's
     speed differs between days, so times measured on different days compare only roughly)."""
@@ -109,8 +115,8 @@ def results() -> str:
             out.append(f"| {v['k']} | {v['trainable']:,} | {v['train_seconds'] / base:.2g}× | "
                        f"{v['accuracy']['topic']:.3f} | {v['accuracy']['sentiment']:.3f} |")
         for row in m.get("frozen_head", []):
-            out.append(f"\nJoint training with the topic head frozen − all heads trainable, {row['task']}: "
-                       f"{_interval(row)}, {_verdict(row)}.")
+            out.append(f"\nJoint training with the topic head frozen − all heads trainable ({_top_layer(m)}), "
+                       f"{row['task']}: {_interval(row)}, {_verdict(row)}.")
     if r["04"]:
         m = r["04"]
         out += ["", "**04 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
@@ -176,8 +182,8 @@ def claims() -> str:
         m and "genre_variant" in m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}"
                                                 for row in m["genre_variant"]["sharing"]))
     m = r["05"]
-    add("(the same, at the cost of one model)", "05 § 2: half the examples per task",
-        m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["equal_cost"]))
+    add("(the same, at the cost of one model)", "05 § 2: half the examples per task, top layer trained, paired",
+        m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["equal_cost"]))
     if m and "label_budget" in m:
         add("... (when one task's labels are scarce)", "05 § 2b: topic at 50 labels … all, sentiment whole; multi- vs "
             "single-task (top layer trained), paired over seeds",
@@ -202,7 +208,8 @@ def claims() -> str:
             "; ".join(f"fine-tuning − frozen, {row['labels']} labels: {_interval(row)}, {_verdict(row)}"
                       for row in r["01"]["few_labels"]["comparisons"]))
     if m and "frozen_head" in m:
-        add("freezing a task head (scenario 3)", "03: joint training, topic head frozen vs trainable, paired",
+        add("freezing a task head (scenario 3)", f"03: joint training ({_top_layer(m)}), topic head frozen vs "
+            "trainable, paired",
             "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["frozen_head"])
             + " (the frozen head stays bit-identical)")
         add("the choice of pretrained model matters", "03: frozen probe, pretrained vs random weights",

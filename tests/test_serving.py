@@ -55,6 +55,19 @@ def test_speed_and_quality_tables(model, small_tasks):
     assert (quality["cosine min"] <= 1.0 + 1e-6).all() and len(quality) == 4
 
 
+def test_quality_table_runs_each_variant_once_across_calls(model, small_tasks):
+    tokens = {t: model.encoder.token_ids(list(small_tasks[t]["test"]["text"])) for t in TASKS}
+    calls = []
+    fp32 = serving.torch_variant(model)
+    counted = serving.Variant(fp32.name, lambda tok, bs: calls.append(len(tok)) or fp32.run(tok, bs))
+    outputs = {}
+    first = serving.quality_table([counted], small_tasks, tokens, outputs=outputs)
+    assert len(calls) == len(TASKS) and set(outputs) == {fp32.name}
+    second = serving.quality_table([counted, serving.torch_int8_variant(model)], small_tasks, tokens, outputs=outputs)
+    assert len(calls) == len(TASKS), "the reference, scored before, ran again"
+    assert second.iloc[: len(TASKS)].equals(first) and len(second) == 2 * len(TASKS)
+
+
 def test_one_model_against_two(model, tiny_model_dir, texts):
     singles = {t: MultiTaskModel({t: labels}, model=tiny_model_dir, max_length=32).eval() for t, labels in TASKS.items()}
     table = serving.one_vs_two(model, singles, texts[:5], texts, repeats=1)

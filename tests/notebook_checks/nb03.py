@@ -20,6 +20,8 @@ def check(m: dict) -> None:
     # scenario 3: joint training with the topic head frozen; the head must not move by a single bit
     assert m["frozen_head_unchanged"] and all(m["frozen_head_unchanged"].values()), m["frozen_head_unchanged"]
     assert {r["task"] for r in m["frozen_head"]} == {"topic", "sentiment"}
+    assert m["frozen_head_k"] == n - 1  # both arms train the top layer and the heads (the sweep's k = n - 1)
+    assert all(r["B"] == "all heads trainable" and r["seeds"] == len(m["seeds"]) for r in m["frozen_head"])
     for row in m["sweep_comparisons"] + m["forgetting"] + m["frozen_head"] + m["heads_only_vs_probe"] \
             + m["pretrained_vs_random"]:
         assert row["low"] <= row["difference"] <= row["high"]

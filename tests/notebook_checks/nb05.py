@@ -18,7 +18,8 @@ def check(m: dict) -> None:
             assert abs(row["− fp32"]) <= 0.05 and row["cosine 1st percentile"] > 0.8, (variant, task, row)
     assert 0.3 < m["matmul_share"] < 1.0
     assert m["cli_answers"]
-    assert len(m["equal_cost"]) == 2
+    assert len(m["equal_cost"]) == 2 and len(m["equal_per_task"]) == 2
+    assert m["cost_frozen_layers"] == 5  # part 2 trains the top layer of the six (notebook 03's k = 5)
     # scarce labels: every arm at every budget, above the majority class with all labels; paired rows sane
     curve = m["label_budget"]
     assert curve["labels"] == sorted(curve["labels"]) and len(curve["labels"]) >= 2
