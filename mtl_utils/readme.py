@@ -59,6 +59,13 @@ def _top_layer(m: dict) -> str:
     return "the whole encoder trained" if not k else f"embeddings and bottom {k} layers frozen"
 
 
+def _few_labels_row(accuracy: dict, row: dict) -> str:
+    """One budget of notebook 01 § 9: the subset size, both arms' mean accuracy, the paired difference."""
+    n = row["sentences"]
+    return (f"{n:,} labels {accuracy[f'full fine-tuning/{n}']:.3f} vs {accuracy[f'frozen encoder + probe/{n}']:.3f}, "
+            f"difference {_interval(row)}, {_verdict(row)}")
+
+
 def runtimes() -> str:
     """The notebook index with quick and full run times, and the day each full run was measured (the machine's
     speed differs between days, so times measured on different days compare only roughly)."""
@@ -92,10 +99,7 @@ def results() -> str:
             few = m["few_labels"]
             out.append("With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the same "
                        "labelled sentences (`C` cross-validated on them), mean over seeds: " + "; ".join(
-                           f"{n:,} labels {few['accuracy'][f'full fine-tuning/{n}']:.3f} vs "
-                           f"{few['accuracy'][f'frozen encoder + probe/{n}']:.3f}, difference {_interval(row)}, "
-                           f"{_verdict(row)}" for n, row in zip(few["labels"], few["comparisons"], strict=True))
-                       + ".")
+                           _few_labels_row(few["accuracy"], row) for row in few["comparisons"]) + ".")
     if r["02"]:
         m = r["02"]
         acc = m["accuracy"]

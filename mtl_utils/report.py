@@ -25,8 +25,10 @@ def signed(value: float, digits: int = 3) -> str:
 
 
 def verdict(row: Mapping, digits: int = 3) -> str:
-    """One Markdown sentence for a row of :func:`mtl_utils.experiments.comparison_table`."""
-    head = (f"**{row['task']}**: {row['A']} − {row['B']} = {signed(row['difference'], digits)} "
+    """One Markdown sentence for a row of :func:`mtl_utils.experiments.comparison_table`; a row of a label-budget
+    table (:func:`mtl_utils.experiments.label_budget_table`) names its budget after the task."""
+    what = f"{row['task']}, {row['labels']} labels" if "labels" in row else row["task"]
+    head = (f"**{what}**: {row['A']} − {row['B']} = {signed(row['difference'], digits)} "
             f"[{signed(row['low'], digits)}, {signed(row['high'], digits)}]")
     how = f"{row['seeds']} seeds, paired t" if row["seeds"] > 1 else "one seed, paired over test examples"
     if row["detected"]:

@@ -196,7 +196,8 @@ def quality_table(variants: Sequence[Variant], data: Mapping[str, Task], tokens:
     p, and the cosine of the sentence vectors to the reference's (minimum and 1st percentile).
 
     ``outputs`` (variant name → task → vectors and logits) keeps what was run between calls: a variant whose
-    name is in it is not run again."""
+    name is in it is not run again, so share one dict only between calls on the same ``tokens`` and
+    ``batch_size`` with distinct variant names (as :func:`measure_variants` does)."""
     outputs = {} if outputs is None else outputs
     for v in variants:
         if v.name not in outputs:

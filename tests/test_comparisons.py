@@ -1,8 +1,9 @@
 """Paired comparisons: one row format for the two shapes of evidence, and clear errors."""
 import numpy as np
+import pandas as pd
 import pytest
 
-from mtl_utils import experiments
+from mtl_utils import experiments, report
 from mtl_utils.comparisons import compare_correct, compare_over_seeds, compare_seeds
 
 
@@ -42,3 +43,13 @@ def test_compare_seeds_takes_the_shape_the_seeds_allow():
         compare_seeds("a", a, "b", b[:2], "t")
     with pytest.raises(ValueError, match="at least one"):
         compare_seeds("a", [], "b", [], "t")
+
+
+def test_verdicts_name_the_budget_of_a_label_budget_row():
+    row = {"task": "topic", "A": "fine-tuned", "B": "probe", "difference": 0.03, "low": 0.01, "high": 0.05,
+           "seeds": 3, "detected": True, "p-value": 0.02, "detectable effect": 0.02}
+    assert report.verdict(row).startswith("**topic**: fine-tuned − probe = +0.030 [+0.010, +0.050] (3 seeds")
+    rows = pd.DataFrame([{**row, "labels": 50}, {**row, "labels": "all", "detected": False}])
+    lines = report.verdicts(rows).splitlines()
+    assert lines[0].startswith("* **topic, 50 labels**: ") and lines[0].endswith("**fine-tuned is better**.")
+    assert lines[1].startswith("* **topic, all labels**: ") and "no difference detected" in lines[1]

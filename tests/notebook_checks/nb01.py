@@ -33,6 +33,9 @@ def check(m: dict) -> None:
     assert len(few["labels"]) == 2 and few["labels"][0] < few["labels"][1]
     budget = few["comparisons"][0]["labels"]
     assert [row["labels"] for row in few["comparisons"]] == [budget, "all"] and abs(few["labels"][0] - budget) <= 3
+    for row in few["comparisons"]:  # each row carries its subset size, which names both arms' accuracies
+        assert {f"full fine-tuning/{row['sentences']}", f"frozen encoder + probe/{row['sentences']}"} \
+            <= set(few["accuracy"]), (row["sentences"], few["accuracy"])
     for row in few["comparisons"]:
         assert (row["A"], row["B"], row["task"]) == ("full fine-tuning", "frozen encoder + probe", "topic"), row
         assert -1 <= row["low"] <= row["difference"] <= row["high"] <= 1, row

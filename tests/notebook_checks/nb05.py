@@ -30,3 +30,7 @@ def check(m: dict) -> None:
     assert len(curve["comparisons"]) == 2 * len(curve["labels"])
     for row in curve["comparisons"]:
         assert row["low"] <= row["difference"] <= row["high"] and row["task"] == "topic"
+    # part 2's full-budget runs are 2b's runs with all labels (the same configuration, loaded from the run cache)
+    topic = next(r for r in m["equal_per_task"] if r["task"] == "topic")
+    assert abs(topic["A accuracy"] - curve["accuracy"][f"multi-task/topic/{everything}"]) < 1e-9, topic
+    assert abs(topic["B accuracy"] - curve["accuracy"][f"single-task/topic/{everything}"]) < 1e-9, topic
