@@ -54,9 +54,8 @@ def _verdict(row: dict) -> str:
 
 
 def _top_layer(m: dict) -> str:
-    """How much of the encoder notebook 03's scenario 3 trained (``frozen_head_k`` frozen bottom layers)."""
-    k = m.get("frozen_head_k", 0)
-    return "the whole encoder trained" if not k else f"embeddings and bottom {k} layers frozen"
+    """What notebook 03's scenario 3 kept frozen (``frozen_head_k`` bottom layers)."""
+    return f"embeddings and bottom {m['frozen_head_k']} layers frozen"
 
 
 def _few_labels_row(accuracy: dict, row: dict) -> str:

@@ -190,18 +190,11 @@ def speed_table(variants: Sequence[Variant], tokenized: Tokenized, batch_size: i
 
 
 def quality_table(variants: Sequence[Variant], data: Mapping[str, Task], tokens: Mapping[str, Tokenized],
-                  batch_size: int = 64, outputs: dict | None = None) -> pd.DataFrame:
+                  batch_size: int = 64) -> pd.DataFrame:
     """Each variant on the full test set of every task, against the first variant (the fp32 reference):
     accuracy, agreement of predictions, the paired accuracy difference with its exact interval and McNemar's
-    p, and the cosine of the sentence vectors to the reference's (minimum and 1st percentile).
-
-    ``outputs`` (variant name → task → vectors and logits) keeps what was run between calls: a variant whose
-    name is in it is not run again, so share one dict only between calls on the same ``tokens`` and
-    ``batch_size`` with distinct variant names (as :func:`measure_variants` does)."""
-    outputs = {} if outputs is None else outputs
-    for v in variants:
-        if v.name not in outputs:
-            outputs[v.name] = {task: v.run(tokens[task], batch_size) for task in tokens}
+    p, and the cosine of the sentence vectors to the reference's (minimum and 1st percentile)."""
+    outputs = {v.name: {task: v.run(tokens[task], batch_size) for task in tokens} for v in variants}
     reference = variants[0].name
     rows = []
     for variant in variants:
@@ -321,8 +314,6 @@ def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Seq
     tokenized = model.encoder.token_ids(texts)
     tokens = {task: model.encoder.token_ids(list(data[task]["test"]["text"])) for task in data}
     speed = speed_table(variants, tokenized, batch_size=32, repeats=repeats)
-    outputs = {}  # each variant runs over the test sets once, though fp32 is the reference of two tables
-    quality = quality_table(variants, data, tokens, outputs=outputs)
     sample = model.encoder.token_ids(texts[:sensitivity_texts])
     sensitivity = layer_sensitivity(model, sample, variants[0].run(sample, 32)[0])
     positions = np.argsort(sensitivity["cosine 1st percentile"].to_numpy(), kind="stable")[:2]  # the 2 most hurt
@@ -330,8 +321,8 @@ def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Seq
     mixed_variant = torch_int8_variant(model, keep_fp32=[f"{prefix}.{i}" for i in positions],
                                        name=f"PyTorch int8, {' and '.join(sensitivity.index[positions])} fp32")
     final = [variants[0], variants[2], mixed_variant, variants[4]]
-    scored = pd.concat([quality, quality_table([variants[0], mixed_variant], data, tokens, outputs=outputs)
-                        .query("variant == @mixed_variant.name")], ignore_index=True)  # only the new one
+    scored = quality_table([*variants, mixed_variant], data, tokens)  # each variant over the test sets once
+    quality = scored[scored["variant"] != mixed_variant.name].reset_index(drop=True)
     changes = scored.pivot(index="variant", columns="task", values="− fp32").add_prefix("accuracy − fp32: ")
     mixed = speed_table(final, tokenized, batch_size=32, repeats=repeats)[["× baseline"]].join(changes, how="left")
     share = matmul_share(variants[0], model.encoder.token_ids(texts[:256]))
