@@ -28,14 +28,14 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-assets.txt pyprojec
 	touch $(STAMP)
 
 run: $(STAMP)          ## execute every notebook (full parameters) into outputs/executed/
-	$(PY) -m mtl_utils.run_notebooks
+	$(PY) -m tools.run_notebooks
 
 run-quick: $(STAMP)    ## the same in quick mode
-	$(PY) -m mtl_utils.run_notebooks --quick
+	$(PY) -m tools.run_notebooks --quick
 
 refresh: $(STAMP)      ## full run written back into notebooks/ (the committed outputs), then the README
-	$(PY) -m mtl_utils.run_notebooks --inplace
-	$(PY) -m mtl_utils.readme
+	$(PY) -m tools.run_notebooks --inplace
+	$(PY) -m tools.readme
 
 test: $(STAMP)         ## unit tests + every notebook in quick mode + README/book/Docker checks
 	$(PY) -m pytest -ra
@@ -50,10 +50,10 @@ benchmark: $(STAMP)    ## speed tables of the README
 	$(PY) benchmarks/serving.py
 
 readme: $(STAMP)       ## regenerate the README's results sections from notebooks/results/
-	$(PY) -m mtl_utils.readme
+	$(PY) -m tools.readme
 
 book: $(STAMP)         ## the static site of the committed notebooks, in build/book/
-	$(PY) -m mtl_utils.book
+	$(PY) -m tools.book
 
 clean:
 	rm -rf outputs data/cache build

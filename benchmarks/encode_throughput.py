@@ -15,7 +15,7 @@ import pandas as pd
 import torch
 
 from mtl_utils import SentenceEncoder, assets, load_tasks, records
-from mtl_utils.report import markdown_table
+from mtl_utils.notebook.report import markdown_table
 
 
 def real_sentences(n: int) -> list[str]:

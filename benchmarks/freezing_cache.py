@@ -1,4 +1,4 @@
-"""Training seconds with and without the frozen-layer cache (mtl_utils.frozen_cache).
+"""Training seconds with and without the frozen-layer cache (mtl_utils.training.frozen_cache).
 
 For k = 3, 4, 5 frozen encoder layers (embeddings frozen too) and heads-only (k = 6 of 6, the backbone frozen),
 the same multi-task run (same real data, batches, seed and steps) is trained twice: once running the frozen
@@ -16,9 +16,10 @@ import time
 import pandas as pd
 import torch
 
-from mtl_utils import frozen_cache, load_tasks, records, training
-from mtl_utils.report import markdown_table
-from mtl_utils.training import TrainConfig, train
+from mtl_utils import frozen_cache, load_tasks, records
+from mtl_utils.training import trainer as training
+from mtl_utils.notebook.report import markdown_table
+from mtl_utils import TrainConfig, train
 
 
 class _CpuClock:

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtl_utils import load_tasks, protocol, records, runtime, serving
-from mtl_utils.report import markdown_table
-from mtl_utils.runs import train_or_load
+from mtl_utils import load_tasks, protocol, records, runtime
+from mtl_utils.serving import variants as serving
+from mtl_utils.notebook.report import markdown_table
+from mtl_utils.training.runs import train_or_load
 
 
 def main() -> None:

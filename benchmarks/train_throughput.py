@@ -30,9 +30,11 @@ from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
 from mtl_utils import assets, load_tasks, records, set_seed
-from mtl_utils.pooling import mean_pool
-from mtl_utils.report import markdown_table
-from mtl_utils.training import TaskBatches, TrainConfig, Trainer
+from mtl_utils.modeling.pooling import mean_pool
+from mtl_utils.notebook.report import markdown_table
+from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.sampling import TaskBatches
+from mtl_utils.training.trainer import Trainer
 
 LEVELS = ("plain loop", "+ tokenise once", "+ length bucketing", "+ fused AdamW")
 

@@ -1,47 +1,80 @@
 """Shared code of the sentence-transformers and multi-task learning notebook series.
 
-Notebooks import from here. Modules are organised by idea, and imports run one way, from the figures down to
-the core (a module imports only modules listed above it in its own group or in a lower group):
+The package is in layers, one subpackage each; a module imports only from its own layer or the layers before
+it (``tests/test_layout.py`` enforces it):
 
-Core
-* :mod:`~mtl_utils.paths`: every folder read or written;
-* :mod:`~mtl_utils.assets`: the bundled model and corpora, found without importing their packages;
-* :mod:`~mtl_utils.runtime`: the device (a GPU if there is one) and the thread setting;
-* :mod:`~mtl_utils.seeding`: one seeding call;
-* :mod:`~mtl_utils.progress`: progress bars, one policy;
-* :mod:`~mtl_utils.batching`: length-sorted batches, padding, an eval-mode context;
-* :mod:`~mtl_utils.data`: the tasks (topic, sentiment, genre) with deterministic, leak-free splits;
-* :mod:`~mtl_utils.metrics`: scores, intervals, paired tests, detectable effects;
-* :mod:`~mtl_utils.pooling`: mean / cls / max pooling (no parameters);
-* :mod:`~mtl_utils.encoder`: the sentence encoder (transformer + pooling), what inputs it accepts;
-* :mod:`~mtl_utils.model`: the multi-task model (shared encoder, one head per task) and its checkpoints;
-* :mod:`~mtl_utils.anatomy`: the parts of a model found once: embeddings, layers, heads, depth.
+1. :mod:`mtl_utils.core`: paths, bundled assets, device and threads, seeding, progress bars, batching, digests
+   and atomic writes;
+2. :mod:`mtl_utils.data`: the tasks (topic, sentiment, genre) and their checks;
+3. :mod:`mtl_utils.modeling`: pooling, the sentence encoder, task heads, the multi-task model and its
+   checkpoints, the model's anatomy;
+4. :mod:`mtl_utils.evaluation`: metrics, paired comparisons, frozen-encoder probes, embedding geometry (below
+   training, because a run scores itself);
+5. :mod:`mtl_utils.training`: the configuration, task sampling, freezing and its cache, optimizer, the
+   ``Trainer``, cached runs, the series' protocol;
+6. :mod:`mtl_utils.serving`: inference variants, speed, the command line;
+7. :mod:`mtl_utils.notebook`: what only the notebooks call: experiments, verdicts, figures, run records.
 
-Training
-* :mod:`~mtl_utils.freezing`: freezing by intent;
-* :mod:`~mtl_utils.frozen_cache`: frozen bottom layers computed once (exact);
-* :mod:`~mtl_utils.optim`: parameter groups, layer-wise rates, the optimizer and its schedule;
-* :mod:`~mtl_utils.training`: ``TrainConfig``, the task sampler, the ``Trainer`` and its step (one task, or all summed);
-* :mod:`~mtl_utils.runs`: finished runs cached by everything they depend on (train-or-load);
-* :mod:`~mtl_utils.protocol`: the one protocol of the series (splits, budget, rates).
+The series' own machinery (README generation, the static book, the notebook runner) is not here: it teaches
+nothing and lives in ``tools/``.
 
-Experiments and reading
-* :mod:`~mtl_utils.comparisons`: paired comparisons in one row format, over test examples or over seeds;
-* :mod:`~mtl_utils.experiments`: configurations over seeds and label budgets, their tables;
-* :mod:`~mtl_utils.probing`, :mod:`~mtl_utils.attention_pooling`, :mod:`~mtl_utils.similarity`,
-  :mod:`~mtl_utils.speed`: frozen-encoder probes (and a learned attention pooling trained as one), embedding
-  geometry, encoding speed;
-* :mod:`~mtl_utils.serving`, :mod:`~mtl_utils.predict`: one model answering every task, faster inference, the
-  command line;
-* :mod:`~mtl_utils.report`: Markdown verdicts and small tables;
-* :mod:`~mtl_utils.plots`: every figure (the only module that imports matplotlib);
-* :mod:`~mtl_utils.records`, :mod:`~mtl_utils.readme`, :mod:`~mtl_utils.book`, :mod:`~mtl_utils.run_notebooks`:
-  what a run leaves behind, the README's generated sections, the static site, the papermill runner behind
-  ``make run``.
+Notebooks import from this module alone (``from mtl_utils import Trainer, plots``): the names below are
+re-exported lazily (a module loads when a name from it is first used), so ``python -m mtl_utils.serving.predict``
+does not import matplotlib.
 """
-from .data import Task, load_sentiment, load_tasks, load_topic
-from .encoder import DEFAULT_MODEL, SentenceEncoder
-from .pooling import pool
-from .seeding import set_seed
+from __future__ import annotations
 
-__all__ = ["DEFAULT_MODEL", "SentenceEncoder", "Task", "load_sentiment", "load_tasks", "load_topic", "pool", "set_seed"]
+import importlib
+from typing import Any
+
+# Submodules a notebook uses as a namespace (``experiments.run_grid``): name -> module. The subpackages
+# themselves (``from mtl_utils import data, serving``) need no entry: ``data`` re-exports the tasks, ``serving``
+# the inference variants.
+MODULES = {
+    "paths": "core.paths", "assets": "core.assets", "runtime": "core.runtime",
+    "pooling": "modeling.pooling", "anatomy": "modeling.anatomy", "metrics": "evaluation.metrics",
+    "comparisons": "evaluation.comparisons", "probing": "evaluation.probing", "similarity": "evaluation.similarity",
+    "attention": "evaluation.attention_probe", "freezing": "training.freezing",
+    "frozen_cache": "training.frozen_cache", "optim": "training.optim", "protocol": "training.protocol",
+    "runs": "training.runs", "speed": "serving.speed",
+    "experiments": "notebook.experiments", "report": "notebook.report", "plots": "notebook.plots",
+    "records": "notebook.records",
+}
+# Names a notebook imports directly: module -> names.
+NAMES = {
+    "core.seeding": ["set_seed"],
+    "data.tasks": ["SPLITS", "Task", "describe", "load_genre", "load_sentiment", "load_tasks", "load_topic",
+                   "with_train_labels"],
+    "modeling.pooling": ["POOLING_MODES", "mean_pool", "pool"],
+    "modeling.encoder": ["DEFAULT_MODEL", "SentenceEncoder"],
+    "modeling.model": ["CheckpointError", "MultiTaskModel"],
+    "modeling.anatomy": ["relative_change", "snapshot"],
+    "evaluation.metrics": ["majority_scores"],
+    "evaluation.comparisons": ["compare_correct", "compare_over_seeds", "compare_seeds"],
+    "evaluation.probing": ["bag_of_words_probe", "cached_poolings", "compare_poolings", "l2_normalize", "probe",
+                           "probe_cv", "probe_table", "randomly_initialised"],
+    "evaluation.attention_probe": ["fit_probe", "token_vectors", "top_pieces"],
+    "evaluation.similarity": ["cosine_matrix", "nearest_neighbours", "project_2d"],
+    "training.config": ["TrainConfig", "chance_loss_weights"],
+    "training.trainer": ["TrainResult", "Trainer", "build_model", "evaluate", "train"],
+    "training.frozen_cache": ["build_cache", "check_equivalence"],
+    "training.runs": ["run_key", "train_or_load"],
+    "serving.speed": ["batching_speed"],
+}
+_WHERE = {name: module for module, names in NAMES.items() for name in names}
+__all__ = sorted([*MODULES, *_WHERE])
+
+
+def __getattr__(name: str) -> Any:
+    if name in MODULES:
+        value = importlib.import_module(f"{__name__}.{MODULES[name]}")
+    elif name in _WHERE:
+        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
+    else:
+        raise AttributeError(f"module 'mtl_utils' has no attribute '{name}'")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from mtl_utils import SentenceEncoder, load_tasks
-from mtl_utils.attention_pooling import AttentionPoolingProbe, fit_probe, token_vectors, top_pieces
-from mtl_utils.comparisons import compare_over_seeds
-from mtl_utils.pooling import mean_pool
+from mtl_utils.evaluation.attention_probe import AttentionPoolingProbe, fit_probe, token_vectors, top_pieces
+from mtl_utils.evaluation.comparisons import compare_over_seeds
+from mtl_utils.modeling.pooling import mean_pool
 
 
 @pytest.fixture(scope="module")

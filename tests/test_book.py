@@ -3,7 +3,7 @@ import re
 
 import pytest
 
-from mtl_utils import book
+from tools import book
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import re
 import pytest
 
 from mtl_utils import paths
-from mtl_utils.run_notebooks import kernel_display_name, notebooks
+from tools.run_notebooks import kernel_display_name, notebooks
 
 ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(work|tmp|home|root|Users|opt|usr)/[\w.-]+")
 

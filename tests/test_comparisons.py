@@ -3,8 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mtl_utils
 from mtl_utils import experiments, report
-from mtl_utils.comparisons import compare_correct, compare_over_seeds, compare_seeds
+from mtl_utils.evaluation.comparisons import compare_correct, compare_over_seeds, compare_seeds
 
 
 def test_over_seeds_detects_a_consistent_gain_and_not_noise():
@@ -22,7 +23,7 @@ def test_row_format_is_shared_and_bad_input_is_refused():
     a, b = np.array([1, 1, 0, 1, 0, 1] * 50, bool), np.array([1, 0, 0, 1, 1, 1] * 50, bool)
     one, over = compare_correct("a", a, "b", b, "t"), compare_over_seeds("a", [a, a], "b", [b, b], "t")
     assert set(one) <= set(over)  # every field of a one-model comparison exists over seeds too
-    assert experiments.compare_correct is compare_correct  # experiments re-exports the same function
+    assert mtl_utils.compare_correct is compare_correct  # the package re-exports the same function
     with pytest.raises(ValueError, match="at least two"):
         compare_over_seeds("a", [a], "b", [b], "t")
     with pytest.raises(ValueError, match="same seeds"):

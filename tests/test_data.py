@@ -3,7 +3,8 @@ import importlib.util
 import pandas as pd
 import pytest
 
-from mtl_utils import assets, data
+from mtl_utils import assets
+from mtl_utils.data import tasks as data
 
 
 def test_topic_labels_and_sizes(tasks):

@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 import torch
 
-from mtl_utils import SentenceEncoder, assets, encoder as encoder_mod, pool, set_seed
-from mtl_utils.speed import padding_fraction
+from mtl_utils import SentenceEncoder, assets, pool, set_seed
+from mtl_utils.modeling import encoder as encoder_mod
+from mtl_utils.serving.speed import padding_fraction
 
 
 @pytest.fixture(scope="module")

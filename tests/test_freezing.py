@@ -5,10 +5,10 @@ import torch
 
 from conftest import SENTENCES, TASKS
 from mtl_utils import anatomy, freezing
-from mtl_utils.experiments import intents_table
-from mtl_utils.frozen_cache import (build_cache, cached_forward, cached_logits, check_equivalence, clear_shared,
+from mtl_utils.notebook.experiments import intents_table
+from mtl_utils.training.frozen_cache import (build_cache, cached_forward, cached_logits, check_equivalence, clear_shared,
                                     shared_cache)
-from mtl_utils.model import MultiTaskModel
+from mtl_utils.modeling.model import MultiTaskModel
 
 
 @pytest.fixture()

@@ -12,7 +12,7 @@ import nbformat
 import pytest
 
 from mtl_utils import paths
-from mtl_utils.run_notebooks import kernel_display_name
+from tools.run_notebooks import kernel_display_name
 
 TOKEN = "mtl-test-token"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import TASKS
-from mtl_utils.model import CheckpointError, MultiTaskModel
+from mtl_utils.modeling.model import CheckpointError, MultiTaskModel
 
 
 @pytest.fixture()

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from mtl_utils import paths, records
-from mtl_utils.run_notebooks import execute, notebooks
+from tools.run_notebooks import execute, notebooks
 
 PARAMETERS = yaml.safe_load((Path(__file__).parent / "notebook_parameters.yaml").read_text())
 

@@ -8,9 +8,9 @@ from transformers import BertConfig, BertModel
 
 from conftest import TASKS
 from mtl_utils import anatomy, optim, protocol
-from mtl_utils.anatomy import relative_change, snapshot
-from mtl_utils.model import MultiTaskModel
-from mtl_utils.training import TrainConfig, build_model, train
+from mtl_utils.modeling.anatomy import relative_change, snapshot
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils import TrainConfig, build_model, train
 
 LR = 1e-4
 

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from mtl_utils import predict
-from mtl_utils.runs import train_or_load
-from mtl_utils.training import TrainConfig
+from mtl_utils.serving import predict
+from mtl_utils.training.runs import train_or_load
+from mtl_utils.training.config import TrainConfig
 
 
 @pytest.fixture(scope="module")

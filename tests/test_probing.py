@@ -8,12 +8,12 @@ import torch
 from matplotlib.figure import Figure
 
 from mtl_utils import SentenceEncoder, load_tasks, plots
-from mtl_utils.metrics import majority_scores
-from mtl_utils.pooling import POOLING_MODES
-from mtl_utils.probing import (cached_poolings, compare_poolings, embed_poolings, l2_normalize, probe, probe_cv,
+from mtl_utils.evaluation.metrics import majority_scores
+from mtl_utils.modeling.pooling import POOLING_MODES
+from mtl_utils.evaluation.probing import (cached_poolings, compare_poolings, embed_poolings, l2_normalize, probe, probe_cv,
                                probe_table)
-from mtl_utils.similarity import cosine_matrix, nearest_neighbours, project_2d
-from mtl_utils.speed import batching_speed
+from mtl_utils.evaluation.similarity import cosine_matrix, nearest_neighbours, project_2d
+from mtl_utils.serving.speed import batching_speed
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +160,7 @@ def test_figures_are_labelled_and_shown_with_alt_text(topic_vectors, small_topic
 
 
 def test_bag_of_words_probe_and_random_initialisation(tiny_model_dir, small_topic, labels):
-    from mtl_utils.probing import bag_of_words_probe, randomly_initialised
+    from mtl_utils.evaluation.probing import bag_of_words_probe, randomly_initialised
     texts = {s: small_topic[s]["text"] for s in ("train", "validation", "test")}
     words = bag_of_words_probe(texts, labels)
     assert 0 <= words.accuracy <= 1 and words.correct.shape == labels["test"].shape
@@ -175,7 +175,7 @@ def test_bag_of_words_probe_and_random_initialisation(tiny_model_dir, small_topi
 
 def test_architecture_figure_names_every_part(tiny_model_dir):
     from mtl_utils import anatomy
-    from mtl_utils.model import MultiTaskModel
+    from mtl_utils.modeling.model import MultiTaskModel
     spec = {"topic": ("a", "b", "c"), "sentiment": ("neg", "pos"), "genre": ("x", "y")}
     model = MultiTaskModel(spec, model=tiny_model_dir)
     fig = plots.architecture(anatomy.parameter_table(model), spec, model.encoder.hidden_size)

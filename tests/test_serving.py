@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from conftest import TASKS
-from mtl_utils import serving
-from mtl_utils.model import MultiTaskModel
+from mtl_utils.serving import variants as serving
+from mtl_utils.modeling.model import MultiTaskModel
 
 
 @pytest.fixture(scope="module")

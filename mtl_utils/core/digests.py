@@ -1,0 +1,112 @@
+"""Digests and atomic writes: the one place they are defined.
+
+* :func:`file_sha256`: a file's SHA-256, remembered per process by the file's identity (path, inode, size,
+  modification time), so verifying a checkpoint and then loading it hashes its weights once;
+* :func:`update_with_texts` / :func:`texts_sha256`: texts hashed length-prefixed, so no choice of texts (whatever
+  characters they hold) can make two lists share a digest; every cache key over texts uses them;
+* :func:`code_without_docs` / :func:`code_sha256`: Python source as it runs (no comments, no docstrings), what
+  cache keys over code hash;
+* :func:`write_atomic`: a file written to a unique temporary name beside it and renamed into place, so readers
+  and concurrent writers never see half a file;
+* :func:`publish_folder`: a finished temporary folder swapped in for a folder, the old one kept until the new
+  one is in place.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import inspect
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+
+_FILE_DIGESTS: dict[tuple, str] = {}
+
+
+def _identity(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (hex), read in 1 MiB blocks and remembered while the file is unchanged."""
+    path = Path(path)
+    identity = _identity(path)
+    known = _FILE_DIGESTS.get(identity)
+    if known is None:
+        digest = hashlib.sha256()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        known = _FILE_DIGESTS[identity] = digest.hexdigest()
+    return known
+
+
+def update_with_texts(digest, texts: Iterable[str]) -> None:
+    """Feed ``texts`` into ``digest`` (a ``hashlib`` object), each UTF-8 encoded and prefixed by its length."""
+    for text in texts:
+        raw = str(text).encode("utf-8")
+        digest.update(len(raw).to_bytes(8, "big") + raw)
+
+
+def texts_sha256(texts: Iterable[str], prefix: str = "") -> str:
+    """SHA-256 (hex) of ``prefix`` followed by ``texts``, length-prefixed (see :func:`update_with_texts`)."""
+    digest = hashlib.sha256(prefix.encode("utf-8"))
+    update_with_texts(digest, texts)
+    return digest.hexdigest()
+
+
+def code_without_docs(source: str) -> str:
+    """Python source as an AST dump without docstrings: comment and docstring edits do not count."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
+                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree, include_attributes=False)
+
+
+def code_sha256(modules: Iterable[ModuleType]) -> str:
+    """SHA-256 over the names and the code (:func:`code_without_docs`) of ``modules``, in the order given."""
+    digest = hashlib.sha256()
+    for module in modules:
+        digest.update(module.__name__.encode())
+        digest.update(code_without_docs(inspect.getsource(module)).encode())
+    return digest.hexdigest()
+
+
+def write_atomic(target: str | Path, write: Callable[[Path], None]) -> Path:
+    """Create ``target`` (and its folder): ``write(tmp)`` writes a temporary file beside it, which is then renamed
+    over ``target``. A failure leaves ``target`` as it was and no temporary file behind."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        write(tmp)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def write_text_atomic(target: str | Path, text: str) -> Path:
+    """:func:`write_atomic` for a UTF-8 text."""
+    return write_atomic(target, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def publish_folder(tmp: Path, folder: Path, aside: Path) -> None:
+    """Make the finished folder ``tmp`` become ``folder``: an existing ``folder`` is first renamed to ``aside`` and
+    deleted only once ``tmp`` is in place; if that rename fails, ``folder`` is put back."""
+    if folder.exists():
+        os.replace(folder, aside)
+    try:
+        os.replace(tmp, folder)
+    except OSError:
+        if aside.exists() and not folder.exists():
+            os.replace(aside, folder)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)

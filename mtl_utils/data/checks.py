@@ -1,0 +1,65 @@
+"""Tasks checked before anything is computed from them: every split has text and label columns, non-empty
+texts and integer class ids in range, and each task's name is the key it is stored under."""
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from .tasks import SPLITS, Task
+
+
+def check_datasets(data: Mapping[str, Task], tasks: Sequence[str]) -> None:
+    """Check every split of ``tasks`` before any model loads: the task exists, each split has ``text`` and
+    ``label`` columns and rows, every text is a non-empty string, every label an integer class id of the
+    task. Errors name the task, split and row. Warns (naming the task) about a single-class training split and
+    about texts that are in both the training and the test split."""
+    for name in tasks:
+        if name not in data:
+            raise KeyError(f"no data for task '{name}'; data has {list(data)}")
+        task = data[name]
+        if not isinstance(task, Task):
+            raise TypeError(f"data['{name}'] is a {type(task).__name__}, not a Task (see mtl_utils.data.tasks.Task)")
+        if task.name != name:
+            raise ValueError(f"data['{name}'] is the task named '{task.name}': a task is stored under its own name "
+                             f"(use {{task.name: task for task in tasks}})")
+        for split in SPLITS:
+            _check_split(task, split, task[split])
+        train_labels = set(task["train"]["label"])
+        if len(train_labels) < 2:
+            warnings.warn(f"task '{name}': the training split has one class only ({sorted(train_labels)}); "
+                          "a classifier cannot learn to tell classes apart from it", stacklevel=2)
+        overlap = set(task["train"]["text"]) & set(task["test"]["text"])
+        if overlap:
+            warnings.warn(f"task '{name}': {len(overlap)} texts are in both the train and the test split (e.g. "
+                          f"{next(iter(overlap))!r:.60}); test scores overstate accuracy", stacklevel=2)
+
+
+def _check_split(task: Task, split: str, df: pd.DataFrame) -> None:
+    where = f"task '{task.name}', {split} split"
+    for column in ("text", "label"):
+        if column not in df.columns:
+            raise ValueError(f"{where}: no '{column}' column; its columns are {list(df.columns)}")
+    if len(df) == 0:
+        raise ValueError(f"{where} is empty")
+    texts = df["text"].to_numpy(dtype=object)
+    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    if bad:
+        i = bad[0]
+        raise ValueError(f"{where}, row {df.index[i]}: text {texts[i]!r} is not a non-empty string "
+                         f"({len(bad)} such rows)")
+    labels = df["label"].to_numpy(dtype=object)
+    for i, label in enumerate(labels):
+        if isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer)):
+            raise ValueError(f"{where}, row {df.index[i]}: label {label!r} is a {type(label).__name__}; labels are "
+                             f"integer class ids 0..{task.num_labels - 1} ({', '.join(task.labels)})")
+    values = df["label"].to_numpy().astype(np.int64)
+    outside = np.flatnonzero((values < 0) | (values >= task.num_labels))
+    if len(outside):
+        i = int(outside[0])
+        raise ValueError(f"{where}, row {df.index[i]}: label {values[i]} is outside 0..{task.num_labels - 1} "
+                         f"({', '.join(task.labels)}); {len(outside)} such rows")
+
+

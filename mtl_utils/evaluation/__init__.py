@@ -1,0 +1,8 @@
+"""Evaluation: scores, paired comparisons and frozen-encoder probes (below training: a run scores itself).
+
+* :mod:`~mtl_utils.evaluation.metrics`: scores, intervals, paired tests, detectable effects;
+* :mod:`~mtl_utils.evaluation.comparisons`: paired comparisons in one row format, over test examples or seeds;
+* :mod:`~mtl_utils.evaluation.probing`: frozen vectors per pooling, cached, and linear probes on them;
+* :mod:`~mtl_utils.evaluation.attention_probe`: a learned attention pooling trained as a probe;
+* :mod:`~mtl_utils.evaluation.similarity`: embedding geometry (cosines, neighbours, 2-D maps).
+"""

@@ -1,0 +1,167 @@
+"""Attention pooling: a learned query scores every token vector, the softmax of the scores weights them.
+
+The seed write-up weighs mean pooling against max and *attention* pooling. Mean, cls and max
+(:mod:`mtl_utils.pooling`) have no parameters; attention pooling has one, a query vector ``q``: token ``t``
+gets the weight ``softmax_t(q · h_t / sqrt(d))`` over the sentence's real word pieces, and the sentence
+vector is the weighted sum. With ``q = 0`` every real piece weighs the same: **exactly mean pooling**. So a
+probe that learns ``q`` together with a linear classifier, started at ``q = 0`` and compared with the same
+probe whose ``q`` stays at zero, isolates what learning *where to look* adds over the mean (notebook 01).
+
+It is trained here as a probe on the frozen encoder's token vectors, computed once (:func:`token_vectors`);
+the multi-task model keeps its parameter-free poolings. :func:`fit_probe` trains with AdamW, keeps the epoch
+with the best validation accuracy and scores the test split; :func:`mtl_utils.comparisons.compare_over_seeds`
+(importable from here too) pairs two probes over seeds.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.batching import eval_mode, length_sorted_batches
+from ..core.progress import progress
+from ..modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
+from .metrics import scores
+
+
+@dataclass
+class TokenVectors:
+    """Frozen token vectors of ``n`` texts: ``values [n, longest, hidden]`` (float16, zero beyond each text's
+    length), ``lengths [n]`` (real word pieces, special tokens included) and each text's word-piece ids."""
+
+    values: torch.Tensor = field(repr=False)
+    lengths: torch.Tensor
+    ids: list[list[int]] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def select(self, rows: Sequence[int]) -> "TokenVectors":
+        """The rows ``rows`` (in that order) as their own, narrower :class:`TokenVectors`."""
+        idx = torch.as_tensor(list(rows), dtype=torch.long)
+        if len(idx) == 0:
+            raise ValueError("select needs at least one row")
+        lengths = self.lengths[idx]
+        return TokenVectors(self.values[idx, :int(lengths.max())], lengths, [self.ids[i] for i in idx.tolist()])
+
+    def batch(self, idx: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Rows ``idx`` as float32 ``[b, longest in batch, hidden]`` and their mask ``[b, longest in batch]``."""
+        lengths = self.lengths[idx]
+        width = int(lengths.max())
+        mask = torch.arange(width)[None, :] < lengths[:, None]
+        return self.values[idx, :width].float(), mask
+
+
+def token_vectors(encoder: SentenceEncoder, texts: Sequence[str], batch_size: int = 32,
+                  show_progress: bool | None = None, desc: str = "token vectors") -> TokenVectors:
+    """The encoder's last-layer token vectors of ``texts`` (one pass, length-sorted batches, eval mode)."""
+    tokenized = encoder.token_ids(check_sentences(texts))
+    lengths = torch.as_tensor(tokenized.lengths, dtype=torch.long)
+    values = torch.zeros((len(tokenized), int(lengths.max()), encoder.hidden_size), dtype=torch.float16)
+    batches = length_sorted_batches(tokenized.lengths, check_batch_size(batch_size))
+    show = len(batches) >= 20 if show_progress is None else show_progress
+    with eval_mode(encoder), torch.inference_mode():
+        for idx in progress(batches, desc=desc, unit="batch", disable=not show):
+            tokens = encoder.transformer(**encoder.collate([tokenized.ids[i] for i in idx])).last_hidden_state
+            values[torch.from_numpy(idx), :tokens.shape[1]] = tokens.to(torch.float16).cpu()
+    return TokenVectors(values, lengths, tokenized.ids)
+
+
+class AttentionPoolingProbe(nn.Module):
+    """Attention pooling (a learned query, started at zero) and a linear classifier. With ``learn_query=False``
+    the query stays at zero and the pooling is exactly the masked mean: the control."""
+
+    def __init__(self, hidden_size: int, num_labels: int, learn_query: bool = True) -> None:
+        super().__init__()
+        self.query = nn.Parameter(torch.zeros(hidden_size), requires_grad=learn_query)
+        self.classifier = nn.Linear(hidden_size, num_labels)
+
+    def weights(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``[batch, tokens]``: softmax of ``q · h_t / sqrt(d)`` over the real pieces."""
+        scores = tokens @ self.query / math.sqrt(tokens.shape[-1])
+        return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+
+    def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        pooled = (self.weights(tokens, mask).unsqueeze(-1) * tokens).sum(dim=1)
+        return self.classifier(pooled)
+
+
+@dataclass
+class AttentionProbeResult:
+    """A fitted probe: test accuracy and macro-F1, the kept epoch, validation accuracy per epoch, which test
+    examples it got right, and the fitted module."""
+
+    accuracy: float
+    macro_f1: float
+    epoch: int
+    validation: list[float]
+    correct: np.ndarray = field(repr=False)
+    model: AttentionPoolingProbe = field(repr=False)
+
+
+def predict(model: AttentionPoolingProbe, data: TokenVectors, batch_size: int = 256) -> np.ndarray:
+    """Predicted class ids of every row of ``data``."""
+    out = []
+    with eval_mode(model), torch.inference_mode():
+        for start in range(0, len(data), batch_size):
+            out.append(model(*data.batch(torch.arange(start, min(start + batch_size, len(data))))).argmax(-1))
+    return torch.cat(out).numpy()
+
+
+def fit_probe(train: TokenVectors, train_y: np.ndarray, val: TokenVectors, val_y: np.ndarray, test: TokenVectors,
+              test_y: np.ndarray, learn_query: bool = True, seed: int = 0, epochs: int = 15, lr: float = 2e-3,
+              weight_decay: float = 1e-4, batch_size: int = 64) -> AttentionProbeResult:
+    """Train :class:`AttentionPoolingProbe` (AdamW, shuffled mini-batches, ``seed`` for the classifier's
+    initialisation and the batch order), keep the epoch with the best validation accuracy (the earliest on
+    ties) and score it on the test split. The control (``learn_query=False``) gets the same seed, so the two
+    share their initial classifier and batch order: a paired comparison."""
+    for name, data, y in (("train", train, train_y), ("validation", val, val_y), ("test", test, test_y)):
+        if len(data) != len(y):
+            raise ValueError(f"{name}: {len(data)} token-vector rows but {len(y)} labels")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive integer, got {epochs!r}")
+    num_labels = int(max(train_y.max(), val_y.max(), test_y.max())) + 1
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    model = AttentionPoolingProbe(train.values.shape[-1], num_labels, learn_query)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
+                                  weight_decay=weight_decay)
+    labels = torch.tensor(np.asarray(train_y), dtype=torch.long)
+    best, best_state, curve = -1.0, None, []
+    for _ in range(epochs):
+        model.train()
+        for idx in torch.randperm(len(train), generator=generator).split(batch_size):
+            loss = nn.functional.cross_entropy(model(*train.batch(idx)), labels[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        curve.append(float(np.mean(predict(model, val) == val_y)))
+        if curve[-1] > best:
+            best, best_state = curve[-1], copy.deepcopy(model.state_dict())
+    model.load_state_dict(best_state)
+    pred = predict(model, test)
+    s = scores(test_y, pred)
+    return AttentionProbeResult(s["accuracy"], s["macro_f1"], int(np.argmax(curve)) + 1, curve, pred == test_y, model)
+
+
+def top_pieces(model: AttentionPoolingProbe, data: TokenVectors, rows: Sequence[int], tokenizer,
+               k: int = 5) -> pd.DataFrame:
+    """For each row, the ``k`` word pieces the learned query weighs most, with their weights (the mean weight
+    of that text's pieces, ``1 / length``, for scale)."""
+    idx = torch.as_tensor(list(rows))
+    with torch.inference_mode():
+        weights = model.weights(*data.batch(idx))
+    out = []
+    for i, row in enumerate(rows):
+        n = int(data.lengths[row])
+        pieces = tokenizer.convert_ids_to_tokens(data.ids[row][:n])
+        order = torch.argsort(weights[i, :n], descending=True)[:k].tolist()
+        out.append({"pieces": n, "mean weight": round(1 / n, 3),
+                    "most weighted (weight)": ", ".join(f"{pieces[j]} ({weights[i, j]:.2f})" for j in order)})
+    return pd.DataFrame(out, index=list(rows))

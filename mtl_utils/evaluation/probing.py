@@ -1,0 +1,286 @@
+"""Frozen-encoder probes: embed texts once with every pooling, then fit a logistic regression per pooling.
+
+:func:`embed_poolings` runs the transformer once per batch and pools the same token vectors with each mode,
+so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not three. :func:`cached_poolings`
+stores the result on disk, keyed by the encoder's weights (its fingerprint), its settings and the texts: a
+fine-tuned or reloaded encoder never reads another encoder's vectors. :func:`probe` chooses the
+regularisation ``C`` on the validation split and scores the test split (:func:`probe_cv`: by cross-validation on
+the training examples alone, for label budgets); :func:`probe_table` lays out every
+pooling with Wilson intervals and a paired test against mean pooling. :func:`bag_of_words_probe` is the same
+probe on word counts, the baseline without an encoder; :func:`randomly_initialised` gives the encoder's
+architecture without its pretraining.
+"""
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import sparse
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedKFold
+from threadpoolctl import threadpool_limits
+from transformers import AutoModel
+
+from ..core import paths
+from ..core.batching import eval_mode, length_sorted_batches
+from ..core.digests import texts_sha256, write_atomic
+from ..core.progress import progress
+from ..modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
+from ..modeling.pooling import POOLING_MODES, pool
+from .comparisons import compare_correct
+from .metrics import scores, wilson_interval
+
+VARIANTS: tuple[str, ...] = ("raw", "l2")
+VARIANT_NAMES: dict[str, str] = {"raw": "raw", "l2": "L2-normalised"}
+C_GRID: tuple[float, ...] = (0.1, 1.0, 10.0)
+
+
+def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
+    modes = tuple(modes)
+    unknown = [m for m in modes if m not in POOLING_MODES]
+    if unknown or not modes:
+        raise ValueError(f"unknown pooling {unknown or '(none given)'}; choose from {POOLING_MODES}")
+    return modes
+
+
+def embed_poolings(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequence[str] = POOLING_MODES,
+                   batch_size: int = 32, show_progress: bool | None = None, desc: str = "embed") -> dict[str, np.ndarray]:
+    """Sentence vectors of ``texts`` for each pooling mode: ``{mode: [n, hidden]}``, in input order.
+
+    One transformer pass per batch (length-sorted), every mode pooled from the same token vectors. The vectors
+    are the raw pooled ones: the encoder's own projection and normalisation are not applied."""
+    modes = _check_modes(modes)
+    tokenized = encoder.token_ids(check_sentences(texts))
+    batches = length_sorted_batches(tokenized.lengths, check_batch_size(batch_size))
+    out = {m: torch.empty((len(tokenized), encoder.hidden_size)) for m in modes}
+    show = len(batches) >= 20 if show_progress is None else show_progress
+    with eval_mode(encoder), torch.inference_mode():
+        for idx in progress(batches, desc=desc, unit="batch", disable=not show):
+            batch = encoder.collate([tokenized.ids[i] for i in idx])
+            tokens = encoder.transformer(**batch).last_hidden_state
+            for mode in modes:
+                out[mode][torch.from_numpy(idx)] = pool(tokens, batch["attention_mask"], mode).float().cpu()
+    return {m: v.numpy() for m, v in out.items()}
+
+
+@dataclass
+class Embedded:
+    """What :func:`cached_poolings` returns: the vectors per mode, where they are stored, and how they came."""
+
+    vectors: dict[str, np.ndarray]
+    path: Path
+    from_cache: bool
+    seconds: float
+
+    def __getitem__(self, mode: str) -> np.ndarray:
+        return self.vectors[mode]
+
+
+def embedding_key(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequence[str]) -> str:
+    """A hash of everything the vectors depend on: the encoder's weights and settings (its fingerprint), the
+    modes and the texts (length-prefixed, so no two lists of texts share a key)."""
+    return texts_sha256(texts, f"{encoder.fingerprint()}|{sorted(modes)}|{len(texts)}")[:20]
+
+
+def cached_poolings(encoder: SentenceEncoder, texts: Sequence[str], name: str, modes: Sequence[str] = POOLING_MODES,
+                    batch_size: int = 32, recompute: bool = False, cache: str | Path | None = None,
+                    show_progress: bool | None = None) -> Embedded:
+    """:func:`embed_poolings`, stored as ``<cache>/<name>-<key>.npz`` and loaded from there next time.
+
+    ``cache`` defaults to ``<cache_dir>/embeddings``; ``recompute`` ignores (and overwrites) a stored file.
+    A stored file that cannot be read, or lacks a mode, is computed again. Writes go to a unique temporary
+    file renamed into place, so concurrent writers never interleave."""
+    texts = check_sentences(texts)
+    modes = _check_modes(modes)
+    folder = Path(cache) if cache else paths.cache_dir() / "embeddings"
+    path = folder / f"{name}-{embedding_key(encoder, texts, modes)}.npz"
+    start = time.perf_counter()
+    if path.is_file() and not recompute:
+        try:
+            with np.load(path) as stored:
+                vectors = {m: stored[m] for m in modes}
+            if all(v.shape == (len(texts), encoder.hidden_size) for v in vectors.values()):
+                return Embedded(vectors, path, True, time.perf_counter() - start)
+        except (OSError, ValueError, KeyError):
+            pass
+        warnings.warn(f"stored embeddings {path} are damaged; computing them again", stacklevel=2)
+    vectors = embed_poolings(encoder, texts, modes, batch_size, show_progress, desc=name)
+    seconds = time.perf_counter() - start
+    def save(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **vectors)
+
+    write_atomic(path, save)
+    return Embedded(vectors, path, False, seconds)
+
+
+def randomly_initialised(encoder: SentenceEncoder, seed: int = 0) -> SentenceEncoder:
+    """``encoder`` with its transformer replaced by the same architecture at random initial weights (the
+    model's own initialisation, seeded): what pretraining is worth, measured against the same network.
+
+    The tokenizer and settings stay; the returned encoder has a different fingerprint, so its vectors are
+    cached apart from the pretrained ones."""
+    config = encoder.transformer.config
+    with torch.random.fork_rng():  # the caller's random state is left as it was
+        torch.manual_seed(seed)
+        transformer = AutoModel.from_config(config)
+    if getattr(transformer, "pooler", None) is not None:
+        transformer.pooler = None  # as for the pretrained encoder: the [CLS] pooler is not used
+    transformer.eval()
+    encoder.transformer = transformer.to(encoder.device)
+    return encoder
+
+
+def l2_normalize(vectors: np.ndarray) -> np.ndarray:
+    """Each row divided by its Euclidean length (rows of zeros stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
+
+
+@dataclass
+class ProbeResult:
+    """A fitted probe: test scores, the chosen ``C`` and its validation accuracy per ``C``, which test
+    examples it got right, and whether every fit converged."""
+
+    accuracy: float
+    macro_f1: float
+    C: float
+    validation: dict[float, float]
+    correct: np.ndarray = field(repr=False)
+    converged: bool = True
+
+
+def _fit(train_X, train_y, C: float, max_iter: int, seed: int) -> tuple[LogisticRegression, bool]:
+    model = LogisticRegression(C=C, max_iter=max_iter, random_state=seed)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model.fit(train_X, train_y)
+    return model, not any(issubclass(w.category, ConvergenceWarning) for w in caught)
+
+
+def _matrix(X):
+    """Dense features as a NumPy array; sparse ones (bag of words) as they are."""
+    return X if sparse.issparse(X) else np.asarray(X)
+
+
+def _best_C(validation: Mapping[float, float]) -> float:
+    """The ``C`` with the best validation accuracy; ties go to the ``C`` closest to 1."""
+    return max(validation, key=lambda c: (validation[c], -abs(np.log10(c))))
+
+
+def _scored(model: LogisticRegression, C: float, validation: dict[float, float], test_X, test_y,
+            converged: bool) -> ProbeResult:
+    """The chosen probe scored on the test split."""
+    pred = model.predict(_matrix(test_X))
+    s = scores(np.asarray(test_y), pred)
+    return ProbeResult(s["accuracy"], s["macro_f1"], C, validation, pred == np.asarray(test_y), converged)
+
+
+def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np.ndarray, test_X: np.ndarray,
+          test_y: np.ndarray, C_grid: Sequence[float] = C_GRID, max_iter: int = 2000, seed: int = 0,
+          threads: int | None = 1) -> ProbeResult:
+    """Fit a logistic regression on frozen vectors of the train split for each ``C`` in ``C_grid``, keep the
+    one with the best validation accuracy, and score it on the test split.
+
+    The poolings' vectors differ in scale, so one fixed ``C`` would favour some of them; choosing ``C`` on
+    validation gives each its own. ``threads`` caps the BLAS threads of the fit (``None``: no cap)."""
+    fits, validation, converged = {}, {}, True
+    with threadpool_limits(threads):
+        for C in C_grid:
+            model, ok = _fit(_matrix(train_X), np.asarray(train_y), C, max_iter, seed)
+            fits[C], converged = model, converged and ok
+            validation[C] = float(np.mean(model.predict(_matrix(val_X)) == np.asarray(val_y)))
+    best = _best_C(validation)
+    return _scored(fits[best], best, validation, test_X, test_y, converged)
+
+
+def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray,
+             C_grid: Sequence[float] = C_GRID, folds: int = 5, max_iter: int = 2000, seed: int = 0,
+             threads: int | None = 1) -> ProbeResult:
+    """:func:`probe` without a validation split: ``C`` is chosen by stratified ``folds``-fold cross-validation
+    on the training examples themselves (fewer folds when the rarest class has fewer examples), then the probe is
+    refitted on all of them and scored on the test split. For label budgets: a probe given ``n`` labels uses those
+    ``n`` and no others, like a fine-tuning run with no validation. ``validation`` holds the mean cross-validated
+    accuracy per ``C``."""
+    train_X, train_y = _matrix(train_X), np.asarray(train_y)
+    smallest = int(min(np.unique(train_y, return_counts=True)[1])) if train_y.size else 0
+    if smallest < 2:
+        raise ValueError(f"cross-validation needs at least 2 training examples of every class, the rarest has "
+                         f"{smallest}: give the probe more labels")
+    splits = list(StratifiedKFold(min(folds, smallest), shuffle=True, random_state=seed).split(train_X, train_y))
+    validation, converged = {}, True
+    with threadpool_limits(threads):
+        for C in C_grid:
+            accuracies = []
+            for fit_rows, held_out in splits:
+                model, ok = _fit(train_X[fit_rows], train_y[fit_rows], C, max_iter, seed)
+                converged = converged and ok
+                accuracies.append(float(np.mean(model.predict(train_X[held_out]) == train_y[held_out])))
+            validation[C] = float(np.mean(accuracies))
+        best = _best_C(validation)
+        model, ok = _fit(train_X, train_y, best, max_iter, seed)
+    return _scored(model, best, validation, test_X, test_y, converged and ok)
+
+
+def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray], seed: int = 0,
+                       **probe_kwargs) -> ProbeResult:
+    """The same logistic probe on TF-IDF word and word-pair counts instead of sentence vectors (vocabulary
+    from the train split, words seen at least twice): the baseline that shows what surface vocabulary alone
+    gets, e.g. a shortcut in how a data set was put together. ``texts``/``labels`` per split (train,
+    validation, test)."""
+    vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    train_X = vectorizer.fit_transform(list(texts["train"]))
+    return probe(train_X, labels["train"], vectorizer.transform(list(texts["validation"])), labels["validation"],
+                 vectorizer.transform(list(texts["test"])), labels["test"], seed=seed, **probe_kwargs)
+
+
+def compare_poolings(vectors: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping[str, np.ndarray],
+                     variants: Sequence[str] = VARIANTS, **probe_kwargs) -> dict[str, dict[str, ProbeResult]]:
+    """:func:`probe` for every pooling mode and variant (``raw``, ``l2``): ``vectors[split][mode]`` and
+    ``labels[split]`` for the splits train, validation and test. Returns ``{variant: {mode: ProbeResult}}``."""
+    unknown = set(variants) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variant(s) {sorted(unknown)}; choose from {VARIANTS}")
+    results: dict[str, dict[str, ProbeResult]] = {}
+    for variant in variants:
+        prep = l2_normalize if variant == "l2" else np.asarray
+        results[variant] = {mode: probe(prep(vectors["train"][mode]), labels["train"], prep(vectors["validation"][mode]),
+                                        labels["validation"], prep(vectors["test"][mode]), labels["test"], **probe_kwargs)
+                            for mode in vectors["train"]}
+    return results
+
+
+def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
+                baselines: Mapping[str, Mapping[str, float]], reference: tuple[str, str] = ("raw", "mean")) -> pd.DataFrame:
+    """One row per task, vectors and pooling, plus the majority-class row per task: test accuracy with its 95 %
+    Wilson interval, macro-F1, the chosen ``C``, and the paired comparison with ``reference`` (raw mean
+    pooling): the accuracy difference with its exact paired interval, McNemar's p and the detectable effect.
+
+    ``results``: ``{task: {variant: {mode: ProbeResult}}}``; ``baselines``: ``{task: majority scores}``."""
+    rows = []
+    for task, by_variant in results.items():
+        ref = by_variant[reference[0]][reference[1]].correct
+        for variant, by_mode in by_variant.items():
+            for mode, r in by_mode.items():
+                lo, hi = wilson_interval(int(r.correct.sum()), len(r.correct))
+                row = {"task": task, "vectors": VARIANT_NAMES.get(variant, variant), "pooling": mode,
+                       "accuracy": r.accuracy, "low": lo, "high": hi, "macro-F1": r.macro_f1, "C": r.C,
+                       "converged": r.converged}
+                if (variant, mode) != reference:
+                    paired = compare_correct(f"{variant}/{mode}", r.correct, "reference", ref, task)
+                    row.update({"vs mean": paired["difference"], "vs mean low": paired["low"],
+                                "vs mean high": paired["high"], "McNemar p": paired["p-value"],
+                                "detectable effect": paired["detectable effect"]})
+                rows.append(row)
+        base = baselines[task]
+        rows.append({"task": task, "vectors": "-", "pooling": "majority class", "accuracy": base["accuracy"],
+                     "macro-F1": base["macro_f1"], "converged": True})
+    return pd.DataFrame(rows)

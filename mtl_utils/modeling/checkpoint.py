@@ -1,0 +1,168 @@
+"""A multi-task model's checkpoint folder, written and read back verified.
+
+A checkpoint is one self-contained folder that loads offline for any base model:
+
+* ``config.json``: encoder settings, tasks and label names, head shape, and a SHA-256 of every other file;
+* ``model.safetensors``: every weight (no pickle); its metadata holds a digest of the configuration, so an
+  edited ``config.json`` (label names, pooling, max length) is detected, and flipped bytes in the weights too;
+* ``backbone/``: the transformer's own configuration and the tokenizer files.
+
+Saving never deletes what it did not write: a folder that is not a checkpoint of ours (a Hugging Face model
+folder, someone's project) is refused, and files a user added to a checkpoint folder are kept on re-save. The
+new checkpoint is written in full into a hidden sibling folder and swapped in (:func:`publish_folder`), so a
+failed save keeps what was there; a save killed between its two renames is recovered on the next save or load.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..core.digests import file_sha256, publish_folder
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+BACKBONE_DIR = "backbone"
+FORMAT_VERSION = 2
+_OURS = (CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR)
+_STALE_SECONDS = 3600  # a temporary folder this old is a killed save's, not a running one's
+
+
+class CheckpointError(ValueError):
+    """A checkpoint folder is missing, incomplete, corrupted or edited; the message names the file."""
+
+
+def config_digest(config: Mapping) -> str:
+    """Digest of a checkpoint's configuration, without its file checksums (stored inside the weights file)."""
+    core = {k: v for k, v in config.items() if k != "files"}
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
+
+
+def is_checkpoint(folder: Path) -> bool:
+    """Whether ``folder`` holds a checkpoint written by this module (any format version)."""
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and isinstance(config.get("format_version"), int) \
+        and {"encoder", "tasks", "head", "files"} <= set(config)
+
+
+def _siblings(folder: Path, kind: str) -> list[Path]:
+    """Hidden siblings left by saves of ``folder``: ``kind`` is ``tmp`` (new, maybe unfinished) or ``old``."""
+    found = folder.parent.glob(f".{folder.name}.{kind}-*") if folder.parent.is_dir() else []
+    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+
+
+def recover(folder: Path) -> None:
+    """Put back a checkpoint that a killed save left only under a hidden name (the newest finished one, new
+    before old), and remove what finished saves left behind."""
+    if not folder.exists():
+        finished = [p for p in _siblings(folder, "tmp") if is_checkpoint(p)] + _siblings(folder, "old")
+        if finished:
+            os.replace(finished[0], folder)
+    if folder.exists():
+        for old in _siblings(folder, "old"):
+            shutil.rmtree(old, ignore_errors=True)
+    for tmp in _siblings(folder, "tmp"):
+        if time.time() - tmp.stat().st_mtime > _STALE_SECONDS:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _keep_extras(folder: Path, tmp: Path) -> None:
+    """Link (or copy) every entry of ``folder`` that a save did not write into the new checkpoint ``tmp``."""
+    for entry in folder.iterdir():
+        if entry.name in _OURS:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            try:
+                shutil.copytree(entry, tmp / entry.name, symlinks=True, copy_function=os.link)
+            except OSError:
+                shutil.rmtree(tmp / entry.name, ignore_errors=True)
+                shutil.copytree(entry, tmp / entry.name, symlinks=True)
+        else:
+            try:
+                os.link(entry, tmp / entry.name, follow_symlinks=False)
+            except OSError:
+                shutil.copy2(entry, tmp / entry.name, follow_symlinks=False)
+
+
+def save_checkpoint(folder: str | Path, config: dict, state: Mapping[str, torch.Tensor],
+                    write_backbone: Callable[[Path], None]) -> Path:
+    """Write a checkpoint of ``config`` and ``state`` (``write_backbone(path)`` saves the transformer's
+    configuration and tokenizer there) into ``folder``; see the module docstring for what is kept."""
+    folder = Path(folder)
+    recover(folder)
+    if folder.exists() and any(folder.iterdir()) and not is_checkpoint(folder):
+        raise FileExistsError(f"{folder} exists and is not a MultiTaskModel checkpoint: refusing to write into it "
+                              "(choose an empty or new folder)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = folder.parent / f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        tmp.mkdir()
+        config = dict(config)
+        save_file(dict(state), str(tmp / WEIGHTS_FILE), metadata={"config_sha256": config_digest(config)})
+        write_backbone(tmp / BACKBONE_DIR)
+        config["files"] = {str(p.relative_to(tmp)): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))  # last: a tmp with it is finished
+        if folder.exists():
+            _keep_extras(folder, tmp)
+        publish_folder(tmp, folder, folder.parent / f".{folder.name}.old-{uuid.uuid4().hex[:8]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_checkpoint_config(folder: Path) -> dict:
+    """A checkpoint's ``config.json``, after checking the folder, the format and every file's checksum."""
+    folder = Path(folder)
+    recover(folder)
+    if not folder.is_dir():
+        raise CheckpointError(f"{folder} is not a folder: no MultiTaskModel checkpoint there")
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        raise CheckpointError(f"{folder} is not a saved MultiTaskModel: {CONFIG_FILE} is missing")
+    try:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise CheckpointError(f"{path} is not valid JSON ({err}): the checkpoint is corrupted; save it again") from None
+    if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
+        found = config.get("format_version") if isinstance(config, dict) else None
+        raise CheckpointError(f"{path}: checkpoint format {found}, expected {FORMAT_VERSION}")
+    for key in ("encoder", "tasks", "head", "files"):
+        if key not in config:
+            raise CheckpointError(f"{path} has no '{key}' entry: the checkpoint is incomplete")
+    for name, expected in config["files"].items():
+        file = folder / name
+        if not file.is_file():
+            raise CheckpointError(f"{file} is missing from the checkpoint")
+        if file_sha256(file) != expected:
+            raise CheckpointError(f"{file} does not match its checksum in {CONFIG_FILE}: the file is corrupted")
+    if WEIGHTS_FILE not in config["files"]:
+        raise CheckpointError(f"{path} lists no {WEIGHTS_FILE}: the checkpoint is incomplete")
+    return config
+
+
+def read_weights(folder: Path, config: dict) -> dict[str, torch.Tensor]:
+    """The weights of a checkpoint whose configuration :func:`read_checkpoint_config` returned, checked against
+    the configuration digest stored with them."""
+    path = folder / WEIGHTS_FILE
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            stored = (handle.metadata() or {}).get("config_sha256")
+            state = {k: handle.get_tensor(k) for k in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as err:
+        raise CheckpointError(f"{path} cannot be read ({err}): the checkpoint is corrupted") from None
+    if stored != config_digest(config):
+        raise CheckpointError(f"{folder / CONFIG_FILE} was changed after the weights were saved (its digest does not "
+                              f"match the one in {WEIGHTS_FILE}): label names, pooling or lengths no longer fit them")
+    return state

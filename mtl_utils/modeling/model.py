@@ -1,0 +1,156 @@
+"""The multi-task model: one shared sentence encoder, one classification head per task.
+
+Its checkpoints are folders written and verified by :mod:`mtl_utils.modeling.checkpoint`:
+:meth:`MultiTaskModel.save` and :meth:`MultiTaskModel.load` are thin calls into it.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+from ..core.batching import eval_mode
+from .checkpoint import (
+    BACKBONE_DIR,
+    FORMAT_VERSION,
+    WEIGHTS_FILE,
+    CheckpointError,
+    read_checkpoint_config,
+    read_weights,
+    save_checkpoint,
+)
+from .encoder import SentenceEncoder, _quiet_hf, check_batch_size, check_sentences, sentence_index
+from .heads import TaskHead, check_task_spec
+
+__all__ = ["CheckpointError", "MultiTaskModel", "TaskHead", "check_task_spec"]
+
+
+class MultiTaskModel(nn.Module):
+    """A shared :class:`SentenceEncoder` and an ``nn.ModuleDict`` of task heads.
+
+    Tasks are data: ``tasks={"topic": [...5 labels], "sentiment": ["negative", "positive"]}``; a third task
+    is one more entry. ``forward`` returns ``{task: logits}`` for every task or for the ones asked for.
+
+    Args:
+        tasks: task name -> label names.
+        encoder: an existing encoder to share; if ``None`` one is built from ``model``, ``pooling``, ...
+        dropout, hidden_dim: head architecture (``hidden_dim=None``: a single linear layer).
+    """
+
+    def __init__(self, tasks: Mapping[str, Sequence[str]], encoder: SentenceEncoder | None = None, *,
+                 model: str | None = None, pooling: str = "mean", normalize: bool = False,
+                 max_length: int | None = None, output_dim: int | None = None, dropout: float = 0.1,
+                 hidden_dim: int | None = None, device: str | torch.device | None = None) -> None:
+        super().__init__()
+        self.task_labels = check_task_spec(tasks)
+        self.encoder = encoder or SentenceEncoder(model, pooling=pooling, normalize=normalize, max_length=max_length,
+                                                  output_dim=output_dim, device=device)
+        self.head_config = {"dropout": dropout, "hidden_dim": hidden_dim}
+        self.heads = nn.ModuleDict({name: TaskHead(self.encoder.dim, len(labels), dropout, hidden_dim)
+                                    for name, labels in self.task_labels.items()})
+        self.to(self.encoder.device)
+
+    @property
+    def task_names(self) -> list[str]:
+        return list(self.task_labels)
+
+    def check_tasks(self, tasks: str | Sequence[str] | None) -> list[str]:
+        """Task names to compute (all when ``None``). An unknown name raises ``KeyError`` listing the known
+        ones; an empty list is an error too (it would compute nothing)."""
+        if tasks is None:
+            return self.task_names
+        names = [tasks] if isinstance(tasks, str) else list(tasks)
+        if not names:
+            raise ValueError(f"no tasks asked for: pass None (every task) or some of {self.task_names}")
+        for name in names:
+            if name not in self.heads:
+                raise KeyError(f"unknown task '{name}'; this model has {self.task_names}")
+        return names
+
+    def heads_forward(self, vectors: torch.Tensor, tasks: str | Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Each requested head on sentence vectors ``[batch, dim]``: ``{task: [batch, labels]}``."""
+        return {name: self.heads[name](vectors) for name in self.check_tasks(tasks)}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, tasks: str | Sequence[str] | None = None,
+                **extra: torch.Tensor) -> dict[str, torch.Tensor]:
+        """One pass through the shared encoder, then each requested head: ``{task: [batch, labels]}``."""
+        return self.heads_forward(self.encoder(input_ids, attention_mask, **extra), tasks)
+
+    def logits(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64,
+               warn_truncation: bool = True) -> dict[str, np.ndarray]:
+        """Inference logits per task ``{task: [n, labels]}`` (eval mode, length-sorted batches, input order;
+        inputs as :func:`mtl_utils.encoder.check_sentences` accepts; truncation warned unless switched off)."""
+        names = self.check_tasks(tasks)
+        batch_size = check_batch_size(batch_size)
+        vectors = self.encoder.encode(sentences, batch_size=batch_size, convert_to_tensor=True, show_progress=False,
+                                      warn_truncation=warn_truncation)
+        with eval_mode(self), torch.inference_mode():
+            return {name: logits.float().cpu().numpy()
+                    for name, logits in self.heads_forward(vectors.to(self.encoder.device), names).items()}
+
+    def predict(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64,
+                warn_truncation: bool = True) -> pd.DataFrame:
+        """One row per sentence: per task the predicted label and each label's probability. A pandas Series'
+        index is kept."""
+        texts = check_sentences(sentences)
+        table = pd.DataFrame({"sentence": texts}, index=sentence_index(sentences))
+        for name, logits in self.logits(texts, tasks, batch_size, warn_truncation).items():
+            probs = torch.softmax(torch.from_numpy(logits), dim=-1).numpy()
+            labels = self.task_labels[name]
+            table[name] = [labels[i] for i in probs.argmax(axis=1)]
+            for j, label in enumerate(labels):
+                table[f"{name}: p({label})"] = probs[:, j].astype(float).round(3)
+        return table
+
+    def config(self) -> dict:
+        return {"format_version": FORMAT_VERSION, "encoder": self.encoder.config(),
+                "tasks": {name: list(labels) for name, labels in self.task_labels.items()},
+                "head": dict(self.head_config)}
+
+    def save(self, folder: str | Path) -> Path:
+        """Write a self-contained checkpoint into ``folder``, atomically: a failed save keeps what was there, a
+        folder that is not a checkpoint is refused, files a user added to a checkpoint folder are kept
+        (:func:`mtl_utils.modeling.checkpoint.save_checkpoint`)."""
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+
+        def write_backbone(path: Path) -> None:
+            self.encoder.transformer.config.save_pretrained(path)
+            self.encoder.tokenizer.save_pretrained(path)
+
+        return save_checkpoint(folder, self.config(), state, write_backbone)
+
+    @classmethod
+    def load(cls, folder: str | Path, tasks: Mapping[str, Sequence[str]] | None = None,
+             device: str | torch.device | None = None) -> "MultiTaskModel":
+        """Rebuild a saved model (offline: everything comes from the folder), in eval mode.
+
+        Every file is checked against its SHA-256, and the configuration against the digest stored in the
+        weights: a missing, corrupted or edited file raises :class:`CheckpointError` naming it. With
+        ``tasks``, the checkpoint must have exactly those tasks and labels (in order)."""
+        folder = Path(folder)
+        config = read_checkpoint_config(folder)
+        saved = {name: tuple(labels) for name, labels in config["tasks"].items()}
+        if tasks is not None:
+            wanted = check_task_spec(tasks)
+            if wanted != saved:
+                raise ValueError(f"{folder} was trained for tasks/labels {saved}, not {wanted}")
+        state = read_weights(folder, config)
+        backbone = folder / BACKBONE_DIR
+        with _quiet_hf():
+            tokenizer = AutoTokenizer.from_pretrained(backbone)
+            transformer = AutoModel.from_config(AutoConfig.from_pretrained(backbone))
+        if getattr(transformer, "pooler", None) is not None:
+            transformer.pooler = None
+        encoder = SentenceEncoder(backbone=(tokenizer, transformer), device=device, **config["encoder"])
+        model = cls(saved, encoder=encoder, **config["head"])
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise CheckpointError(f"{folder / WEIGHTS_FILE}: weights do not fit the config (missing {missing[:5]}, "
+                                  f"unexpected {unexpected[:5]})")
+        return model.eval()
+

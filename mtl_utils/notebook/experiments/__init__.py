@@ -1,0 +1,25 @@
+"""Experiments: configurations over seeds, their tables, and paired comparisons under the series' rule.
+
+:func:`run_grid` trains (or loads) every configuration with every seed. :func:`compare` answers "is A better
+than B?" for two configurations on one task, paired: over seeds (same seed, same test set) with a t interval,
+or, with a single seed, example by example on the test set (McNemar's exact test and its exact interval). Every comparison
+carries its interval and, when nothing is detected, the smallest effect the design could have seen
+(:mod:`mtl_utils.metrics`).
+
+The functions live in :mod:`.grids`, :mod:`.tables` and :mod:`.analyses`; this module re-exports them so a
+notebook writes ``experiments.run_grid``.
+"""
+from .analyses import error_examples, gradient_conflict, head_unchanged, retention
+from .grids import BudgetSeeds, Results, budget_name, label_budget_grid, label_budget_probes, run_grid, seeds_for
+from .tables import (
+    accuracy_table,
+    compare,
+    compare_with_fixed,
+    comparison_table,
+    drift_table,
+    intents_table,
+    label_budget_table,
+    round_table,
+    sweep_table,
+    versus_probes,
+)

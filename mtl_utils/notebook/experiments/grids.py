@@ -1,0 +1,119 @@
+"""Grids of runs: every configuration with every seed (and every label budget), trained or loaded from the
+run cache, and the frozen-probe arm on exactly the same label subsets."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+
+from ...core.progress import progress
+from ...data.tasks import Task, with_train_labels
+from ...evaluation.probing import ProbeResult, probe_cv
+from ...training.runs import run_key, train_or_load
+from ...training.trainer import TrainConfig, TrainResult
+
+Results = dict[tuple[str, int], TrainResult]
+
+
+def run_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], seeds: Sequence[int],
+             force: bool = False) -> tuple[Results, pd.DataFrame]:
+    """Train (or load from the cache) every configuration with every seed.
+
+    Returns the results keyed by ``(name, seed)`` and a long table: experiment, seed, task, accuracy,
+    macro-F1, majority baseline, test examples, train seconds, best round, cached, run key.
+    """
+    results: Results = {}
+    rows = []
+    runs = [(name, seed) for name in configs for seed in seeds]
+    bar = progress(runs, desc="runs", unit="run")
+    for name, seed in bar:
+        bar.set_postfix_str(f"{name}, seed {seed}")
+        config = configs[name].replace(seed=seed)
+        result = train_or_load(config, data, force=force, progress_bar=False)
+        results[(name, seed)] = result
+        for row in result.test.to_dict("records"):
+            rows.append({"experiment": name, "seed": seed, **row, "train seconds": result.train_seconds,
+                         "best round": result.best_round, "cached": result.cached, "run": run_key(config, data)})
+    return results, pd.DataFrame(rows)
+
+
+BudgetSeeds = Sequence[int] | Mapping[int | None, Sequence[int]]
+
+
+def budget_name(n: int | None) -> int | str:
+    """A label budget as tables show it: the number, or ``"all"`` for ``None``."""
+    return "all" if n is None else n
+
+
+def seeds_for(seeds: BudgetSeeds, n: int | None) -> list[int]:
+    """The seeds of budget ``n``: ``seeds`` itself, or ``seeds[n]`` when seeds are given per budget (more seeds
+    where runs vary most, e.g. the smallest budget)."""
+    if isinstance(seeds, Mapping):
+        if n not in seeds:
+            raise KeyError(f"no seeds for budget {budget_name(n)}: the seeds are given for "
+                           f"{[budget_name(b) for b in seeds]}")
+        return list(seeds[n])
+    return list(seeds)
+
+
+def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], task: str,
+                      budgets: Sequence[int | None], seeds: BudgetSeeds, force: bool = False
+                      ) -> tuple[dict[int | None, Results], pd.DataFrame]:
+    """Every configuration trained (or loaded) with ``n`` labelled ``task`` examples for each ``n`` in ``budgets``
+    (``None``: all) and every seed (``seeds``, or per budget: :func:`seeds_for`); the other tasks keep all their
+    data. Seed ``s`` trains on the subset
+    :func:`~mtl_utils.data.with_train_labels` draws with ``s``, so the configurations compared at one budget and
+    seed saw the same labelled examples, and the seeds vary the subset as well as the run. Test sets are whole.
+
+    Returns the results per budget (each ready for :func:`comparison_table`) and a long table: budget, labels
+    (the subset's size), experiment, seed, task, accuracy, train seconds, cached. Taught in notebook 05.
+    """
+    per_budget: dict[int | None, Results] = {n: {} for n in budgets}
+    rows = []
+    runs = [(n, seed, name) for n in budgets for seed in seeds_for(seeds, n) for name in configs]
+    bar = progress(runs, desc="runs", unit="run")
+    for n, seed, name in bar:
+        bar.set_postfix_str(f"{name}, {budget_name(n)} labels, seed {seed}")
+        subset = {**data, task: with_train_labels(data[task], n, seed)}
+        result = train_or_load(configs[name].replace(seed=seed), subset, force=force, progress_bar=False)
+        per_budget[n][(name, seed)] = result
+        for row in result.test.to_dict("records"):
+            rows.append({"budget": budget_name(n), "labels": len(subset[task]["train"]),
+                         "experiment": name, "seed": seed, "task": row["task"], "accuracy": row["accuracy"],
+                         "train seconds": result.train_seconds, "cached": result.cached})
+    return per_budget, pd.DataFrame(rows)
+
+
+def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, data: Mapping[str, Task], task: str,
+                        budgets: Sequence[int | None], seeds: BudgetSeeds, name: str = "frozen encoder + probe"
+                        ) -> tuple[dict[int | None, dict[int, ProbeResult]], pd.DataFrame]:
+    """The frozen-encoder arm of a label-budget experiment: for every budget ``n`` and seed ``s`` (as
+    :func:`label_budget_grid` takes them), a probe
+    (:func:`~mtl_utils.probing.probe_cv`, ``C`` cross-validated on the ``n`` labels alone) on the vectors of exactly
+    the subset :func:`label_budget_grid` trains on with that seed, scored on the whole test set.
+    ``train_vectors``/``test_vectors``: one row per text of ``data[task]``'s train/test split, in order (e.g.
+    :func:`~mtl_utils.probing.cached_poolings`). Returns the probes per budget and seed, and rows in
+    :func:`label_budget_grid`'s format (with the chosen ``C``). Taught in notebook 01."""
+    full = data[task]
+    for split, vectors in (("train", train_vectors), ("test", test_vectors)):
+        if len(vectors) != len(full[split]):
+            raise ValueError(f"{split}_vectors has {len(vectors)} rows, but task '{task}' has {len(full[split])} "
+                             f"{split} texts: pass one vector per text, in the split's order")
+    position = {text: i for i, text in enumerate(full["train"]["text"])}
+    if len(position) != len(full["train"]):
+        raise ValueError(f"task '{task}' repeats training texts, so a subset's texts do not name its rows: drop the "
+                         "duplicates first (the series' loaders do)")
+    test_y = full["test"]["label"].to_numpy()
+    probes: dict[int | None, dict[int, ProbeResult]] = {n: {} for n in budgets}
+    rows = []
+    for n in budgets:
+        for seed in seeds_for(seeds, n):
+            subset = with_train_labels(full, n, seed)["train"]
+            rows_of_subset = np.array([position[text] for text in subset["text"]])
+            result = probe_cv(train_vectors[rows_of_subset], subset["label"].to_numpy(), test_vectors, test_y,
+                              seed=seed)
+            probes[n][seed] = result
+            rows.append({"budget": budget_name(n), "labels": len(subset), "experiment": name,
+                         "seed": seed, "task": task, "accuracy": result.accuracy, "C": result.C})
+    return probes, pd.DataFrame(rows)

@@ -1,0 +1,124 @@
+"""Freezing by intent: what a reader freezes, said in words.
+
+* :func:`freeze_all`: the whole model (nothing learns: a model used for inference only);
+* :func:`freeze_backbone`: the embeddings and every encoder layer (only the heads learn: a probe);
+* :func:`freeze_bottom`: the embeddings and the bottom ``k`` encoder layers;
+* :func:`freeze_head`: one task's head.
+
+Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen block should also run in
+eval mode (no dropout) so that it computes a fixed function: :func:`set_frozen_eval` does that after
+``model.train()``, and it is what makes the frozen-layer cache (:mod:`mtl_utils.frozen_cache`) exact.
+"""
+from __future__ import annotations
+
+from torch import nn
+
+from ..modeling import anatomy
+from ..modeling.model import MultiTaskModel
+
+FREEZE_PARTS: tuple[str, ...] = ("all", "backbone", "bottom", "head")
+
+
+def check_k(model: nn.Module, k: int) -> int:
+    """Validate a count of bottom encoder layers: an integer in ``0..num_layers``."""
+    n = anatomy.num_layers(model)
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n:
+        raise ValueError(f"k (frozen encoder layers) must be an integer in 0..{n} for this model, got {k!r}")
+    return k
+
+
+def _set(module: nn.Module, trainable: bool) -> None:
+    for param in module.parameters():
+        param.requires_grad_(trainable)
+
+
+def unfreeze_all(model: nn.Module) -> nn.Module:
+    """Make every parameter trainable again."""
+    _set(model, True)
+    return model
+
+
+def freeze_all(model: nn.Module) -> nn.Module:
+    """Freeze every parameter: nothing learns."""
+    _set(model, False)
+    return model
+
+
+def freeze_bottom(model: MultiTaskModel, k: int) -> MultiTaskModel:
+    """Freeze the embeddings and the bottom ``k`` encoder layers (``k=0`` freezes nothing)."""
+    check_k(model, k)
+    if k > 0:
+        _set(anatomy.embeddings(model), False)
+        for layer in anatomy.layer_stack(model)[:k]:
+            _set(layer, False)
+    return model
+
+
+def freeze_backbone(model: MultiTaskModel) -> MultiTaskModel:
+    """Freeze the embeddings and every encoder layer; the heads (and a projection, if any) stay trainable.
+    With mean pooling and no projection this is a linear probe on fixed sentence embeddings."""
+    return freeze_bottom(model, anatomy.num_layers(model))
+
+
+def freeze_head(model: MultiTaskModel, task: str) -> MultiTaskModel:
+    """Freeze one task's head (``KeyError`` naming the known tasks for an unknown one)."""
+    model.check_tasks([task])
+    _set(model.heads[task], False)
+    return model
+
+
+def freeze(model: MultiTaskModel, part: str, k: int | None = None, task: str | None = None) -> MultiTaskModel:
+    """Freeze by intent: ``part`` is ``"all"``, ``"backbone"``, ``"bottom"`` (with ``k``) or ``"head"`` (with
+    ``task``)."""
+    if part == "all":
+        return freeze_all(model)
+    if part == "backbone":
+        return freeze_backbone(model)
+    if part == "bottom":
+        if k is None:
+            raise ValueError("freeze(model, 'bottom') needs k, the number of bottom encoder layers to freeze")
+        return freeze_bottom(model, k)
+    if part == "head":
+        if task is None:
+            raise ValueError("freeze(model, 'head') needs task, the name of the head to freeze")
+        return freeze_head(model, task)
+    raise ValueError(f"unknown part '{part}' to freeze; choose one of {FREEZE_PARTS}")
+
+
+def _all_frozen(module: nn.Module) -> bool:
+    params = list(module.parameters())
+    return bool(params) and not any(p.requires_grad for p in params)
+
+
+def frozen_bottom(model: MultiTaskModel) -> int:
+    """How many bottom encoder layers are frozen together with the embeddings (0 if the embeddings train)."""
+    if not _all_frozen(anatomy.embeddings(model)):
+        return 0
+    k = 0
+    for layer in anatomy.layer_stack(model):
+        if not _all_frozen(layer):
+            break
+        k += 1
+    return k
+
+
+def encoder_frozen(model: MultiTaskModel) -> bool:
+    """True when no parameter of the shared encoder (transformer and projection) trains."""
+    return not any(p.requires_grad for p in model.encoder.parameters())
+
+
+def set_frozen_eval(model: MultiTaskModel) -> MultiTaskModel:
+    """Put every fully frozen block (embeddings, encoder layer, head) in eval mode: no dropout, so it computes
+    a fixed function. Call it after ``model.train()``."""
+    for block in [anatomy.embeddings(model), *anatomy.layer_stack(model), *model.heads.values()]:
+        if _all_frozen(block):
+            block.eval()
+    return model
+
+
+def unfreezing_schedule(n_layers: int, rounds: int, final_frozen: int = 0) -> list[int]:
+    """Frozen bottom layers per round for gradual unfreezing (ULMFiT): round 1 trains the heads only (all
+    ``n_layers`` frozen), each later round unfreezes one more layer from the top, never below ``final_frozen``."""
+    if not 0 <= final_frozen <= n_layers:
+        raise ValueError(f"final_frozen must be in 0..{n_layers}, got {final_frozen}")
+    return [max(final_frozen, n_layers - r) for r in range(rounds)]

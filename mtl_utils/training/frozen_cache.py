@@ -1,0 +1,276 @@
+"""Frozen layers computed once.
+
+When the embeddings and the bottom ``k`` encoder layers are frozen and run in eval mode, they are a fixed
+function of the text: their output for each training sentence can be computed once and kept. Training then
+runs only the layers above ``k``, the pooling and the heads, on the cached token vectors
+(:func:`cached_forward`). When the whole encoder is frozen, the cache holds the pooled sentence vectors and
+only the heads run. :func:`check_equivalence` shows, on real sentences, that this is exact.
+
+Caches are shared in memory (:func:`shared_cache`) under the frozen weights' identity (the encoder's
+fingerprint), so runs that differ only in their seed reuse them, and a sweep over k = 1, 2, ... runs each
+layer once per text.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from transformers.masking_utils import create_bidirectional_mask
+
+from ..core.batching import eval_mode, length_sorted_batches
+from ..core.digests import texts_sha256
+from ..modeling import anatomy
+from ..modeling.encoder import Tokenized, check_sentences
+from ..modeling.model import MultiTaskModel
+from .freezing import check_k, encoder_frozen, freeze_bottom, set_frozen_eval, unfreeze_all
+
+LEVELS: tuple[str, ...] = ("tokens", "vectors")
+
+
+def run_layers(model: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
+               stop: int | None = None) -> torch.Tensor:
+    """Run encoder layers ``start..stop-1`` (0-based) on token vectors ``[batch, tokens, hidden]``, with the
+    attention mask built by the installed transformers' own ``create_bidirectional_mask`` (as the model's
+    forward does; ``None`` when nothing is padded)."""
+    transformer = anatomy.transformer_of(model)
+    mask = create_bidirectional_mask(config=transformer.config, inputs_embeds=hidden, attention_mask=attention_mask)
+    for layer in anatomy.layer_stack(model)[start:stop]:
+        out = layer(hidden, mask)
+        hidden = out[0] if isinstance(out, tuple) else out
+    return hidden
+
+
+def bottom_states(model: MultiTaskModel, inputs: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+    """Token vectors after the embeddings and the bottom ``k`` encoder layers (as the model's mode sets)."""
+    hidden = anatomy.embeddings(model)(input_ids=inputs["input_ids"])
+    return run_layers(model, hidden, inputs["attention_mask"], 0, k)
+
+
+def level_for(model: MultiTaskModel, k: int) -> str:
+    """``"vectors"`` when every encoder parameter is frozen and ``k`` is all layers (only the heads train),
+    else ``"tokens"``."""
+    return "vectors" if k == anatomy.num_layers(model) and encoder_frozen(model) else "tokens"
+
+
+@dataclass
+class FrozenCache:
+    """The output of the frozen bottom of the model for a list of texts, in input order.
+
+    ``level="tokens"``: ``states[i]`` is ``[length_i, hidden]``, text ``i``'s token vectors after layer ``k``
+    (padding not stored); ``level="vectors"``: ``vectors`` is ``[n, dim]``, the pooled sentence vectors.
+    """
+
+    k: int
+    level: str
+    states: list[torch.Tensor] | None = None
+    vectors: torch.Tensor | None = None
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return len(self.states) if self.level == "tokens" else int(self.vectors.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        if self.level == "vectors":
+            return np.ones(len(self), dtype=int)
+        return np.array([s.shape[0] for s in self.states])
+
+    @property
+    def nbytes(self) -> int:
+        if self.level == "vectors":
+            return self.vectors.numel() * self.vectors.element_size()
+        return sum(s.numel() * s.element_size() for s in self.states)
+
+    def batch(self, idx: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
+        """A mini-batch for :func:`cached_forward`: padded token vectors and their mask, or sentence vectors."""
+        idx = [int(i) for i in idx]
+        if self.level == "vectors":
+            return {"vectors": self.vectors[idx]}
+        rows = [self.states[i] for i in idx]
+        lengths = torch.tensor([r.shape[0] for r in rows])
+        hidden = nn.utils.rnn.pad_sequence(rows, batch_first=True)
+        mask = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).long()
+        return {"hidden": hidden, "attention_mask": mask}
+
+
+def _check_level(model: MultiTaskModel, k: int, level: str) -> None:
+    if level not in LEVELS:
+        raise ValueError(f"unknown cache level '{level}'; choose one of {LEVELS}")
+    if level == "vectors" and k != anatomy.num_layers(model):
+        raise ValueError(f"a cache of sentence vectors needs the whole backbone frozen "
+                         f"(k={anatomy.num_layers(model)}), got k={k}")
+
+
+def build_cache(model: MultiTaskModel, texts: Sequence[str] | Tokenized, k: int, level: str | None = None,
+                batch_size: int = 64) -> FrozenCache:
+    """Compute the frozen bottom's output for ``texts`` once: eval mode (no dropout), no gradients,
+    length-sorted batches. ``level`` defaults to :func:`level_for` (the model's current freezing)."""
+    check_k(model, k)
+    level = level or level_for(model, k)
+    _check_level(model, k, level)
+    encoder = model.encoder
+    tokenized = texts if isinstance(texts, Tokenized) else encoder.token_ids(check_sentences(texts))
+    start = time.perf_counter()
+    states: list[torch.Tensor | None] = [None] * len(tokenized)
+    vectors = torch.empty((len(tokenized), encoder.dim))
+    with eval_mode(model), torch.no_grad():  # not inference_mode: cached tensors feed steps that need autograd
+        for idx in length_sorted_batches(tokenized.lengths, batch_size):
+            batch = encoder.collate([tokenized.ids[j] for j in idx])
+            if level == "vectors":
+                vectors[torch.from_numpy(idx)] = encoder(**batch).float().cpu()
+            else:
+                _store(states, idx, bottom_states(model, batch, k), tokenized.lengths[idx])
+    return _finished(k, level, vectors, states, start)
+
+
+def _store(states: list, idx: np.ndarray, hidden: torch.Tensor, lengths: Sequence[int]) -> None:
+    """Keep each text's real (unpadded) token states of a batch (row ``r`` is text ``idx[r]``)."""
+    hidden = hidden.float().cpu()
+    for row, (j, length) in enumerate(zip(idx, lengths)):
+        states[j] = hidden[row, :length].clone()
+
+
+def _finished(k: int, level: str, vectors, states, start: float) -> FrozenCache:
+    seconds = time.perf_counter() - start
+    if level == "vectors":
+        return FrozenCache(k, level, vectors=vectors, seconds=seconds)
+    return FrozenCache(k, level, states=states, seconds=seconds)
+
+
+def cached_vectors(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
+    """Sentence vectors from a cache batch: layers ``k..`` + pooling (+ projection, norm), differentiable."""
+    device = model.encoder.device
+    if "vectors" in batch:
+        return batch["vectors"].to(device)
+    hidden, mask = batch["hidden"].to(device), batch["attention_mask"].to(device)
+    return model.encoder.pool_tokens(run_layers(model, hidden, mask, k), mask)
+
+
+def cached_forward(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int,
+                   tasks: str | Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+    """``{task: logits}`` from a cache batch: what ``model(...)`` computes when the bottom ``k`` layers are
+    frozen and in eval mode, without running them."""
+    return model.heads_forward(cached_vectors(model, batch, k), tasks)
+
+
+def cached_logits(model: MultiTaskModel, cache: FrozenCache, tasks: str | Sequence[str] | None = None,
+                  batch_size: int = 64) -> dict[str, np.ndarray]:
+    """Inference logits per task for every cached text (eval mode), in input order."""
+    names = model.check_tasks(tasks)
+    out = {name: np.empty((len(cache), len(model.task_labels[name])), dtype=np.float32) for name in names}
+    with eval_mode(model), torch.inference_mode():
+        for idx in length_sorted_batches(cache.lengths, batch_size):
+            for name, logits in cached_forward(model, cache.batch(idx), cache.k, names).items():
+                out[name][idx] = logits.float().cpu().numpy()
+    return out
+
+
+def extend_cache(model: MultiTaskModel, source: FrozenCache, k: int, level: str = "tokens",
+                 batch_size: int = 64) -> FrozenCache:
+    """A cache at layer ``k`` (or of sentence vectors) from a token cache at a lower layer ``source.k``: only
+    layers ``source.k..k-1`` run (eval mode, no gradients), then pooling for ``level="vectors"``."""
+    check_k(model, k)
+    _check_level(model, k, level)
+    if source.level != "tokens" or source.k > k:
+        raise ValueError(f"can only extend a token cache upwards: have {source.level} at k={source.k}, asked k={k}")
+    start = time.perf_counter()
+    states: list[torch.Tensor | None] = [None] * len(source)
+    vectors = torch.empty((len(source), model.encoder.dim))
+    device = model.encoder.device
+    with eval_mode(model), torch.no_grad():
+        for idx in length_sorted_batches(source.lengths, batch_size):
+            batch = source.batch(idx)
+            hidden, mask = batch["hidden"].to(device), batch["attention_mask"].to(device)
+            hidden = run_layers(model, hidden, mask, source.k, k)
+            if level == "vectors":
+                vectors[torch.from_numpy(idx)] = model.encoder.pool_tokens(hidden, mask).float().cpu()
+            else:
+                _store(states, idx, hidden, source.lengths[idx])
+    return _finished(k, level, vectors, states, start)
+
+
+_SHARED: OrderedDict[tuple[str, int, str], FrozenCache] = OrderedDict()
+SHARED_BYTES = 1_500_000_000
+
+
+def texts_key(weights_id: str, encoder_config: dict, texts: Sequence[str]) -> str:
+    """Identity of a list of texts under fixed frozen weights (``weights_id``) and encoder settings. Each text
+    is length-prefixed, so no choice of texts can make two lists share a key."""
+    return texts_sha256(texts, f"{weights_id}|{sorted(encoder_config.items())}|{len(texts)}")
+
+
+def shared_cache(model: MultiTaskModel, texts: Sequence[str], k: int, weights_id: str | None,
+                 level: str | None = None, batch_size: int = 64) -> FrozenCache:
+    """:func:`build_cache`, reusing what was computed before for the same frozen weights (``weights_id``, e.g.
+    ``model.encoder.fingerprint()`` taken before training): the same cache is returned from memory
+    (``seconds=0``), or one at a lower layer is extended by the missing layers only. ``weights_id=None``
+    always builds. The most recently used caches are kept up to :data:`SHARED_BYTES`."""
+    level = level or level_for(model, k)
+    if weights_id is None:
+        return build_cache(model, texts, k, level, batch_size)
+    base = texts_key(weights_id, model.encoder.config(), list(texts))
+    key = (base, k, level)
+    if key in _SHARED:
+        _SHARED.move_to_end(key)
+        found = _SHARED[key]
+        return FrozenCache(found.k, found.level, found.states, found.vectors, seconds=0.0)
+    lower = [j for (b, j, lv) in _SHARED if b == base and lv == "tokens" and 0 < j <= k]
+    if lower:
+        cache = extend_cache(model, _SHARED[(base, max(lower), "tokens")], k, level, batch_size)
+    else:
+        cache = build_cache(model, texts, k, level, batch_size)
+    _SHARED[key] = cache
+    while len(_SHARED) > 1 and sum(c.nbytes for c in _SHARED.values()) > SHARED_BYTES:
+        _SHARED.popitem(last=False)
+    return cache
+
+
+def clear_shared() -> None:
+    """Forget every shared cache (frees the memory)."""
+    _SHARED.clear()
+
+
+def check_equivalence(model: MultiTaskModel, sentences: Sequence[str], k: int, seed: int = 0) -> dict:
+    """Compare (a) the full model with the embeddings and bottom ``k`` layers frozen, in train mode with the
+    frozen blocks in eval mode, against (b) the layers above ``k`` on the cached token vectors: the largest
+    absolute difference of the logits and of every trainable parameter's gradient (same seed, so dropout
+    above ``k`` draws the same masks). Leaves ``model`` unfrozen, in eval mode, without gradients."""
+    unfreeze_all(model)
+    freeze_bottom(model, k)
+    cache = build_cache(model, sentences, k, level="tokens")
+    inputs = model.encoder.tokenize(sentences)
+    labels = {t: (torch.arange(len(sentences)) % len(model.task_labels[t])).to(model.encoder.device)
+              for t in model.task_names}
+
+    def run(forward) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        model.zero_grad(set_to_none=True)
+        model.train()
+        set_frozen_eval(model)
+        torch.manual_seed(seed)
+        out = forward()
+        sum(nn.functional.cross_entropy(v, labels[t]) for t, v in out.items()).backward()
+        grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+        return {t: v.detach() for t, v in out.items()}, grads
+
+    full_out, full_grads = run(lambda: model(**inputs))
+    cache_out, cache_grads = run(lambda: cached_forward(model, cache.batch(range(len(sentences))), k))
+    if set(full_grads) != set(cache_grads):
+        raise AssertionError(f"different parameters received gradients: {set(full_grads) ^ set(cache_grads)}")
+    result = {
+        "k": k,
+        "sentences": len(sentences),
+        "tokens per sentence (max)": int(inputs["attention_mask"].sum(1).max()),
+        "trainable tensors compared": len(full_grads),
+        "logits max abs diff": max((full_out[t] - cache_out[t]).abs().max().item() for t in full_out),
+        "gradients max abs diff": max((full_grads[n] - cache_grads[n]).abs().max().item() for n in full_grads),
+        "largest gradient": max(g.abs().max().item() for g in full_grads.values()),
+    }
+    model.zero_grad(set_to_none=True)
+    unfreeze_all(model)
+    model.eval()
+    return result

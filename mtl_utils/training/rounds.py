@@ -1,0 +1,124 @@
+"""The Trainer's collaborators, one job each: the freezing of each round (with the frozen-layer caches it makes
+possible), the record of steps and rounds, and the best round kept.
+
+:class:`RoundFreezing` knows the run's freezing schedule (one ``k`` per round: fixed, or gradual unfreezing) and
+sets a round's trainable parameters and caches; :class:`BestRound` remembers the round with the best validation
+score and, when there is more than one round to choose from, its weights; :class:`History` keeps a row per
+task and step and a row per task and round.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..data.tasks import Task
+from ..modeling import anatomy
+from ..modeling.encoder import Tokenized
+from ..modeling.model import MultiTaskModel
+from . import freezing
+from .config import TrainConfig
+from .frozen_cache import FrozenCache, level_for, shared_cache
+
+
+class RoundFreezing:
+    """Each round's frozen bottom ``k`` and, with ``config.frozen_cache``, the cached output of the frozen layers
+    for every tokenised split (shared across runs of the same weights, :func:`shared_cache`).
+
+    Parameters the model had frozen before training (or the config freezes for good) stay frozen."""
+
+    def __init__(self, model: MultiTaskModel, config: TrainConfig, data: Mapping[str, Task]) -> None:
+        n = anatomy.num_layers(model)
+        if config.frozen_layers > n:
+            raise ValueError(f"TrainConfig.frozen_layers={config.frozen_layers}, but this model has {n} encoder "
+                             f"layers: choose 0..{n}")
+        freezing.freeze_bottom(model, config.frozen_layers)
+        for name in config.frozen_heads:
+            freezing.freeze_head(model, name)
+        self.model, self.config, self.data = model, config, data
+        self.schedule = (freezing.unfreezing_schedule(n, config.rounds, config.frozen_layers)
+                         if config.gradual_unfreezing else [config.frozen_layers] * config.rounds)
+        blocks = [anatomy.embeddings(model), *anatomy.layer_stack(model)]
+        self.bottom = [(i, p, p.requires_grad) for i, block in enumerate(blocks) for p in block.parameters()]
+        self.weights_id = model.encoder.fingerprint() if config.frozen_cache and max(self.schedule) > 0 else None
+
+    def apply(self, k: int, tokens: Mapping[tuple[str, str], Tokenized]
+              ) -> tuple[dict[tuple[str, str], FrozenCache], float]:
+        """Freeze the bottom ``k`` (the rest as the config froze it); return the caches for ``k`` by
+        ``(task, split)`` and the seconds spent building them."""
+        for i, param, trainable in self.bottom:
+            param.requires_grad_(trainable and (k == 0 or i > k))
+        caches: dict[tuple[str, str], FrozenCache] = {}
+        seconds = 0.0
+        if self.config.frozen_cache and k > 0:
+            level = level_for(self.model, k)
+            for task, split in tokens:
+                texts = list(self.data[task][split]["text"])
+                cache = shared_cache(self.model, texts, k, self.weights_id, level, self.config.eval_batch_size)
+                caches[task, split] = cache
+                seconds += cache.seconds
+        return caches, seconds
+
+
+class BestRound:
+    """The round with the best score so far (round 0, before training, never counts) and, if ``keep_weights``,
+    a copy of its weights to restore at the end."""
+
+    def __init__(self, keep_weights: bool) -> None:
+        self.keep_weights = keep_weights
+        self.score, self.round = -1.0, 1
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def offer(self, round_: int, score: float, model: torch.nn.Module) -> None:
+        """Record ``round_`` if its ``score`` beats every earlier round's."""
+        if round_ > 0 and score > self.score:
+            self.score, self.round = score, round_
+            if self.keep_weights:
+                self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def restore(self, model: torch.nn.Module) -> None:
+        """Load the best round's weights (without kept weights, the model stays as it ended)."""
+        if self.state is not None:
+            model.load_state_dict(self.state)
+
+
+class History:
+    """What a run did: ``steps`` (a row per task and optimizer step: round, step, the task's own step count, its
+    loss) and ``rounds`` (a row per task and round: steps, mean training loss, validation scores, freezing and
+    seconds)."""
+
+    def __init__(self) -> None:
+        self.step_rows: list[dict] = []
+        self.round_rows: list[dict] = []
+        self.task_steps: dict[str, int] = defaultdict(int)
+        self.losses: dict[str, list[float]] = defaultdict(list)
+
+    def step(self, round_: int, step: int, losses: Mapping[str, float]) -> None:
+        """Record one optimizer step's (unweighted) loss of each task it trained."""
+        for task, loss in losses.items():
+            self.task_steps[task] += 1
+            self.losses[task].append(loss)
+            self.step_rows.append({"round": round_, "step": step, "task": task,
+                                   "task step": self.task_steps[task], "loss": loss})
+
+    def end_round(self) -> dict[str, list[float]]:
+        """The losses of the round that ends, by task; the next round starts empty."""
+        losses, self.losses = dict(self.losses), defaultdict(list)
+        return losses
+
+    def round_row(self, round_: int, task: str, trained: bool, losses: Mapping[str, list[float]], val: Mapping,
+                  k: int, seconds: float, cache_seconds: float) -> dict:
+        """Record (and return) ``task``'s row after ``round_``; ``val`` holds its validation scores (or NaN)."""
+        row = {"round": round_, "task": task, "trained": trained, "steps": len(losses.get(task, [])),
+               "train loss": float(np.mean(losses[task])) if losses.get(task) else float("nan"),
+               "val accuracy": val["accuracy"], "val macro-F1": val["macro_f1"], "frozen layers": k,
+               "train seconds": round(seconds, 3), "cache seconds": round(cache_seconds, 3)}
+        self.round_rows.append(row)
+        return row
+
+    def tables(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """``(rounds, steps)`` as DataFrames."""
+        return pd.DataFrame(self.round_rows), pd.DataFrame(self.step_rows)

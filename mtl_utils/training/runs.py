@@ -1,0 +1,213 @@
+"""Finished runs, cached by everything they depend on, so a run is never trained twice and never reused wrongly.
+
+A run's key (:func:`run_key`) covers its configuration, the files of the base model it starts from (weights,
+configuration, tokenizer: :func:`mtl_utils.modeling.encoder.model_digest`, so a re-saved folder or an upgraded
+model package is a new run), its data (texts, labels *and* label names of every split, checked first), the code
+of the training path (every project module the trainer imports, directly or not, found from the imports
+themselves: :func:`training_path`; without comments and docstrings, so only a change of what runs retrains) and
+the versions of the libraries that compute it.
+
+An entry ``<cache>/runs/<key>/`` is written to a unique temporary folder and published by one rename, under a
+file lock per key (two processes training one configuration: the second waits and loads the first's
+result). It carries a manifest of its files' SHA-256, verified on load: a damaged entry is reported, naming it,
+and retrained, never loaded. A loaded run equals a fresh one: same device, same trainable parameters. A run
+whose weights or logits are not finite raises and is never cached. Temporary folders of crashed runs are
+removed.
+"""
+from __future__ import annotations
+
+import ast
+import hashlib
+import importlib
+import importlib.util
+import inspect
+import json
+import shutil
+import uuid
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pandas as pd
+import sklearn
+import tokenizers
+import torch
+import transformers
+from filelock import FileLock
+
+from ..core import paths, runtime
+from ..core.digests import code_sha256, file_sha256, publish_folder, update_with_texts
+from ..data.checks import check_datasets
+from ..data.tasks import SPLITS, Task
+from ..modeling.encoder import model_digest
+from ..modeling.model import CheckpointError, MultiTaskModel
+from . import trainer
+from .config import TrainConfig
+from .trainer import TrainResult, train
+
+MANIFEST = "manifest.json"
+ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz")
+class DamagedRunError(RuntimeError):
+    """A cached run entry is incomplete or does not match its manifest."""
+
+
+def _imported_modules(module: ModuleType) -> list[ModuleType]:
+    """The project modules ``module`` imports with relative imports (``from .x import y``, ``from . import x``)."""
+    found = []
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.ImportFrom) and node.level:
+            base = importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__)
+            names = [base] if node.module else [f"{base}.{alias.name}" for alias in node.names]
+            found += [importlib.import_module(name) for name in names]
+    return found
+
+
+def training_path(root: ModuleType = trainer) -> tuple[ModuleType, ...]:
+    """Every project module ``root`` depends on through its imports, ``root`` included, sorted by name."""
+    seen: dict[str, ModuleType] = {}
+    todo = [root]
+    while todo:
+        module = todo.pop()
+        if module.__name__ not in seen:
+            seen[module.__name__] = module
+            todo += _imported_modules(module)
+    return tuple(seen[name] for name in sorted(seen))
+
+
+def code_fingerprint() -> str:
+    """SHA-256 over the training path's code (:func:`training_path`), docstrings and comments excluded."""
+    return code_sha256(training_path())
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that compute a run."""
+    return {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
+            "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+
+
+def data_fingerprint(tasks: Mapping[str, Task], names: Sequence[str]) -> str:
+    """SHA-256 over the label names, texts and labels of every split of the tasks ``names``. Every text is
+    length-prefixed, so no text (whatever characters it holds) can make two data sets share a fingerprint."""
+    digest = hashlib.sha256()
+    for name in names:
+        task = tasks[name]
+        digest.update(json.dumps([name, list(task.labels)]).encode())
+        for split in SPLITS:
+            df = task[split]
+            digest.update(f"{split}:{len(df)}".encode())
+            update_with_texts(digest, df["text"])
+            digest.update(df["label"].to_numpy().astype(np.int64).tobytes())
+    return digest.hexdigest()
+
+
+def run_key(config: TrainConfig, tasks: Mapping[str, Task]) -> str:
+    """Cache key of a run: configuration, base model files, data, training code and library versions (16 hex
+    characters). The tasks are checked first (:func:`mtl_utils.data.checks.check_datasets`): a key is never
+    computed from data a run would refuse."""
+    check_datasets(tasks, config.tasks + config.watch_tasks)
+    blob = json.dumps({"config": config.to_dict(), "device": runtime.device(config.device).type,
+                       "base model": model_digest(config.model),
+                       "data": data_fingerprint(tasks, config.tasks + config.watch_tasks),
+                       "code": code_fingerprint(), "versions": library_versions()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def save_result(result: TrainResult, folder: Path) -> None:
+    """Write a run into ``folder``: model checkpoint, tables, predictions, summary, and the manifest last."""
+    folder.mkdir(parents=True, exist_ok=True)
+    result.model.save(folder / "model")
+    result.history.to_csv(folder / "history.csv", index=False)
+    result.steps.to_csv(folder / "steps.csv", index=False)
+    result.test.to_csv(folder / "test.csv", index=False)
+    np.savez(folder / "predictions.npz", **result.predictions)
+    summary = {"config": result.config.to_dict(), "best_round": result.best_round,
+               "train_seconds": result.train_seconds, "confusion": {k: v.tolist() for k, v in result.confusion.items()},
+               "frozen": [name for name, p in result.model.named_parameters() if not p.requires_grad]}
+    (folder / "result.json").write_text(json.dumps(summary, indent=2))
+    files = [folder / name for name in ENTRY_FILES] + sorted((folder / "model").rglob("*"))
+    manifest = {str(p.relative_to(folder)): file_sha256(p) for p in files if p.is_file()}
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+
+
+def verify_entry(folder: Path) -> None:
+    """Raise :class:`DamagedRunError` unless every file of the entry exists and matches the manifest."""
+    manifest_path = folder / MANIFEST
+    if not manifest_path.is_file():
+        raise DamagedRunError(f"{MANIFEST} is missing (an entry from an interrupted or older write)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise DamagedRunError(f"{MANIFEST} is not valid JSON ({err})") from None
+    for name in (*ENTRY_FILES, "model/config.json", "model/model.safetensors"):
+        if name not in manifest:
+            raise DamagedRunError(f"the manifest does not list {name}")
+    for name, expected in manifest.items():
+        path = folder / name
+        if not path.is_file():
+            raise DamagedRunError(f"{name} is missing")
+        if file_sha256(path) != expected:
+            raise DamagedRunError(f"{name} does not match its checksum")
+
+
+def load_result(folder: Path, config: TrainConfig) -> TrainResult:
+    """Read back a verified entry (see :func:`verify_entry`); a problem raises :class:`DamagedRunError`."""
+    verify_entry(folder)
+    try:
+        summary = json.loads((folder / "result.json").read_text())
+        with np.load(folder / "predictions.npz") as stored:
+            predictions = {k: stored[k] for k in stored.files}
+        test = pd.read_csv(folder / "test.csv")
+        if test.empty:
+            raise DamagedRunError("test.csv has no rows")
+        model = MultiTaskModel.load(folder / "model", device=config.device)
+        frozen = set(summary["frozen"])
+        for name, param in model.named_parameters():  # as the run left them: a cached result equals a fresh one
+            param.requires_grad_(name not in frozen)
+        return TrainResult(model=model, config=config,
+                           history=pd.read_csv(folder / "history.csv"), test=test,
+                           confusion={k: np.array(v) for k, v in summary["confusion"].items()},
+                           predictions=predictions, best_round=summary["best_round"],
+                           train_seconds=summary["train_seconds"], steps=pd.read_csv(folder / "steps.csv"),
+                           cached=True)
+    except (CheckpointError, KeyError, ValueError, OSError, pd.errors.ParserError) as err:
+        raise DamagedRunError(f"{type(err).__name__}: {err}") from None
+
+
+def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = False, progress_bar: bool = True,
+                  cache: Path | None = None) -> TrainResult:
+    """Load the cached result of this exact run, or train and cache it (``force=True`` retrains).
+
+    A damaged entry is reported with a warning naming it and retrained. ``config.init_from`` must name a
+    finished run in the same cache; training continues from its model.
+    """
+    root = Path(cache or paths.cache_dir()) / "runs"
+    key = run_key(config, tasks)
+    folder = root / key
+    (root / ".locks").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".locks" / f"{key}.lock")):
+        for stale in [*root.glob(f".tmp-{key}-*"), *root.glob(f".old-{key}-*")]:  # a crashed run's (we hold the lock)
+            shutil.rmtree(stale, ignore_errors=True)
+        if folder.is_dir() and not force:
+            try:
+                return load_result(folder, config)
+            except DamagedRunError as err:
+                warnings.warn(f"cached run {folder} is damaged ({err}); training it again", stacklevel=2)
+        start = None
+        if config.init_from:
+            source = root / config.init_from
+            try:
+                verify_entry(source)
+                start = MultiTaskModel.load(source / "model", device=config.device)
+            except (DamagedRunError, CheckpointError) as err:
+                raise FileNotFoundError(f"init_from='{config.init_from}': no finished, intact run at {source} ({err});"
+                                        " train that run first (train_or_load of its config)") from None
+        result = train(config, tasks, model=start, progress_bar=progress_bar)
+        tmp = root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        try:
+            save_result(result, tmp)
+            publish_folder(tmp, folder, root / f".old-{key}-{uuid.uuid4().hex[:8]}")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return result

@@ -1,0 +1,79 @@
+"""Which task trains next, and which rows form its next mini-batch.
+
+:class:`TaskSampler` chooses the task(s) of each step (proportional, round-robin, temperature, or all tasks
+summed); :class:`TaskBatches` yields one task's shuffled, optionally length-bucketed, mini-batches.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import numpy as np
+
+from .config import SAMPLING_STRATEGIES
+
+
+class TaskSampler:
+    """Chooses the task(s) of the next step, yielded as a tuple.
+
+    * ``proportional``: one task, p(task) proportional to its training-set size;
+    * ``uniform``: round-robin, every task in turn (equal steps per task);
+    * ``temperature``: p proportional to n ** (1 / T); T=1 is proportional, large T approaches uniform;
+    * ``summed``: every task in every step (their losses are summed); ``probabilities`` are then uniform, the
+      share of each task in the examples seen.
+    """
+
+    def __init__(self, sizes: Mapping[str, int], strategy: str = "proportional", temperature: float = 2.0,
+                 rng: np.random.Generator | None = None) -> None:
+        if strategy not in SAMPLING_STRATEGIES:
+            raise ValueError(f"unknown sampling '{strategy}'; choose one of {SAMPLING_STRATEGIES}")
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.tasks = list(sizes)
+        self.strategy = strategy
+        self.rng = rng or np.random.default_rng(0)
+        n = np.array([sizes[t] for t in self.tasks], dtype=float)
+        weights = {"proportional": n, "temperature": n ** (1.0 / temperature)}.get(strategy, np.ones_like(n))
+        self.probabilities = dict(zip(self.tasks, weights / weights.sum()))
+
+    def __iter__(self) -> Iterator[tuple[str, ...]]:
+        if self.strategy == "summed":
+            while True:
+                yield tuple(self.tasks)
+        if self.strategy == "uniform":
+            while True:
+                yield from ((t,) for t in self.tasks)
+        p = np.array([self.probabilities[t] for t in self.tasks])
+        while True:
+            yield (self.tasks[self.rng.choice(len(self.tasks), p=p)],)
+
+
+class TaskBatches:
+    """Endless shuffled mini-batches (row numbers) of one task's training set; reshuffled after each pass.
+
+    With ``bucketing`` the shuffled rows are sorted by token length within chunks of 50 batches before
+    batching, so a batch holds texts of similar length and pads little; the order of batches is shuffled
+    again, so consecutive batches are not sorted.
+    """
+
+    def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int, rng: np.random.Generator,
+                 bucketing: bool = True) -> None:
+        self.lengths = np.asarray(lengths)
+        self.batch_size, self.rng, self.bucketing = batch_size, rng, bucketing
+        self._batches: list[np.ndarray] = []
+
+    def _refill(self) -> None:
+        order = self.rng.permutation(len(self.lengths))
+        if self.bucketing:
+            chunk = self.batch_size * 50
+            order = np.concatenate([c[np.argsort(self.lengths[c], kind="stable")]
+                                    for c in np.array_split(order, range(chunk, len(order), chunk))])
+        batches = [order[i:i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        self._batches = [batches[i] for i in self.rng.permutation(len(batches))]
+
+    def next_indices(self) -> np.ndarray:
+        """Row numbers of the next mini-batch."""
+        if not self._batches:
+            self._refill()
+        return self._batches.pop()
+
+

@@ -1,0 +1,281 @@
+"""Multi-task training: one task per mini-batch (or one of each task, losses summed), a task sampler, AdamW with
+warm-up and decay, validation after each round, and the best round's weights kept.
+
+The loop is :class:`Trainer`, a few small methods in the order they run (``prepare_data``,
+``prepare_model``, ``prepare_optimizer``, then ``fit`` = ``fit_round`` + ``validate`` per round,
+``restore_best``, ``test``). Its heart is :meth:`Trainer.train_step`, the step a reader should know by heart:
+sample a task, take a batch of that task, run it through the shared encoder and that task's head, weight
+its loss, backpropagate, clip, step, schedule. With ``sampling="summed"`` every step takes a batch of *each*
+task and backpropagates the weighted sum of their losses (the seed write-up's "summed or weighted" total
+loss). :func:`train` runs it all; :mod:`mtl_utils.training.runs` caches finished runs.
+
+The budget of a run is the number of training examples it sees (``TrainConfig.examples``); ``rounds`` splits
+it into equal parts with a validation after each.
+"""
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ..core.batching import eval_mode
+from ..core.progress import progress
+from ..core.seeding import set_seed
+from ..data.checks import check_datasets
+from ..data.tasks import SPLITS, Task
+from ..evaluation.metrics import classification_scores
+from ..modeling.encoder import Tokenized
+from ..modeling.model import MultiTaskModel
+from . import freezing, optim
+from .config import TrainConfig
+from .frozen_cache import FrozenCache, cached_forward, cached_logits
+from .rounds import BestRound, History, RoundFreezing
+from .sampling import TaskBatches, TaskSampler
+
+
+def build_model(config: TrainConfig, data: Mapping[str, Task]) -> MultiTaskModel:
+    """The model a run of ``config`` starts from: the pretrained encoder and fresh heads, initialised after
+    ``set_seed(config.seed)`` (so the same config always starts from the same weights)."""
+    set_seed(config.seed)
+    return MultiTaskModel({t: data[t].labels for t in config.tasks}, model=config.model, pooling=config.pooling,
+                          max_length=config.max_length, dropout=config.dropout, hidden_dim=config.hidden_dim,
+                          device=config.device)
+
+
+def task_logits(model: MultiTaskModel, tokens: Tokenized, task: str, batch_size: int = 64) -> np.ndarray:
+    """Inference logits ``[n, labels]`` of one task for already tokenised texts (eval mode, input order)."""
+    vectors = model.encoder.encode_tokenized(tokens, batch_size, show_progress=False)
+    with eval_mode(model), torch.inference_mode():
+        return model.heads[task](vectors.to(model.encoder.device)).float().cpu().numpy()
+
+
+def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size: int = 64,
+             cache: FrozenCache | None = None, tokens: Tokenized | None = None) -> dict:
+    """Accuracy, macro-F1, confusion matrix (rows: true, columns: predicted), predictions and which examples
+    were right, on ``task[split]``; through ``cache`` when the bottom of the model is frozen and cached
+    (``tokens``: the split already tokenised, to skip tokenising again)."""
+    if cache is not None:
+        logits = cached_logits(model, cache, task.name, batch_size)[task.name]
+    else:
+        tokens = tokens or model.encoder.token_ids(list(task[split]["text"]))
+        logits = task_logits(model, tokens, task.name, batch_size)
+    if not np.isfinite(logits).all():
+        raise FloatingPointError(f"task '{task.name}', {split} split: the model's logits are not finite (NaN or "
+                                 "infinite weights): the run diverged; lower the learning rate")
+    return classification_scores(task[split]["label"].to_numpy(), logits, task.num_labels)
+
+
+@dataclass
+class TrainResult:
+    """A finished run: the best-by-validation model, per-round history, per-step losses, test metrics,
+    confusion matrices and test predictions per task (for paired comparisons)."""
+
+    model: MultiTaskModel
+    config: TrainConfig
+    history: pd.DataFrame
+    test: pd.DataFrame
+    confusion: dict[str, np.ndarray]
+    predictions: dict[str, np.ndarray]
+    best_round: int
+    train_seconds: float
+    steps: pd.DataFrame
+    cached: bool = False
+
+    def correct(self, data: Mapping[str, Task], task: str) -> np.ndarray:
+        """Which test examples of ``task`` this run got right (for McNemar and bootstrap comparisons)."""
+        return self.predictions[task] == data[task]["test"]["label"].to_numpy()
+
+
+class Trainer:
+    """Trains one configuration on ``data``; ``Trainer(config, data).fit()`` returns a :class:`TrainResult`.
+    Pass ``model`` to continue training an existing model (e.g. from another run); parameters with
+    ``requires_grad=False`` are left out of the optimizer, frozen blocks run in eval mode. Collaborators
+    (:mod:`~mtl_utils.training.rounds`): each round's freezing and caches, the history, the best round."""
+
+    def __init__(self, config: TrainConfig, data: Mapping[str, Task], model: MultiTaskModel | None = None,
+                 progress_bar: bool = True) -> None:
+        self.config, self.data, self.progress_bar = config, data, progress_bar
+        check_datasets(data, config.tasks + config.watch_tasks)
+        self.prepare_model(model)
+        self.prepare_data()
+        self.prepare_optimizer()
+
+    # -- setup --------------------------------------------------------------------------------------------
+    def prepare_model(self, model: MultiTaskModel | None) -> None:
+        """The model (built from the config unless given), its freezing and the per-round freezing schedule."""
+        c = self.config
+        self.model = build_model(c, self.data) if model is None else model
+        set_seed(c.seed)
+        check_heads(self.model, c, self.data)
+        self.freezing = RoundFreezing(self.model, c, self.data)
+        self.device = self.model.encoder.device
+
+    def prepare_data(self) -> None:
+        """Tokenise every split once; a batch stream per trained task; the task sampler."""
+        c = self.config
+        rng = np.random.default_rng(c.seed)
+        tokenize = self.model.encoder.token_ids
+        needed = [(t, "train") for t in c.tasks] + [(t, s) for t in c.tasks + c.watch_tasks for s in SPLITS[1:]]
+        self.tokens = {(t, s): tokenize(list(self.data[t][s]["text"])) for t, s in needed}
+        self.labels = {t: torch.from_numpy(self.data[t]["train"]["label"].to_numpy().astype(np.int64)) for t in c.tasks}
+        self.batches = {t: TaskBatches(self.tokens[t, "train"].lengths, c.batch_size, rng, c.length_bucketing)
+                        for t in c.tasks}
+        self.sampler = iter(TaskSampler({t: len(self.data[t]["train"]) for t in c.tasks}, c.sampling, c.temperature,
+                                        rng))
+        self.total_steps = c.steps(self.data)
+        if c.rounds > self.total_steps:
+            raise ValueError(f"TrainConfig.rounds={c.rounds}, but the budget is {self.total_steps} steps: choose at "
+                             f"most {self.total_steps} rounds or a larger budget (examples)")
+        self.loss_weights = {t: c.loss_weights.get(t, 1.0) for t in c.tasks}
+
+    def prepare_optimizer(self) -> None:
+        """AdamW (fused where available) over the trainable parameters, linear warm-up and decay."""
+        c = self.config
+        groups = optim.param_groups(self.model, c.lr, c.weight_decay, c.head_lr, c.layer_decay)
+        if not any(g["params"] for g in groups):
+            raise ValueError("nothing to train: every parameter is frozen")
+        self.trainable = [p for g in groups for p in g["params"]]
+        self.optimizer = optim.make_optimizer(groups, c.lr)
+        self.scheduler = optim.linear_warmup_decay(self.optimizer, int(c.warmup_ratio * self.total_steps),
+                                                   self.total_steps)
+
+    # -- one step -----------------------------------------------------------------------------------------
+    def train_step(self) -> dict[str, float]:
+        """One optimizer step of multi-task training; returns each trained task's (unweighted) loss."""
+        step_tasks = next(self.sampler)                          # 1. this step's task (all tasks when summed)
+        losses = {task: self.task_loss(task) for task in step_tasks}  # 2.-3. a batch of each, its loss
+        total = sum(self.loss_weights[task] * loss for task, loss in losses.items())
+        total.backward()                                         # 4. the weighted (summed) loss
+        if self.config.max_grad_norm:                            # 5. clip the gradient norm
+            nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.optimizer.step()                                    # 6. update, advance the schedule
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {task: loss.item() for task, loss in losses.items()}
+
+    def task_loss(self, task: str) -> torch.Tensor:
+        """The loss of one mini-batch of ``task``: through the shared encoder and that task's head only."""
+        idx = self.batches[task].next_indices()                  # a mini-batch of that task only
+        labels = self.labels[task][idx].to(self.device)
+        cache = self.caches.get((task, "train"))
+        if cache is not None:                                    # the shared encoder (its frozen bottom cached) ...
+            logits = cached_forward(self.model, cache.batch(idx), self.k, task)[task]
+        else:
+            inputs = self.model.encoder.collate([self.tokens[task, "train"].ids[i] for i in idx])
+            logits = self.model(**inputs, tasks=task)[task]      # ... then that task's head only
+        loss = nn.functional.cross_entropy(logits, labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"the loss of task '{task}' is {loss.item()} at step {self.step}: lower the "
+                                     f"learning rate (lr={self.config.lr}, head_lr={self.config.head_lr}) or check "
+                                     "the inputs")
+        return loss
+
+    # -- rounds -------------------------------------------------------------------------------------------
+    def begin(self) -> None:
+        """Start counting: no steps taken, nothing recorded, no best round yet."""
+        self.step, self.history = 0, History()
+        self.best = BestRound(keep_weights=self.config.rounds > 1)
+
+    def set_round_freezing(self, k: int) -> None:
+        """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``."""
+        self.k = k
+        self.caches, self.cache_seconds = self.freezing.apply(k, self.tokens)
+
+    def fit_round(self, round_: int, steps: int) -> dict[str, list[float]]:
+        """Train ``steps`` steps; returns each task's losses."""
+        self.model.train()
+        freezing.set_frozen_eval(self.model)
+        bar = progress(range(steps), desc=f"round {round_}/{self.config.rounds}", disable=not self.progress_bar,
+                       unit="step", leave=False)
+        for _ in bar:
+            step_losses = self.train_step()
+            self.step += 1
+            self.history.step(round_, self.step, step_losses)
+        return self.history.end_round()
+
+    def scores(self, task: str, split: str) -> dict:
+        """Metrics of ``task`` on ``split`` now (through this round's cache when there is one)."""
+        return evaluate(self.model, self.data[task], split, self.config.eval_batch_size,
+                        self.caches.get((task, split)), self.tokens[task, split])
+
+    def validate(self, round_: int, losses: dict[str, list[float]], seconds: float) -> None:
+        """A history row per task after a round, with validation scores when something uses them (several
+        rounds to choose from, or watched tasks); offers the round to :class:`BestRound`. A row's ``steps``
+        counts the optimizer steps that trained its task (with summed steps every task counts every step)."""
+        c, needed = self.config, self.config.rounds > 1 or bool(self.config.watch_tasks)
+        rows = []
+        for task in c.tasks + c.watch_tasks:
+            val = self.scores(task, "validation") if needed else {"accuracy": float("nan"), "macro_f1": float("nan")}
+            rows.append(self.history.round_row(round_, task, task in c.tasks, losses, val, self.k, seconds,
+                                               self.cache_seconds))
+            if task in c.watch_tasks:
+                rows[-1]["test accuracy"] = self.scores(task, "test")["accuracy"]
+        if needed:
+            self.best.offer(round_, float(np.mean([r["val macro-F1"] for r in rows if r["trained"]])), self.model)
+
+    def fit(self) -> TrainResult:
+        """Every round (train, validate), the best round restored, then the test sets."""
+        c = self.config
+        self.begin()
+        train_seconds = 0.0
+        bounds = [round(self.total_steps * r / c.rounds) for r in range(c.rounds + 1)]
+        if c.watch_tasks:
+            self.set_round_freezing(self.freezing.schedule[0])
+            self.validate(0, {}, 0.0)
+        for round_, k in enumerate(self.freezing.schedule, start=1):
+            self.set_round_freezing(k)
+            start = time.perf_counter()
+            losses = self.fit_round(round_, bounds[round_] - bounds[round_ - 1])
+            seconds = time.perf_counter() - start
+            train_seconds += seconds
+            self.validate(round_, losses, seconds)
+        self.best.restore(self.model)
+        check_finite_weights(self.model, c)
+        test, confusion, predictions = score_test_sets(self.scores, self.data, c.tasks + c.watch_tasks)
+        self.model.eval()
+        history, steps = self.history.tables()
+        return TrainResult(self.model, c, history, test, confusion, predictions, self.best.round,
+                           round(train_seconds, 3), steps)
+
+
+def check_heads(model: MultiTaskModel, config: TrainConfig, data: Mapping[str, Task]) -> None:
+    """The model has a head for every trained, watched and frozen task, predicting the data's labels."""
+    model.check_tasks(config.tasks + config.watch_tasks + config.frozen_heads)
+    for t in config.tasks + config.watch_tasks:
+        if tuple(model.task_labels[t]) != tuple(data[t].labels):
+            raise ValueError(f"the model's head '{t}' predicts {model.task_labels[t]}, but the data's labels are "
+                             f"{data[t].labels}")
+
+
+def check_finite_weights(model: MultiTaskModel, config: TrainConfig) -> None:
+    """Raise ``FloatingPointError`` naming the first parameter with a NaN or infinite value: such a run is not
+    finished, whatever its last loss was."""
+    for name, param in model.named_parameters():
+        if not torch.isfinite(param).all():
+            raise FloatingPointError(f"training left non-finite weights in {name}: the run diverged; lower the "
+                                     f"learning rate (lr={config.lr}) or the weight decay "
+                                     f"(weight_decay={config.weight_decay})")
+
+
+def score_test_sets(scores, data: Mapping[str, Task], tasks: Sequence[str]
+                ) -> tuple[pd.DataFrame, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Test metrics per task (``scores(task, "test")``), confusion matrices, predictions."""
+    rows, confusion, predictions = [], {}, {}
+    for task in tasks:
+        res = scores(task, "test")
+        confusion[task], predictions[task] = res["confusion"], res["predictions"]
+        rows.append({"task": task, "accuracy": res["accuracy"], "macro-F1": res["macro_f1"],
+                     "majority baseline": data[task].majority_baseline("test"),
+                     "test examples": len(res["predictions"])})
+    return pd.DataFrame(rows), confusion, predictions
+
+
+def train(config: TrainConfig, data: Mapping[str, Task], model: MultiTaskModel | None = None,
+          progress_bar: bool = True) -> TrainResult:
+    """Train ``config`` on ``data`` (see :class:`Trainer`) and return the best round's model with its metrics."""
+    return Trainer(config, data, model, progress_bar).fit()

@@ -1,0 +1,108 @@
+"""The series as a static site: the committed, executed notebooks as a Jupyter Book (``make book``).
+
+    python -m tools.book [--output build/book]
+
+Nothing is executed: the pages show the outputs of the committed full runs. The README (overview, notebook
+index with run times, results) is the front page; each notebook is a chapter. The site lands in
+``build/book/_build/html``; open its ``index.html`` in a browser.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from mtl_utils.core import paths
+
+CONFIG = """\
+title: Sentence transformers and multi-task learning
+author: the mtl-notebooks authors
+only_build_toc_files: true
+execute:
+  execute_notebooks: "off"
+html:
+  use_repository_button: false
+  home_page_in_navbar: true
+sphinx:
+  config:
+    html_show_copyright: false
+    nb_merge_streams: true
+    html_context:
+      default_mode: light
+"""
+THEBE_SCRIPT = re.compile(r"<script>const THEBE_JS_URL = [^\n]*?</script>\n?")
+
+
+def notebooks() -> list[Path]:
+    return sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+
+
+def front_page(readme: str) -> str:
+    """The README as the book's front page: links to notebooks point at their chapters."""
+    return re.sub(r"\]\(notebooks/(\d\d_[\w]+)\.ipynb\)", r"](\1.ipynb)", readme)
+
+
+def prepare(source: Path) -> Path:
+    """Write the book's sources (config, table of contents, front page, notebooks) into ``source``."""
+    if source.exists():
+        shutil.rmtree(source)
+    source.mkdir(parents=True)
+    (source / "_config.yml").write_text(CONFIG)
+    chapters = "\n".join(f"  - file: {nb.stem}" for nb in notebooks())
+    (source / "_toc.yml").write_text(f"format: jb-book\nroot: index\nchapters:\n{chapters}\n")
+    (source / "index.md").write_text(front_page((paths.REPO_ROOT / "README.md").read_text()))
+    for nb in notebooks():
+        shutil.copy(nb, source / nb.name)
+    return source
+
+
+def build(output: Path | None = None, quiet: bool = True) -> Path:
+    """Build the site; return the folder of its HTML (``index.html`` inside)."""
+    output = Path(output or paths.REPO_ROOT / "build" / "book")
+    source = prepare(output / "src")
+    command = [str(Path(sys.executable).with_name("jupyter-book")), "build", str(source), "--path-output",
+               str(output), "--all"]
+    if quiet:
+        command.append("--quiet")
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"jupyter-book failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    html = output / "_build" / "html"
+    for page in html.glob("*.html"):
+        page.write_text(single_thebe_config(page.read_text()))
+    return html
+
+
+def single_thebe_config(page: str) -> str:
+    """Keep the first of the duplicated ``const THEBE_JS_URL`` scripts that sphinx-thebe 0.3.1 writes into every
+    page under Jupyter Book 1.0 (the second one is a console error in every browser: a redeclared constant)."""
+    seen = False
+
+    def keep_first(match: re.Match) -> str:
+        nonlocal seen
+        keep, seen = not seen, True
+        return match.group(0) if keep else ""
+    return THEBE_SCRIPT.sub(keep_first, page)
+
+
+def figures(notebook: Path) -> int:
+    """Number of figures a committed notebook shows (image outputs)."""
+    cells = json.loads(notebook.read_text())["cells"]
+    return sum(1 for c in cells for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", type=Path, default=None, help="default: build/book")
+    args = parser.parse_args(argv)
+    html = build(args.output, quiet=False)
+    print(f"the book is in {paths.relative(html)}: open {paths.relative(html / 'index.html')} in a browser")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

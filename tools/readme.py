@@ -1,0 +1,275 @@
+"""The README's numbers, generated from the committed results, never typed by hand.
+
+    python -m tools.readme           # rewrite the generated sections of README.md
+    python -m tools.readme --check   # exit 1 if README.md differs from what the results say
+
+Each generated section sits between ``<!-- name:start -->`` and ``<!-- name:end -->`` markers in README.md and
+is rendered from ``notebooks/results/NN.json`` (written by each notebook's full run) and
+``benchmarks/results/*.json`` (written by the benchmark scripts). The tests run ``--check``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mtl_utils.core import paths
+
+README = paths.REPO_ROOT / "README.md"
+BENCHMARKS = paths.REPO_ROOT / "benchmarks" / "results"
+NOTEBOOKS = {"01": ("01_sentence_embeddings",
+                    "Sentence embeddings: tokens to one vector, which pooling (attention too), frozen or fine-tuned"),
+             "02": ("02_multitask_model",
+                    "The multi-task model: shared encoder, one head per task, the protocol, the seed's task A"),
+             "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
+             "04": ("04_layerwise_learning_rates",
+                    "Layer-wise rates, gradual unfreezing, summed or weighted losses: measured"),
+             "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference")}
+
+
+def _record(path: Path) -> dict:
+    """A committed record (metrics, parameters, environment, when written), or ``{}`` if it is not there."""
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _load(path: Path) -> dict:
+    return _record(path).get("metrics", {})
+
+
+def _results() -> dict[str, dict]:
+    return {number: _load(paths.RESULTS_DIR / f"{number}.json") for number in NOTEBOOKS}
+
+
+def _interval(row: dict, digits: int = 3) -> str:
+    return f"{row['difference']:+.{digits}f} [{row['low']:+.{digits}f}, {row['high']:+.{digits}f}]".replace("-", "−")
+
+
+def _verdict(row: dict) -> str:
+    if row["detected"]:
+        return f"**{row['A'] if row['difference'] > 0 else row['B']} better**"
+    return f"no difference detected (detectable ±{row['detectable effect']:.3f})"
+
+
+def _top_layer(m: dict) -> str:
+    """What notebook 03's scenario 3 kept frozen (``frozen_head_k`` bottom layers)."""
+    return f"embeddings and bottom {m['frozen_head_k']} layers frozen"
+
+
+def _few_labels_row(accuracy: dict, row: dict) -> str:
+    """One budget of notebook 01 § 9: the subset size, both arms' mean accuracy, the paired difference."""
+    n = row["sentences"]
+    return (f"{n:,} labels {accuracy[f'full fine-tuning/{n}']:.3f} vs {accuracy[f'frozen encoder + probe/{n}']:.3f}, "
+            f"difference {_interval(row)}, {_verdict(row)}")
+
+
+def runtimes() -> str:
+    """The notebook index with quick and full run times, and the day each full run was measured (the machine's
+    speed differs between days, so times measured on different days compare only roughly)."""
+    quick = _record(paths.RESULTS_DIR / "quick.json")
+    lines = ["| notebook | what it teaches | quick run (tests) | full run (committed) | measured |",
+             "|---|---|---|---|---|"]
+    total_quick = total_full = 0.0
+    for number, (stem, title) in NOTEBOOKS.items():
+        record = _record(paths.RESULTS_DIR / f"{number}.json")
+        full = record.get("metrics", {}).get("runtime_minutes")
+        q = quick.get(stem)
+        total_quick += q or 0.0
+        total_full += full or 0.0
+        lines.append(f"| [{number}](notebooks/{stem}.ipynb) | {title} | "
+                     f"{f'{q:.1f} min' if q is not None else 'not measured'} | "
+                     f"{f'{full:.1f} min' if full is not None else 'not run'} | {record.get('written', '')[:10]} |")
+    lines.append(f"| | **whole series** | **{total_quick:.1f} min** | **{total_full:.1f} min** | |")
+    return "\n".join(lines)
+
+
+def results() -> str:
+    """The headline numbers of every notebook's committed full run."""
+    r = _results()
+    out = []
+    if r["01"]:
+        m = r["01"]
+        out.append("**01 · Frozen encoder + logistic regression** (mean pooling, `C` chosen on validation, full test "
+                   "sets): " + "; ".join(f"{t} {v['accuracy']:.3f} (majority class {m['majority_baseline'][t]:.3f})"
+                                          for t, v in m["mean_probe"].items()) + ".")
+        if "few_labels" in m:
+            few = m["few_labels"]
+            out.append("With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the same "
+                       "labelled sentences (`C` cross-validated on them), mean over seeds: " + "; ".join(
+                           _few_labels_row(few["accuracy"], row) for row in few["comparisons"]) + ".")
+    if r["02"]:
+        m = r["02"]
+        acc = m["accuracy"]
+        out += ["", "**02 · Fine-tuned under the protocol** (mean over seeds ± std, full test sets):", "",
+                "| task | frozen probe | single-task | multi-task | multi − single (paired) |", "|---|---|---|---|---|"]
+        for row in m["sharing"]:
+            t = row["task"]
+            single, multi = acc[f"single-task {t}/{t}"], acc[f"multi-task/{t}"]
+            out.append(f"| {t} | {m['probe'][t]['accuracy']:.3f} | {single['mean']:.3f} ± {single['std'] or 0:.3f} | "
+                       f"{multi['mean']:.3f} ± {multi['std'] or 0:.3f} | {_interval(row)}: {_verdict(row)} |")
+    if r["03"]:
+        m = r["03"]
+        out += ["", "**03 · Freezing the bottom k layers** (multi-task, same budget; paired against k = 0):", "",
+                "| k | trainable parameters | training time | topic | sentiment |", "|---|---|---|---|---|"]
+        base = m["sweep"]["k=0"]["train_seconds"]
+        for name, v in m["sweep"].items():
+            out.append(f"| {v['k']} | {v['trainable']:,} | {v['train_seconds'] / base:.2g}× | "
+                       f"{v['accuracy']['topic']:.3f} | {v['accuracy']['sentiment']:.3f} |")
+        for row in m.get("frozen_head", []):
+            out.append(f"\nJoint training with the topic head frozen − all heads trainable ({_top_layer(m)}), "
+                       f"{row['task']}: {_interval(row)}, {_verdict(row)}.")
+    if r["04"]:
+        m = r["04"]
+        out += ["", "**04 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
+                "against uniform rates):", ""]
+        out += [f"* {row['A']}: {_interval(row)}, {_verdict(row)}" for row in m["comparisons"]]
+    if r["05"]:
+        m = r["05"]
+        one = m["one_vs_two"]["one multi-task model"]
+        out += ["", f"**05 · Serving**: one multi-task model answers both tasks at {m['shared_throughput_ratio']:.2f}× "
+                f"the throughput of two single-task models with half the weights ({one['weights in memory (MB)']:.0f} "
+                "MB); inference variants against PyTorch fp32:", "",
+                "| variant | throughput | topic accuracy − fp32 | sentiment accuracy − fp32 |", "|---|---|---|---|"]
+        quality = {(q["variant"], q["task"]): q for q in m["quality"]}
+        for name, ratio in m["speed"].items():
+            cells = [f"{quality[(name, t)]['− fp32']:+.4f} [{quality[(name, t)]['low']:+.4f}, "
+                     f"{quality[(name, t)]['high']:+.4f}]".replace("-", "−") for t in ("topic", "sentiment")]
+            out.append(f"| {name} | {ratio:.2f}× | {cells[0]} | {cells[1]} |")
+        if "label_budget" in m:
+            curve = m["label_budget"]
+            arms = ("multi-task", "single-task", "frozen backbone")
+            out += ["", "Scarce labels (05 § 2b): topic test accuracy by labelled topic sentences, the top layer "
+                    "trained (frozen backbone: heads only), mean over seeds; multi − single paired over seeds:", "",
+                    "| topic labels | " + " | ".join(arms) + " | multi − single |", "|---|---|---|---|---|"]
+            multi = [row for row in curve["comparisons"] if row["A"] == "multi-task"]  # one per budget, in order
+            for n, row in zip(curve["labels"], multi, strict=True):
+                out.append(f"| {n:,} | " + " | ".join(f"{curve['accuracy'][f'{a}/topic/{n}']:.3f}" for a in arms)
+                           + f" | {_interval(row)} |")
+    return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
+
+
+def claims() -> str:
+    """The seed write-up's claims, each with the experiment that tests it and the verdict of the committed run."""
+    r = _results()
+    rows = ["| the seed says | tested in | verdict of the committed run |", "|---|---|---|"]
+
+    def add(claim: str, where: str, verdict: str | None) -> None:
+        rows.append(f"| {claim} | {where} | {verdict or 'not run yet'} |")
+
+    m = r["01"]
+    add("mean pooling gives an embedding of shape `[1, 256]`", "01 § 1",
+        m and f"no: `[1, {m['embedding_dim']}]` (the hidden size); 256 needs a trained projection")
+    if m:
+        best = {t: max(v.items(), key=lambda kv: kv[1]["accuracy"])[0] for t, v in m["probe"].items()}
+        add("mean pooling offers simplicity without sacrificing contextual information (vs max; cls added)",
+            "01 § 6: frozen probes, paired (McNemar)", "; ".join(f"{t}: best probe {b}, raw mean "
+                                                                 f"{m['mean_probe'][t]['accuracy']:.3f}"
+                                                                 for t, b in best.items()))
+    if m and "attention_vs_mean" in m:
+        add("... against attention pooling", "01 § 6: learned-query attention vs mean, same probe, paired over seeds",
+            "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["attention_vs_mean"]))
+        genre = next(row for row in m["encoder_vs_bag_of_words"] if row["task"] == "genre")
+        add("task A: *News / Opinion / Entertainment*", "01 § 7: built from the two corpora; frozen probe vs bag of "
+            "words", f"learnable, but a corpus shortcut: bag of words {m['bag_of_words']['genre']['accuracy']:.3f}, "
+            f"frozen mean-pooling probe {genre['A accuracy']:.3f} ({_verdict(genre)})")
+    m = r["05"]
+    add("a shared encoder reduces the overall number of parameters", "05 § 1",
+        m and f"yes: half the parameters and {m['shared_throughput_ratio']:.2f}× the throughput of two models")
+    m = r["02"]
+    add("... and can lead to improved performance due to shared learning", "02: multi- vs single-task, paired",
+        m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["sharing"]))
+    add("... with the seed's own task A (*News / Opinion / Entertainment*) beside sentiment (shared inputs)",
+        "02: genre + sentiment vs single-task, top layer trained, paired over seeds",
+        m and "genre_variant" in m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}"
+                                                for row in m["genre_variant"]["sharing"]))
+    m = r["05"]
+    add("(the same, at the cost of one model)", "05 § 2: half the examples per task, top layer trained, paired",
+        m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["equal_cost"]))
+    if m and "label_budget" in m:
+        add("... (when one task's labels are scarce)", "05 § 2b: topic at 50 labels … all, sentiment whole; multi- vs "
+            "single-task (top layer trained), paired over seeds",
+            "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
+                      for row in m["label_budget"]["comparisons"] if row["A"] == "multi-task"))
+    m4 = r["04"]
+    add("losses summed or weighted", "04: summed steps (a batch of each task: half the steps) vs alternating, then "
+        "a sum weighted by 1/ln(classes) vs the plain sum (multi-task, top layer trained), paired over seeds",
+        m4 and "loss_combination" in m4 and "; ".join(
+            f"{row['A']} − {row['B']}, {row['task']}: {_interval(row)}, {_verdict(row)}"
+            for row in m4["loss_combination"]["comparisons"]))
+    m = r["03"]
+    add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
+        m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))
+    if r["05"] and "label_budget" in r["05"]:
+        add("... (at small training sets)", "05 § 2b: frozen backbone vs top layer trained, by topic labels",
+            "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
+                      for row in r["05"]["label_budget"]["comparisons"] if row["A"] == "frozen backbone"))
+    if r["01"] and "few_labels" in r["01"]:
+        add("... (against full fine-tuning, by training-set size)", "01 § 9: full fine-tuning vs the frozen encoder + "
+            "probe on the same topic labels, paired over seeds",
+            "; ".join(f"fine-tuning − frozen, {row['labels']} labels: {_interval(row)}, {_verdict(row)}"
+                      for row in r["01"]["few_labels"]["comparisons"]))
+    if m and "frozen_head" in m:
+        add("freezing a task head (scenario 3)", f"03: joint training ({_top_layer(m)}), topic head frozen vs "
+            "trainable, paired",
+            "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["frozen_head"])
+            + " (the frozen head stays bit-identical)")
+        add("the choice of pretrained model matters", "03: frozen probe, pretrained vs random weights",
+            "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["pretrained_vs_random"]))
+    m = r["04"]
+    add("layer-wise rates help foundational layers retain general knowledge", "04: each arm vs uniform, paired; "
+        "mean rate over depth matched",
+        m and "; ".join(f"{row['A']}: {_verdict(row)}" for row in m["comparisons"])
+        + " (lower layers do move less: bottom/top weight change "
+        + ", ".join(f"{k} {v:.2f}" for k, v in m["bottom_over_top"].items()) + ")")
+    if m and "forgetting_protection" in m:
+        topic = [row for row in m["forgetting_protection"] if row["task"] == "topic"]
+        kept = {row["A"]: row["share of topic's gain kept"] for row in m["forgetting"]}
+        add("... retain (the other task's knowledge, multi-task)", "04: continued on sentiment, topic watched, each "
+            "decay vs uniform", "topic: " + "; ".join(f"{row['A']} {_interval(row)}, {_verdict(row)}" for row in topic)
+            + "; share of topic's gain kept " + ", ".join(f"{k} {v:.0%}" for k, v in kept.items()) + " (one seed)")
+    return "\n".join(rows)
+
+
+def benchmarks() -> str:
+    """Tables of the benchmark scripts' last committed runs (``benchmarks/results/*.json``)."""
+    blocks = []
+    for path in sorted(BENCHMARKS.glob("*.json")):
+        record = json.loads(path.read_text())
+        blocks += [f"**{record['title']}** (`{record['command']}`; {record['setting']})", "", record["table"], ""]
+    return "\n".join(blocks).strip() or "*No benchmark results committed yet: run `make benchmark`.*"
+
+
+SECTIONS: dict[str, Callable[[], str]] = {"runtimes": runtimes, "results": results, "claims": claims,
+                                          "benchmarks": benchmarks}
+
+
+def render(text: str) -> str:
+    """``text`` (a README) with every generated section replaced by what the results say now."""
+    for name, make in SECTIONS.items():
+        pattern = re.compile(rf"(<!-- {name}:start -->\n)(?:.*?\n)?(<!-- {name}:end -->)", re.S)
+        if not pattern.search(text):
+            raise ValueError(f"README.md has no <!-- {name}:start --> ... <!-- {name}:end --> section")
+        text = pattern.sub(lambda match: match.group(1) + make() + "\n" + match.group(2), text)
+    return text
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="exit 1 if README.md is not up to date")
+    args = parser.parse_args(argv)
+    current = README.read_text()
+    fresh = render(current)
+    if args.check:
+        if fresh != current:
+            print("README.md differs from the committed results: run `python -m tools.readme`", file=sys.stderr)
+            return 1
+        return 0
+    README.write_text(fresh)
+    print(f"updated {paths.relative(README)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Execute the notebooks of the series in order with papermill (``make run``).
+
+    python -m tools.run_notebooks [--quick] [--inplace] [NOTEBOOK ...] [-p NAME VALUE ...]
+
+Executed copies go to ``outputs/executed/`` (git-ignored); ``--inplace`` overwrites the notebooks in
+``notebooks/`` instead, which is how the committed outputs of a full run are refreshed; only then do full runs
+also write their records to ``notebooks/results/`` (so a ``make run`` from the cache never changes them).
+Kernels run headless (``MTL_HEADLESS=1``: one final line per progress bar) and quiet (no kernel log lines); the
+run ends with a table of each notebook's minutes. A quick run also records its times in ``notebooks/results/quick.json``
+(the README's quick-mode column).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import papermill as pm
+import yaml
+from jupyter_client.kernelspec import KernelSpecManager
+
+from mtl_utils.core import paths
+from mtl_utils.core.progress import HEADLESS_ENV
+
+KERNEL = "python3"
+
+
+def notebooks(selected: list[str] | None = None) -> list[Path]:
+    """The series' notebooks in order (``NN_*.ipynb``), or the selected ones (by file name, stem or number)."""
+    found = sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
+    if not selected:
+        return found
+    chosen = []
+    for name in selected:
+        match = [p for p in found if name in (p.name, p.stem) or p.name.startswith(name)]
+        if not match:
+            raise SystemExit(f"no notebook matches '{name}'; available: {[p.name for p in found]}")
+        chosen.extend(match)
+    return chosen
+
+
+def kernel_display_name(name: str = KERNEL) -> str:
+    """The display name of the installed kernel (what JupyterLab writes into a notebook it opens)."""
+    return KernelSpecManager().get_kernel_spec(name).display_name
+
+
+def execute(notebook: Path, target: Path, parameters: dict, cwd: Path | None = None) -> float:
+    """Run one notebook with papermill, headless and quiet; return the seconds it took. The executed copy
+    keeps the installed kernel's name, so JupyterLab opens it unmodified."""
+    os.environ[HEADLESS_ENV] = "1"
+    start = time.perf_counter()
+    pm.execute_notebook(str(notebook), str(target), parameters=parameters, cwd=str(cwd or notebook.parent),
+                        progress_bar=False, kernel_name=KERNEL, extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    seconds = time.perf_counter() - start
+    executed = nbformat.read(target, as_version=4)
+    executed.metadata["kernelspec"] = {"display_name": kernel_display_name(), "language": "python", "name": KERNEL}
+    nbformat.write(executed, target)
+    return seconds
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Execute the notebooks in order with papermill.")
+    parser.add_argument("names", nargs="*", help="notebooks to run (default: all)")
+    parser.add_argument("--quick", action="store_true", help="QUICK=True (small data, few steps)")
+    parser.add_argument("--inplace", action="store_true", help="overwrite notebooks/ with the executed copies")
+    parser.add_argument("-p", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+                        help="override a parameter (value parsed as YAML), e.g. -p MODEL bert-base-uncased")
+    args = parser.parse_args(argv)
+    parameters = {name: yaml.safe_load(value) for name, value in args.p}
+    if args.quick:
+        parameters["QUICK"] = True
+    out_dir = paths.output_dir() / "executed"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    os.environ[paths.RECORD_ENV] = "1" if args.inplace else "0"  # only re-rendered notebooks update the records
+    timings = {}
+    for nb in notebooks(args.names):
+        target = nb if args.inplace else out_dir / nb.name
+        print(f"running {nb.name} {parameters or ''}", flush=True)
+        timings[nb.stem] = execute(nb, target, parameters) / 60
+    print(f"\n{'notebook':<36} minutes")
+    for name, minutes in timings.items():
+        print(f"{name:<36} {minutes:7.1f}")
+    print(f"{'total':<36} {sum(timings.values()):7.1f}")
+    print(f"\nexecuted notebooks: {paths.relative(paths.NOTEBOOKS_DIR if args.inplace else out_dir)}")
+    if args.quick and set(parameters) == {"QUICK"}:
+        record = paths.RESULTS_DIR / "quick.json"
+        old = json.loads(record.read_text()) if record.is_file() else {}
+        record.parent.mkdir(parents=True, exist_ok=True)
+        record.write_text(json.dumps({**old, **{k: round(v, 2) for k, v in timings.items()}}, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
