@@ -1,8 +1,8 @@
 """Training throughput of mtl_utils' loop against the plain fine-tuning loop a reader would write, and each
 speed lever's own contribution.
 
-The plain loop: ``AutoModel`` + mean pooling + a linear head, AdamW (PyTorch's default implementation), batch
-16, random batches tokenised as they come and padded to their own longest text (what
+The plain loop: ``AutoModel`` + mean pooling + a linear head, AdamW (PyTorch's default implementation) with a
+linear decay of the rate (the schedule the project's ``Trainer`` uses, without warm-up), batch 16, random batches tokenised as they come and padded to their own longest text (what
 ``DataCollatorWithPadding`` does). The levers are then added to it one at a time, in this order:
 
 1. tokenise once (ids computed before training, batches padded from them);
@@ -33,6 +33,7 @@ from mtl_utils import assets, load_tasks, records, set_seed
 from mtl_utils.modeling.pooling import mean_pool
 from mtl_utils.notebook.report import markdown_table
 from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.optim import linear_warmup_decay
 from mtl_utils.training.sampling import TaskBatches
 from mtl_utils.training.trainer import Trainer
 
@@ -59,6 +60,7 @@ def plain_run(level: int, texts, labels, steps: int, batch_size: int, seed: int,
     model = PlainModel(int(labels.max()) + 1).train()
     fused = {"fused": True} if level >= 3 else {}
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-5, **fused)
+    scheduler = linear_warmup_decay(optimizer, 0, steps)
     rng = np.random.default_rng(seed)
     ids = tokenizer(texts, truncation=True, max_length=64)["input_ids"] if level >= 1 else None
     lengths = np.array([len(x) for x in ids]) if ids is not None else np.array([len(t) for t in texts])
@@ -76,6 +78,7 @@ def plain_run(level: int, texts, labels, steps: int, batch_size: int, seed: int,
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
+        scheduler.step()
         optimizer.zero_grad(set_to_none=True)
     seconds = time.perf_counter() - start
     model.eval()
@@ -91,8 +94,7 @@ def project_run(data, steps: int, batch_size: int, seed: int, val) -> dict:
     config = TrainConfig(tasks=("sentiment",), examples=steps * batch_size, batch_size=batch_size, lr=5e-5,
                          head_lr=5e-5, warmup_ratio=0.0, seed=seed)
     trainer = Trainer(config, data, progress_bar=False)
-    trainer.scheduler.lr_lambdas = [lambda step: 1.0] * len(trainer.scheduler.lr_lambdas)  # no schedule, as the plain loop
-    trainer.step, trainer.task_steps, trainer.step_rows = 0, defaultdict(int), []
+    trainer.begin()
     trainer.set_round_freezing(0)
     start = time.perf_counter()
     trainer.fit_round(1, steps)

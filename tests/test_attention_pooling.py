@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mtl_utils import SentenceEncoder, load_tasks
-from mtl_utils.evaluation.attention_probe import AttentionPoolingProbe, fit_probe, token_vectors, top_pieces
+from mtl_utils.evaluation.attention_probe import AttentionPoolingProbe, TokenVectors, fit_probe, token_vectors, top_pieces
 from mtl_utils.evaluation.comparisons import compare_over_seeds
 from mtl_utils.modeling.pooling import mean_pool
 
@@ -60,7 +60,8 @@ def test_fit_probe_learns_pairs_and_keeps_the_control_at_mean(vectors, small):
     assert torch.count_nonzero(control.model.query) == 0  # the control's query never moves
     assert torch.count_nonzero(learned.model.query) > 0
     assert len(learned.validation) == 4 and 1 <= learned.epoch <= 4
-    assert learned.correct.shape == (len(y["test"]),) and 0 <= learned.accuracy <= 1
+    assert learned.correct.shape == (len(y["test"]),)
+    assert learned.accuracy == pytest.approx(learned.correct.mean())
     again = fit_probe(*args, learn_query=True, seed=0, epochs=4)
     assert np.array_equal(again.correct, learned.correct)  # seeded: reproducible
     row = compare_over_seeds("attention", [learned.correct, again.correct], "mean", [control.correct] * 2, "topic")
@@ -75,3 +76,27 @@ def test_fit_probe_refuses_mismatched_labels(vectors, small):
     with pytest.raises(ValueError, match="train: .* labels"):
         fit_probe(data["train"], y[:-1], data["validation"], small["validation"]["label"].to_numpy(),
                   data["test"], small["test"]["label"].to_numpy())
+
+
+def _marked(n: int, rng: np.random.Generator, prototypes: torch.Tensor, length: int = 24) -> tuple:
+    """Synthetic token vectors: token 0 of each text carries its class (a prototype) and a marker (dimension
+    0), every other token is noise. Mean pooling dilutes the class 1 : ``length``; a query can find the marker."""
+    y = rng.integers(0, len(prototypes), n)
+    values = torch.from_numpy(rng.normal(0, 1, (n, length, prototypes.shape[1]))).float()
+    values[:, :, 0] = 0.0
+    values[:, 0] = prototypes[torch.from_numpy(y)]
+    values[:, 0, 0] = 6.0
+    return TokenVectors(values.half(), torch.full((n,), length), [[0] * length] * n), y
+
+
+def test_the_learned_query_finds_the_token_that_carries_the_class():
+    """What the probe is for: where one token decides the class, the learned query weighs it and beats the
+    masked mean (its control) by a wide margin."""
+    rng = np.random.default_rng(0)
+    prototypes = torch.from_numpy(rng.normal(0, 1.0, (4, 16))).float()
+    (train, ty), (val, vy), (test, sy) = (_marked(n, rng, prototypes) for n in (400, 100, 200))
+    learned = fit_probe(train, ty, val, vy, test, sy, learn_query=True, seed=0, epochs=15, lr=1e-2)
+    control = fit_probe(train, ty, val, vy, test, sy, learn_query=False, seed=0, epochs=15, lr=1e-2)
+    marker_weight = learned.model.weights(*test.batch(torch.arange(len(test))))[:, 0].mean().item()
+    assert marker_weight > 0.2, marker_weight  # the mean gives it 1/24 (0.04)
+    assert learned.accuracy > control.accuracy + 0.2, (learned.accuracy, control.accuracy)

@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 import mtl_utils
-from mtl_utils import experiments, report
+from mtl_utils import report
 from mtl_utils.evaluation.comparisons import compare_correct, compare_over_seeds, compare_seeds
 
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from conftest import SENTENCES, TASKS
-from mtl_utils import anatomy, freezing
+from mtl_utils import anatomy, freezing, frozen_cache
 from mtl_utils.notebook.experiments import intents_table
 from mtl_utils.training.frozen_cache import (build_cache, cached_forward, cached_logits, check_equivalence, clear_shared,
                                     shared_cache)
@@ -144,7 +144,7 @@ def test_heads_only_cache_of_sentence_vectors(tiny):
         assert np.abs(direct[task] - cached[task]).max() < 1e-5
 
 
-def test_shared_cache_is_reused_and_extended(tiny):
+def test_shared_cache_is_reused_and_extended(tiny, monkeypatch):
     clear_shared()
     freezing.freeze_bottom(tiny, 1)
     weights = tiny.encoder.fingerprint()
@@ -153,7 +153,11 @@ def test_shared_cache_is_reused_and_extended(tiny):
     assert again.seconds == 0.0 and again.states is first.states
     assert len(shared_cache(tiny, SENTENCES[:3], 1, weights)) == 3
     freezing.freeze_backbone(tiny)
+    built = []
+    monkeypatch.setattr(frozen_cache, "build_cache", lambda *a, **k: built.append(a) or build_cache(*a, **k))
     extended = shared_cache(tiny, SENTENCES, 2, weights, level="tokens")
+    assert not built, "a token cache at k = 1 exists: k = 2 must extend it (run one layer), not rebuild it"
+    monkeypatch.undo()
     direct = build_cache(tiny, SENTENCES, 2, level="tokens")
     assert max((a - b).abs().max().item() for a, b in zip(extended.states, direct.states)) < 1e-5
     vectors = shared_cache(tiny, SENTENCES, 2, weights)

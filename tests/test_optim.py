@@ -6,10 +6,8 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from conftest import TASKS
 from mtl_utils import anatomy, optim, protocol
 from mtl_utils.modeling.anatomy import relative_change, snapshot
-from mtl_utils.modeling.model import MultiTaskModel
 from mtl_utils import TrainConfig, build_model, train
 
 LR = 1e-4

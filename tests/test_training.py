@@ -14,6 +14,7 @@ from mtl_utils.modeling.model import MultiTaskModel
 from mtl_utils.data import check_datasets
 from mtl_utils.training.config import TrainConfig, chance_loss_weights
 from mtl_utils.training.sampling import TaskBatches, TaskSampler
+from mtl_utils.training.frozen_cache import clear_shared
 from mtl_utils.training.trainer import Trainer, build_model, train
 
 
@@ -287,6 +288,42 @@ def test_frozen_cache_training_matches_the_full_model(small_tasks, tiny_config):
 def test_gradual_unfreezing_schedule(small_tasks, tiny_config):
     result = train(tiny_config.replace(gradual_unfreezing=True, rounds=3), small_tasks, progress_bar=False)
     assert result.history.drop_duplicates("round")["frozen layers"].tolist() == [2, 1, 0]
+
+
+def test_gradual_unfreezing_with_the_cache_trains_as_without_it_and_keeps_the_best_round(small_tasks, tiny_config,
+                                                                                           monkeypatch):
+    """Gradual unfreezing (rounds at k = 2, 1, 0): the frozen-layer cache changes nothing (the same step losses and
+    predictions as without it, the cache built where layers are frozen), and the best round's weights are what
+    the run returns, here round 1 (every later round is made to score worse on validation)."""
+    config = tiny_config.replace(gradual_unfreezing=True, rounds=3, examples=96, dropout=0.0)
+    real_scores, real_validate = Trainer.scores, Trainer.validate
+    snapshots = {}
+
+    def scores(self, task, split):
+        result = real_scores(self, task, split)
+        if split == "validation":
+            result = {**result, "macro_f1": 1.0 - self.step / self.total_steps}  # later rounds look worse
+        return result
+
+    def validate(self, round_, losses, seconds):
+        real_validate(self, round_, losses, seconds)
+        snapshots.setdefault(self.config.frozen_cache, {})[round_] = {
+            k: v.clone() for k, v in self.model.state_dict().items()}
+
+    monkeypatch.setattr(Trainer, "scores", scores)
+    monkeypatch.setattr(Trainer, "validate", validate)
+    clear_shared()  # caches another test left in memory would be served with no cost
+    cached = train(config, small_tasks, progress_bar=False)
+    plain = train(config.replace(frozen_cache=False), small_tasks, progress_bar=False)
+    assert np.abs(cached.steps["loss"].to_numpy() - plain.steps["loss"].to_numpy()).max() < 1e-5
+    by_round = cached.history.drop_duplicates("round").set_index("round")
+    assert by_round["cache seconds"].loc[1] > 0 and by_round["cache seconds"].loc[3] == 0  # no cache at k = 0
+    assert plain.history["cache seconds"].eq(0).all()
+    for result, runs in ((cached, snapshots[True]), (plain, snapshots[False])):
+        assert result.best_round == 1
+        for name, value in result.model.state_dict().items():
+            assert torch.equal(value, runs[1][name]), name
+        assert any(not torch.equal(runs[1][n], runs[3][n]) for n in runs[1])  # later rounds did train
 
 
 def test_frozen_layers_out_of_range(small_tasks, tiny_config):

@@ -1,2 +1,12 @@
 """One module per notebook, named after its stem (``01_sentence_embeddings.py`` -> ``nb01.py``), each with
 ``check(metrics: dict) -> None`` asserting on the numbers that notebook records in its ``metrics.json``."""
+
+
+def check_comparison(row: dict) -> None:
+    """A paired-comparison row that is consistent with itself: the difference is A's accuracy minus B's, the
+    interval has width and the verdict says what the interval says (detected when it excludes zero). Each of
+    these can fail; ``low <= difference <= high`` alone is true of any interval built around its estimate."""
+    assert abs(row["difference"] - (row["A accuracy"] - row["B accuracy"])) < 1e-9, row
+    assert row["high"] - row["low"] > 0, row
+    assert row["detected"] == bool(row["low"] > 0 or row["high"] < 0), row
+    assert 0 <= row["p-value"] <= 1, row

@@ -1,4 +1,5 @@
 """Notebook 01 (sentence embeddings): shapes, reference check, padding, probes above the majority, few labels."""
+from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
@@ -18,7 +19,8 @@ def check(m: dict) -> None:
     # attention pooling: paired with mean pooling over three seeds (same probe), well above the majority class
     assert {row["task"] for row in m["attention_vs_mean"]} == {"topic", "sentiment", "genre"}
     for row in m["attention_vs_mean"]:
-        assert row["seeds"] == 3 and row["low"] <= row["difference"] <= row["high"], row
+        assert row["seeds"] == 3, row
+        check_comparison(row)
         assert row["A accuracy"] > m["majority_baseline"][row["task"]] + 0.05, row
     # the seed's task A: three balanced classes; the frozen probe and the bag of words both far above chance
     assert abs(m["majority_baseline"]["genre"] - 1 / 3) < 0.02
@@ -26,7 +28,7 @@ def check(m: dict) -> None:
     assert m["bag_of_words"]["genre"]["accuracy"] > m["majority_baseline"]["genre"] + 0.3
     assert set(m["genre_by_class"]) == {"news", "opinion", "entertainment"}
     for row in m["encoder_vs_bag_of_words"]:
-        assert row["low"] <= row["difference"] <= row["high"], row
+        check_comparison(row)
     # § 9: full fine-tuning against the frozen encoder + probe on the same labelled subsets, paired by seed
     few, majority = m["few_labels"], m["majority_baseline"]["topic"]
     # "labels": each budget's subset size (stratified rounding may add a sentence); comparisons name the budget
@@ -38,6 +40,7 @@ def check(m: dict) -> None:
             <= set(few["accuracy"]), (row["sentences"], few["accuracy"])
     for row in few["comparisons"]:
         assert (row["A"], row["B"], row["task"]) == ("full fine-tuning", "frozen encoder + probe", "topic"), row
-        assert -1 <= row["low"] <= row["difference"] <= row["high"] <= 1, row
+        assert -1 <= row["low"] and row["high"] <= 1, row
+        check_comparison(row)
         assert row["B accuracy"] > majority + 0.2, row  # frozen vectors separate topics even from few labels
     assert few["accuracy"][f"full fine-tuning/{few['labels'][-1]}"] > majority + 0.2

@@ -1,6 +1,7 @@
 """Notebook 02 (multi-task model): every model learns well beyond the majority class, the multi-task run
 gives each task its budget, paired comparisons are complete, the checkpoint reloads exactly; the genre variant
 (the seed's task A beside sentiment) learns beyond chance and is compared, paired."""
+from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
@@ -15,7 +16,7 @@ def check(m: dict) -> None:
     assert {(r["task"], r["B"]) for r in m["sharing"]} == {("topic", "single-task topic"),
                                                            ("sentiment", "single-task sentiment")}
     for row in m["sharing"] + m["versus_probe"]:
-        assert row["low"] <= row["difference"] <= row["high"] and 0 <= row["p-value"] <= 1
+        check_comparison(row)
     assert len(m["versus_probe"]) == 2 * 2 * len(m["seeds"])
     cosines = m["gradient_cosine"]
     assert all(-1 <= c <= 1 for c in cosines.values()) and len(set(round(c, 6) for c in cosines.values())) > 1
@@ -29,7 +30,7 @@ def check(m: dict) -> None:
     assert {(r["task"], r["B"]) for r in g["sharing"]} == {("genre", "single-task genre"),
                                                            ("sentiment", "single-task sentiment")}
     for row in g["sharing"]:
-        assert row["low"] <= row["difference"] <= row["high"]
+        check_comparison(row)
     for pair, cosines in g["gradient_cosine_before"].items():
         assert len(cosines) == len({k for k in m["gradient_cosine"] if k.startswith("before")}), pair
         assert all(-1 <= c <= 1 for c in cosines.values()), pair

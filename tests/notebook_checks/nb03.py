@@ -1,6 +1,7 @@
 """Notebook 03 (freezing): the cache is exact, a frozen network does not learn, the sweep and scenarios are
 complete and paired, a frozen head stays bit-identical through joint training, pretraining beats random
 weights, and forgetting is reported as a share of the gain kept."""
+from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
@@ -27,7 +28,7 @@ def check(m: dict) -> None:
         assert top is None or abs(row["B accuracy"] - top["accuracy"][row["task"]]) < 1e-9, row
     for row in m["sweep_comparisons"] + m["forgetting"] + m["frozen_head"] + m["heads_only_vs_probe"] \
             + m["pretrained_vs_random"]:
-        assert row["low"] <= row["difference"] <= row["high"]
+        check_comparison(row)
     # what pretraining is worth: the pretrained probe beats the same network with random weights on topic
     topic = next(r for r in m["pretrained_vs_random"] if r["task"] == "topic")
     assert topic["detected"] and topic["difference"] > 0, topic

@@ -1,5 +1,6 @@
 """Notebook 04 (layer-wise learning rates): groups, rates, schedule, the weight-change mechanism, paired
 comparisons of every configuration against uniform rates; summed vs alternating and weighted vs plain losses."""
+from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
@@ -29,14 +30,15 @@ def check(m: dict) -> None:
         assert m["top_lr"][name] == rates[0]
     assert {r["A"] for r in m["comparisons"]} == set(m["experiments"]) - {"uniform"}
     for row in m["comparisons"]:
-        assert row["low"] <= row["difference"] <= row["high"] and row["B"] == "uniform"
+        assert row["B"] == "uniform"
+        check_comparison(row)
     assert m["accuracy"]["uniform"] > m["majority_baseline"] + 0.05
     # gradual unfreezing is an arm like the others; forgetting: uniform and decayed continuations, paired
     assert "gradual unfreezing" in m["experiments"]
     decayed = [f"ξ = {xi}" for xi in m["forget_decays"]]
     assert [r["A"] for r in m["forgetting"]] == ["uniform", *decayed]
     for row in m["forgetting"] + m["forgetting_protection"]:
-        assert row["low"] <= row["difference"] <= row["high"]
+        check_comparison(row)
         assert -1 <= row["difference"] <= 1
     for row in m["forgetting"]:
         assert row["share of topic's gain kept"] <= 1.5, row  # a share of the starting model's gain
@@ -55,4 +57,4 @@ def check(m: dict) -> None:
         (a, b, t) for a, b in (("summed", "alternating"), ("summed, weighted 1/ln C", "summed"))
         for t in ("topic", "sentiment")}
     for row in lc["comparisons"]:
-        assert row["low"] <= row["difference"] <= row["high"]
+        check_comparison(row)
