@@ -235,3 +235,21 @@ def test_serving_moves_a_model_off_another_device_to_the_cpu(model, monkeypatch)
     served = serving.on_cpu(fake)
     assert served is not fake and served.encoder.device.type == "cpu"
     assert serving.on_cpu(model) is model
+
+
+def test_a_cached_load_reads_each_weights_file_once(small_tasks, config, tmp_path, monkeypatch):
+    """The run's manifest and the checkpoint's own checksums both cover the weights; hashing is remembered per
+    unchanged file, so loading a cached run reads them once, not twice."""
+    train_or_load(config, small_tasks, cache=tmp_path, progress_bar=False)
+    digests._FILE_DIGESTS.clear()
+    hashed = []
+    real_open = open
+
+    def counting_open(path, *args, **kwargs):
+        hashed.append(str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(digests, "open", counting_open, raising=False)
+    assert train_or_load(config, small_tasks, cache=tmp_path, progress_bar=False).cached
+    weights = [p for p in hashed if p.startswith(str(tmp_path)) and p.endswith("model.safetensors")]
+    assert len(weights) == 1, hashed

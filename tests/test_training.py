@@ -173,7 +173,8 @@ def test_summed_steps_take_a_batch_of_every_task(small_tasks, tiny_config):
 def first_step_gradient(trainer: Trainer, module: torch.nn.Module) -> torch.Tensor:
     """The gradient one ``train_step`` leaves on ``module``'s parameters, before any update: the optimizer's
     ``step`` and ``zero_grad`` are switched off, and dropout too, so repeated passes see the same numbers."""
-    trainer.step, trainer.caches, trainer.k = 0, {}, 0
+    trainer.begin()
+    trainer.set_round_freezing(0)
     trainer.optimizer.step = lambda *a, **k: None
     trainer.optimizer.zero_grad = lambda **k: None
     trainer.model.eval()

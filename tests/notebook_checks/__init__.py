@@ -4,9 +4,10 @@
 
 def check_comparison(row: dict) -> None:
     """A paired-comparison row that is consistent with itself: the difference is A's accuracy minus B's, the
-    interval has width and the verdict says what the interval says (detected when it excludes zero). Each of
-    these can fail; ``low <= difference <= high`` alone is true of any interval built around its estimate."""
+    interval has width unless the two sides agree on every example, and the verdict says what the interval says
+    (detected when it excludes zero). Each of these can fail; ``low <= difference <= high`` alone is true of any
+    interval built around its estimate."""
     assert abs(row["difference"] - (row["A accuracy"] - row["B accuracy"])) < 1e-9, row
-    assert row["high"] - row["low"] > 0, row
+    assert row["high"] > row["low"] or (row["difference"] == 0 and row["high"] == row["low"] == 0), row
     assert row["detected"] == bool(row["low"] > 0 or row["high"] < 0), row
     assert 0 <= row["p-value"] <= 1, row

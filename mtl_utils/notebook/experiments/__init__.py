@@ -6,9 +6,11 @@ or, with a single seed, example by example on the test set (McNemar's exact test
 carries its interval and, when nothing is detected, the smallest effect the design could have seen
 (:mod:`mtl_utils.metrics`).
 
-The functions live in :mod:`.grids`, :mod:`.tables` and :mod:`.analyses`; this module re-exports them so a
-notebook writes ``experiments.run_grid``.
+The functions live in :mod:`.grids`, :mod:`.tables` and :mod:`.analyses`; this module re-exports them, and the
+one-model comparison of :mod:`mtl_utils.evaluation.comparisons`, so a notebook writes ``experiments.run_grid``
+and ``experiments.compare_correct``.
 """
+from ...evaluation.comparisons import compare_correct
 from .analyses import error_examples, gradient_conflict, head_unchanged, retention
 from .grids import BudgetSeeds, Results, budget_name, label_budget_grid, label_budget_probes, run_grid, seeds_for
 from .tables import (
