@@ -100,3 +100,24 @@ def test_the_learned_query_finds_the_token_that_carries_the_class():
     marker_weight = learned.model.weights(*test.batch(torch.arange(len(test))))[:, 0].mean().item()
     assert marker_weight > 0.2, marker_weight  # the mean gives it 1/24 (0.04)
     assert learned.accuracy > control.accuracy + 0.2, (learned.accuracy, control.accuracy)
+
+
+def test_an_encoder_can_pool_with_attention_and_train_it(tiny_model_dir, tmp_path):
+    """``pooling="attention"`` starts as the mean, learns with the model, and its query is saved with it."""
+    from mtl_utils import MultiTaskModel
+    from conftest import TASKS
+
+    texts = ["Shares rose sharply.", "A dull, lifeless film about nothing."]
+    mean, attention = SentenceEncoder(tiny_model_dir), SentenceEncoder(tiny_model_dir, pooling="attention")
+    torch.testing.assert_close(attention.encode(texts), mean.encode(texts))  # the query starts at zero
+    model = MultiTaskModel(TASKS, encoder=attention)
+    batch = model.encoder.tokenize(texts)
+    model(**batch, tasks="topic")["topic"].sum().backward()
+    assert model.encoder.attention.query.grad.abs().sum() > 0
+    with torch.no_grad():
+        model.encoder.attention.query.add_(1.0)
+    loaded = MultiTaskModel.load(model.save(tmp_path / "ckpt"))
+    assert loaded.encoder.pooling == "attention"
+    assert torch.equal(loaded.encoder.attention.query, model.encoder.attention.query)
+    with pytest.raises(ValueError, match="unknown pooling 'gated'"):
+        SentenceEncoder(tiny_model_dir, pooling="gated")

@@ -362,3 +362,12 @@ def test_chance_loss_weights_start_every_task_near_one(small_tasks):
     for task, weight in weights.items():  # the chance-level loss, weighted, is exactly 1
         uniform = torch.zeros(1, small_tasks[task].num_labels)
         assert weight * torch.nn.functional.cross_entropy(uniform, torch.tensor([0])).item() == pytest.approx(1.0)
+
+
+def test_attention_pooling_trains_in_a_run_even_over_a_frozen_backbone(small_tasks, tiny_config):
+    """With the whole transformer frozen, the query still trains: the cache holds token vectors, not pooled
+    sentence vectors (which would freeze the pooling too)."""
+    result = train(tiny_config.replace(pooling="attention", frozen_layers=2, examples=32), small_tasks,
+                   progress_bar=False)
+    assert result.model.encoder.attention.query.abs().sum() > 0
+    assert result.history["cache seconds"].iloc[0] >= 0 and set(result.history["frozen layers"]) == {2}

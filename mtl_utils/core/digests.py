@@ -4,6 +4,8 @@
   modification time), so verifying a checkpoint and then loading it hashes its weights once;
 * :func:`update_with_texts` / :func:`texts_sha256`: texts hashed length-prefixed, so no choice of texts (whatever
   characters they hold) can make two lists share a digest; every cache key over texts uses them;
+* :func:`manifest_of` / :func:`first_mismatch`: a folder's files with their digests, and the first file that no
+  longer matches (both the run cache's manifest and a checkpoint's own checksums use them);
 * :func:`code_without_docs` / :func:`code_sha256`: Python source as it runs (no comments, no docstrings), what
   cache keys over code hash;
 * :func:`write_atomic`: a file written to a unique temporary name beside it and renamed into place, so readers
@@ -57,6 +59,23 @@ def texts_sha256(texts: Iterable[str], prefix: str = "") -> str:
     digest = hashlib.sha256(prefix.encode("utf-8"))
     update_with_texts(digest, texts)
     return digest.hexdigest()
+
+
+def manifest_of(folder: Path, files: Iterable[Path]) -> dict[str, str]:
+    """``{path relative to folder: SHA-256}`` of the regular files among ``files``."""
+    return {str(p.relative_to(folder)): file_sha256(p) for p in files if p.is_file()}
+
+
+def first_mismatch(folder: Path, manifest: dict[str, str]) -> tuple[str, str] | None:
+    """The first file of ``manifest`` that is missing from ``folder`` or whose digest changed, as ``(name,
+    "missing" | "changed")``; ``None`` when every file matches."""
+    for name, expected in manifest.items():
+        path = folder / name
+        if not path.is_file():
+            return name, "missing"
+        if file_sha256(path) != expected:
+            return name, "changed"
+    return None
 
 
 def code_without_docs(source: str) -> str:

@@ -15,7 +15,6 @@ with the best validation accuracy and scores the test split; :func:`mtl_utils.co
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -26,6 +25,7 @@ from torch import nn
 
 from ..core.batching import eval_mode, length_sorted_batches
 from ..core.progress import progress
+from ..modeling.attention_pooling import AttentionPooling
 from ..modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
 from .metrics import scores
 
@@ -74,22 +74,25 @@ def token_vectors(encoder: SentenceEncoder, texts: Sequence[str], batch_size: in
 
 
 class AttentionPoolingProbe(nn.Module):
-    """Attention pooling (a learned query, started at zero) and a linear classifier. With ``learn_query=False``
-    the query stays at zero and the pooling is exactly the masked mean: the control."""
+    """Attention pooling (:class:`~mtl_utils.modeling.attention_pooling.AttentionPooling`, its query started at
+    zero) and a linear classifier. With ``learn_query=False`` the query stays at zero and the pooling is exactly
+    the masked mean: the control."""
 
     def __init__(self, hidden_size: int, num_labels: int, learn_query: bool = True) -> None:
         super().__init__()
-        self.query = nn.Parameter(torch.zeros(hidden_size), requires_grad=learn_query)
+        self.pooling = AttentionPooling(hidden_size, learn_query)
         self.classifier = nn.Linear(hidden_size, num_labels)
 
+    @property
+    def query(self) -> nn.Parameter:
+        return self.pooling.query
+
     def weights(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Attention weights ``[batch, tokens]``: softmax of ``q · h_t / sqrt(d)`` over the real pieces."""
-        scores = tokens @ self.query / math.sqrt(tokens.shape[-1])
-        return torch.softmax(scores.masked_fill(~mask, float("-inf")), dim=-1)
+        """Attention weights ``[batch, tokens]`` (see :meth:`AttentionPooling.weights`)."""
+        return self.pooling.weights(tokens, mask)
 
     def forward(self, tokens: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        pooled = (self.weights(tokens, mask).unsqueeze(-1) * tokens).sum(dim=1)
-        return self.classifier(pooled)
+        return self.classifier(self.pooling(tokens, mask))
 
 
 @dataclass

@@ -27,7 +27,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..core.digests import file_sha256, publish_folder
+from ..core.digests import first_mismatch, manifest_of, publish_folder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -112,7 +112,7 @@ def save_checkpoint(folder: str | Path, config: dict, state: Mapping[str, torch.
         config = dict(config)
         save_file(dict(state), str(tmp / WEIGHTS_FILE), metadata={"config_sha256": config_digest(config)})
         write_backbone(tmp / BACKBONE_DIR)
-        config["files"] = {str(p.relative_to(tmp)): file_sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
+        config["files"] = manifest_of(tmp, sorted(tmp.rglob("*")))
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))  # last: a tmp with it is finished
         if folder.exists():
             _keep_extras(folder, tmp)
@@ -141,12 +141,12 @@ def read_checkpoint_config(folder: Path) -> dict:
     for key in ("encoder", "tasks", "head", "files"):
         if key not in config:
             raise CheckpointError(f"{path} has no '{key}' entry: the checkpoint is incomplete")
-    for name, expected in config["files"].items():
-        file = folder / name
-        if not file.is_file():
-            raise CheckpointError(f"{file} is missing from the checkpoint")
-        if file_sha256(file) != expected:
-            raise CheckpointError(f"{file} does not match its checksum in {CONFIG_FILE}: the file is corrupted")
+    mismatch = first_mismatch(folder, config["files"])
+    if mismatch and mismatch[1] == "missing":
+        raise CheckpointError(f"{folder / mismatch[0]} is missing from the checkpoint")
+    if mismatch:
+        raise CheckpointError(f"{folder / mismatch[0]} does not match its checksum in {CONFIG_FILE}: the file is "
+                              "corrupted")
     if WEIGHTS_FILE not in config["files"]:
         raise CheckpointError(f"{path} lists no {WEIGHTS_FILE}: the checkpoint is incomplete")
     return config

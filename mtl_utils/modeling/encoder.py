@@ -29,9 +29,12 @@ from ..core import assets, runtime
 from ..core.batching import eval_mode, length_sorted_batches, pad_ids
 from ..core.digests import file_sha256
 from ..core.progress import progress
+from .attention_pooling import AttentionPooling
 from .pooling import POOLING_MODES, pool
 
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# The poolings an encoder can use: the parameter-free ones, and a learned attention pooling (trained with it).
+ENCODER_POOLINGS: tuple[str, ...] = (*POOLING_MODES, "attention")
 _DEFAULT_ALIASES = {None, "", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
@@ -193,7 +196,8 @@ class SentenceEncoder(nn.Module):
 
     Args:
         model: Hugging Face model id or folder; ``None`` means the bundled all-MiniLM-L6-v2.
-        pooling: ``"mean"`` (attention-mask weighted, the default), ``"cls"`` or ``"max"``.
+        pooling: ``"mean"`` (attention-mask weighted, the default), ``"cls"``, ``"max"``, or ``"attention"`` (a
+            learned query, :mod:`~mtl_utils.modeling.attention_pooling`, trained with the model).
         normalize: L2-normalise the sentence vectors (cosine similarity becomes a dot product).
         max_length: word pieces per text; longer texts are truncated. Default: the model's own limit.
         output_dim: add a linear projection from the hidden size to this size (e.g. 256).
@@ -210,8 +214,8 @@ class SentenceEncoder(nn.Module):
                  max_length: int | None = None, output_dim: int | None = None,
                  device: str | torch.device | None = None, backbone: tuple | None = None) -> None:
         super().__init__()
-        if pooling not in POOLING_MODES:
-            raise ValueError(f"unknown pooling '{pooling}'; choose one of {POOLING_MODES}")
+        if pooling not in ENCODER_POOLINGS:
+            raise ValueError(f"unknown pooling '{pooling}'; choose one of {ENCODER_POOLINGS}")
         if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
                                        or max_length < 2):
             raise ValueError(f"max_length must be an integer of at least 2 word pieces (or None), got {max_length!r}")
@@ -227,6 +231,7 @@ class SentenceEncoder(nn.Module):
         if positions and self.max_length > positions:
             raise ValueError(f"max_length={self.max_length} word pieces, but '{self.model_name}' has position "
                              f"embeddings for {positions}: choose max_length <= {positions}")
+        self.attention = AttentionPooling(self.hidden_size) if pooling == "attention" else None
         self.projection = nn.Linear(self.hidden_size, output_dim) if output_dim else None
         self.output_dim = output_dim
         self.to(runtime.device(device))
@@ -279,7 +284,10 @@ class SentenceEncoder(nn.Module):
 
     def pool_tokens(self, token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         """Pooling, projection and normalisation of token vectors ``[batch, tokens, hidden]``."""
-        vectors = pool(token_embeddings, attention_mask, self.pooling)
+        if self.attention is not None:
+            vectors = self.attention(token_embeddings, attention_mask)
+        else:
+            vectors = pool(token_embeddings, attention_mask, self.pooling)
         if self.projection is not None:
             vectors = self.projection(vectors)
         if self.normalize:

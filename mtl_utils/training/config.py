@@ -16,8 +16,7 @@ import numpy as np
 
 from ..core import runtime
 from ..data.tasks import Task
-from ..modeling.encoder import DEFAULT_MODEL
-from ..modeling.pooling import POOLING_MODES
+from ..modeling.encoder import DEFAULT_MODEL, ENCODER_POOLINGS
 
 SAMPLING_STRATEGIES: tuple[str, ...] = ("proportional", "uniform", "temperature", "summed")
 _RUN_KEY = re.compile(r"^[0-9a-f]{16}$")
@@ -129,8 +128,8 @@ class TrainConfig:
                                                                                                  self.watch_tasks)
         if not isinstance(self.model, str) or not self.model:
             raise _bad("model", self.model, "a model id or folder (a non-empty string)")
-        if self.pooling not in POOLING_MODES:
-            raise _bad("pooling", self.pooling, f"one of {POOLING_MODES}")
+        if self.pooling not in ENCODER_POOLINGS:
+            raise _bad("pooling", self.pooling, f"one of {ENCODER_POOLINGS}")
         for name, low in (("max_length", 2), ("batch_size", 1), ("rounds", 1), ("eval_batch_size", 1), ("seed", 0),
                           ("frozen_layers", 0)):
             _int(name, getattr(self, name), low)

@@ -38,7 +38,7 @@ import transformers
 from filelock import FileLock
 
 from ..core import paths, runtime
-from ..core.digests import code_sha256, file_sha256, publish_folder, update_with_texts
+from ..core.digests import code_sha256, first_mismatch, manifest_of, publish_folder, update_with_texts
 from ..data.checks import check_datasets
 from ..data.tasks import SPLITS, Task
 from ..modeling.encoder import model_digest
@@ -127,7 +127,7 @@ def save_result(result: TrainResult, folder: Path) -> None:
                "frozen": [name for name, p in result.model.named_parameters() if not p.requires_grad]}
     (folder / "result.json").write_text(json.dumps(summary, indent=2))
     files = [folder / name for name in ENTRY_FILES] + sorted((folder / "model").rglob("*"))
-    manifest = {str(p.relative_to(folder)): file_sha256(p) for p in files if p.is_file()}
+    manifest = manifest_of(folder, files)
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
 
 
@@ -143,12 +143,10 @@ def verify_entry(folder: Path) -> None:
     for name in (*ENTRY_FILES, "model/config.json", "model/model.safetensors"):
         if name not in manifest:
             raise DamagedRunError(f"the manifest does not list {name}")
-    for name, expected in manifest.items():
-        path = folder / name
-        if not path.is_file():
-            raise DamagedRunError(f"{name} is missing")
-        if file_sha256(path) != expected:
-            raise DamagedRunError(f"{name} does not match its checksum")
+    mismatch = first_mismatch(folder, manifest)
+    if mismatch:
+        raise DamagedRunError(f"{mismatch[0]} is missing" if mismatch[1] == "missing" else
+                              f"{mismatch[0]} does not match its checksum")
 
 
 def load_result(folder: Path, config: TrainConfig) -> TrainResult:
