@@ -64,6 +64,18 @@ def test_files_a_user_added_to_a_checkpoint_survive_a_re_save(model, tmp_path):
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
 
 
+def test_a_save_killed_before_publishing_its_finished_copy_is_recovered(model, tmp_path):
+    """A kill after the old checkpoint was moved aside and the new one finished: the newer one is published."""
+    folder = model.save(tmp_path / "ckpt")
+    os.replace(folder, tmp_path / ".ckpt.old-deadbeef")
+    with torch.no_grad():
+        model.heads["topic"].net[-1].bias.add_(1.0)
+    os.replace(model.save(tmp_path / "newer"), tmp_path / ".ckpt.tmp-cafebabe")  # finished, never renamed in
+    loaded = MultiTaskModel.load(folder)
+    assert torch.equal(loaded.heads["topic"].net[-1].bias, model.heads["topic"].net[-1].bias)  # the newer one
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
 def test_a_save_killed_between_its_renames_is_recovered(model, tmp_path):
     """The old checkpoint moved aside, the new one never renamed in: the next load finds the checkpoint."""
     folder = model.save(tmp_path / "ckpt")
@@ -83,16 +95,18 @@ def test_the_run_key_follows_the_base_models_weights_not_its_name(small_tasks, t
     config = TrainConfig(model=str(folder), examples=24, batch_size=8, max_length=24)
     before = run_key(config, small_tasks)
     assert run_key(config, small_tasks) == before
+    settings = (folder / "config.json").read_bytes()
     transformer = AutoModel.from_pretrained(folder)
     with torch.no_grad():
         transformer.embeddings.word_embeddings.weight.mul_(1.5)
     transformer.save_pretrained(folder)  # the same folder name, other weights
+    (folder / "config.json").write_bytes(settings)  # and nothing else changed
     assert run_key(config, small_tasks) != before
 
 
 def test_every_module_the_trainer_imports_is_on_the_training_path():
     names = {m.__name__ for m in runs.training_path()}
-    for needed in ("core.seeding", "core.batching", "modeling.encoder", "modeling.model", "modeling.pooling",
+    for needed in ("core.seeding", "core.batching", "core.runtime", "core.assets", "modeling.encoder", "modeling.model", "modeling.pooling",
                    "training.config", "training.sampling", "training.trainer", "training.rounds",
                    "training.frozen_cache", "training.optim", "evaluation.metrics", "data.checks"):
         assert f"mtl_utils.{needed}" in names, needed
@@ -189,21 +203,27 @@ def test_timing_replay_follows_the_code_the_cpu_and_the_libraries(tmp_path, monk
 
     records.measured("t", {"model": "m"}, measure)
     assert records.measured("t", {"model": "m"}, measure).replayed and len(calls) == 1
-    monkeypatch.setattr(records, "TIMED_CODE", (digests,))  # other timed code
-    records.measured("t", {"model": "m"}, measure, code=(digests,))
+    records.measured("t", {"model": "m"}, measure, code=(digests,))  # other timed code
     assert len(calls) == 2
-    monkeypatch.setattr(runtime, "cpu", lambda: {"model": "Other CPU", "flags": ["amx_int8"]})
-    records.measured("t", {"model": "m"}, measure, code=(digests,))
+    cpu = runtime.cpu()
+    monkeypatch.setattr(runtime, "cpu", lambda: {"model": cpu["model"], "flags": [*cpu["flags"], "amx_int8"]})
+    records.measured("t", {"model": "m"}, measure, code=(digests,))  # the same CPU model, other instruction sets
     assert len(calls) == 3
-    monkeypatch.setattr(records, "_version", lambda package: "99.0")
+    monkeypatch.setattr(runtime, "cpu", lambda: {"model": "Other CPU", "flags": cpu["flags"]})
     records.measured("t", {"model": "m"}, measure, code=(digests,))
     assert len(calls) == 4
+    monkeypatch.setattr(records, "_version", lambda package: "99.0")
+    records.measured("t", {"model": "m"}, measure, code=(digests,))
+    assert len(calls) == 5
+    records.measured("t", {"model": "m", "cpu": "user field"}, measure, code=(digests,))  # no clash with ours
+    assert len(calls) == 6
 
 
-def test_the_cpu_model_is_recorded():
+def test_the_cpu_model_is_recorded(monkeypatch):
     env = records.environment()
-    assert env["cpu"] and env["cpu"] != "x86_64" or not os.path.exists("/proc/cpuinfo")
-    assert "cpu flags" in env
+    assert env["cpu"] == runtime.cpu()["model"] and "cpu flags" in env
+    if os.path.exists("/proc/cpuinfo") and "model name" in open("/proc/cpuinfo").read():
+        assert env["cpu"] not in ("", "x86_64", "aarch64")  # the model name, not the architecture
 
 
 # -- 8. serving runs on the CPU on purpose, and keep_fp32 means what it says -----------------------------------
@@ -213,8 +233,9 @@ def test_keep_fp32_takes_names_or_indices_only(model):
         serving.torch_int8_variant(model, keep_fp32="encoder.transformer.encoder.layer.1")
     with pytest.raises(ValueError, match="outside 0..1"):
         serving.torch_int8_variant(model, keep_fp32=[5])
-    with pytest.raises(ValueError, match="not a layer index or a module"):
-        serving.torch_int8_variant(model, keep_fp32=["encoder.nothing"])
+    for bad in (["encoder.nothing"], [""]):
+        with pytest.raises(ValueError, match="not a layer index or a module"):
+            serving.torch_int8_variant(model, keep_fp32=bad)
     by_index = serving.torch_int8_variant(model, keep_fp32=[1])
     by_name = serving.torch_int8_variant(model, keep_fp32=["encoder.transformer.encoder.layer.1"])
     everything = serving.torch_int8_variant(model)
@@ -234,7 +255,21 @@ def test_serving_moves_a_model_off_another_device_to_the_cpu(model, monkeypatch)
     fake.encoder.__class__ = Elsewhere
     served = serving.on_cpu(fake)
     assert served is not fake and served.encoder.device.type == "cpu"
+    assert fake.encoder.device.type == "meta"  # the original is left where it was
     assert serving.on_cpu(model) is model
+
+
+def test_every_serving_measurement_goes_through_on_cpu(model, small_tasks, tiny_model_dir, tmp_path, monkeypatch):
+    """measure_variants, one_vs_two and the int8 variant all serve from the CPU copy (counted calls)."""
+    seen = []
+    real = serving.on_cpu
+    monkeypatch.setattr(serving, "on_cpu", lambda m: seen.append(m) or real(m))
+    texts = list(small_tasks["topic"]["test"]["text"][:8])
+    single = {t: MultiTaskModel({t: labels}, model=tiny_model_dir, max_length=32) for t, labels in TASKS.items()}
+    serving.one_vs_two(model, single, texts[:2], texts, repeats=1)
+    assert len(seen) == 3
+    serving.measure_variants(model, {"topic": small_tasks["topic"]}, texts, tmp_path, repeats=1, sensitivity_texts=4)
+    assert len(seen) >= 4 and seen[3] is model
 
 
 def test_a_cached_load_reads_each_weights_file_once(small_tasks, config, tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """Digests and atomic writes: the one place they are defined.
 
 * :func:`file_sha256`: a file's SHA-256, remembered per process by the file's identity (path, inode, size,
-  modification time), so verifying a checkpoint and then loading it hashes its weights once;
+  modification and change times: any write, and any reset of the modification time, changes the latter), so verifying a checkpoint and then loading it hashes its weights once;
 * :func:`update_with_texts` / :func:`texts_sha256`: texts hashed length-prefixed, so no choice of texts (whatever
   characters they hold) can make two lists share a digest; every cache key over texts uses them;
 * :func:`manifest_of` / :func:`first_mismatch`: a folder's files with their digests, and the first file that no
@@ -30,7 +30,7 @@ _FILE_DIGESTS: dict[tuple, str] = {}
 
 def _identity(path: Path) -> tuple:
     stat = path.stat()
-    return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
+    return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
 
 def file_sha256(path: str | Path) -> str:

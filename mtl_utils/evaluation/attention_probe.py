@@ -1,7 +1,7 @@
 """Attention pooling: a learned query scores every token vector, the softmax of the scores weights them.
 
 The seed write-up weighs mean pooling against max and *attention* pooling. Mean, cls and max
-(:mod:`mtl_utils.pooling`) have no parameters; attention pooling has one, a query vector ``q``: token ``t``
+(:mod:`mtl_utils.modeling.pooling`) have no parameters; attention pooling has one, a query vector ``q``: token ``t``
 gets the weight ``softmax_t(q · h_t / sqrt(d))`` over the sentence's real word pieces, and the sentence
 vector is the weighted sum. With ``q = 0`` every real piece weighs the same: **exactly mean pooling**. So a
 probe that learns ``q`` together with a linear classifier, started at ``q = 0`` and compared with the same
@@ -9,7 +9,7 @@ probe whose ``q`` stays at zero, isolates what learning *where to look* adds ove
 
 It is trained here as a probe on the frozen encoder's token vectors, computed once (:func:`token_vectors`);
 the multi-task model keeps its parameter-free poolings. :func:`fit_probe` trains with AdamW, keeps the epoch
-with the best validation accuracy and scores the test split; :func:`mtl_utils.comparisons.compare_over_seeds`
+with the best validation accuracy and scores the test split; :func:`mtl_utils.evaluation.comparisons.compare_over_seeds`
 (importable from here too) pairs two probes over seeds.
 """
 from __future__ import annotations

@@ -10,8 +10,8 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
 * :func:`compare_seeds`: whichever of the two the number of seeds allows (one seed: the first).
 
 A difference is *detected* when its 95 % interval excludes zero; otherwise the row says how large a
-difference the design could have seen (80 % power). :mod:`mtl_utils.experiments`, :mod:`mtl_utils.probing`
-and :mod:`mtl_utils.attention_pooling` build their tables from these functions.
+difference the design could have seen (80 % power). :mod:`mtl_utils.notebook.experiments`, :mod:`mtl_utils.evaluation.probing`
+and :mod:`mtl_utils.evaluation.attention_probe` build their tables from these functions.
 """
 from __future__ import annotations
 

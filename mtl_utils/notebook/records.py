@@ -2,7 +2,7 @@
 
 ``metrics.json`` goes to the run's output folder (what the tests assert on). A full run also writes the same
 record to ``notebooks/results/NN.json``, which is committed: the README's results are generated from those
-files (:mod:`mtl_utils.readme`), so they can never drift from the committed notebooks.
+files (:mod:`tools.readme`), so they can never drift from the committed notebooks.
 """
 from __future__ import annotations
 
@@ -31,13 +31,13 @@ from transformers.utils import logging as hf_logging
 from ..core import paths, runtime
 from ..core.digests import code_sha256, write_text_atomic
 from ..core.seeding import set_seed
-from ..modeling import encoder, model
 from ..serving import speed, variants
+from ..training.runs import training_path
 
 
 def environment() -> dict[str, Any]:
     """Versions and machine facts worth printing at the top of a notebook and storing with its numbers; the
-    device is the one the series computes on (:func:`mtl_utils.runtime.device`)."""
+    device is the one the series computes on (:func:`mtl_utils.core.runtime.device`)."""
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -147,7 +147,8 @@ class Measured:
                 "FORCE_RETRAIN=True measures again")
 
 
-TIMED_CODE: tuple[ModuleType, ...] = (variants, speed, encoder, model)  # what the series times
+TIMED_CODE: tuple[ModuleType, ...] = training_path(variants) + training_path(speed)  # what the series times,
+# with every project module it imports
 TIMING_LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
 
 
@@ -167,7 +168,7 @@ def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.
     modules ``code`` (docstrings and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
     machine: CPU model and instruction sets (:func:`mtl_utils.core.runtime.cpu`), cores, threads, device."""
     env = environment()
-    identity = {**_plain(key), "environment": {k: env[k] for k in ("cpu cores", "torch threads", "device",
+    identity = {"key": _plain(key), "environment": {k: env[k] for k in ("cpu cores", "torch threads", "device",
                                                                     "device name")},
                 "versions": {p: _version(p) for p in TIMING_LIBRARIES}, "cpu": runtime.cpu(),
                 "code": code_sha256(code)}
@@ -195,7 +196,7 @@ def _frame(stored: dict) -> pd.DataFrame:
 
 def save_benchmark(name: str, title: str, command: str, setting: str, table: str) -> Path:
     """Write a benchmark's result (its Markdown table and how it was made) to ``benchmarks/results/<name>.json``,
-    committed and rendered into the README by :mod:`mtl_utils.readme`."""
+    committed and rendered into the README by :mod:`tools.readme`."""
     record = {"title": title, "command": command, "setting": setting, "table": table,
               "environment": environment(), "written": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     return _write_json(paths.REPO_ROOT / "benchmarks" / "results" / f"{name}.json", record)

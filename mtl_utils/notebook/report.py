@@ -25,8 +25,8 @@ def signed(value: float, digits: int = 3) -> str:
 
 
 def verdict(row: Mapping, digits: int = 3) -> str:
-    """One Markdown sentence for a row of :func:`mtl_utils.experiments.comparison_table`; a row of a label-budget
-    table (:func:`mtl_utils.experiments.label_budget_table`) names its budget after the task."""
+    """One Markdown sentence for a row of :func:`mtl_utils.notebook.experiments.comparison_table`; a row of a label-budget
+    table (:func:`mtl_utils.notebook.experiments.label_budget_table`) names its budget after the task."""
     what = f"{row['task']}, {row['labels']} labels" if "labels" in row else row["task"]
     head = (f"**{what}**: {row['A']} − {row['B']} = {signed(row['difference'], digits)} "
             f"[{signed(row['low'], digits)}, {signed(row['high'], digits)}]")
@@ -82,7 +82,7 @@ def data_flow(model: MultiTaskModel, sentences: Sequence[str]) -> pd.DataFrame:
 
 
 def probe_findings(table: pd.DataFrame, digits: int = 3) -> str:
-    """Markdown bullets on :func:`mtl_utils.probing.probe_table`: per task the best probe, the majority
+    """Markdown bullets on :func:`mtl_utils.evaluation.probing.probe_table`: per task the best probe, the majority
     baseline, and every other probe against raw mean pooling, under :data:`RULE`."""
     lines = []
     for task, part in table.groupby("task", sort=False):

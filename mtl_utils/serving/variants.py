@@ -113,7 +113,7 @@ def check_keep_fp32(model: MultiTaskModel, keep_fp32: Sequence[str | int]) -> tu
             if not 0 <= item < len(layers):
                 raise ValueError(f"keep_fp32: layer {item} is outside 0..{len(layers) - 1}")
             item = f"{prefix}.{int(item)}"
-        if not isinstance(item, str) or not any(n == item or n.startswith(item + ".") for n in names):
+        if not isinstance(item, str) or not item or not any(n == item or n.startswith(item + ".") for n in names):
             raise ValueError(f"keep_fp32: {item!r} is not a layer index or a module of the model (e.g. {prefix}.5)")
         out.append(item)
     return tuple(out)

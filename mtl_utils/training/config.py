@@ -79,11 +79,11 @@ class TrainConfig:
     there is nothing to choose, and no validation is run).
 
     Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for
-    ``lr``); ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.optim`).
+    ``lr``); ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.training.optim`).
 
-    Freezing (:mod:`mtl_utils.freezing`): ``frozen_layers=k`` freezes the embeddings and the bottom ``k``
+    Freezing (:mod:`mtl_utils.training.freezing`): ``frozen_layers=k`` freezes the embeddings and the bottom ``k``
     encoder layers; ``frozen_heads`` freezes those tasks' heads. With ``frozen_cache`` the frozen bottom's
-    output is computed once per text (:mod:`mtl_utils.frozen_cache`, exact). ``gradual_unfreezing`` (ULMFiT)
+    output is computed once per text (:mod:`mtl_utils.training.frozen_cache`, exact). ``gradual_unfreezing`` (ULMFiT)
     trains the heads alone in round 1 and unfreezes one more layer from the top each round, down to
     ``frozen_layers``. ``init_from`` is the cache key of a finished run whose model training continues from;
     ``watch_tasks`` are tasks of that model that are not trained but evaluated every round.

@@ -7,7 +7,7 @@
 
 Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen block should also run in
 eval mode (no dropout) so that it computes a fixed function: :func:`set_frozen_eval` does that after
-``model.train()``, and it is what makes the frozen-layer cache (:mod:`mtl_utils.frozen_cache`) exact.
+``model.train()``, and it is what makes the frozen-layer cache (:mod:`mtl_utils.training.frozen_cache`) exact.
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ layer below at ``xi`` times the rate of the layer above it, and the embeddings l
     layer 1      lr * xi ** (L - 1)
     embeddings   lr * xi ** L
 
-The layers are found by :mod:`mtl_utils.anatomy` (the same finder freezing uses), so any BERT-like encoder
+The layers are found by :mod:`mtl_utils.modeling.anatomy` (the same finder freezing uses), so any BERT-like encoder
 works, whatever its depth. :func:`make_optimizer` builds AdamW, fused into one kernel where PyTorch has one for
 the device (about 7x faster than the per-tensor loop on this series' CPU; the same update rule).
 """

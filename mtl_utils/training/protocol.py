@@ -10,7 +10,7 @@ changes and why.
   warm-up then linear decay to zero, weight decay 0.01, gradient norm clipped at 1, dropout 0.1; texts cut at
   :data:`MAX_LENGTH` word pieces (0.1 % of texts are longer).
 * **Seeds**: :data:`SEEDS`; comparisons pair runs with the same seed (same heads' initialisation, same batch
-  order) on the same test set (:mod:`mtl_utils.metrics`).
+  order) on the same test set (:mod:`mtl_utils.evaluation.metrics`).
 
 Why these numbers: measured on this data, a single-task sentiment model reaches 0.80 accuracy after about
 4,000 examples in batches of 8 (batches of 16 need about 6,000: smaller batches take more steps per example),
@@ -61,7 +61,7 @@ def config(tasks: Sequence[str], quick: bool = False, model: str | None = None, 
 
 def mean_matched_lr(layer_decay: float | None, n_layers: int, lr: float = LR) -> float:
     """The top layer's rate under layer-wise decay ξ that keeps the **mean** peak rate over depth (embeddings and
-    ``n_layers`` layers, :mod:`mtl_utils.optim`'s groups) equal to uniform rates at ``lr``: ``lr · (L + 1) /
+    ``n_layers`` layers, :mod:`mtl_utils.training.optim`'s groups) equal to uniform rates at ``lr``: ``lr · (L + 1) /
     Σ ξ^d``, d = 0 … L. Decay then moves rate from the lower layers to the upper ones instead of lowering
     every rate below the top. Taught in notebook 04."""
     check_layer_decay(layer_decay)

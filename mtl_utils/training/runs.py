@@ -59,9 +59,16 @@ def _imported_modules(module: ModuleType) -> list[ModuleType]:
     for node in ast.walk(ast.parse(inspect.getsource(module))):
         if isinstance(node, ast.ImportFrom) and node.level:
             base = importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__)
-            names = [base] if node.module else [f"{base}.{alias.name}" for alias in node.names]
+            names = [base] if node.module else []
+            if _is_package(base):  # from .pkg import module, from . import module: the modules themselves
+                names += [f"{base}.{a.name}" for a in node.names if importlib.util.find_spec(f"{base}.{a.name}")]
             found += [importlib.import_module(name) for name in names]
     return found
+
+
+def _is_package(name: str) -> bool:
+    spec = importlib.util.find_spec(name)
+    return spec is not None and spec.submodule_search_locations is not None
 
 
 def training_path(root: ModuleType = trainer) -> tuple[ModuleType, ...]:

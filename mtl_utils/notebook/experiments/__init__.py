@@ -4,7 +4,7 @@
 than B?" for two configurations on one task, paired: over seeds (same seed, same test set) with a t interval,
 or, with a single seed, example by example on the test set (McNemar's exact test and its exact interval). Every comparison
 carries its interval and, when nothing is detected, the smallest effect the design could have seen
-(:mod:`mtl_utils.metrics`).
+(:mod:`mtl_utils.evaluation.metrics`).
 
 The functions live in :mod:`.grids`, :mod:`.tables` and :mod:`.analyses`; this module re-exports them, and the
 one-model comparison of :mod:`mtl_utils.evaluation.comparisons`, so a notebook writes ``experiments.run_grid``

@@ -90,10 +90,10 @@ def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, dat
                         ) -> tuple[dict[int | None, dict[int, ProbeResult]], pd.DataFrame]:
     """The frozen-encoder arm of a label-budget experiment: for every budget ``n`` and seed ``s`` (as
     :func:`label_budget_grid` takes them), a probe
-    (:func:`~mtl_utils.probing.probe_cv`, ``C`` cross-validated on the ``n`` labels alone) on the vectors of exactly
+    (:func:`~mtl_utils.evaluation.probing.probe_cv`, ``C`` cross-validated on the ``n`` labels alone) on the vectors of exactly
     the subset :func:`label_budget_grid` trains on with that seed, scored on the whole test set.
     ``train_vectors``/``test_vectors``: one row per text of ``data[task]``'s train/test split, in order (e.g.
-    :func:`~mtl_utils.probing.cached_poolings`). Returns the probes per budget and seed, and rows in
+    :func:`~mtl_utils.evaluation.probing.cached_poolings`). Returns the probes per budget and seed, and rows in
     :func:`label_budget_grid`'s format (with the chosen ``C``). Taught in notebook 01."""
     full = data[task]
     for split, vectors in (("train", train_vectors), ("test", test_vectors)):

@@ -35,7 +35,7 @@ def versus_probes(per_budget: Mapping[int | None, Results], name: str,
                   task: str) -> pd.DataFrame:
     """The runs ``name`` of :func:`label_budget_grid` minus the probes of :func:`label_budget_probes` on ``task``,
     per budget, paired by seed (the same labelled subset, the same test set): one row per budget in
-    :func:`label_budget_table`'s format (:func:`~mtl_utils.comparisons.compare_seeds`)."""
+    :func:`label_budget_table`'s format (:func:`~mtl_utils.evaluation.comparisons.compare_seeds`)."""
     labels = data[task]["test"]["label"].to_numpy()
     rows = []
     for n, results in per_budget.items():
@@ -76,7 +76,7 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
 
     With two or more seeds: the mean of the per-seed differences with a t interval, its p-value and the
     minimum detectable effect (80 % power). With one seed: the exact paired interval over the test
-    examples (:func:`~mtl_utils.metrics.paired_interval`), McNemar's exact p-value and the detectable effect from the share of discordant examples. The
+    examples (:func:`~mtl_utils.evaluation.metrics.paired_interval`), McNemar's exact p-value and the detectable effect from the share of discordant examples. The
     verdict follows the series' rule: a difference is detected when its 95 % interval excludes zero.
     """
     seeds = sorted({s for (name, s) in results if name == a} & {s for (name, s) in results if name == b}
