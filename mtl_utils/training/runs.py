@@ -113,7 +113,9 @@ def run_key(config: TrainConfig, tasks: Mapping[str, Task]) -> str:
     """Cache key of a run: configuration, base model files, data, training code and library versions (16 hex
     characters). The tasks are checked first (:func:`mtl_utils.data.checks.check_datasets`): a key is never
     computed from data a run would refuse."""
-    check_datasets(tasks, config.tasks + config.watch_tasks)
+    with warnings.catch_warnings():  # errors only: the Trainer warns (once) about what it will train on
+        warnings.simplefilter("ignore")
+        check_datasets(tasks, config.tasks + config.watch_tasks)
     blob = json.dumps({"config": config.to_dict(), "device": runtime.device(config.device).type,
                        "base model": model_digest(config.model),
                        "data": data_fingerprint(tasks, config.tasks + config.watch_tasks),
