@@ -38,7 +38,7 @@ refresh: $(STAMP)      ## full run written back into notebooks/ (the committed o
 	$(PY) -m tools.readme
 
 test: $(STAMP)         ## unit tests + every notebook in quick mode + README/book/Docker checks
-	$(PY) -m pytest -ra
+	$(PY) -m pytest -ra --durations=12
 
 lab: $(STAMP)          ## JupyterLab with mtl_utils importable
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
