@@ -83,3 +83,9 @@ def test_committed_results_pass_the_notebook_checks(notebook):
     path, _ = notebook
     check = importlib.import_module(f"notebook_checks.nb{path.stem[:2]}").check
     check(json.loads(paths.results_file(path.stem).read_text())["metrics"])
+
+
+def test_no_machine_paths_in_the_papermill_metadata(notebook):
+    """papermill records where the files were on the machine that ran them; that is nobody else's business."""
+    _, nb = notebook
+    assert not {"input_path", "output_path"} & set(nb["metadata"].get("papermill", {}))
