@@ -94,8 +94,19 @@ def code_sha256(modules: Iterable[ModuleType]) -> str:
     digest = hashlib.sha256()
     for module in modules:
         digest.update(module.__name__.encode())
-        digest.update(code_without_docs(inspect.getsource(module)).encode())
+        digest.update(_module_code(module).encode())
     return digest.hexdigest()
+
+
+_MODULE_CODE: dict[tuple, str] = {}
+
+
+def _module_code(module: ModuleType) -> str:
+    """:func:`code_without_docs` of a module's source, remembered while its file is unchanged."""
+    identity = (module.__name__, *_identity(Path(inspect.getfile(module))))
+    if identity not in _MODULE_CODE:
+        _MODULE_CODE[identity] = code_without_docs(inspect.getsource(module))
+    return _MODULE_CODE[identity]
 
 
 def write_atomic(target: str | Path, write: Callable[[Path], None]) -> Path:

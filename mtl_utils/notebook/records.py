@@ -147,8 +147,6 @@ class Measured:
                 "FORCE_RETRAIN=True measures again")
 
 
-TIMED_CODE: tuple[ModuleType, ...] = training_path(variants) + training_path(speed)  # what the series times,
-# with every project module it imports
 TIMING_LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
 
 
@@ -160,18 +158,19 @@ def _version(package: str) -> str | None:
 
 
 def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.DataFrame]],
-             force: bool = False, code: Sequence[ModuleType] = TIMED_CODE) -> Measured:
+             force: bool = False, code: Sequence[ModuleType] | None = None) -> Measured:
     """Timing tables cached like trained runs: ``measure()`` runs once per ``key`` and is replayed from
     ``<cache>/measurements/`` afterwards, labelled as such. ``force`` measures again.
 
     The replay is keyed on everything the timings depend on: ``key`` (models, settings), the code of the timed
-    modules ``code`` (docstrings and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
+    modules ``code`` (default: serving's variants and speed with every project module they import; docstrings
+    and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
     machine: CPU model and instruction sets (:func:`mtl_utils.core.runtime.cpu`), cores, threads, device."""
     env = environment()
     identity = {"key": _plain(key), "environment": {k: env[k] for k in ("cpu cores", "torch threads", "device",
                                                                     "device name")},
                 "versions": {p: _version(p) for p in TIMING_LIBRARIES}, "cpu": runtime.cpu(),
-                "code": code_sha256(code)}
+                "code": code_sha256(code or training_path(variants, speed))}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = paths.cache_dir() / "measurements" / f"{name}-{digest}.json"
     if path.is_file() and not force:

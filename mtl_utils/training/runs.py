@@ -26,6 +26,7 @@ import shutil
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from functools import cache
 from pathlib import Path
 from types import ModuleType
 
@@ -71,10 +72,12 @@ def _is_package(name: str) -> bool:
     return spec is not None and spec.submodule_search_locations is not None
 
 
-def training_path(root: ModuleType = trainer) -> tuple[ModuleType, ...]:
-    """Every project module ``root`` depends on through its imports, ``root`` included, sorted by name."""
+@cache
+def training_path(*roots: ModuleType) -> tuple[ModuleType, ...]:
+    """Every project module the ``roots`` (default: the trainer) depend on through their imports, the roots
+    included, sorted by name; found once per process (imports do not change while it runs)."""
     seen: dict[str, ModuleType] = {}
-    todo = [root]
+    todo = list(roots or (trainer,))
     while todo:
         module = todo.pop()
         if module.__name__ not in seen:
