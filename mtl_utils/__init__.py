@@ -36,7 +36,8 @@ MODULES = {
     "comparisons": "evaluation.comparisons", "probing": "evaluation.probing", "similarity": "evaluation.similarity",
     "attention": "evaluation.attention_probe", "freezing": "training.freezing",
     "frozen_cache": "training.frozen_cache", "optim": "training.optim", "protocol": "training.protocol",
-    "runs": "training.runs", "speed": "serving.speed",
+    "runs": "training.runs", "distributed": "training.distributed", "launch": "training.launch",
+    "speed": "serving.speed",
     "experiments": "notebook.experiments", "report": "notebook.report", "plots": "notebook.plots",
     "records": "notebook.records",
 }
@@ -56,7 +57,7 @@ NAMES = {
     "evaluation.attention_probe": ["fit_probe", "token_vectors", "top_pieces"],
     "evaluation.similarity": ["cosine_matrix", "nearest_neighbours", "project_2d"],
     "training.config": ["TrainConfig", "chance_loss_weights"],
-    "training.trainer": ["TrainResult", "Trainer", "build_model", "evaluate", "train"],
+    "training.trainer": ["StepLoss", "TrainResult", "Trainer", "build_model", "evaluate", "train"],
     "training.frozen_cache": ["build_cache", "check_equivalence"],
     "training.runs": ["run_key", "train_or_load"],
     "serving.speed": ["batching_speed"],

@@ -1,7 +1,8 @@
 """Where the series computes: one device setting and one thread setting, both recorded with every run.
 
 * :func:`device`: a CUDA GPU when one is available, else the CPU; ``MTL_DEVICE`` (e.g. ``cpu``, ``cuda:1``)
-  or an explicit argument overrides it. Encoding, training, caches and evaluation all take it from here.
+  or an explicit argument overrides it. Encoding, training, caches and evaluation all take it from here. A
+  process that ``torchrun`` started takes its own GPU (``cuda:$LOCAL_RANK``) when ``cuda`` names none.
 * :func:`set_threads`: PyTorch's intra-op threads, the same in every notebook (``MTL_THREADS`` or every core
   of the machine), so timings compare across notebooks.
 * :func:`cpu`: the CPU's model and the instruction sets that decide int8 and bf16 speed (what every timing
@@ -31,6 +32,11 @@ def device(name: str | torch.device | None = None) -> torch.device:
     if chosen.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {choice!r} was asked for, but PyTorch sees no CUDA GPU here "
                          f"(torch {torch.__version__}); use 'cpu' or unset {DEVICE_ENV}")
+    if chosen.type == "cuda" and chosen.index is None and "LOCAL_RANK" in os.environ:
+        chosen = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # one GPU per launched process
+        if chosen.index >= torch.cuda.device_count():
+            raise ValueError(f"process LOCAL_RANK={chosen.index} has no GPU of its own: PyTorch sees "
+                             f"{torch.cuda.device_count()}; launch at most that many processes per machine")
     return chosen
 
 

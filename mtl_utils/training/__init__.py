@@ -9,5 +9,8 @@
   best round kept;
 * :mod:`~mtl_utils.training.trainer`: the ``Trainer`` and its step (one task, or all summed);
 * :mod:`~mtl_utils.training.runs`: finished runs cached by everything they depend on (train-or-load);
+* :mod:`~mtl_utils.training.distributed`: who this process is when ``torchrun`` starts several, and how a
+  step's batch is shared (DistributedDataParallel);
+* :mod:`~mtl_utils.training.launch`: the command line that trains one protocol run, on one process or several;
 * :mod:`~mtl_utils.training.protocol`: the one protocol of the series (splits, budget, rates).
 """

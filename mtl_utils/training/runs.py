@@ -26,6 +26,7 @@ import shutil
 import uuid
 import warnings
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -44,7 +45,7 @@ from ..data.checks import check_datasets
 from ..data.tasks import SPLITS, Task
 from ..modeling.encoder import model_digest
 from ..modeling.model import CheckpointError, MultiTaskModel
-from . import trainer
+from . import distributed, trainer
 from .config import TrainConfig
 from .trainer import TrainResult, train
 
@@ -120,6 +121,7 @@ def run_key(config: TrainConfig, tasks: Mapping[str, Task]) -> str:
         warnings.simplefilter("ignore")
         check_datasets(tasks, config.tasks + config.watch_tasks)
     blob = json.dumps({"config": config.to_dict(), "device": runtime.device(config.device).type,
+                       "processes": distributed.world().size,
                        "base model": model_digest(config.model),
                        "data": data_fingerprint(tasks, config.tasks + config.watch_tasks),
                        "code": code_fingerprint(), "versions": library_versions()}, sort_keys=True, default=str)
@@ -190,34 +192,57 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
     """Load the cached result of this exact run, or train and cache it (``force=True`` retrains).
 
     A damaged entry is reported with a warning naming it and retrained. ``config.init_from`` must name a
-    finished run in the same cache; training continues from its model.
+    finished run in the same cache; training continues from its model. With several processes
+    (:mod:`~mtl_utils.training.distributed`) the main one decides (load or train), holds the lock and writes
+    the entry; the others follow its decision, train alongside it and wait until the entry is published.
     """
     root = Path(cache or paths.cache_dir()) / "runs"
     key = run_key(config, tasks)
-    folder = root / key
-    (root / ".locks").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".locks" / f"{key}.lock")):
-        for stale in [*root.glob(f".tmp-{key}-*"), *root.glob(f".old-{key}-*")]:  # a crashed run's (we hold the lock)
-            shutil.rmtree(stale, ignore_errors=True)
-        if folder.is_dir() and not force:
-            try:
-                return load_result(folder, config)
-            except DamagedRunError as err:
-                warnings.warn(f"cached run {folder} is damaged ({err}); training it again", stacklevel=2)
-        start = None
-        if config.init_from:
-            source = root / config.init_from
-            try:
-                verify_entry(source)
-                start = MultiTaskModel.load(source / "model", device=config.device)
-            except (DamagedRunError, CheckpointError) as err:
-                raise FileNotFoundError(f"init_from='{config.init_from}': no finished, intact run at {source} ({err});"
-                                        " train that run first (train_or_load of its config)") from None
-        result = train(config, tasks, model=start, progress_bar=progress_bar)
-        tmp = root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-        try:
-            save_result(result, tmp)
-            publish_folder(tmp, folder, root / f".old-{key}-{uuid.uuid4().hex[:8]}")
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+    folder, where = root / key, distributed.world()
+    if where.main:
+        (root / ".locks").mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root / ".locks" / f"{key}.lock")) if where.main else nullcontext():
+        if where.main:
+            for stale in [*root.glob(f".tmp-{key}-*"), *root.glob(f".old-{key}-*")]:  # a crashed run's
+                shutil.rmtree(stale, ignore_errors=True)
+        result = _load_cached(folder, config, force) if where.main else None
+        if distributed.broadcast(result is not None, where):
+            return result if result is not None else load_result(folder, config)
+        result = train(config, tasks, model=_start_model(root, config), progress_bar=progress_bar)
+        if where.main:
+            _publish(result, root, key)
+    distributed.barrier()
     return result
+
+
+def _load_cached(folder: Path, config: TrainConfig, force: bool) -> TrainResult | None:
+    """The cached run in ``folder``, or ``None`` (absent, ``force``, or damaged: then a warning names it)."""
+    if folder.is_dir() and not force:
+        try:
+            return load_result(folder, config)
+        except DamagedRunError as err:
+            warnings.warn(f"cached run {folder} is damaged ({err}); training it again", stacklevel=3)
+    return None
+
+
+def _start_model(root: Path, config: TrainConfig) -> MultiTaskModel | None:
+    """The model ``config.init_from`` names (a finished, intact run in ``root``), or ``None``."""
+    if not config.init_from:
+        return None
+    source = root / config.init_from
+    try:
+        verify_entry(source)
+        return MultiTaskModel.load(source / "model", device=config.device)
+    except (DamagedRunError, CheckpointError) as err:
+        raise FileNotFoundError(f"init_from='{config.init_from}': no finished, intact run at {source} ({err}); "
+                                "train that run first (train_or_load of its config)") from None
+
+
+def _publish(result: TrainResult, root: Path, key: str) -> None:
+    """Write ``result`` to a temporary folder and publish it as ``root/key`` in one rename."""
+    tmp = root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+    try:
+        save_result(result, tmp)
+        publish_folder(tmp, root / key, root / f".old-{key}-{uuid.uuid4().hex[:8]}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

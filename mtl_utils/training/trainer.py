@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from ..core.batching import eval_mode
 from ..core.progress import progress
@@ -31,7 +31,7 @@ from ..data.tasks import SPLITS, Task
 from ..evaluation.metrics import classification_scores
 from ..modeling.encoder import Tokenized
 from ..modeling.model import MultiTaskModel
-from . import freezing, optim
+from . import distributed, freezing, optim
 from .config import TrainConfig
 from .frozen_cache import FrozenCache, cached_forward, cached_logits
 from .rounds import BestRound, History, RoundFreezing
@@ -91,6 +91,55 @@ class TrainResult:
         return self.predictions[task] == data[task]["test"]["label"].to_numpy()
 
 
+@dataclass
+class StepBatch:
+    """One task's mini-batch of a step: labels, the weight that turns the sum of its losses into its share of
+    the global batch's mean, and its inputs: token ids, or the frozen bottom's cached output."""
+
+    labels: torch.Tensor
+    weight: float
+    inputs: dict[str, torch.Tensor] | None = None
+    cached: dict[str, torch.Tensor] | None = None
+
+
+class StepLoss(nn.Module):
+    """A step's forward pass as one module call: each task's batch through the shared encoder (its frozen
+    bottom ``k`` layers from the cache) and that task's head, then its loss. Under DDP this is the wrapped
+    module, so a summed step (a batch of every task) is still one forward and one backward."""
+
+    def __init__(self, model: MultiTaskModel) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, batches: Mapping[str, StepBatch], k: int) -> dict[str, Tensor]:
+        """``{task: loss}``: the sum of the batch's cross-entropies times its weight (the
+        batch's mean when one process trains)."""
+        losses = {}
+        for task, batch in batches.items():
+            if batch.cached is not None:     # the top of the encoder from the cache ...
+                logits = cached_forward(self.model, batch.cached, k, task)[task]
+            else:                            # ... or all of it; then that task's head
+                logits = self.model(**batch.inputs, tasks=task)[task]
+            loss = nn.functional.cross_entropy(logits, batch.labels, reduction="sum")
+            losses[task] = loss * batch.weight
+        return losses
+
+
+def distributed_step_loss(model: MultiTaskModel, world: distributed.World, config: TrainConfig) -> nn.Module:
+    """:class:`StepLoss` of ``model``; wrapped in DistributedDataParallel when several processes train (built
+    again whenever the trainable parameters change: DDP fixes them when it wraps). Unless every step trains
+    every trainable head (summed sampling), some get no gradient in a step: DDP must look for them."""
+    step_loss = StepLoss(model)
+    if world.size == 1:
+        return step_loss
+    trainable_heads = {t for t, head in model.heads.items() if any(p.requires_grad for p in head.parameters())}
+    every_step_all = config.sampling == "summed" and trainable_heads <= set(config.tasks)
+    device = model.encoder.device
+    return nn.parallel.DistributedDataParallel(
+        step_loss, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=not every_step_all,
+        forward_sync_buffers=False)
+
+
 class Trainer:
     """Trains one configuration on ``data``; ``Trainer(config, data).fit()`` returns a :class:`TrainResult`.
     Pass ``model`` to continue training an existing model (e.g. from another run); parameters with
@@ -110,7 +159,9 @@ class Trainer:
         """The model (built from the config unless given), its freezing and the per-round freezing schedule."""
         c = self.config
         self.model = build_model(c, self.data) if model is None else model
+        self.world = distributed.world()
         set_seed(c.seed)
+        distributed.own_dropout(c.seed, self.world)
         check_heads(self.model, c, self.data)
         self.freezing = RoundFreezing(self.model, c, self.data)
         self.device = self.model.encoder.device
@@ -146,34 +197,31 @@ class Trainer:
 
     # -- one step -----------------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
-        """One optimizer step of multi-task training; returns each trained task's (unweighted) loss."""
-        step_tasks = next(self.sampler)                          # 1. this step's task (all tasks when summed)
-        losses = {task: self.task_loss(task) for task in step_tasks}  # 2.-3. a batch of each, its loss
-        total = sum(self.loss_weights[task] * loss for task, loss in losses.items())
-        total.backward()                                         # 4. the weighted (summed) loss
-        if self.config.max_grad_norm:                            # 5. clip the gradient norm
+        """One optimizer step of multi-task training; each task's (unweighted) loss."""
+        step_tasks = next(self.sampler)       # 1. this step's task (all tasks when summed)
+        batches = {t: self.task_batch(t) for t in step_tasks}  # 2. a batch of each
+        losses = self.step_loss(batches, self.k)  # 3. encoder + that task's head: loss
+        values = step_losses(losses, self.world, self.step, self.config)  # all shares
+        total = sum(self.loss_weights[t] * loss for t, loss in losses.items())
+        total.backward()                      # 4. the weighted (summed) loss
+        if self.config.max_grad_norm:         # 5. clip the gradient norm
             nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
-        self.optimizer.step()                                    # 6. update, advance the schedule
+        self.optimizer.step()                 # 6. update, advance the schedule
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
-        return {task: loss.item() for task, loss in losses.items()}
+        return values
 
-    def task_loss(self, task: str) -> torch.Tensor:
-        """The loss of one mini-batch of ``task``: through the shared encoder and that task's head only."""
-        idx = self.batches[task].next_indices()                  # a mini-batch of that task only
-        labels = self.labels[task][idx].to(self.device)
+    def task_batch(self, task: str) -> StepBatch:
+        """The next mini-batch of ``task`` (this process's share when several train)."""
+        idx = self.batches[task].next_indices()            # a mini-batch of that task
+        mine, weight = distributed.share(idx, self.world)  # rows (all when alone)
+        labels = self.labels[task][mine].to(self.device)
         cache = self.caches.get((task, "train"))
-        if cache is not None:                                    # the shared encoder (its frozen bottom cached) ...
-            logits = cached_forward(self.model, cache.batch(idx), self.k, task)[task]
-        else:
-            inputs = self.model.encoder.collate([self.tokens[task, "train"].ids[i] for i in idx])
-            logits = self.model(**inputs, tasks=task)[task]      # ... then that task's head only
-        loss = nn.functional.cross_entropy(logits, labels)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss of task '{task}' is {loss.item()} at step {self.step}: lower the "
-                                     f"learning rate (lr={self.config.lr}, head_lr={self.config.head_lr}) or check "
-                                     "the inputs")
-        return loss
+        if cache is not None:                  # the encoder's frozen bottom, cached
+            return StepBatch(labels, weight, cached=cache.batch(mine))
+        ids = self.tokens[task, "train"].ids
+        inputs = self.model.encoder.collate([ids[i] for i in mine])
+        return StepBatch(labels, weight, inputs=inputs)
 
     # -- rounds -------------------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -185,6 +233,7 @@ class Trainer:
         """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``."""
         self.k = k
         self.caches, self.cache_seconds = self.freezing.apply(k, self.tokens)
+        self.step_loss = distributed_step_loss(self.model, self.world, self.config)  # DDP's view of what trains now
 
     def fit_round(self, round_: int, steps: int) -> dict[str, list[float]]:
         """Train ``steps`` steps; returns each task's losses."""
@@ -241,6 +290,21 @@ class Trainer:
         history, steps = self.history.tables()
         return TrainResult(self.model, c, history, test, confusion, predictions, self.best.round,
                            round(train_seconds, 3), steps)
+
+
+def step_losses(losses: Mapping[str, Tensor], world: distributed.World, step: int,
+                config: TrainConfig) -> dict[str, float]:
+    """Each task's loss on the whole (global) mini-batch, from this process's weighted share of it; a NaN or
+    infinite one raises ``FloatingPointError`` naming the task (on every process alike: the values are
+    global)."""
+    names = list(losses)
+    local = torch.stack([losses[t].detach().float() for t in names]) / world.size
+    values = dict(zip(names, distributed.sum_over_processes(local).tolist()))
+    for task, value in values.items():
+        if not np.isfinite(value):
+            raise FloatingPointError(f"the loss of task '{task}' is {value} at step {step}: lower the learning "
+                                     f"rate (lr={config.lr}, head_lr={config.head_lr}) or check the inputs")
+    return values
 
 
 def check_heads(model: MultiTaskModel, config: TrainConfig, data: Mapping[str, Task]) -> None:

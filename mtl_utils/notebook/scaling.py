@@ -1,0 +1,96 @@
+"""What notebook 06 runs: the launch command on one process or several, and the comparison of what they
+trained. The training itself is :mod:`mtl_utils.training.launch` under ``torchrun``; this module only starts
+it (a fresh process per run, as a reader would from a shell) and reads back what its main process wrote.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from ..core import paths
+from ..modeling.encoder import resolve_model
+
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
+
+
+def without_dropout(model: str | None, folder: str | Path) -> Path:
+    """A copy of ``model``'s folder whose configuration turns the encoder's dropout off (the weights are
+    linked, not copied): with dropout on, two runs draw different masks, so they can only agree in
+    distribution, never weight for weight."""
+    source, folder = Path(resolve_model(model)), Path(folder)
+    if not (source / "config.json").is_file():
+        raise FileNotFoundError(f"{source} has no config.json: pass a local model folder (or None for the default)")
+    folder.mkdir(parents=True, exist_ok=True)
+    for item in source.iterdir():
+        target = folder / item.name
+        if item.name == "config.json" or target.exists():
+            continue
+        target.symlink_to(item.resolve(), target_is_directory=item.is_dir())
+    config = json.loads((source / "config.json").read_text())
+    config.update({name: 0.0 for name in DROPOUT_FIELDS if name in config})
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return folder
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for torchrun's rendezvous)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def command(args: Sequence[str], processes: int = 1) -> list[str]:
+    """The command line of one run: the launch module alone, or under ``torchrun`` with ``processes``."""
+    launch = ["-m", "mtl_utils.training.launch", *args]
+    if processes == 1:
+        return [sys.executable, *launch]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),
+            "--master-addr", "127.0.0.1", "--master-port", str(free_port()), *launch]
+
+
+def launch(args: Sequence[str], out: str | Path, processes: int = 1, threads: int = 1,
+           timeout: float = 1800) -> dict:
+    """Run the launch command with ``processes`` processes of ``threads`` threads each, writing into
+    ``out`` (emptied first); return the summary its main process wrote. A failed run raises
+    ``RuntimeError`` with the end of its output."""
+    out = Path(out)
+    shutil.rmtree(out, ignore_errors=True)
+    env = {**os.environ, "MTL_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")]))}
+    cmd = command([*args, "--out", str(out)], processes)
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    if done.returncode != 0 or not (out / "summary.json").is_file():
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
+        raise RuntimeError(f"the run failed (exit {done.returncode}): {' '.join(cmd)}\n{tail}")
+    return {**json.loads((out / "summary.json").read_text()), "folder": str(out)}
+
+
+def weights(summary: dict) -> dict[str, torch.Tensor]:
+    """The final weights a run wrote (its state dict, on the CPU)."""
+    return torch.load(Path(summary["folder"]) / "weights.pt", map_location="cpu", weights_only=True)
+
+
+def weight_difference(a: dict, b: dict) -> dict[str, float]:
+    """How far apart two runs' final weights are: the largest absolute difference of any weight, and the
+    largest relative to that tensor's own scale (max |a − b| / max |a|)."""
+    wa, wb = weights(a), weights(b)
+    if wa.keys() != wb.keys():
+        raise ValueError(f"the runs trained different models: {sorted(wa.keys() ^ wb.keys())[:5]}")
+    absolute = max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)
+    relative = max(((wa[k].float() - wb[k].float()).abs().max() / wa[k].float().abs().max().clamp_min(1e-12)).item()
+                   for k in wa)
+    return {"max |difference|": absolute, "max relative difference": relative}
+
+
+def loss_curve(summary: dict) -> pd.DataFrame:
+    """A run's per-step losses (step, task, loss)."""
+    return pd.DataFrame(summary["losses"])[["step", "task", "loss"]]

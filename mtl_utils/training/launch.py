@@ -1,0 +1,134 @@
+"""Train one run of the series' protocol from the command line, on one process or on several.
+
+One process::
+
+    python -m mtl_utils.training.launch --tasks topic sentiment --seed 0
+
+Two processes on this machine (gloo between CPUs, one thread each), the same run::
+
+    OMP_NUM_THREADS=1 MTL_THREADS=1 torchrun --nproc-per-node 2 -m mtl_utils.training.launch --tasks topic sentiment
+
+Eight GPUs on each of two machines (NCCL; run on both, ``host0`` being the first)::
+
+    torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint host0:29500 \\
+        -m mtl_utils.training.launch --tasks topic sentiment --batch-size 64
+
+``--batch-size`` is the *global* mini-batch: every step, each process computes its share of it and
+DistributedDataParallel averages the gradients (:mod:`mtl_utils.training.distributed`), so a run on several
+processes computes what one process computes, up to floating-point rounding. The main process writes the run
+cache, the summary (``--out``) and prints the test scores. Taught in notebook 06.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from ..core import runtime
+from ..core.digests import write_atomic, write_text_atomic
+from ..data.tasks import load_tasks
+from . import distributed, protocol
+from .config import SAMPLING_STRATEGIES
+from .runs import train_or_load
+from .trainer import TrainResult, train
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The command line (``--help`` lists it)."""
+    cli = argparse.ArgumentParser(prog="python -m mtl_utils.training.launch", description=__doc__.split("\n")[0],
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--tasks", nargs="+", default=["topic", "sentiment"], help="tasks to train (default: both)")
+    cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--model", default=None, help="model id or folder (default: the bundled all-MiniLM-L6-v2)")
+    cli.add_argument("--quick", action="store_true", help="the protocol's quick budget")
+    cli.add_argument("--examples", type=int, default=None, help="training examples in all (default: protocol)")
+    cli.add_argument("--batch-size", type=int, default=protocol.BATCH_SIZE, help="the global mini-batch")
+    cli.add_argument("--sampling", default="uniform", choices=SAMPLING_STRATEGIES,
+                     help="task sampling (default: uniform, i.e. round-robin)")
+    cli.add_argument("--frozen-layers", type=int, default=0, help="freeze embeddings and the bottom k layers")
+    cli.add_argument("--dropout", type=float, default=None, help="heads' dropout (default: protocol's 0.1)")
+    cli.add_argument("--train-size", type=int, default=None, help="a stratified subset of each training set")
+    cli.add_argument("--eval-size", type=int, default=None, help="... and of each validation and test set")
+    cli.add_argument("--no-cache", action="store_true", help="train without reading or writing the run cache")
+    cli.add_argument("--force", action="store_true", help="retrain even if the run is cached")
+    cli.add_argument("--out", type=Path, default=None,
+                     help="folder for summary.json and the final weights (weights.pt), written by the main process")
+    return cli.parse_args(argv)
+
+
+def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
+    """Train (or load) the run ``args`` describe on this process's part of the world; its summary."""
+    where = distributed.init()
+    runtime.set_threads()
+    sizes = {split: size for split, size in (("train", args.train_size), ("validation", args.eval_size),
+                                             ("test", args.eval_size)) if size}
+    tasks = load_tasks(sizes=sizes)
+    changes = {"batch_size": args.batch_size, "sampling": args.sampling, "seed": args.seed,
+               "frozen_layers": args.frozen_layers}
+    if args.examples:
+        changes["examples"] = args.examples
+    if args.dropout is not None:
+        changes["dropout"] = args.dropout
+    config = protocol.config(tuple(args.tasks), quick=args.quick, model=args.model, **changes)
+    start = time.perf_counter()
+    if args.no_cache:
+        result = train(config, tasks, progress_bar=where.main)
+    else:
+        result = train_or_load(config, tasks, force=args.force, progress_bar=where.main)
+    seconds = time.perf_counter() - start
+    steps = config.steps(tasks)
+    summary = {"processes": where.size, "threads per process": torch.get_num_threads(),
+               "backend": dist.get_backend() if where.size > 1 else None, "device": str(result.model.encoder.device),
+               "global batch": config.batch_size, "steps": steps, "cached": result.cached,
+               "train seconds": result.train_seconds, "seconds": round(seconds, 3),
+               "steps per second": round(steps / result.train_seconds, 3) if result.train_seconds else None,
+               "all-reduce seconds": allreduce_seconds(result.model) if where.size > 1 else 0.0,
+               "losses": result.steps.to_dict(orient="list"),
+               "test": result.test[["task", "accuracy", "macro-F1"]].to_dict(orient="records")}
+    return result, summary
+
+
+def allreduce_seconds(model: torch.nn.Module, repeats: int = 5) -> float:
+    """Median seconds of one all-reduce of a float32 buffer as large as the trainable parameters (what DDP
+    sends every step, in buckets that overlap the backward pass)."""
+    numel = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    buffer = torch.zeros(numel, dtype=torch.float32, device=next(model.parameters()).device)
+    times = []
+    for _ in range(repeats):
+        dist.barrier()
+        start = time.perf_counter()
+        dist.all_reduce(buffer)
+        times.append(time.perf_counter() - start)
+    return round(sorted(times)[len(times) // 2], 4)
+
+
+def write(result: TrainResult, summary: dict, out: Path) -> None:
+    """``out/summary.json`` and ``out/weights.pt`` (the model's final state dict, on the CPU)."""
+    out.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
+    write_atomic(out / "weights.pt", lambda tmp: torch.save(state, tmp))
+    write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    try:
+        result, summary = run(args)
+        if distributed.world().main:
+            if args.out:
+                write(result, summary, args.out)
+            print(result.test.to_string(index=False))
+            print(f"{summary['processes']} process(es), {summary['steps']} steps, "
+                  f"{summary['train seconds']} s training")
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
