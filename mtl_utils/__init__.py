@@ -37,7 +37,7 @@ MODULES = {
     "attention": "evaluation.attention_probe", "freezing": "training.freezing",
     "frozen_cache": "training.frozen_cache", "optim": "training.optim", "protocol": "training.protocol",
     "runs": "training.runs", "distributed": "training.distributed", "launch": "training.launch",
-    "speed": "serving.speed",
+    "speed": "serving.speed", "scaling": "notebook.scaling",
     "experiments": "notebook.experiments", "report": "notebook.report", "plots": "notebook.plots",
     "records": "notebook.records",
 }

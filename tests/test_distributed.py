@@ -4,6 +4,7 @@ selection of a GPU machine (one GPU per process, NCCL) works on a faked CUDA dev
 from __future__ import annotations
 
 import json
+import subprocess
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from transformers import AutoTokenizer, BertConfig, BertModel
 
 from mtl_utils import assets, runtime
 from mtl_utils.notebook import scaling
-from mtl_utils.training import distributed
+from mtl_utils.training import distributed, launch
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +86,15 @@ def _moved(run: dict, model_dir: str) -> float:
                for name in start if k.endswith(name) and name.startswith("encoder.layer.1."))
 
 
-def test_launch_failures_say_what_failed(tmp_path):
-    with pytest.raises(RuntimeError, match="(?s)the run failed .*invalid choice: .nope."):
-        scaling.launch(["--sampling", "nope", "--train-size", "10"], tmp_path / "bad", processes=1)
+def test_launch_failures_say_what_failed(tmp_path, monkeypatch):
+    def fails(cmd, **kwargs):
+        return subprocess.CompletedProcess(cmd, 2, "", "error: argument --sampling: invalid choice: 'nope'")
+
+    monkeypatch.setattr(subprocess, "run", fails)
+    with pytest.raises(RuntimeError, match="(?s)the run failed \\(exit 2\\).*invalid choice: 'nope'"):
+        scaling.launch(["--sampling", "nope"], tmp_path / "bad", processes=1)
+    with pytest.raises(SystemExit):
+        launch.parse_args(["--sampling", "nope"])
 
 
 def test_without_dropout_turns_the_encoders_dropout_off(tmp_path):

@@ -27,7 +27,8 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
              "04": ("04_layerwise_learning_rates",
                     "Layer-wise rates, gradual unfreezing, summed or weighted losses: measured"),
-             "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference")}
+             "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference"),
+             "06": ("06_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)")}
 
 
 def _record(path: Path) -> dict:
@@ -147,7 +148,23 @@ def results() -> str:
             for n, row in zip(curve["labels"], multi, strict=True):
                 out.append(f"| {n:,} | " + " | ".join(f"{curve['accuracy'][f'{a}/topic/{n}']:.3f}" for a in arms)
                            + f" | {_interval(row)} |")
+    if r.get("06"):
+        out += ["", _scaling(r["06"])]
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
+
+
+def _scaling(m: dict) -> str:
+    """Notebook 06: two processes against one, same global batch; the speed of each arm."""
+    agree, arms = m["agreement"], m["arms"]
+    two, threads = agree["2 processes vs 1 (same global batch)"], agree["2 threads vs 1 (one process)"]
+    base = arms["1 process × 1 thread"]["s per step"]
+    return (f"**06 · Two processes (torchrun, DDP, gloo)** train what one process trains with the same global "
+            f"batch: after {m['steps']} steps of the multi-task run the weights differ by at most "
+            f"{two['max |difference|']:.1e} (two threads against one: {threads['max |difference|']:.1e}; half the "
+            f"batch: {agree['half batch vs full (yardstick)']['max |difference|']:.1e}). Speed against one process "
+            f"with one thread on this 2-core machine: two processes "
+            f"{base / arms['2 processes × 1 thread']['s per step']:.2f}×, one process with two threads "
+            f"{base / arms['1 process × 2 threads']['s per step']:.2f}×.")
 
 
 def claims() -> str:

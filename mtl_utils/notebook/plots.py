@@ -410,3 +410,19 @@ def architecture(parameters: pd.DataFrame, labels: Mapping[str, Sequence[str]], 
     ax.text(0.0, -0.15, f"{shared / total:.2%} of the {total:,} parameters are shared; a training batch holds one "
             "task, and its head's loss trains that head and the whole shared encoder.", fontsize=8.5)
     return fig
+
+
+def process_curves(losses: pd.DataFrame, title: str = "Training loss per step") -> Figure:
+    """One panel per task: the loss of each run (column ``run``) against the step, the first run drawn
+    thick and the others thin and dashed on top, so that runs which agree draw one line."""
+    tasks = [t for t in TASK_ORDER if t in set(losses["task"])]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 2.9), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for i, (run, part) in enumerate(losses[losses["task"] == task].groupby("run", sort=False)):
+            style = {"lw": 3, "alpha": 0.35} if i == 0 else {"lw": 1.1, "ls": "--"}
+            ax.plot(part["step"], part["loss"], label=run, **style)
+        ax.set(title=task, xlabel="optimizer step", ylabel="loss (global batch)")
+    axes[0][0].legend(fontsize=7, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

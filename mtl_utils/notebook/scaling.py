@@ -80,17 +80,53 @@ def weights(summary: dict) -> dict[str, torch.Tensor]:
 
 
 def weight_difference(a: dict, b: dict) -> dict[str, float]:
-    """How far apart two runs' final weights are: the largest absolute difference of any weight, and the
-    largest relative to that tensor's own scale (max |a − b| / max |a|)."""
+    """How far apart two runs' final weights are: the largest absolute difference of any weight."""
     wa, wb = weights(a), weights(b)
     if wa.keys() != wb.keys():
         raise ValueError(f"the runs trained different models: {sorted(wa.keys() ^ wb.keys())[:5]}")
-    absolute = max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)
-    relative = max(((wa[k].float() - wb[k].float()).abs().max() / wa[k].float().abs().max().clamp_min(1e-12)).item()
-                   for k in wa)
-    return {"max |difference|": absolute, "max relative difference": relative}
+    return {"max |difference|": max((wa[k].float() - wb[k].float()).abs().max().item() for k in wa)}
 
 
 def loss_curve(summary: dict) -> pd.DataFrame:
     """A run's per-step losses (step, task, loss)."""
     return pd.DataFrame(summary["losses"])[["step", "task", "loss"]]
+
+
+ARMS = {  # name: (processes, threads per process, global batch factor)
+    "1 process × 1 thread": (1, 1, 1),
+    "2 processes × 1 thread": (2, 1, 1),
+    "1 process × 2 threads": (1, 2, 1),
+    "1 process × 1 thread, half batch": (1, 1, 0.5),
+}
+PAIRS = {  # what each comparison asks: (arm A, arm B)
+    "2 processes vs 1 (same global batch)": ("2 processes × 1 thread", "1 process × 1 thread"),
+    "2 threads vs 1 (one process)": ("1 process × 2 threads", "1 process × 1 thread"),
+    "half batch vs full (yardstick)": ("1 process × 1 thread, half batch", "1 process × 1 thread"),
+}
+
+
+def compare_processes(args: Sequence[str], batch_size: int, folder: str | Path) -> dict[str, pd.DataFrame]:
+    """Train the run ``args`` describe in every arm of :data:`ARMS`, one after the other (nothing else on
+    the cores); tables ``runs`` (speed, test accuracy), ``agreement`` (:data:`PAIRS`: final weights and
+    losses) and ``losses`` (per step, per arm)."""
+    summaries = {}
+    for name, (processes, threads, factor) in ARMS.items():
+        run_args = [*args, "--batch-size", str(max(1, round(batch_size * factor))), "--no-cache"]
+        summaries[name] = launch(run_args, Path(folder) / f"arm{len(summaries)}", processes, threads)
+    runs = pd.DataFrame([_run_row(name, s) for name, s in summaries.items()]).set_index("run")
+    agreement = []
+    for pair, (a, b) in PAIRS.items():
+        la, lb = loss_curve(summaries[a])["loss"], loss_curve(summaries[b])["loss"]
+        steps = min(len(la), len(lb))
+        agreement.append({"comparison": pair, **weight_difference(summaries[a], summaries[b]),
+                          "max |loss difference|": float((la[:steps] - lb[:steps]).abs().max())})
+    losses = pd.concat([loss_curve(s).assign(run=name) for name, s in summaries.items()], ignore_index=True)
+    return {"runs": runs, "agreement": pd.DataFrame(agreement).set_index("comparison"), "losses": losses}
+
+
+def _run_row(name: str, summary: dict) -> dict:
+    per_step = summary["train seconds"] / summary["steps"]
+    row = {"run": name, "processes": summary["processes"], "threads": summary["threads per process"],
+           "global batch": summary["global batch"], "steps": summary["steps"], "s per step": per_step,
+           "all-reduce s": summary["all-reduce seconds"], "trainable parameters": summary["trainable parameters"]}
+    return {**row, **{f"{r['task']} accuracy": r["accuracy"] for r in summary["test"]}}

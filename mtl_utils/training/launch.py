@@ -45,7 +45,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     cli.add_argument("--tasks", nargs="+", default=["topic", "sentiment"], help="tasks to train (default: both)")
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--model", default=None, help="model id or folder (default: the bundled all-MiniLM-L6-v2)")
-    cli.add_argument("--quick", action="store_true", help="the protocol's quick budget")
+    cli.add_argument("--quick", action="store_true", help="the protocol's quick budget and data")
     cli.add_argument("--examples", type=int, default=None, help="training examples in all (default: protocol)")
     cli.add_argument("--batch-size", type=int, default=protocol.BATCH_SIZE, help="the global mini-batch")
     cli.add_argument("--sampling", default="uniform", choices=SAMPLING_STRATEGIES,
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
     runtime.set_threads()
     sizes = {split: size for split, size in (("train", args.train_size), ("validation", args.eval_size),
                                              ("test", args.eval_size)) if size}
-    tasks = load_tasks(sizes=sizes)
+    tasks = load_tasks(quick=args.quick, sizes=sizes)
     changes = {"batch_size": args.batch_size, "sampling": args.sampling, "seed": args.seed,
                "frozen_layers": args.frozen_layers}
     if args.examples:
@@ -85,6 +85,7 @@ def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
     summary = {"processes": where.size, "threads per process": torch.get_num_threads(),
                "backend": dist.get_backend() if where.size > 1 else None, "device": str(result.model.encoder.device),
                "global batch": config.batch_size, "steps": steps, "cached": result.cached,
+               "trainable parameters": sum(p.numel() for p in result.model.parameters() if p.requires_grad),
                "train seconds": result.train_seconds, "seconds": round(seconds, 3),
                "steps per second": round(steps / result.train_seconds, 3) if result.train_seconds else None,
                "all-reduce seconds": allreduce_seconds(result.model) if where.size > 1 else 0.0,
