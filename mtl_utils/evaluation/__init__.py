@@ -2,6 +2,8 @@
 
 * :mod:`~mtl_utils.evaluation.metrics`: scores, intervals, paired tests, detectable effects;
 * :mod:`~mtl_utils.evaluation.comparisons`: paired comparisons in one row format, over test examples or seeds;
+* :mod:`~mtl_utils.evaluation.seeds_and_items`: one interval over seeds and test items together; Holm's
+  adjustment of a family of verdicts;
 * :mod:`~mtl_utils.evaluation.probing`: frozen vectors per pooling, cached, and linear probes on them;
 * :mod:`~mtl_utils.evaluation.attention_probe`: a learned attention pooling trained as a probe;
 * :mod:`~mtl_utils.evaluation.similarity`: embedding geometry (cosines, neighbours, 2-D maps).
