@@ -4,7 +4,7 @@ selection of a GPU machine (one GPU per process, NCCL) works on a faked CUDA dev
 from __future__ import annotations
 
 import json
-import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -32,22 +32,22 @@ def tiny_no_dropout(tmp_path_factory):
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4])
 @pytest.mark.parametrize("batch", [1, 2, 5, 8])
-def test_shares_partition_the_batch_and_weight_to_its_mean(size, batch):
+def test_shares_partition_the_batch_and_average_to_its_mean(size, batch):
     rng = np.random.default_rng(batch)
     idx, losses = rng.permutation(100)[:batch], rng.random(100)
     shares = [distributed.share(idx, distributed.World(rank, size)) for rank in range(size)]
-    real = [rows for rows, weight in shares if weight > 0]
+    real = [rows for rows, divisor in shares if np.isfinite(divisor)]
     assert np.array_equal(np.concatenate(real), idx)  # every row once, in order; none twice
-    assert all(len(rows) == 1 for rows, weight in shares if weight == 0)  # an empty share still computes
-    # DDP averages the processes' gradients: the average of their weighted sums is the global batch's mean
-    averaged = np.mean([weight * losses[rows].sum() for rows, weight in shares])
+    assert all(len(rows) == 1 for rows, divisor in shares if np.isinf(divisor))  # an empty share still computes
+    # DDP averages the processes' gradients: the average of their divided sums is the global batch's mean
+    averaged = np.mean([losses[rows].sum() / divisor for rows, divisor in shares])
     assert averaged == pytest.approx(losses[idx].mean(), rel=1e-12)
 
 
 def test_a_world_of_one_changes_nothing():
     idx = np.arange(7)
-    rows, weight = distributed.share(idx)
-    assert rows is idx and weight == pytest.approx(1 / 7)
+    rows, divisor = distributed.share(idx)
+    assert rows is idx and divisor == 7  # the plain mean, as before there were processes
     assert distributed.world() == distributed.World(0, 1) and distributed.world().main
     assert distributed.broadcast("x") == "x"
 
@@ -78,6 +78,17 @@ def test_two_processes_train_what_one_process_trains(tiny_no_dropout, tmp_path, 
     assert scaling.weight_difference(two, again)["max |difference|"] == 0.0
 
 
+def test_two_processes_follow_gradual_unfreezing_and_the_best_round(tiny_no_dropout, tmp_path):
+    """Round-robin steps (a head without gradient each step), two rounds with gradual unfreezing (the
+    trainable parameters change, so DDP wraps the model again) and the best round chosen on validation."""
+    args = ["--model", tiny_no_dropout, *ARGS, "--sampling", "uniform", "--rounds", "2", "--gradual-unfreezing",
+            "--frozen-layers", "1", "--no-cache"]
+    one = scaling.launch(args, tmp_path / "one", processes=1)
+    two = scaling.launch(args, tmp_path / "two", processes=2)
+    assert scaling.weight_difference(one, two)["max |difference|"] < 1e-6
+    assert one["best round"] == two["best round"] and one["test answers"] == two["test answers"]
+
+
 def _moved(run: dict, model_dir: str) -> float:
     """How far training moved the trained encoder layer from its starting weights (the yardstick)."""
     start = BertModel.from_pretrained(model_dir).state_dict()
@@ -87,12 +98,14 @@ def _moved(run: dict, model_dir: str) -> float:
 
 
 def test_launch_failures_say_what_failed(tmp_path, monkeypatch):
-    def fails(cmd, **kwargs):
-        return subprocess.CompletedProcess(cmd, 2, "", "error: argument --sampling: invalid choice: 'nope'")
-
-    monkeypatch.setattr(subprocess, "run", fails)
-    with pytest.raises(RuntimeError, match="(?s)the run failed \\(exit 2\\).*invalid choice: 'nope'"):
-        scaling.launch(["--sampling", "nope"], tmp_path / "bad", processes=1)
+    script = "import sys, time; print('loading'); print('boom: bad data', file=sys.stderr); sys.exit(3)"
+    monkeypatch.setattr(scaling, "command", lambda args, processes: [sys.executable, "-c", script])
+    with pytest.raises(RuntimeError, match="(?s)the run failed \\(exit 3\\).*boom: bad data"):
+        scaling.launch([], tmp_path / "bad")
+    slow = "import time; time.sleep(30)"
+    monkeypatch.setattr(scaling, "command", lambda args, processes: [sys.executable, "-c", slow])
+    with pytest.raises(RuntimeError, match="longer than 1 s and was stopped"):
+        scaling.launch([], tmp_path / "slow", timeout=1)
     with pytest.raises(SystemExit):
         launch.parse_args(["--sampling", "nope"])
 

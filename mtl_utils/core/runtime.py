@@ -36,13 +36,16 @@ def device(name: str | torch.device | None = None) -> torch.device:
         chosen = torch.device("cuda", int(os.environ["LOCAL_RANK"]))  # one GPU per launched process
         if chosen.index >= torch.cuda.device_count():
             raise ValueError(f"process LOCAL_RANK={chosen.index} has no GPU of its own: PyTorch sees "
-                             f"{torch.cuda.device_count()}; launch at most that many processes per machine")
+                             f"{torch.cuda.device_count()}; launch at most that many processes per machine (if "
+                             f"each process sees only its own GPU, set {DEVICE_ENV}=cuda:0)")
     return chosen
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Set PyTorch's intra-op threads to ``threads``, else ``$MTL_THREADS``, else every core; return it."""
-    value = threads or os.environ.get(THREADS_ENV) or os.cpu_count() or 1
+    """Set PyTorch's intra-op threads to ``threads``, else ``$MTL_THREADS``, else every core (shared out
+    among the processes ``torchrun`` started on this machine, ``$LOCAL_WORLD_SIZE``); return it."""
+    cores = os.cpu_count() or 1
+    value = threads or os.environ.get(THREADS_ENV) or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     try:
         count = int(value)
     except ValueError:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -67,10 +68,17 @@ def launch(args: Sequence[str], out: str | Path, processes: int = 1, threads: in
     env = {**os.environ, "MTL_THREADS": str(threads), "OMP_NUM_THREADS": str(threads), "TQDM_DISABLE": "1",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")]))}
     cmd = command([*args, "--out", str(out)], processes)
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
-    if done.returncode != 0 or not (out / "summary.json").is_file():
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-25:])
-        raise RuntimeError(f"the run failed (exit {done.returncode}): {' '.join(cmd)}\n{tail}")
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                          start_new_session=True) as child:  # its own group: a timeout stops every worker
+        try:
+            output, _ = child.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+            raise RuntimeError(f"the run took longer than {timeout:.0f} s and was stopped: {' '.join(cmd)}") from None
+    if child.returncode != 0 or not (out / "summary.json").is_file():
+        tail = "\n".join(output.strip().splitlines()[-25:])
+        raise RuntimeError(f"the run failed (exit {child.returncode}): {' '.join(cmd)}\n{tail}")
     return {**json.loads((out / "summary.json").read_text()), "folder": str(out)}
 
 
@@ -117,9 +125,10 @@ def compare_processes(args: Sequence[str], batch_size: int, folder: str | Path) 
     agreement = []
     for pair, (a, b) in PAIRS.items():
         la, lb = loss_curve(summaries[a])["loss"], loss_curve(summaries[b])["loss"]
-        steps = min(len(la), len(lb))
+        same_steps = len(la) == len(lb)  # the half batch takes twice the steps: no step-by-step loss pairs
         agreement.append({"comparison": pair, **weight_difference(summaries[a], summaries[b]),
-                          "max |loss difference|": float((la[:steps] - lb[:steps]).abs().max())})
+                          "max |loss difference|": float((la - lb).abs().max()) if same_steps else float("nan"),
+                          "same test answers": summaries[a]["test answers"] == summaries[b]["test answers"]})
     losses = pd.concat([loss_curve(s).assign(run=name) for name, s in summaries.items()], ignore_index=True)
     return {"runs": runs, "agreement": pd.DataFrame(agreement).set_index("comparison"), "losses": losses}
 

@@ -6,9 +6,11 @@ the work.
 
 How a step is shared (taught in notebook 06): every process draws the *same* task and the same global
 mini-batch (the samplers are seeded alike), and computes the loss of its own contiguous share of it
-(:func:`shard`). Its loss is the *sum* over its share divided by the global batch size, times the number of
-processes, so DDP's average of the gradients is exactly the gradient of the global batch's mean loss, even
-when the shares differ in size. One process started without ``torchrun`` is a world of one: nothing changes.
+(:func:`shard`). Its loss is the *sum* over its share divided by ``global batch size / processes``, so DDP's
+average of the gradients is the gradient of the global batch's mean loss, even when the shares differ in
+size. One process started without ``torchrun`` is a world of one and computes exactly what it computed
+before (the mean of its batch). With dropout on, every process draws its own masks (:func:`own_dropout`):
+several processes then train the same run in distribution, and weight for weight only with dropout off.
 
 Launch (2 processes on this machine; ``--nnodes``/``--rdzv-endpoint`` for several machines)::
 
@@ -16,6 +18,7 @@ Launch (2 processes on this machine; ``--nnodes``/``--rdzv-endpoint`` for severa
 """
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 
@@ -84,14 +87,41 @@ def shard(indices: np.ndarray, where: World | None = None) -> np.ndarray:
 
 
 def share(indices: np.ndarray, where: World | None = None) -> tuple[np.ndarray, float]:
-    """This process's rows of a global mini-batch and the weight that turns the sum of their losses into their
-    part of the global mean (``processes / global batch size``). A process left without rows (a last batch
-    smaller than the world) gets one row at weight 0, so every process still makes the same collective calls."""
+    """This process's rows of a global mini-batch and the divisor that turns the sum of their losses into
+    their part of the global mean (``global batch size / processes``; the batch size itself when alone, so a
+    single process computes the plain mean). A process left without rows (a last batch smaller than the
+    world) gets one row and an infinite divisor (weight 0), so every process still makes the same collective
+    calls."""
     where = where or world()
     mine = shard(indices, where)
     if not len(mine):
-        return indices[:1], 0.0
-    return mine, where.size / len(indices)
+        return indices[:1], math.inf
+    return mine, len(indices) / where.size
+
+
+def all_true(flag: bool, device: torch.device | None = None) -> bool:
+    """Whether ``flag`` holds on every process (``flag`` itself when alone)."""
+    if world().size == 1:
+        return bool(flag)
+    value = torch.tensor([int(bool(flag))], device=device or _collective_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def check_same(value: str, what: str) -> None:
+    """Raise ``RuntimeError`` on every process unless ``value`` is the same on all of them."""
+    if world().size == 1:
+        return
+    values: list = [None] * world().size
+    dist.all_gather_object(values, value)
+    if len(set(values)) > 1:
+        raise RuntimeError(f"the processes disagree on the {what}: {values} (by rank); they must run the same "
+                           "code, data, model files and library versions")
+
+
+def _collective_device() -> torch.device:
+    """Where a tensor for a collective call must live: the process's GPU under NCCL, else the CPU."""
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
 def sum_over_processes(values: torch.Tensor) -> torch.Tensor:

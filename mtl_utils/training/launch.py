@@ -6,7 +6,7 @@ One process::
 
 Two processes on this machine (gloo between CPUs, one thread each), the same run::
 
-    OMP_NUM_THREADS=1 MTL_THREADS=1 torchrun --nproc-per-node 2 -m mtl_utils.training.launch --tasks topic sentiment
+    torchrun --nproc-per-node 2 -m mtl_utils.training.launch --tasks topic sentiment
 
 Eight GPUs on each of two machines (NCCL; run on both, ``host0`` being the first)::
 
@@ -15,17 +15,22 @@ Eight GPUs on each of two machines (NCCL; run on both, ``host0`` being the first
 
 ``--batch-size`` is the *global* mini-batch: every step, each process computes its share of it and
 DistributedDataParallel averages the gradients (:mod:`mtl_utils.training.distributed`), so a run on several
-processes computes what one process computes, up to floating-point rounding. The main process writes the run
-cache, the summary (``--out``) and prints the test scores. Taught in notebook 06.
+processes trains what one process trains: weight for weight up to floating-point rounding with dropout off,
+in distribution with it on (every process draws its own masks). A larger global batch needs its learning
+rate (``--lr``, ``--head-lr``) checked on the validation set. Each process uses its share of the machine's
+cores unless ``MTL_THREADS`` says otherwise. The main process writes the run cache, the summary (``--out``)
+and prints the test scores. Taught in notebook 06.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
@@ -51,6 +56,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     cli.add_argument("--sampling", default="uniform", choices=SAMPLING_STRATEGIES,
                      help="task sampling (default: uniform, i.e. round-robin)")
     cli.add_argument("--frozen-layers", type=int, default=0, help="freeze embeddings and the bottom k layers")
+    cli.add_argument("--gradual-unfreezing", action="store_true", help="unfreeze one layer per round, top down")
+    cli.add_argument("--rounds", type=int, default=1, help="validations (the best round is kept)")
+    cli.add_argument("--lr", type=float, default=protocol.LR, help="the encoder's peak learning rate")
+    cli.add_argument("--head-lr", type=float, default=protocol.HEAD_LR, help="the heads' peak learning rate")
+    cli.add_argument("--warmup-ratio", type=float, default=0.1, help="share of the steps spent warming up")
     cli.add_argument("--dropout", type=float, default=None, help="heads' dropout (default: protocol's 0.1)")
     cli.add_argument("--train-size", type=int, default=None, help="a stratified subset of each training set")
     cli.add_argument("--eval-size", type=int, default=None, help="... and of each validation and test set")
@@ -69,7 +79,8 @@ def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
                                              ("test", args.eval_size)) if size}
     tasks = load_tasks(quick=args.quick, sizes=sizes)
     changes = {"batch_size": args.batch_size, "sampling": args.sampling, "seed": args.seed,
-               "frozen_layers": args.frozen_layers}
+               "frozen_layers": args.frozen_layers, "gradual_unfreezing": args.gradual_unfreezing,
+               "rounds": args.rounds, "lr": args.lr, "head_lr": args.head_lr, "warmup_ratio": args.warmup_ratio}
     if args.examples:
         changes["examples"] = args.examples
     if args.dropout is not None:
@@ -89,7 +100,9 @@ def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
                "train seconds": result.train_seconds, "seconds": round(seconds, 3),
                "steps per second": round(steps / result.train_seconds, 3) if result.train_seconds else None,
                "all-reduce seconds": allreduce_seconds(result.model) if where.size > 1 else 0.0,
-               "losses": result.steps.to_dict(orient="list"),
+               "losses": result.steps.to_dict(orient="list"), "best round": result.best_round,
+               "test answers": {t: hashlib.sha256(np.ascontiguousarray(p).tobytes()).hexdigest()[:16]
+                                for t, p in result.predictions.items()},
                "test": result.test[["task", "accuracy", "macro-F1"]].to_dict(orient="records")}
     return result, summary
 
@@ -98,12 +111,16 @@ def allreduce_seconds(model: torch.nn.Module, repeats: int = 5) -> float:
     """Median seconds of one all-reduce of a float32 buffer as large as the trainable parameters (what DDP
     sends every step, in buckets that overlap the backward pass)."""
     numel = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    buffer = torch.zeros(numel, dtype=torch.float32, device=next(model.parameters()).device)
+    device = next(model.parameters()).device
+    buffer = torch.zeros(numel, dtype=torch.float32, device=device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda *_: None)  # NCCL returns at once
     times = []
     for _ in range(repeats):
         dist.barrier()
+        sync(device)
         start = time.perf_counter()
         dist.all_reduce(buffer)
+        sync(device)
         times.append(time.perf_counter() - start)
     return round(sorted(times)[len(times) // 2], 4)
 

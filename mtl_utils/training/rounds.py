@@ -19,7 +19,7 @@ from ..data.tasks import Task
 from ..modeling import anatomy
 from ..modeling.encoder import Tokenized
 from ..modeling.model import MultiTaskModel
-from . import freezing
+from . import distributed, freezing
 from .config import TrainConfig
 from .frozen_cache import FrozenCache, level_for, shared_cache
 
@@ -73,7 +73,9 @@ class BestRound:
         self.state: dict[str, torch.Tensor] | None = None
 
     def offer(self, round_: int, score: float, model: torch.nn.Module) -> None:
-        """Record ``round_`` if its ``score`` beats every earlier round's."""
+        """Record ``round_`` if its ``score`` beats every earlier round's (the main process's score decides for
+        every process: GPUs of different kinds may round differently)."""
+        score = distributed.broadcast(score)
         if round_ > 0 and score > self.score:
             self.score, self.round = score, round_
             if self.keep_weights:

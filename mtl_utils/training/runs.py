@@ -193,23 +193,27 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
 
     A damaged entry is reported with a warning naming it and retrained. ``config.init_from`` must name a
     finished run in the same cache; training continues from its model. With several processes
-    (:mod:`~mtl_utils.training.distributed`) the main one decides (load or train), holds the lock and writes
-    the entry; the others follow its decision, train alongside it and wait until the entry is published.
+    (:mod:`~mtl_utils.training.distributed`) every process must compute the same run key; the run is loaded
+    only when every process finds it intact in its cache folder (on several machines: share
+    ``MTL_CACHE_DIR``, or each launch trains again), else all train; the main process alone holds the lock
+    and writes the entry.
     """
     root = Path(cache or paths.cache_dir()) / "runs"
     key = run_key(config, tasks)
-    folder, where = root / key, distributed.world()
-    if where.main:
+    distributed.check_same(key, "run key")
+    folder, main = root / key, distributed.world().main
+    if main:
         (root / ".locks").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".locks" / f"{key}.lock")) if where.main else nullcontext():
-        if where.main:
+    with FileLock(str(root / ".locks" / f"{key}.lock")) if main else nullcontext():
+        if main:
             for stale in [*root.glob(f".tmp-{key}-*"), *root.glob(f".old-{key}-*")]:  # a crashed run's
                 shutil.rmtree(stale, ignore_errors=True)
-        result = _load_cached(folder, config, force) if where.main else None
-        if distributed.broadcast(result is not None, where):
-            return result if result is not None else load_result(folder, config)
+        result = _load_cached(folder, config, force)
+        if distributed.all_true(result is not None):
+            distributed.barrier()  # every process has read the entry before the lock is released
+            return result
         result = train(config, tasks, model=_start_model(root, config), progress_bar=progress_bar)
-        if where.main:
+        if main:
             _publish(result, root, key)
     distributed.barrier()
     return result

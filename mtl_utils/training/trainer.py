@@ -93,11 +93,12 @@ class TrainResult:
 
 @dataclass
 class StepBatch:
-    """One task's mini-batch of a step: labels, the weight that turns the sum of its losses into its share of
-    the global batch's mean, and its inputs: token ids, or the frozen bottom's cached output."""
+    """One task's mini-batch of a step: labels, the divisor that turns the sum of its losses into its share
+    of the global batch's mean (:func:`~mtl_utils.training.distributed.share`), and its inputs: token ids,
+    or the frozen bottom's cached output."""
 
     labels: torch.Tensor
-    weight: float
+    divisor: float
     inputs: dict[str, torch.Tensor] | None = None
     cached: dict[str, torch.Tensor] | None = None
 
@@ -112,7 +113,7 @@ class StepLoss(nn.Module):
         self.model = model
 
     def forward(self, batches: Mapping[str, StepBatch], k: int) -> dict[str, Tensor]:
-        """``{task: loss}``: the sum of the batch's cross-entropies times its weight (the
+        """``{task: loss}``: the sum of the batch's cross-entropies over its divisor (the
         batch's mean when one process trains)."""
         losses = {}
         for task, batch in batches.items():
@@ -121,23 +122,29 @@ class StepLoss(nn.Module):
             else:                            # ... or all of it; then that task's head
                 logits = self.model(**batch.inputs, tasks=task)[task]
             loss = nn.functional.cross_entropy(logits, batch.labels, reduction="sum")
-            losses[task] = loss * batch.weight
+            losses[task] = loss / batch.divisor
         return losses
 
 
-def distributed_step_loss(model: MultiTaskModel, world: distributed.World, config: TrainConfig) -> nn.Module:
-    """:class:`StepLoss` of ``model``; wrapped in DistributedDataParallel when several processes train (built
-    again whenever the trainable parameters change: DDP fixes them when it wraps). Unless every step trains
-    every trainable head (summed sampling), some get no gradient in a step: DDP must look for them."""
+def distributed_step_loss(model: MultiTaskModel, world: distributed.World, config: TrainConfig,
+                          current: nn.Module | None = None) -> nn.Module:
+    """:class:`StepLoss` of ``model``; wrapped in DistributedDataParallel when several processes train. DDP
+    fixes the trainable parameters when it wraps (and copies the main process's weights to the others), so it
+    is wrapped again only when they change (``current`` is kept otherwise). Unless every step trains every
+    trainable head (summed sampling, or one task), a step leaves some without a gradient: DDP must look."""
+    trainable = frozenset(name for name, p in model.named_parameters() if p.requires_grad)
+    if current is not None and getattr(current, "trainable", None) == trainable:
+        return current
     step_loss = StepLoss(model)
-    if world.size == 1:
-        return step_loss
-    trainable_heads = {t for t, head in model.heads.items() if any(p.requires_grad for p in head.parameters())}
-    every_step_all = config.sampling == "summed" and trainable_heads <= set(config.tasks)
-    device = model.encoder.device
-    return nn.parallel.DistributedDataParallel(
-        step_loss, device_ids=[device] if device.type == "cuda" else None, find_unused_parameters=not every_step_all,
-        forward_sync_buffers=False)
+    if world.size > 1:
+        heads = {t for t, head in model.heads.items() if any(p.requires_grad for p in head.parameters())}
+        every_step_all = (config.sampling == "summed" or len(config.tasks) == 1) and heads <= set(config.tasks)
+        device = model.encoder.device
+        step_loss = nn.parallel.DistributedDataParallel(
+            step_loss, device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=not every_step_all, forward_sync_buffers=False)
+    step_loss.trainable = trainable
+    return step_loss
 
 
 class Trainer:
@@ -214,14 +221,14 @@ class Trainer:
     def task_batch(self, task: str) -> StepBatch:
         """The next mini-batch of ``task`` (this process's share when several train)."""
         idx = self.batches[task].next_indices()            # a mini-batch of that task
-        mine, weight = distributed.share(idx, self.world)  # rows (all when alone)
+        mine, divisor = distributed.share(idx, self.world)  # rows (all when alone)
         labels = self.labels[task][mine].to(self.device)
         cache = self.caches.get((task, "train"))
         if cache is not None:                  # the encoder's frozen bottom, cached
-            return StepBatch(labels, weight, cached=cache.batch(mine))
+            return StepBatch(labels, divisor, cached=cache.batch(mine))
         ids = self.tokens[task, "train"].ids
         inputs = self.model.encoder.collate([ids[i] for i in mine])
-        return StepBatch(labels, weight, inputs=inputs)
+        return StepBatch(labels, divisor, inputs=inputs)
 
     # -- rounds -------------------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -233,7 +240,7 @@ class Trainer:
         """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``."""
         self.k = k
         self.caches, self.cache_seconds = self.freezing.apply(k, self.tokens)
-        self.step_loss = distributed_step_loss(self.model, self.world, self.config)  # DDP's view of what trains now
+        self.step_loss = distributed_step_loss(self.model, self.world, self.config, getattr(self, "step_loss", None))
 
     def fit_round(self, round_: int, steps: int) -> dict[str, list[float]]:
         """Train ``steps`` steps; returns each task's losses."""
@@ -242,9 +249,9 @@ class Trainer:
         bar = progress(range(steps), desc=f"round {round_}/{self.config.rounds}", disable=not self.progress_bar,
                        unit="step", leave=False)
         for _ in bar:
-            step_losses = self.train_step()
+            losses = self.train_step()
             self.step += 1
-            self.history.step(round_, self.step, step_losses)
+            self.history.step(round_, self.step, losses)
         return self.history.end_round()
 
     def scores(self, task: str, split: str) -> dict:
