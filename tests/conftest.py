@@ -25,17 +25,22 @@ SENTENCES = [
 ]
 
 
-@pytest.fixture(scope="session")
-def tiny_model_dir(tmp_path_factory):
-    """A folder holding a randomly initialised 2-layer BERT (hidden 32) with the real MiniLM tokenizer."""
-    folder = tmp_path_factory.mktemp("tiny-bert")
+def tiny_bert(folder, **config) -> str:
+    """Save a randomly initialised 2-layer BERT (hidden 32; ``config`` overrides) with the real MiniLM
+    tokenizer into ``folder``."""
     tokenizer = AutoTokenizer.from_pretrained(assets.bundled_model_dir())
     torch.manual_seed(0)
     config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128)
+                        intermediate_size=64, max_position_embeddings=128, **config)
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return str(folder)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A folder holding a randomly initialised 2-layer BERT (hidden 32) with the real MiniLM tokenizer."""
+    return tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")

@@ -9,9 +9,10 @@ import sys
 import numpy as np
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from conftest import tiny_bert
+from transformers import BertModel
 
-from mtl_utils import assets, runtime
+from mtl_utils import runtime
 from mtl_utils.notebook import scaling
 from mtl_utils.training import distributed, launch
 
@@ -19,15 +20,8 @@ from mtl_utils.training import distributed, launch
 @pytest.fixture(scope="module")
 def tiny_no_dropout(tmp_path_factory):
     """A 2-layer random BERT without dropout: runs on different processes can then agree weight for weight."""
-    folder = tmp_path_factory.mktemp("tiny-no-dropout")
-    tokenizer = AutoTokenizer.from_pretrained(assets.bundled_model_dir())
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=128, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return str(folder)
+    return tiny_bert(tmp_path_factory.mktemp("tiny-no-dropout"), hidden_dropout_prob=0.0,
+                     attention_probs_dropout_prob=0.0)
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 4])

@@ -6,7 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtl_utils.evaluation.comparisons import compare_correct, compare_over_seeds
+from mtl_utils.evaluation.comparisons import (compare_correct, compare_over_seeds,
+                                              compare_over_seeds_and_items, holm_family)
 from mtl_utils.evaluation.seeds_and_items import holm, seeds_and_items
 
 SIMULATIONS, SEEDS, ITEMS = 1500, 3, 1000
@@ -81,3 +82,19 @@ def test_holm_adjusts_step_down_and_keeps_the_order():
     np.testing.assert_allclose(adjusted[[4, 0, 2, 1]], [0.02, 0.03, 0.06, 0.06])
     assert np.isnan(adjusted[3])
     assert holm([0.9, 0.8]).max() == 1.0 and holm([]).size == 0
+
+
+def test_rows_in_the_series_format_and_one_family():
+    rng = np.random.default_rng(1)
+    items = rng.random(ITEMS)
+    a = [rng.random(ITEMS) < items + 0.25 for _ in range(SEEDS)]
+    b = [rng.random(ITEMS) < items for _ in range(SEEDS)]
+    row = compare_over_seeds_and_items("A", a, "B", b, "topic")
+    assert row["detected"] and row["low"] > 0 and len(row["per seed"]) == SEEDS
+    assert row["excludes beyond"] == pytest.approx(max(abs(row["low"]), abs(row["high"])))
+    null = compare_over_seeds_and_items("A", b, "B", b, "topic")  # identical answers: no difference at all
+    assert not null["detected"] and null["difference"] == 0 and null["p-value"] == 1.0
+    weak = {**row, "p-value": 0.03}  # alone it would be called; in a family of three it is not
+    family = holm_family([row, weak, null])
+    assert family[0]["detected (Holm)"] and not family[1]["detected (Holm)"]
+    assert family[1]["Holm p-value"] == pytest.approx(0.06) and family[1]["detected"]  # lost its verdict

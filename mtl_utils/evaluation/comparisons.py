@@ -7,7 +7,11 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
   examples and McNemar's exact test (used for one seed, probes, continuations);
 * :func:`compare_over_seeds`: two configurations run with the same seeds: the t interval over the per-seed
   accuracy differences (the training run's noise included);
-* :func:`compare_seeds`: whichever of the two the number of seeds allows (one seed: the first).
+* :func:`compare_seeds`: whichever of the two the number of seeds allows (one seed: the first);
+* :func:`compare_over_seeds_and_items`: two configurations with the same seeds, both sources of noise in
+  one interval (:mod:`mtl_utils.evaluation.seeds_and_items`); its "no difference" says what the interval
+  rules out rather than a detectable effect;
+* :func:`holm_family`: the verdicts of one table as one family (Holm's adjustment of their p-values).
 
 A difference is *detected* when its 95 % interval excludes zero; otherwise the row says how large a
 difference the design could have seen (80 % power). :mod:`mtl_utils.notebook.experiments`, :mod:`mtl_utils.evaluation.probing`
@@ -20,6 +24,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from .metrics import mcnemar, mde_paired_proportions, paired_interval, seed_difference
+from .seeds_and_items import holm, seeds_and_items
 
 
 def compare_correct(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray, task: str) -> dict:
@@ -64,3 +69,26 @@ def compare_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Se
     one = compare_correct(a, correct_a[0], b, correct_b[0], task)
     return {"A": a, "B": b, "task": task, "seeds": 1, **one, "per seed": [one["difference"]],
             "method": "McNemar, exact paired interval (one seed)"}
+
+
+def compare_over_seeds_and_items(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
+                                 task: str) -> dict:
+    """Accuracy of ``a`` minus ``b`` over the same seeds *and* test items (``correct_*[i]``: which test examples
+    seed ``i`` got right): the interval carries the training runs' noise and the test set's sampling noise
+    (:func:`~mtl_utils.evaluation.seeds_and_items.seeds_and_items`). ``excludes beyond``: the largest effect
+    the interval leaves possible, what a "no difference detected" rules out."""
+    r = seeds_and_items(correct_a, correct_b)
+    acc_a, acc_b = [float(np.mean(c)) for c in correct_a], [float(np.mean(c)) for c in correct_b]
+    return {"A": a, "B": b, "task": task, "seeds": r.seeds, "A accuracy": float(np.mean(acc_a)),
+            "B accuracy": float(np.mean(acc_b)), "difference": r.difference, "low": r.low, "high": r.high,
+            "p-value": r.p_value, "excludes beyond": r.excludes_beyond,
+            "per seed": [round(x - y, 6) for x, y in zip(acc_a, acc_b)],
+            "method": "paired over seeds and test items (two-way, Satterthwaite t)", "detected": r.detected}
+
+
+def holm_family(rows: Sequence[dict], alpha: float = 0.05) -> list[dict]:
+    """The rows of one table as one family of tests: each gains ``Holm p-value`` (Holm's step-down adjustment
+    over the rows) and ``detected (Holm)``, and keeps its unadjusted ``detected`` so a row that loses its
+    verdict to the correction can say so."""
+    adjusted = holm([row["p-value"] for row in rows])
+    return [{**row, "Holm p-value": float(p), "detected (Holm)": bool(p < alpha)} for row, p in zip(rows, adjusted)]

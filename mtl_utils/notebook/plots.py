@@ -412,16 +412,17 @@ def architecture(parameters: pd.DataFrame, labels: Mapping[str, Sequence[str]], 
     return fig
 
 
-def process_curves(losses: pd.DataFrame, title: str = "Training loss per step") -> Figure:
-    """One panel per task: the loss of each run (column ``run``) against the step, the first run drawn
-    thick and the others thin and dashed on top, so that runs which agree draw one line."""
+def process_curves(losses: pd.DataFrame, title: str = "Training loss per step", window: int = 10) -> Figure:
+    """One panel per task: the loss of each run (column ``run``) against the step, a rolling mean over
+    ``window`` of the task's steps; the first run drawn thick and the others thin and dashed on top, so that
+    runs which agree draw one line."""
     tasks = [t for t in TASK_ORDER if t in set(losses["task"])]
     fig, axes = plt.subplots(1, len(tasks), figsize=(3.4 * len(tasks), 2.9), squeeze=False)
     for ax, task in zip(axes[0], tasks):
         for i, (run, part) in enumerate(losses[losses["task"] == task].groupby("run", sort=False)):
-            style = {"lw": 3, "alpha": 0.35} if i == 0 else {"lw": 1.1, "ls": "--"}
-            ax.plot(part["step"], part["loss"], label=run, **style)
-        ax.set(title=task, xlabel="optimizer step", ylabel="loss (global batch)")
+            style = {"lw": 3.5, "alpha": 0.35} if i == 0 else {"lw": 1.2, "ls": "--"}
+            ax.plot(part["step"], part["loss"].rolling(window, min_periods=1).mean(), label=run, **style)
+        ax.set(title=task, xlabel="optimizer step", ylabel=f"loss (mean of {window} steps)")
     axes[0][0].legend(fontsize=7, loc="upper right")
     fig.suptitle(title)
     fig.tight_layout()
