@@ -6,8 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtl_utils.evaluation.comparisons import (compare_correct, compare_over_seeds,
-                                              compare_over_seeds_and_items, holm_family)
+from mtl_utils.evaluation.comparisons import (
+    compare_correct,
+    compare_over_seeds,
+    compare_over_seeds_and_items,
+    holm_family,
+)
 from mtl_utils.evaluation.seeds_and_items import holm, seeds_and_items
 
 SIMULATIONS, SEEDS, ITEMS = 1500, 3, 1000

@@ -36,9 +36,9 @@ import torch.distributed as dist
 
 from ..core import runtime
 from ..core.digests import write_atomic, write_text_atomic
-from ..data.tasks import load_tasks
+from ..data.tasks import Task, load_tasks
 from . import distributed, protocol
-from .config import SAMPLING_STRATEGIES
+from .config import SAMPLING_STRATEGIES, TrainConfig
 from .runs import train_or_load
 from .trainer import TrainResult, train
 
@@ -71,13 +71,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return cli.parse_args(argv)
 
 
-def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
-    """Train (or load) the run ``args`` describe on this process's part of the world; its summary."""
-    where = distributed.init()
-    runtime.set_threads()
+def tasks_from(args: argparse.Namespace) -> dict[str, Task]:
+    """The tasks ``args`` name, cut to ``--train-size`` / ``--eval-size`` (stratified) when given."""
     sizes = {split: size for split, size in (("train", args.train_size), ("validation", args.eval_size),
                                              ("test", args.eval_size)) if size}
-    tasks = load_tasks(quick=args.quick, sizes=sizes)
+    return load_tasks(quick=args.quick, sizes=sizes)
+
+
+def config_from(args: argparse.Namespace) -> TrainConfig:
+    """The protocol's run for ``args`` (:func:`mtl_utils.training.protocol.config` with its changes)."""
     changes = {"batch_size": args.batch_size, "sampling": args.sampling, "seed": args.seed,
                "frozen_layers": args.frozen_layers, "gradual_unfreezing": args.gradual_unfreezing,
                "rounds": args.rounds, "lr": args.lr, "head_lr": args.head_lr, "warmup_ratio": args.warmup_ratio}
@@ -85,7 +87,14 @@ def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
         changes["examples"] = args.examples
     if args.dropout is not None:
         changes["dropout"] = args.dropout
-    config = protocol.config(tuple(args.tasks), quick=args.quick, model=args.model, **changes)
+    return protocol.config(tuple(args.tasks), quick=args.quick, model=args.model, **changes)
+
+
+def run(args: argparse.Namespace) -> tuple[TrainResult, dict]:
+    """Train (or load) the run ``args`` describe on this process's part of the world; its summary."""
+    where = distributed.init()
+    runtime.set_threads()
+    tasks, config = tasks_from(args), config_from(args)
     start = time.perf_counter()
     if args.no_cache:
         result = train(config, tasks, progress_bar=where.main)
