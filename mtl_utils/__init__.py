@@ -59,6 +59,7 @@ NAMES = {
     "training.config": ["TrainConfig", "chance_loss_weights"],
     "training.trainer": ["StepLoss", "TrainResult", "Trainer", "build_model", "evaluate", "train"],
     "training.frozen_cache": ["build_cache", "check_equivalence"],
+    "training.sampling": ["TaskSampler"],
     "training.runs": ["run_key", "train_or_load"],
     "serving.speed": ["batching_speed"],
 }

@@ -16,7 +16,7 @@ def test_over_seeds_detects_a_consistent_gain_and_not_noise():
     assert row["detected"] and row["low"] > 0 and row["seeds"] == 3 and len(row["per seed"]) == 3
     assert row["difference"] == pytest.approx(np.mean([b.mean() - a.mean() for a, b in zip(base, better)]))
     noise = compare_over_seeds("a", base, "b", [rng.random(2000) < 0.80 for _ in range(3)], "topic")
-    assert not noise["detected"] and noise["low"] < 0 < noise["high"] and noise["detectable effect"] > 0
+    assert not noise["detected"] and noise["low"] < 0 < noise["high"] and noise["excludes beyond"] > 0
 
 
 def test_row_format_is_shared_and_bad_input_is_refused():
@@ -48,7 +48,7 @@ def test_compare_seeds_takes_the_shape_the_seeds_allow():
 
 def test_verdicts_name_the_budget_of_a_label_budget_row():
     row = {"task": "topic", "A": "fine-tuned", "B": "probe", "difference": 0.03, "low": 0.01, "high": 0.05,
-           "seeds": 3, "detected": True, "p-value": 0.02, "detectable effect": 0.02}
+           "seeds": 3, "detected": True, "p-value": 0.02, "excludes beyond": 0.05}
     assert report.verdict(row).startswith("**topic**: fine-tuned − probe = +0.030 [+0.010, +0.050] (3 seeds")
     rows = pd.DataFrame([{**row, "labels": 50}, {**row, "labels": "all", "detected": False}])
     lines = report.verdicts(rows).splitlines()

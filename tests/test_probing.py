@@ -99,7 +99,7 @@ def test_compare_poolings_and_table(topic_vectors, labels):
     cls = table[(table["vectors"] == "raw") & (table["pooling"] == "cls")].iloc[0]
     gap = results["raw"]["cls"].accuracy - results["raw"]["mean"].accuracy
     assert cls["vs mean"] == pytest.approx(gap) and cls["vs mean low"] <= gap <= cls["vs mean high"]
-    assert 0 <= cls["McNemar p"] <= 1 and cls["detectable effect"] > 0
+    assert 0 <= cls["McNemar p"] <= 1 and cls["excludes beyond"] > 0
     with pytest.raises(ValueError, match="unknown variant"):
         compare_poolings(topic_vectors, labels, variants=["zscore"])
 

@@ -17,9 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mtl_utils.core import paths
+from mtl_utils.evaluation.comparisons import excludes_beyond
+from mtl_utils.evaluation.seeds_and_items import holm
 
 README = paths.REPO_ROOT / "README.md"
 BENCHMARKS = paths.REPO_ROOT / "benchmarks" / "results"
+ALPHA = 0.05  # the family-wise error rate of the README's verdicts (Holm)
 NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "Sentence embeddings: tokens to one vector, which pooling (attention too), frozen or fine-tuned"),
              "02": ("02_multitask_model",
@@ -41,7 +44,26 @@ def _load(path: Path) -> dict:
 
 
 def _results() -> dict[str, dict]:
-    return {number: _load(paths.RESULTS_DIR / f"{number}.json") for number in NOTEBOOKS}
+    """Every notebook's committed metrics, with every verdict the README prints adjusted as one family."""
+    r = {number: _load(paths.RESULTS_DIR / f"{number}.json") for number in NOTEBOOKS}
+    rows = family(r)
+    for row, p in zip(rows, holm([row["p-value"] for row in rows])):
+        row["Holm p-value"], row["detected (Holm)"] = float(p), bool(p < ALPHA)
+    return r
+
+
+def family(r: dict[str, dict]) -> list[dict]:
+    """The comparison rows whose verdicts the README prints (results and claims): one family of tests."""
+    m1, m2, m3, m4, m5 = (r.get(n) or {} for n in ("01", "02", "03", "04", "05"))
+    rows = [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", []),
+            *[row for row in m1.get("encoder_vs_bag_of_words", []) if row["task"] == "genre"],
+            *m2.get("sharing", []), *m2.get("genre_variant", {}).get("sharing", []),
+            *m3.get("sweep_comparisons", []), *m3.get("frozen_head", []), *m3.get("pretrained_vs_random", []),
+            *m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
+            *m4.get("task_sampling", {}).get("comparisons", []),
+            *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"],
+            *m5.get("equal_cost", []), *m5.get("label_budget", {}).get("comparisons", [])]
+    return rows
 
 
 def _interval(row: dict, digits: int = 3) -> str:
@@ -49,9 +71,14 @@ def _interval(row: dict, digits: int = 3) -> str:
 
 
 def _verdict(row: dict) -> str:
+    """The row's verdict after Holm's correction over :func:`family`; a row that loses its verdict says so."""
+    better = row["A"] if row["difference"] > 0 else row["B"]
+    if row.get("detected (Holm)", row["detected"]):
+        return f"**{better} better** (Holm p = {row['Holm p-value']:.2g})"
     if row["detected"]:
-        return f"**{row['A'] if row['difference'] > 0 else row['B']} better**"
-    return f"no difference detected (detectable ±{row['detectable effect']:.3f})"
+        return (f"no difference after Holm's correction (Holm p = {row['Holm p-value']:.2g}; alone "
+                f"p = {row['p-value']:.2g}, {better} better)")
+    return f"no difference detected (excludes beyond ±{excludes_beyond(row):.3f})"
 
 
 def _top_layer(m: dict) -> str:
@@ -126,6 +153,11 @@ def results() -> str:
         out += ["", "**04 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
                 "against uniform rates):", ""]
         out += [f"* {row['A']}: {_interval(row)}, {_verdict(row)}" for row in m["comparisons"]]
+        if "task_sampling" in m:
+            out += ["", "Which task each step trains (multi-task, top layer trained, the same 8,000 examples; "
+                    "each against round-robin): " + "; ".join(
+                        f"{row['A']} − round-robin, {row['task']}: {_interval(row)}, {_verdict(row)}"
+                        for row in m["task_sampling"]["comparisons"]) + "."]
     if r["05"]:
         m = r["05"]
         one = m["one_vs_two"]["one multi-task model"]
@@ -140,9 +172,10 @@ def results() -> str:
             out.append(f"| {name} | {ratio:.2f}× | {cells[0]} | {cells[1]} |")
         if "label_budget" in m:
             curve = m["label_budget"]
-            arms = ("multi-task", "single-task", "frozen backbone")
+            arms = ("multi-task", "single-task", "frozen encoder + probe")
             out += ["", "Scarce labels (05 § 2b): topic test accuracy by labelled topic sentences, the top layer "
-                    "trained (frozen backbone: heads only), mean over seeds; multi − single paired over seeds:", "",
+                    "trained (frozen encoder: logistic regression on its vectors, `C` cross-validated on the "
+                    "labels), mean over seeds; multi − single paired over seeds and test sentences:", "",
                     "| topic labels | " + " | ".join(arms) + " | multi − single |", "|---|---|---|---|---|"]
             multi = [row for row in curve["comparisons"] if row["A"] == "multi-task"]  # one per budget, in order
             for n, row in zip(curve["labels"], multi, strict=True):
@@ -219,9 +252,10 @@ def claims() -> str:
     add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
         m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))
     if r["05"] and "label_budget" in r["05"]:
-        add("... (at small training sets)", "05 § 2b: frozen backbone vs top layer trained, by topic labels",
-            "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
-                      for row in r["05"]["label_budget"]["comparisons"] if row["A"] == "frozen backbone"))
+        add("... (at small training sets)", "05 § 2b: top layer trained − frozen encoder + probe, by topic labels, "
+            "paired over seeds", "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
+                                           for row in r["05"]["label_budget"]["comparisons"]
+                                           if row["B"] == "frozen encoder + probe"))
     if r["01"] and "few_labels" in r["01"]:
         add("... (against full fine-tuning, by training-set size)", "01 § 9: full fine-tuning vs the frozen encoder + "
             "probe on the same topic labels, paired over seeds",

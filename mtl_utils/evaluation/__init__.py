@@ -1,6 +1,6 @@
 """Evaluation: scores, paired comparisons and frozen-encoder probes (below training: a run scores itself).
 
-* :mod:`~mtl_utils.evaluation.metrics`: scores, intervals, paired tests, detectable effects;
+* :mod:`~mtl_utils.evaluation.metrics`: scores, intervals, paired tests;
 * :mod:`~mtl_utils.evaluation.comparisons`: paired comparisons in one row format, over test examples or seeds;
 * :mod:`~mtl_utils.evaluation.seeds_and_items`: one interval over seeds and test items together; Holm's
   adjustment of a family of verdicts;

@@ -1,60 +1,43 @@
 """Paired comparisons under the series' rule, from which test examples each side got right.
 
 Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``difference`` with ``low`` and
-``high``, ``p-value``, ``detectable effect``, ``detected``):
+``high``, ``p-value``, ``excludes beyond``, ``detected``):
 
 * :func:`compare_correct`: two fixed models on the same test examples: the exact paired interval over the
   examples and McNemar's exact test (used for one seed, probes, continuations);
-* :func:`compare_over_seeds`: two configurations run with the same seeds: the t interval over the per-seed
-  accuracy differences (the training run's noise included);
+* :func:`compare_over_seeds`: two configurations run with the same seeds, scored on the same test items:
+  one interval that carries both the training runs' noise and the test set's sampling noise
+  (:mod:`mtl_utils.evaluation.seeds_and_items`);
 * :func:`compare_seeds`: whichever of the two the number of seeds allows (one seed: the first);
-* :func:`compare_over_seeds_and_items`: two configurations with the same seeds, both sources of noise in
-  one interval (:mod:`mtl_utils.evaluation.seeds_and_items`); its "no difference" says what the interval
-  rules out rather than a detectable effect;
 * :func:`holm_family`: the verdicts of one table as one family (Holm's adjustment of their p-values).
 
-A difference is *detected* when its 95 % interval excludes zero; otherwise the row says how large a
-difference the design could have seen (80 % power). :mod:`mtl_utils.notebook.experiments`, :mod:`mtl_utils.evaluation.probing`
+A difference is *detected* when its 95 % interval excludes zero; otherwise the row says what the interval
+rules out: ``excludes beyond`` is the largest effect, either way, the interval leaves possible (no power
+computed from the run's own spread). :mod:`mtl_utils.notebook.experiments`, :mod:`mtl_utils.evaluation.probing`
 and :mod:`mtl_utils.evaluation.attention_probe` build their tables from these functions.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .metrics import mcnemar, mde_paired_proportions, paired_interval, seed_difference
+from .metrics import mcnemar, paired_interval
 from .seeds_and_items import holm, seeds_and_items
 
 
 def compare_correct(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray, task: str) -> dict:
     """Two fixed models on the same test examples of ``task`` (``correct_*``: which ones each got right): the
-    accuracy difference A − B with its exact paired interval, McNemar's p-value, the detectable effect and the
-    verdict under the series' rule (detected when the interval excludes zero)."""
+    accuracy difference A − B with its exact paired interval, McNemar's p-value, what the interval rules out
+    (``excludes beyond``) and the verdict under the series' rule (detected when the interval excludes zero)."""
     correct_a, correct_b = np.asarray(correct_a, dtype=bool), np.asarray(correct_b, dtype=bool)
     if correct_a.shape != correct_b.shape:
         raise ValueError(f"{a} and {b} were scored on different test sets ({correct_a.shape} vs {correct_b.shape})")
     boot, test = paired_interval(correct_a, correct_b), mcnemar(correct_a, correct_b)
     return {"A": a, "B": b, "task": task, "A accuracy": float(correct_a.mean()), "B accuracy": float(correct_b.mean()),
             "difference": boot["difference"], "low": boot["low"], "high": boot["high"], "p-value": test.p_value,
-            "detectable effect": mde_paired_proportions(correct_a, correct_b),
+            "excludes beyond": max(abs(boot["low"]), abs(boot["high"])),
             "detected": bool(boot["low"] > 0 or boot["high"] < 0)}
-
-
-def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
-                       task: str) -> dict:
-    """Accuracy of ``a`` minus ``b`` paired over seeds (``correct_*[i]``: which test examples seed ``i`` got
-    right, the same seed on both sides): the mean per-seed difference with its t interval, p-value, detectable
-    effect, the per-seed differences and the verdict under the series' rule."""
-    if len(correct_a) != len(correct_b) or len(correct_a) < 2:
-        raise ValueError(f"{a} and {b} need the same seeds, at least two (got {len(correct_a)} and {len(correct_b)}); "
-                         "with one seed use compare_correct")
-    acc_a, acc_b = [float(np.mean(c)) for c in correct_a], [float(np.mean(c)) for c in correct_b]
-    diff = seed_difference(acc_a, acc_b)
-    return {"A": a, "B": b, "task": task, "seeds": len(acc_a), "A accuracy": float(np.mean(acc_a)),
-            "B accuracy": float(np.mean(acc_b)), "difference": diff.mean, "low": diff.low, "high": diff.high,
-            "p-value": diff.p_value, "detectable effect": diff.mde, "per seed": [float(d) for d in diff.per_seed],
-            "method": "paired t over seeds", "detected": bool(diff.low > 0 or diff.high < 0)}
 
 
 def compare_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
@@ -71,12 +54,16 @@ def compare_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Se
             "method": "McNemar, exact paired interval (one seed)"}
 
 
-def compare_over_seeds_and_items(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
-                                 task: str) -> dict:
+def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_b: Sequence[np.ndarray],
+                       task: str) -> dict:
     """Accuracy of ``a`` minus ``b`` over the same seeds *and* test items (``correct_*[i]``: which test examples
-    seed ``i`` got right): the interval carries the training runs' noise and the test set's sampling noise
-    (:func:`~mtl_utils.evaluation.seeds_and_items.seeds_and_items`). ``excludes beyond``: the largest effect
-    the interval leaves possible, what a "no difference detected" rules out."""
+    seed ``i`` got right, the same seed on both sides): the interval carries the training runs' noise and the
+    test set's sampling noise (:func:`~mtl_utils.evaluation.seeds_and_items.seeds_and_items`), with its
+    p-value, ``excludes beyond`` (the largest effect the interval leaves possible, what a "no difference
+    detected" rules out), the per-seed differences and the verdict under the series' rule."""
+    if len(correct_a) != len(correct_b) or len(correct_a) < 2:
+        raise ValueError(f"{a} and {b} need the same seeds, at least two (got {len(correct_a)} and {len(correct_b)}); "
+                         "with one seed use compare_correct")
     r = seeds_and_items(correct_a, correct_b)
     acc_a, acc_b = [float(np.mean(c)) for c in correct_a], [float(np.mean(c)) for c in correct_b]
     return {"A": a, "B": b, "task": task, "seeds": r.seeds, "A accuracy": float(np.mean(acc_a)),
@@ -84,6 +71,12 @@ def compare_over_seeds_and_items(a: str, correct_a: Sequence[np.ndarray], b: str
             "p-value": r.p_value, "excludes beyond": r.excludes_beyond,
             "per seed": [round(x - y, 6) for x, y in zip(acc_a, acc_b)],
             "method": "paired over seeds and test items (two-way, Satterthwaite t)", "detected": r.detected}
+
+
+def excludes_beyond(row: Mapping) -> float:
+    """The largest effect, either way, that a row's interval leaves possible (rows written before the field
+    existed: from ``low`` and ``high``)."""
+    return float(row.get("excludes beyond", max(abs(row["low"]), abs(row["high"]))))
 
 
 def holm_family(rows: Sequence[dict], alpha: float = 0.05) -> list[dict]:

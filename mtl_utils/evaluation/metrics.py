@@ -8,11 +8,13 @@ Intervals and tests, the series' one rule for comparisons (stated in every noteb
 * two models on one test set are compared **paired**, example by example: McNemar's exact test
   (:func:`mcnemar`) with the exact interval of the accuracy difference that agrees with it
   (:func:`paired_interval`; :func:`paired_bootstrap` is the resampling alternative);
-* two training configurations over several seeds are compared by their **per-seed paired differences**
-  (same seed, same test set) with a t interval (:func:`seed_difference`);
+* two training configurations over several seeds are compared over seeds *and* test items at once
+  (:mod:`mtl_utils.evaluation.seeds_and_items`); :func:`seed_difference`, the t interval over per-seed scores
+  alone, stays as the yardstick its tests show falling short (it leaves the test set's noise out);
 * a difference is called real when its 95 % interval excludes zero; otherwise the comparison says "no
-  difference detected" and gives the **minimum detectable effect**: the difference the design would have
-  found with 80 % power (:func:`mde_paired_t`, :func:`mde_paired_proportions`).
+  difference detected" and what the interval rules out. :func:`mde_paired_t` and
+  :func:`mde_paired_proportions` give a minimum detectable effect from a *design* quantity (a spread or a
+  discordance fixed before a run), never from the run's own spread.
 """
 from __future__ import annotations
 

@@ -262,7 +262,8 @@ def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
                 baselines: Mapping[str, Mapping[str, float]], reference: tuple[str, str] = ("raw", "mean")) -> pd.DataFrame:
     """One row per task, vectors and pooling, plus the majority-class row per task: test accuracy with its 95 %
     Wilson interval, macro-F1, the chosen ``C``, and the paired comparison with ``reference`` (raw mean
-    pooling): the accuracy difference with its exact paired interval, McNemar's p and the detectable effect.
+    pooling): the accuracy difference with its exact paired interval, McNemar's p and what the interval rules out
+    (``excludes beyond``).
 
     ``results``: ``{task: {variant: {mode: ProbeResult}}}``; ``baselines``: ``{task: majority scores}``."""
     rows = []
@@ -278,7 +279,7 @@ def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
                     paired = compare_correct(f"{variant}/{mode}", r.correct, "reference", ref, task)
                     row.update({"vs mean": paired["difference"], "vs mean low": paired["low"],
                                 "vs mean high": paired["high"], "McNemar p": paired["p-value"],
-                                "detectable effect": paired["detectable effect"]})
+                                "excludes beyond": paired["excludes beyond"]})
                 rows.append(row)
         base = baselines[task]
         rows.append({"task": task, "vectors": "-", "pooling": "majority class", "accuracy": base["accuracy"],

@@ -137,8 +137,7 @@ def embedding_maps(panels: Sequence[MapPanel], ncols: int = 2, point_size: float
 
 def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)") -> Figure:
     """Each comparison of :func:`mtl_utils.notebook.experiments.comparison_table` as a point with its 95 % interval
-    (A minus B, accuracy points), a zero line, and the minimum detectable effect as a grey band when nothing
-    is detected."""
+    (A minus B, accuracy points) and a zero line; blue where the interval excludes zero."""
     rows = table.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
     y = np.arange(len(rows))[::-1]
@@ -146,12 +145,9 @@ def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% i
         colour = "tab:blue" if r["detected"] else "tab:grey"
         ax.errorbar(r["difference"], yi, xerr=[[r["difference"] - r["low"]], [r["high"] - r["difference"]]],
                     fmt="o", color=colour, capsize=3)
-        if not r["detected"] and np.isfinite(r["detectable effect"]):
-            ax.fill_betweenx([yi - 0.3, yi + 0.3], -r["detectable effect"], r["detectable effect"], color="grey",
-                             alpha=0.15)
     ax.axvline(0, color="black", lw=1)
     ax.set_yticks(y, [f"{r['task']}: {r['A']} − {r['B']}" for r in rows.to_dict("records")])
-    ax.set_xlabel("test accuracy difference (A − B); blue: interval excludes 0; grey band: detectable effect")
+    ax.set_xlabel("test accuracy difference (A − B); blue: the interval excludes 0")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -11,12 +11,18 @@ import pandas as pd
 import torch
 
 from ..core.batching import eval_mode
+from ..evaluation.comparisons import excludes_beyond
 from ..modeling.model import MultiTaskModel
 
 RULE = ("**How to read a comparison.** A − B is paired: the same test set and, over seeds, the same seeds "
-        "(same heads' initialisation, same batch order). A difference is called real when its 95 % interval "
-        "excludes zero; otherwise the verdict is *no difference detected*, with the smallest difference the "
-        "design would have detected with 80 % power beside it.")
+        "(same heads' initialisation, same batch order). Over seeds, the 95 % interval carries both the "
+        "training runs' noise and the test sentences' (another draw of either would move the result); with "
+        "one seed it is the exact interval over the test sentences (McNemar). A difference is called real "
+        "when the interval excludes zero; otherwise the verdict is *no difference detected*, with the "
+        "largest effect the interval leaves possible. A notebook's verdicts are each read alone; the README "
+        "reads every verdict it prints as one family (Holm's correction), so a verdict near the line can "
+        "be real here and not there.")
+
 
 
 def signed(value: float, digits: int = 3) -> str:
@@ -30,12 +36,13 @@ def verdict(row: Mapping, digits: int = 3) -> str:
     what = f"{row['task']}, {row['labels']} labels" if "labels" in row else row["task"]
     head = (f"**{what}**: {row['A']} − {row['B']} = {signed(row['difference'], digits)} "
             f"[{signed(row['low'], digits)}, {signed(row['high'], digits)}]")
-    how = f"{row['seeds']} seeds, paired t" if row["seeds"] > 1 else "one seed, paired over test examples"
+    how = (f"{row['seeds']} seeds, paired over seeds and test sentences" if row["seeds"] > 1
+           else "one seed, paired over test sentences")
     if row["detected"]:
         better = row["A"] if row["difference"] > 0 else row["B"]
         return f"{head} ({how}, p = {row['p-value']:.3g}): **{better} is better**."
-    return (f"{head} ({how}): no difference detected; the design would have detected "
-            f"±{row['detectable effect']:.{digits}f}.")
+    return (f"{head} ({how}): no difference detected; the interval excludes effects beyond "
+            f"±{excludes_beyond(row):.{digits}f}.")
 
 
 def verdicts(table: pd.DataFrame, digits: int = 3) -> str:
@@ -44,14 +51,13 @@ def verdicts(table: pd.DataFrame, digits: int = 3) -> str:
 
 
 def comparison_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """A compact display of a comparison table: accuracies, difference with interval, p, detectable effect."""
+    """A compact display of a comparison table: accuracies, difference with interval, p, the verdict."""
     out = pd.DataFrame({
         "task": table["task"], "A": table["A"], "B": table["B"],
         "A accuracy": table["A accuracy"].round(digits), "B accuracy": table["B accuracy"].round(digits),
         "A − B [95% interval]": [f"{signed(d, digits)} [{signed(lo, digits)}, {signed(hi, digits)}]"
                                  for d, lo, hi in zip(table["difference"], table["low"], table["high"])],
         "p": table["p-value"].map(lambda p: f"{p:.3g}"),
-        "detectable effect": table["detectable effect"].round(digits),
         "verdict": ["A better" if d and x > 0 else "B better" if d else "no difference detected"
                     for d, x in zip(table["detected"], table["difference"])]})
     for column in ("seeds", "seed"):
@@ -95,7 +101,7 @@ def probe_findings(table: pd.DataFrame, digits: int = 3) -> str:
         for row in probes.dropna(subset=["vs mean"]).to_dict("records"):
             detected = row["vs mean low"] > 0 or row["vs mean high"] < 0
             tail = (f"**{'better' if row['vs mean'] > 0 else 'worse'}** (McNemar p = {row['McNemar p']:.2g})" if detected
-                    else f"no difference detected (detectable: ±{row['detectable effect']:.{digits}f})")
+                    else f"no difference detected (excludes beyond ±{excludes_beyond(row):.{digits}f})")
             lines.append(f"  * {row['pooling']}, {row['vectors']} − mean, raw: {signed(row['vs mean'], digits)} "
                          f"[{signed(row['vs mean low'], digits)}, {signed(row['vs mean high'], digits)}]: {tail}")
     return "\n".join(lines)

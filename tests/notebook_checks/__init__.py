@@ -11,3 +11,7 @@ def check_comparison(row: dict) -> None:
     assert row["high"] > row["low"] or (row["difference"] == 0 and row["high"] == row["low"] == 0), row
     assert row["detected"] == bool(row["low"] > 0 or row["high"] < 0), row
     assert 0 <= row["p-value"] <= 1, row
+    # "no difference detected" says what it rules out: the interval's farther end, either way
+    assert abs(row["excludes beyond"] - max(abs(row["low"]), abs(row["high"]))) < 1e-12, row
+    if row.get("seeds", 1) > 1:  # over seeds the interval carries the test sentences' noise too
+        assert "test items" in row["method"], row

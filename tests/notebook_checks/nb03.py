@@ -18,6 +18,13 @@ def check(m: dict) -> None:
         assert m["sweep"]["k=0"]["accuracy"][task] > baseline + 0.05
         assert abs(m["gain_kept_by_k"]["0"][task] - 1) < 1e-9  # k = 0 keeps all of its own gain
     assert len(m["sweep_comparisons"]) == 2 * (len(ks) - 1)
+    # k = n (heads only, under-trained at the protocol's budget) is judged by its fair arm, the probe
+    frozen = [r for r in m["sweep_comparisons"] if r["A"] == "frozen backbone (probe)"]
+    assert {r["task"] for r in frozen} == set(m["majority_baseline"]) and f"k={n}" not in {
+        r["A"] for r in m["sweep_comparisons"]}
+    for row in frozen:
+        probe = next(p for p in m["heads_only_vs_probe"] if p["task"] == row["task"])
+        assert abs(row["A accuracy"] - probe["B accuracy"]) < 1e-12 and row["B"] == "k=0", row
     # scenario 3: joint training with the topic head frozen; the head must not move by a single bit
     assert m["frozen_head_unchanged"] and all(m["frozen_head_unchanged"].values()), m["frozen_head_unchanged"]
     assert {r["task"] for r in m["frozen_head"]} == {"topic", "sentiment"}

@@ -58,3 +58,16 @@ def check(m: dict) -> None:
         for t in ("topic", "sentiment")}
     for row in lc["comparisons"]:
         check_comparison(row)
+    # task sampling: round-robin, proportional and temperature shares of steps; each paired with round-robin
+    ts = m["task_sampling"]
+    in_proportion = ts["sizes"]["topic"] / sum(ts["sizes"].values())
+    assert ts["shares"]["round-robin"]["topic"] == 0.5
+    assert abs(ts["shares"]["proportional"]["topic"] - in_proportion) < 1e-12, ts["shares"]
+    low, high = sorted((in_proportion, 0.5))  # temperature sits between proportional and round-robin
+    assert low <= ts["shares"]["temperature T = 2"]["topic"] <= high, ts["shares"]
+    assert {(r["A"], r["task"]) for r in ts["comparisons"]} == {
+        (a, t) for a in ("proportional", "temperature T = 2") for t in ("topic", "sentiment")}
+    for row in ts["comparisons"]:
+        assert row["B"] == "round-robin"
+        check_comparison(row)
+    assert abs(ts["accuracy"]["round-robin/topic"] - lc["accuracy"]["alternating/topic"]) < 1e-12

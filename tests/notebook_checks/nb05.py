@@ -30,10 +30,12 @@ def check(m: dict) -> None:
     curve = m["label_budget"]
     assert curve["labels"] == sorted(curve["labels"]) and len(curve["labels"]) >= 2
     everything = curve["labels"][-1]
-    for arm in ("multi-task", "single-task", "frozen backbone"):
+    for arm in ("multi-task", "single-task", "frozen encoder + probe"):
         assert all(f"{arm}/topic/{n}" in curve["accuracy"] for n in curve["labels"]), arm
         assert curve["accuracy"][f"{arm}/topic/{everything}"] > 0.5, arm  # majority class: 0.25
     assert len(curve["comparisons"]) == 2 * len(curve["labels"])
+    pairs = {(row["A"], row["B"]) for row in curve["comparisons"]}
+    assert pairs == {("multi-task", "single-task"), ("single-task", "frozen encoder + probe")}, pairs
     for row in curve["comparisons"]:
         assert row["task"] == "topic"
         check_comparison(row)

@@ -1,10 +1,10 @@
 """Experiments: configurations over seeds, their tables, and paired comparisons under the series' rule.
 
 :func:`run_grid` trains (or loads) every configuration with every seed. :func:`compare` answers "is A better
-than B?" for two configurations on one task, paired: over seeds (same seed, same test set) with a t interval,
-or, with a single seed, example by example on the test set (McNemar's exact test and its exact interval). Every comparison
-carries its interval and, when nothing is detected, the smallest effect the design could have seen
-(:mod:`mtl_utils.evaluation.metrics`).
+than B?" for two configurations on one task, paired: over seeds and test sentences together (same seed,
+same test set), or, with a single seed, example by example on the test set (McNemar's exact test and its
+exact interval). Every comparison carries its interval and, when nothing is detected, the largest effect the
+interval leaves possible (:mod:`mtl_utils.evaluation.comparisons`).
 
 The functions live in :mod:`.grids`, :mod:`.tables` and :mod:`.analyses`; this module re-exports them, and the
 one-model comparison of :mod:`mtl_utils.evaluation.comparisons`, so a notebook writes ``experiments.run_grid``
@@ -19,6 +19,7 @@ from .tables import (
     compare_with_fixed,
     comparison_table,
     drift_table,
+    fixed_versus_runs,
     intents_table,
     label_budget_table,
     round_table,

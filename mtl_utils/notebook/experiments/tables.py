@@ -1,5 +1,5 @@
-"""Tables of finished runs: accuracies over seeds, paired comparisons under the series' rule (over seeds with
-a t interval, or with one seed example by example: McNemar), rounds, drift, sweeps."""
+"""Tables of finished runs: accuracies over seeds, paired comparisons under the series' rule (over seeds and
+test items together, or with one seed example by example: McNemar), rounds, drift, sweeps."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -74,10 +74,11 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
             seeds: Sequence[int] | None = None) -> dict:
     """Test accuracy of configuration ``a`` minus ``b`` on ``task``, paired.
 
-    With two or more seeds: the mean of the per-seed differences with a t interval, its p-value and the
-    minimum detectable effect (80 % power). With one seed: the exact paired interval over the test
-    examples (:func:`~mtl_utils.evaluation.metrics.paired_interval`), McNemar's exact p-value and the detectable effect from the share of discordant examples. The
-    verdict follows the series' rule: a difference is detected when its 95 % interval excludes zero.
+    With two or more seeds: the mean difference with an interval over seeds and test items together
+    (:func:`~mtl_utils.evaluation.comparisons.compare_over_seeds`) and its p-value. With one seed: the
+    exact paired interval over the test examples (:func:`~mtl_utils.evaluation.metrics.paired_interval`) and
+    McNemar's exact p-value. The verdict follows the series' rule: a difference is detected when its 95 %
+    interval excludes zero; ``excludes beyond`` says what a "no difference detected" rules out.
     """
     seeds = sorted({s for (name, s) in results if name == a} & {s for (name, s) in results if name == b}
                    if seeds is None else seeds)
@@ -158,11 +159,25 @@ def compare_with_fixed(results: Results, data: Mapping[str, Task], name: str, ta
                        correct_ref: np.ndarray, ref_name: str) -> pd.DataFrame:
     """Each seed's run of ``name`` against one fixed model (``correct_ref``: which test examples of ``task`` it
     got right, e.g. a frozen-encoder probe), paired on the test set: the accuracy difference with its paired
-    interval (exact, agreeing with McNemar's test), McNemar's p-value and the detectable effect, one row per seed."""
+    interval (exact, agreeing with McNemar's test), McNemar's p-value and what the interval rules out, one row per seed."""
     labels = data[task]["test"]["label"].to_numpy()
     rows = [{**compare_correct(name, result.predictions[task] == labels, ref_name, correct_ref, task), "seed": seed}
             for (run, seed), result in sorted(results.items(), key=lambda item: item[0][1]) if run == name]
     return pd.DataFrame(rows)
+
+
+def fixed_versus_runs(fixed_name: str, correct_fixed: np.ndarray, results: Results, data: Mapping[str, Task],
+                      name: str, task: str) -> dict:
+    """One fixed model (``correct_fixed``: which test examples of ``task`` it got right, e.g. the frozen
+    encoder's probe, which has no training seed) minus the runs of ``name`` over all their seeds, in
+    :func:`compare`'s row format: the fixed side repeats on every seed, so the interval carries the runs'
+    noise and the test set's (:func:`~mtl_utils.evaluation.comparisons.compare_seeds`). Taught in notebook 03."""
+    seeds = sorted(s for (run, s) in results if run == name)
+    if not seeds:
+        raise KeyError(f"no runs of '{name}'; the runs are {sorted({run for run, _ in results})}")
+    labels = data[task]["test"]["label"].to_numpy()
+    return compare_seeds(fixed_name, [np.asarray(correct_fixed, dtype=bool)] * len(seeds), name,
+                         [results[(name, s)].predictions[task] == labels for s in seeds], task)
 
 
 def sweep_table(results: Results, data: Mapping[str, Task], name_to_k: Mapping[str, int], baseline: str,
