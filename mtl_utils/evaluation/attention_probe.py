@@ -10,7 +10,7 @@ probe whose ``q`` stays at zero, isolates what learning *where to look* adds ove
 It is trained here as a probe on the frozen encoder's token vectors, computed once (:func:`token_vectors`);
 the multi-task model keeps its parameter-free poolings. :func:`fit_probe` trains with AdamW, keeps the epoch
 with the best validation accuracy and scores the test split; :func:`mtl_utils.evaluation.comparisons.compare_over_seeds`
-(importable from here too) pairs two probes over seeds.
+pairs two probes over seeds and test sentences.
 """
 from __future__ import annotations
 

@@ -94,13 +94,21 @@ def seeds_and_items(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndar
 
 def _satterthwaite(ms_seed: float, ms_item: float, ms_res: float, n_seeds: int, n_items: int,
                    seed_part: float, item_part: float) -> float:
-    """Degrees of freedom of the variance estimate, written as a combination of the mean squares."""
+    """Degrees of freedom of the variance estimate, written as a combination of the mean squares: each mean
+    square's net coefficient (a part taken as zero drops its terms, and terms that cancel add nothing)."""
     scale = n_seeds * n_items
-    terms = []  # (coefficient × mean square, its degrees of freedom)
-    if seed_part > 0:
-        terms += [(ms_seed / scale, n_seeds - 1), (-ms_res / scale, (n_seeds - 1) * (n_items - 1))]
-    terms += [(ms_item / scale, n_items - 1)] if ms_item > ms_res else [(ms_res / scale, (n_seeds - 1) * (n_items - 1))]
-    denominator = sum(value ** 2 / df for value, df in terms if df > 0)
+    coefficients = {"seed": 0.0, "item": 0.0, "residual": 0.0}
+    if seed_part > 0:  # σ²_a / S = (MS_seed − MS_res) / (S n)
+        coefficients["seed"] += 1.0
+        coefficients["residual"] -= 1.0
+    if ms_item > ms_res:  # σ²_b / n + σ²_e / (S n) = MS_item / (S n)
+        coefficients["item"] += 1.0
+    else:  # σ²_b taken as zero: σ²_e / (S n) = MS_res / (S n)
+        coefficients["residual"] += 1.0
+    squares = {"seed": (ms_seed, n_seeds - 1), "item": (ms_item, n_items - 1),
+               "residual": (ms_res, (n_seeds - 1) * (n_items - 1))}
+    denominator = sum((c * squares[k][0] / scale) ** 2 / squares[k][1]
+                      for k, c in coefficients.items() if c != 0 and squares[k][1] > 0)
     return float((seed_part + item_part) ** 2 / denominator) if denominator > 0 else float("inf")
 
 

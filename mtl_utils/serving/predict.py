@@ -17,8 +17,17 @@ import os
 import sys
 from pathlib import Path
 
+from ..core import paths
 from ..modeling.encoder import check_encodable
 from ..modeling.model import CheckpointError, MultiTaskModel
+
+#: Where the README's example checkpoint comes from, named in the error when a checkpoint is missing.
+EXAMPLE = "outputs/05_serving/multitask_checkpoint"
+
+
+def _where_models_live() -> str:
+    return (f"notebook 05 (`make run`) writes {EXAMPLE}; every trained run keeps its model in "
+            f"{paths.relative(paths.cache_dir() / 'runs')}/<run key>/model")
 
 
 def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
@@ -51,7 +60,8 @@ def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
 
 def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtl_utils.serving.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a folder written by MultiTaskModel.save (e.g. a run's model/ folder)")
+    parser.add_argument("checkpoint", help="a folder written by MultiTaskModel.save: "
+                        + _where_models_live())
     parser.add_argument("sentences", nargs="*", help="sentences to answer (default: --file or standard input)")
     parser.add_argument("--file", help="a UTF-8 text file with one sentence per line")
     parser.add_argument("--tasks", nargs="+", help="tasks to answer (default: every task of the model)")
@@ -67,6 +77,8 @@ def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
         table = model.predict(sentences, tasks=args.tasks, batch_size=args.batch_size)
     except (CheckpointError, ValueError, KeyError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        if isinstance(err, CheckpointError) and not Path(args.checkpoint).exists():
+            message = f"{message} ({_where_models_live()})"
         print(f"error: {message}", file=sys.stderr)
         return 2
     if args.format == "json":
