@@ -29,7 +29,7 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "The multi-task model: shared encoder, one head per task, the protocol, the seed's task A"),
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
              "04": ("04_layerwise_learning_rates",
-                    "Layer-wise rates, gradual unfreezing, summed or weighted losses: measured"),
+                    "Layer-wise rates, gradual unfreezing, summed or weighted losses, task sampling: measured"),
              "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference"),
              "06": ("06_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)")}
 
