@@ -36,7 +36,7 @@ def compare_correct(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray
     boot, test = paired_interval(correct_a, correct_b), mcnemar(correct_a, correct_b)
     return {"A": a, "B": b, "task": task, "A accuracy": float(correct_a.mean()), "B accuracy": float(correct_b.mean()),
             "difference": boot["difference"], "low": boot["low"], "high": boot["high"], "p-value": test.p_value,
-            "excludes beyond": max(abs(boot["low"]), abs(boot["high"])),
+            "excludes beyond": excludes_beyond(boot),
             "detected": bool(boot["low"] > 0 or boot["high"] < 0)}
 
 
@@ -74,9 +74,9 @@ def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_
 
 
 def excludes_beyond(row: Mapping) -> float:
-    """The largest effect, either way, that a row's interval leaves possible (rows written before the field
-    existed: from ``low`` and ``high``)."""
-    return float(row.get("excludes beyond", max(abs(row["low"]), abs(row["high"]))))
+    """The largest effect, either way, that a row's interval (``low``, ``high``) leaves possible: the
+    ``excludes beyond`` field of every row, derived in one place."""
+    return float(max(abs(row["low"]), abs(row["high"])))
 
 
 def holm_family(rows: Sequence[dict], alpha: float = 0.05) -> list[dict]:

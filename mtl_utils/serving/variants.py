@@ -33,6 +33,7 @@ from torch import nn
 
 from ..core.batching import length_sorted_batches
 from ..data.tasks import Task
+from ..evaluation.comparisons import excludes_beyond
 from ..evaluation.metrics import classification_scores, mcnemar, paired_interval
 from ..modeling import anatomy
 from ..modeling.encoder import Tokenized
@@ -242,7 +243,7 @@ def quality_table(variants: Sequence[Variant], data: Mapping[str, Task], tokens:
                          "agreement with fp32": float(np.mean(ours["predictions"] == theirs["predictions"])),
                          "− fp32": interval["difference"], "low": interval["low"], "high": interval["high"],
                          "McNemar p": mcnemar(ours["correct"], theirs["correct"]).p_value,
-                         "excludes beyond": max(abs(interval["low"]), abs(interval["high"])),
+                         "excludes beyond": excludes_beyond(interval),
                          "cosine min": float(cosine.min()), "cosine 1st percentile": float(np.quantile(cosine, 0.01))})
     return pd.DataFrame(rows)
 
