@@ -54,3 +54,18 @@ def test_verdicts_name_the_budget_of_a_label_budget_row():
     lines = report.verdicts(rows).splitlines()
     assert lines[0].startswith("* **topic, 50 labels**: ") and lines[0].endswith("**fine-tuned is better**.")
     assert lines[1].startswith("* **topic, all labels**: ") and "no difference detected" in lines[1]
+
+
+def test_compare_scores_over_seeds_and_with_one_seed():
+    from mtl_utils.evaluation.comparisons import compare_scores
+
+    rng = np.random.default_rng(0)
+    base = rng.uniform(size=400)
+    better = [np.clip(base + 0.1 + rng.normal(0, 0.05, 400), 0, 1) for _ in range(3)]
+    same = [np.clip(base + rng.normal(0, 0.05, 400), 0, 1) for _ in range(3)]
+    row = compare_scores("A", better, "B", same, "retrieval", "MRR@10")
+    assert row["detected"] and row["low"] > 0 and row["seeds"] == 3 and row["metric"] == "MRR@10"
+    one = compare_scores("A", same[:1], "B", same[1:2], "retrieval", "MRR@10")
+    assert not one["detected"] and one["seeds"] == 1 and "paired t" in one["method"]
+    with pytest.raises(ValueError, match="same seeds"):
+        compare_scores("A", better, "B", same[:2], "retrieval", "MRR@10")

@@ -1,7 +1,8 @@
 """Data: the series' tasks, read from files that PyPI packages ship.
 
 * :mod:`~mtl_utils.data.tasks`: the tasks (topic, sentiment, genre) with deterministic, leak-free splits;
-* :mod:`~mtl_utils.data.checks`: a task checked before anything is computed from it.
+* :mod:`~mtl_utils.data.checks`: a task checked before anything is computed from it;
+* :mod:`~mtl_utils.data.retrieval`: the headline → passage retrieval benchmark from the BBC articles.
 
 The tasks' names are re-exported here (``from mtl_utils import data; data.load_tasks()``).
 """

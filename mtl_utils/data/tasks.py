@@ -182,7 +182,7 @@ def with_train_labels(task: Task, n: int | None, seed: int = 0) -> Task:
     """``task`` with only ``n`` labelled training examples (``None`` or ``n`` at least the training set: all of
     them), stratified by label; validation and test are unchanged. Each ``seed`` draws another subset, so
     seeds of a label-budget experiment vary the labelled examples as well as the training run. Taught in
-    notebook 05 (when sharing pays: scarce labels)."""
+    notebook 06 (when sharing pays: scarce labels)."""
     if n is None or (isinstance(n, (int, np.integer)) and not isinstance(n, bool) and n >= len(task["train"])):
         return task
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < task.num_labels:

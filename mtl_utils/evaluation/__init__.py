@@ -6,5 +6,6 @@
   adjustment of a family of verdicts;
 * :mod:`~mtl_utils.evaluation.probing`: frozen vectors per pooling, cached, and linear probes on them;
 * :mod:`~mtl_utils.evaluation.attention_probe`: a learned attention pooling trained as a probe;
-* :mod:`~mtl_utils.evaluation.similarity`: embedding geometry (cosines, neighbours, 2-D maps).
+* :mod:`~mtl_utils.evaluation.similarity`: embedding geometry (cosines, neighbours, 2-D maps);
+* :mod:`~mtl_utils.evaluation.retrieval`: retrieval metrics (as sentence-transformers computes them), BM25, clustering.
 """

@@ -9,6 +9,9 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
   one interval that carries both the training runs' noise and the test set's sampling noise
   (:mod:`mtl_utils.evaluation.seeds_and_items`);
 * :func:`compare_seeds`: whichever of the two the number of seeds allows (one seed: the first);
+* :func:`compare_scores`: the same for per-item scores instead of right/wrong (a query's reciprocal rank,
+  a retrieval metric): the seeds-and-items interval over two or more seeds, a paired t interval over the
+  items with one;
 * :func:`holm_family`: the verdicts of one table as one family (Holm's adjustment of their p-values).
 
 A difference is *detected* when its 95 % interval excludes zero; otherwise the row says what the interval
@@ -21,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from scipy import stats
 
 from .metrics import mcnemar, paired_interval
 from .seeds_and_items import holm, seeds_and_items
@@ -71,6 +75,35 @@ def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_
             "p-value": r.p_value, "excludes beyond": r.excludes_beyond,
             "per seed": [round(x - y, 6) for x, y in zip(acc_a, acc_b)],
             "method": "paired over seeds and test items (two-way, Satterthwaite t)", "detected": r.detected}
+
+
+def compare_scores(a: str, scores_a: Sequence[np.ndarray], b: str, scores_b: Sequence[np.ndarray], task: str,
+                   metric: str) -> dict:
+    """Mean per-item ``metric`` of ``a`` minus ``b`` (``scores_*[i]``: seed ``i``'s score of every test item,
+    the same seeds and items on both sides), in the row format of :func:`compare_over_seeds` (the means in
+    ``A accuracy``/``B accuracy``, the metric in ``metric``). Over two or more seeds the two-way interval;
+    with one, the paired t interval over the items."""
+    if len(scores_a) != len(scores_b) or not scores_a:
+        raise ValueError(f"{a} and {b} need the same seeds, at least one (got {len(scores_a)} and {len(scores_b)})")
+    mean_a, mean_b = [float(np.mean(s)) for s in scores_a], [float(np.mean(s)) for s in scores_b]
+    row = {"A": a, "B": b, "task": task, "metric": metric, "seeds": len(scores_a),
+           "A accuracy": float(np.mean(mean_a)), "B accuracy": float(np.mean(mean_b)),
+           "per seed": [round(x - y, 6) for x, y in zip(mean_a, mean_b)]}
+    if len(scores_a) >= 2:
+        r = seeds_and_items(scores_a, scores_b, values=True)
+        low, high, p, method = r.low, r.high, r.p_value, "paired over seeds and test items (two-way, Satterthwaite t)"
+    else:
+        d = np.asarray(scores_a[0], dtype=float) - np.asarray(scores_b[0], dtype=float)
+        if d.ndim != 1 or d.size < 2:
+            raise ValueError(f"need at least two paired test items, got {d.size}")
+        half = stats.t.ppf(0.975, d.size - 1) * d.std(ddof=1) / np.sqrt(d.size)
+        low, high = float(d.mean() - half), float(d.mean() + half)
+        p = float(stats.ttest_rel(scores_a[0], scores_b[0]).pvalue) if d.std() > 0 else float(d.mean() == 0)
+        method = "one seed, paired t over test items"
+    difference = float(np.mean(mean_a) - np.mean(mean_b))
+    return {**row, "difference": difference, "low": low, "high": high, "p-value": p,
+            "excludes beyond": float(max(abs(low), abs(high))), "method": method,
+            "detected": bool(low > 0 or high < 0)}
 
 
 def excludes_beyond(row: Mapping) -> float:

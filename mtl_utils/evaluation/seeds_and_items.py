@@ -53,8 +53,8 @@ class SeedsAndItems:
         return float(max(abs(self.low), abs(self.high)))
 
 
-def _matrix(correct: Sequence[np.ndarray], side: str) -> np.ndarray:
-    rows = [np.asarray(c, dtype=bool) for c in correct]
+def _matrix(correct: Sequence[np.ndarray], side: str, values: bool = False) -> np.ndarray:
+    rows = [np.asarray(c, dtype=float if values else bool) for c in correct]
     if not rows or len({r.shape for r in rows}) != 1 or rows[0].ndim != 1 or rows[0].size == 0:
         shapes = [r.shape for r in rows]
         raise ValueError(f"{side}: need one non-empty vector of right answers per seed, all of one test set's "
@@ -63,10 +63,11 @@ def _matrix(correct: Sequence[np.ndarray], side: str) -> np.ndarray:
 
 
 def seeds_and_items(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray],
-                    confidence: float = CONFIDENCE) -> SeedsAndItems:
+                    confidence: float = CONFIDENCE, values: bool = False) -> SeedsAndItems:
     """A − B over ``S`` paired seeds (``correct_*[s]``: which test items seed ``s`` got right; at least two
-    seeds, the same items on both sides)."""
-    a, b = _matrix(correct_a, "A"), _matrix(correct_b, "B")
+    seeds, the same items on both sides). ``values``: per-item scores instead of right/wrong (e.g. each
+    query's reciprocal rank); the layout is the same."""
+    a, b = _matrix(correct_a, "A", values), _matrix(correct_b, "B", values)
     if a.shape != b.shape:
         raise ValueError(f"A and B need the same seeds and test items (got {a.shape} and {b.shape})")
     n_seeds, n_items = a.shape

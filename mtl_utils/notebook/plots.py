@@ -423,3 +423,37 @@ def process_curves(losses: pd.DataFrame, title: str = "Training loss per step", 
     fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+def batch_size_plot(table: pd.DataFrame, metric: str = "MRR@10") -> Figure:
+    """Notebook 05: retrieval ``metric`` and the activations kept for the backward pass against the batch
+    size of contrastive training (rows: ``batch``, ``metric``, ``saved activations (MB)``)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 3.2))
+    left.plot(table["batch"], table[metric], marker="o")
+    left.set(xscale="log", xlabel="batch size (in-batch negatives + 1)", ylabel=f"test {metric}",
+             title="Retrieval after one pass")
+    left.set_xticks(table["batch"], [str(b) for b in table["batch"]])
+    right.bar([str(b) for b in table["batch"]], table["saved activations (MB)"], color="tab:grey")
+    right.set(xlabel="batch size (GradCache: one mini-batch's graph)", ylabel="MB kept for backward",
+              title="Activation memory of a step")
+    fig.tight_layout()
+    return fig
+
+
+def tradeoff_plot(table: pd.DataFrame, metric: str = "MRR@10") -> Figure:
+    """Notebook 05: each encoder's retrieval ``metric`` against its clustering V-measure, and against the
+    accuracy of each task it was trained for (one point per encoder, labelled)."""
+    fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.8))
+    for i, row in enumerate(table.to_dict("records")):
+        left.scatter(row["V-measure (topic)"], row[metric], color=f"C{i % 10}", label=row["encoder"])
+        for task, marker in (("topic", "o"), ("sentiment", "s")):
+            value = row.get(f"{task} accuracy")
+            if value is not None and value == value:
+                right.scatter(value, row[metric], color=f"C{i % 10}", marker=marker)
+    left.set(xlabel="clustering V-measure (topic test sentences)", ylabel=f"retrieval {metric}",
+             title="Embedding quality")
+    right.set(xlabel="test accuracy (○ topic, □ sentiment)", ylabel=f"retrieval {metric}",
+              title="What classification costs retrieval")
+    fig.legend(loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, -0.02 - 0.045 * len(table) / 2))
+    fig.tight_layout()
+    return fig

@@ -54,7 +54,8 @@ def comparison_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     """A compact display of a comparison table: accuracies, difference with interval, p, the verdict."""
     out = pd.DataFrame({
         "task": table["task"], "A": table["A"], "B": table["B"],
-        "A accuracy": table["A accuracy"].round(digits), "B accuracy": table["B accuracy"].round(digits),
+        **{f"{side} {table['metric'].iloc[0] if 'metric' in table else 'accuracy'}": table[f"{side} accuracy"]
+           .round(digits) for side in "AB"},
         "A − B [95% interval]": [f"{signed(d, digits)} [{signed(lo, digits)}, {signed(hi, digits)}]"
                                  for d, lo, hi in zip(table["difference"], table["low"], table["high"])],
         "p": table["p-value"].map(lambda p: f"{p:.3g}"),

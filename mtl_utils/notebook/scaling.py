@@ -1,4 +1,4 @@
-"""What notebook 06 runs: the launch command on one process or several, and the comparison of what they
+"""What notebook 07 runs: the launch command on one process or several, and the comparison of what they
 trained. The training itself is :mod:`mtl_utils.training.launch` under ``torchrun``; this module only starts
 it (a fresh process per run, as a reader would from a shell) and reads back what its main process wrote.
 """

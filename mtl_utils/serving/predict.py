@@ -22,11 +22,11 @@ from ..modeling.encoder import check_encodable
 from ..modeling.model import CheckpointError, MultiTaskModel
 
 #: Where the README's example checkpoint comes from, named in the error when a checkpoint is missing.
-EXAMPLE = "outputs/05_serving/multitask_checkpoint"
+EXAMPLE = "outputs/06_serving/multitask_checkpoint"
 
 
 def _where_models_live() -> str:
-    return (f"notebook 05 (`make run`) writes {EXAMPLE}; every trained run keeps its model in "
+    return (f"notebook 06 (`make run`) writes {EXAMPLE}; every trained run keeps its model in "
             f"{paths.relative(paths.cache_dir() / 'runs')}/<run key>/model")
 
 

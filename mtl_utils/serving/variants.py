@@ -337,7 +337,7 @@ def layer_sensitivity(model: MultiTaskModel, tokenized: Tokenized, reference: to
 
 def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Sequence[str], folder: Path,
                      repeats: int = 3, sensitivity_texts: int = 600) -> dict[str, pd.DataFrame]:
-    """Notebook 05's measurements of inference variants, in one call (so they can be cached and replayed):
+    """Notebook 06's measurements of inference variants, in one call (so they can be cached and replayed):
     ``speed`` and ``quality`` of fp32, bf16 autocast, PyTorch int8 and ONNX Runtime fp32 / int8;
     ``sensitivity`` of each layer to int8; ``mixed``: speed and accuracy of int8 with the two most sensitive
     layers kept in fp32, beside plain int8; ``matmul``: the share of fp32's CPU time in matrix products.

@@ -12,5 +12,7 @@
 * :mod:`~mtl_utils.training.distributed`: who this process is when ``torchrun`` starts several, and how a
   step's batch is shared (DistributedDataParallel);
 * :mod:`~mtl_utils.training.launch`: the command line that trains one protocol run, on one process or several;
-* :mod:`~mtl_utils.training.protocol`: the one protocol of the series (splits, budget, rates).
+* :mod:`~mtl_utils.training.protocol`: the one protocol of the series (splits, budget, rates);
+* :mod:`~mtl_utils.training.contrastive`: the contrastive losses and GradCache;
+* :mod:`~mtl_utils.training.sentence_training`: pair runs, SetFit's pairs, the contrastive task in the Trainer.
 """

@@ -4,7 +4,7 @@
 engine: this module only says who a process is and how the :class:`~mtl_utils.training.trainer.Trainer` shares
 the work.
 
-How a step is shared (taught in notebook 06): every process draws the *same* task and the same global
+How a step is shared (taught in notebook 07): every process draws the *same* task and the same global
 mini-batch (the samplers are seeded alike), and computes the loss of its own contiguous share of it
 (:func:`shard`). Its loss is the *sum* over its share divided by ``global batch size / processes``, so DDP's
 average of the gradients is the gradient of the global batch's mean loss, even when the shares differ in

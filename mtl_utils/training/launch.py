@@ -19,7 +19,7 @@ processes trains what one process trains: weight for weight up to floating-point
 in distribution with it on (every process draws its own masks). A larger global batch needs its learning
 rate (``--lr``, ``--head-lr``) checked on the validation set. Each process uses its share of the machine's
 cores unless ``MTL_THREADS`` says otherwise. The main process writes the run cache, the summary (``--out``)
-and prints the test scores. Taught in notebook 06.
+and prints the test scores. Taught in notebook 07.
 """
 from __future__ import annotations
 

@@ -13,6 +13,19 @@ and ``experiments.compare_correct``.
 from ...evaluation.comparisons import compare_correct
 from .analyses import error_examples, gradient_conflict, head_unchanged, retention
 from .grids import BudgetSeeds, Results, budget_name, label_budget_grid, label_budget_probes, run_grid, seeds_for
+from .sentence import (
+    measure_runs,
+    profile,
+    profile_row,
+    records_of,
+    search_box,
+    semantic_search,
+    series_arms,
+    setfit_arm,
+    step_memory,
+    versus,
+    versus_arm,
+)
 from .tables import (
     accuracy_table,
     compare,

@@ -67,7 +67,7 @@ def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Tas
     seed saw the same labelled examples, and the seeds vary the subset as well as the run. Test sets are whole.
 
     Returns the results per budget (each ready for :func:`comparison_table`) and a long table: budget, labels
-    (the subset's size), experiment, seed, task, accuracy, train seconds, cached. Taught in notebook 05.
+    (the subset's size), experiment, seed, task, accuracy, train seconds, cached. Taught in notebook 06.
     """
     per_budget: dict[int | None, Results] = {n: {} for n in budgets}
     rows = []

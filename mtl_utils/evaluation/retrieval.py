@@ -1,0 +1,90 @@
+"""Retrieval and clustering scores of sentence vectors, computed as sentence-transformers and MTEB compute them.
+
+* :func:`rank_metrics`: per query, recall@1, recall@10, MRR@10 and nDCG@10 from a score matrix, with
+  ``InformationRetrievalEvaluator``'s conventions (hits sorted by score, ties by ascending corpus id; binary
+  relevance; nDCG's ideal ranking puts every relevant passage first). ``tests/test_retrieval.py`` checks it
+  against the evaluator itself.
+* :func:`bm25_scores`: the lexical baseline, BM25 from the ``bm25s`` library (Lucene's variant).
+* :func:`clustering_score`: V-measure of k-means on sentence vectors against their labels, as MTEB's
+  clustering tasks score it.
+
+Taught in notebook 05 (how a sentence transformer is trained).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.cluster import MiniBatchKMeans
+from sklearn.metrics import v_measure_score
+
+from ..data.retrieval import RetrievalSet
+from ..modeling.encoder import SentenceEncoder
+from .similarity import cosine_matrix
+
+METRICS: tuple[str, ...] = ("recall@1", "recall@10", "MRR@10", "nDCG@10")
+
+
+def rank_metrics(scores: np.ndarray, data: RetrievalSet, k: int = 10) -> pd.DataFrame:
+    """One row per query (index: query id): recall@1, recall@``k``, MRR@``k``, nDCG@``k`` and the rank of the
+    first relevant passage (1 = top; ``inf`` beyond the corpus' end never happens: every query has one)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.shape != (len(data.query_ids), len(data.corpus_ids)):
+        raise ValueError(f"scores must be queries × passages = {(len(data.query_ids), len(data.corpus_ids))}, "
+                         f"got {scores.shape}")
+    ids = np.asarray(data.corpus_ids)
+    by_id = np.argsort(ids, kind="stable")               # ties broken by ascending corpus id
+    rows = []
+    for q, query_id in enumerate(data.query_ids):
+        order = by_id[np.argsort(-scores[q, by_id], kind="stable")]
+        hits = np.isin(ids[order], list(data.relevant[query_id]))
+        n_relevant = len(data.relevant[query_id])
+        first = int(np.argmax(hits)) + 1
+        top = hits[:k]
+        gains = 1.0 / np.log2(np.arange(2, k + 2))
+        ideal = gains[:min(n_relevant, k)].sum()
+        rows.append({"recall@1": hits[:1].sum() / n_relevant, f"recall@{k}": top.sum() / n_relevant,
+                     f"MRR@{k}": 1.0 / first if first <= k else 0.0, f"nDCG@{k}": float(gains[:len(top)][top].sum() / ideal),
+                     "rank": first})
+    return pd.DataFrame(rows, index=pd.Index(data.query_ids, name="query"))
+
+
+def summary(per_query: pd.DataFrame) -> dict[str, float]:
+    """The mean of each metric over the queries (what the evaluator reports)."""
+    return {m: float(per_query[m].mean()) for m in per_query.columns if m != "rank"}
+
+
+def encoder_scores(encoder: SentenceEncoder, data: RetrievalSet, batch_size: int = 64) -> np.ndarray:
+    """Cosine similarities of every query's vector with every passage's (queries × passages)."""
+    queries = encoder.encode(list(data.queries), batch_size=batch_size, warn_truncation=False)
+    passages = encoder.encode(list(data.passages), batch_size=batch_size, warn_truncation=False)
+    return cosine_matrix(queries, passages)
+
+
+def evaluate_encoder(encoder: SentenceEncoder, data: RetrievalSet, batch_size: int = 64) -> pd.DataFrame:
+    """:func:`rank_metrics` of ``encoder`` on ``data`` (one row per query)."""
+    return rank_metrics(encoder_scores(encoder, data, batch_size), data)
+
+
+def bm25_scores(data: RetrievalSet, k1: float = 1.5, b: float = 0.75) -> np.ndarray:
+    """BM25 scores (queries × passages) from ``bm25s``: lower-cased word tokens, English stop words removed,
+    no stemming (the library's defaults)."""
+    import bm25s
+
+    retriever = bm25s.BM25(k1=k1, b=b)
+    retriever.index(bm25s.tokenize(list(data.passages), show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize(list(data.queries), return_ids=False, show_progress=False)
+    return np.stack([retriever.get_scores(t) for t in tokens])
+
+
+def clustering_score(vectors: np.ndarray, labels: Sequence[int], seed: int = 0) -> float:
+    """V-measure of k-means (as many clusters as labels; MiniBatchKMeans, batch 500, as MTEB clusters) on
+    ``vectors`` against ``labels``: 1 when the clusters are the classes, about 0 when unrelated."""
+    labels = np.asarray(labels)
+    if len(labels) != len(vectors) or len(labels) < 2:
+        raise ValueError(f"need one label per vector, at least two (got {len(labels)} labels, "
+                         f"{len(vectors)} vectors)")
+    k = len(np.unique(labels))
+    clusters = MiniBatchKMeans(n_clusters=k, batch_size=500, n_init="auto", random_state=seed).fit_predict(vectors)
+    return float(v_measure_score(labels, clusters))

@@ -1,0 +1,190 @@
+"""Notebook 05's experiments: encoders judged as embeddings (retrieval and clustering), the series' trained
+encoders re-measured, SetFit's few-label arm, and semantic search over the benchmark's passages."""
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...core.progress import headless, progress
+from ...data.retrieval import HeadlinePassages, RetrievalSet
+from ...data.tasks import Task, with_train_labels
+from ...evaluation.comparisons import compare_scores, compare_seeds
+from ...evaluation.probing import ProbeResult, probe_cv
+from ...evaluation.retrieval import clustering_score, evaluate_encoder, summary
+from ...evaluation.similarity import cosine_matrix
+from ...modeling.encoder import SentenceEncoder
+from ...training import protocol
+from ...training.config import TrainConfig
+from ...training.contrastive import saved_activation_bytes
+from ...training.runs import train_or_load
+from ...training.sentence_training import PairConfig, PairData, pairs_or_load, setfit_pairs
+from ...training.trainer import TrainResult
+
+MAIN = "MRR@10"  # the metric the comparisons are on
+
+
+def series_arms(quick: bool, model: str | None = None) -> dict[str, TrainConfig]:
+    """The encoders notebooks 02–04 train, by the names this notebook gives them: 02's single-task and
+    multi-task models, 03's multi-task model with the bottom 3 (and, in a full run, 5) layers frozen, 04's
+    sentiment model with layer-wise decay ξ = 0.65 (mean rate over depth matched). The configurations are
+    exactly those notebooks' (same protocol call), so every run loads from the run cache."""
+    n_layers = 6
+    both = protocol.config(("topic", "sentiment"), quick, model)
+    sentiment = protocol.config(("sentiment",), quick, model)
+    arms = {"single-task topic (02)": protocol.config(("topic",), quick, model),
+            "single-task sentiment (02)": sentiment, "multi-task (02)": both,
+            "multi-task, k = 3 frozen (03)": both.replace(frozen_layers=n_layers // 2)}
+    if not quick:
+        arms["multi-task, k = 5 frozen (03)"] = both.replace(frozen_layers=n_layers - 1)
+    xi = 0.65
+    arms["sentiment, ξ = 0.65 (04)"] = sentiment.replace(lr=protocol.mean_matched_lr(xi, n_layers), layer_decay=xi)
+    return arms
+
+
+def profile(encoder: SentenceEncoder, bench: HeadlinePassages, topic: Task, seed: int = 0
+            ) -> tuple[pd.DataFrame, float]:
+    """An encoder as an embedding: per-query retrieval metrics on ``bench`` and the V-measure of k-means on
+    its vectors of the topic test sentences."""
+    per_query = evaluate_encoder(encoder, bench.evaluation)
+    vectors = encoder.encode(list(topic["test"]["text"]), batch_size=64, warn_truncation=False)
+    return per_query, clustering_score(vectors, topic["test"]["label"].to_numpy(), seed)
+
+
+def profile_row(name: str, per_query: pd.DataFrame, v_measure: float | None, **extra) -> dict:
+    """One row of a retrieval table: the mean metrics and the clustering score (``None``: no vectors to
+    cluster, as for BM25)."""
+    return {"encoder": name, **summary(per_query), "V-measure (topic)": v_measure, **extra}
+
+
+def records_of(table: pd.DataFrame) -> list[dict]:
+    """``table``'s rows as dicts for a metrics record, a missing number (NaN) as ``None``."""
+    return [{k: (None if isinstance(v, float) and v != v else v) for k, v in row.items()}
+            for row in table.to_dict("records")]
+
+
+def measure_runs(configs: Mapping[str, TrainConfig], tasks: Mapping[str, Task], bench: HeadlinePassages,
+                 seeds: Sequence[int], force: bool = False) -> tuple[pd.DataFrame, dict, dict]:
+    """Every configuration and seed loaded from the run cache (trained if missing), its encoder profiled:
+    rows (encoder, seed, the metrics, test accuracy of each task it trained, cached), the per-query
+    metrics and the runs, both by ``(name, seed)``."""
+    rows, per_query, results = [], {}, {}
+    bar = progress([(n, s) for n in configs for s in seeds], desc="encoders", unit="encoder")
+    for name, seed in bar:
+        result: TrainResult = train_or_load(configs[name].replace(seed=seed), tasks, force=force,
+                                            progress_bar=False)
+        table, v = profile(result.model.encoder, bench, tasks["topic"], seed)
+        per_query[name, seed], results[name, seed] = table, result
+        accuracy = {f"{t} accuracy": float(result.correct(tasks, t).mean()) for t in result.config.tasks}
+        rows.append(profile_row(name, table, v, seed=seed, cached=result.cached, **accuracy))
+    return pd.DataFrame(rows), per_query, results
+
+
+def versus(name: str, runs: Sequence[pd.DataFrame], other: str, others: Sequence[pd.DataFrame],
+           metric: str = MAIN) -> dict:
+    """``name`` − ``other`` on the per-query ``metric``, paired by seed (``others`` may repeat one fixed
+    encoder for every seed) and query (:func:`~mtl_utils.evaluation.comparisons.compare_scores`)."""
+    return compare_scores(name, [r[metric].to_numpy() for r in runs], other,
+                          [o[metric].to_numpy() for o in others], f"retrieval ({metric})", metric)
+
+
+def step_memory(encoder: SentenceEncoder, pairs: PairData, batch: int, mini_batch: int | None = None) -> float:
+    """MB of activations one contrastive step keeps for its backward pass (training mode, the first
+    ``batch`` pairs): the whole batch's graph, or with GradCache (``mini_batch``) one mini-batch's at a
+    time (the vectors of the whole batch it also keeps are ``batch × 2 × dim`` floats: negligible)."""
+    size = mini_batch or batch
+    queries, passages = encoder.tokenize(pairs.a[:size]), encoder.tokenize(pairs.b[:size])
+    was_training = encoder.training
+    encoder.train()
+    try:
+        with torch.enable_grad():
+            kept = saved_activation_bytes(lambda: (encoder(**queries), encoder(**passages)))
+    finally:
+        encoder.train(was_training)
+    return kept / 2**20
+
+
+def setfit_arm(model: str | None, task: Task, n: int, seeds: Sequence[int], iterations: int,
+               config: PairConfig, force: bool = False) -> tuple[dict[int, ProbeResult], pd.DataFrame]:
+    """SetFit on ``n`` labelled sentences per seed (the subset :func:`~mtl_utils.data.with_train_labels`
+    draws, as the fine-tuning and probe arms use): contrastive pairs of those sentences, the encoder trained
+    on them with the cosine loss, then a logistic head (``C`` cross-validated on the ``n`` sentences, as the
+    probe arm) on its vectors, scored on the full test set. Returns the heads by seed and a table."""
+    results, rows = {}, []
+    test_y = task["test"]["label"].to_numpy()
+    for seed in progress(list(seeds), desc="SetFit", unit="seed"):
+        subset = with_train_labels(task, n, seed)["train"]
+        pairs = setfit_pairs(list(subset["text"]), subset["label"].to_numpy(), iterations, seed)
+        run = pairs_or_load(config.replace(model=model or config.model, seed=seed), pairs, force=force,
+                            progress_bar=False)
+        train_X = run.encoder.encode(list(subset["text"]), warn_truncation=False)
+        test_X = run.encoder.encode(list(task["test"]["text"]), batch_size=64, warn_truncation=False)
+        results[seed] = probe_cv(train_X, subset["label"].to_numpy(), test_X, test_y, seed=seed)
+        rows.append({"experiment": "SetFit", "seed": seed, "labels": len(subset), "pairs": len(pairs),
+                     "accuracy": results[seed].accuracy, "C": results[seed].C,
+                     "train seconds": run.train_seconds, "cached": run.cached})
+    return results, pd.DataFrame(rows)
+
+
+def versus_arm(name: str, correct: Mapping[int, np.ndarray], other: str, other_correct: Mapping[int, np.ndarray],
+               task: str) -> dict:
+    """Two few-label arms on the same seeds (the same labelled subsets) and test set."""
+    seeds = sorted(correct)
+    if sorted(other_correct) != seeds:
+        raise KeyError(f"{name} has seeds {seeds}, {other} has {sorted(other_correct)}: pair the same seeds")
+    return compare_seeds(name, [correct[s] for s in seeds], other, [other_correct[s] for s in seeds], task)
+
+
+def semantic_search(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str,
+                    k: int = 3) -> pd.DataFrame:
+    """The ``k`` passages nearest to ``query`` by cosine similarity under each encoder: encoder, rank,
+    score, article, the passage's first 90 characters."""
+    if not query.strip():
+        raise ValueError("type a query: the search text is empty")
+    rows = []
+    for name, encoder in encoders.items():
+        scores = cosine_matrix(encoder.encode([query]), _passage_vectors(encoder, data))[0]
+        for rank, i in enumerate(np.argsort(-scores)[:k], start=1):
+            passage = data.passages[i]
+            rows.append({"encoder": name, "rank": rank, "score": round(float(scores[i]), 3),
+                         "article": data.corpus_ids[i],
+                         "passage": passage[:90] + ("…" if len(passage) > 90 else "")})
+    return pd.DataFrame(rows)
+
+
+_PASSAGES: dict[tuple[int, int], np.ndarray] = {}
+
+
+def _passage_vectors(encoder: SentenceEncoder, data: RetrievalSet) -> np.ndarray:
+    key = (id(encoder), id(data))
+    if key not in _PASSAGES:
+        _PASSAGES[key] = encoder.encode(list(data.passages), batch_size=64, warn_truncation=False)
+    return _PASSAGES[key]
+
+
+def search_box(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str, k: int = 3):
+    """A text box whose search runs as the reader types (JupyterLab); under papermill or in the static book,
+    the table for ``query``. Passage vectors are computed once per encoder."""
+    from IPython.display import display
+
+    if headless():
+        return semantic_search(encoders, data, query, k)
+    import ipywidgets as widgets
+
+    box = widgets.Text(value=query, description="query", continuous_update=False,
+                       layout=widgets.Layout(width="80%"))
+    out = widgets.Output()
+
+    def show(change=None) -> None:
+        out.clear_output(wait=True)
+        with out:
+            try:
+                display(semantic_search(encoders, data, box.value, k))
+            except ValueError as error:
+                print(error)
+
+    box.observe(show, names="value")
+    show()
+    return widgets.VBox([box, out])

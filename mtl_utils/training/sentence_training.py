@@ -1,0 +1,344 @@
+"""Training a sentence encoder on pairs, the way sentence transformers are trained, and the contrastive task
+as one more task of the multi-task model.
+
+* :class:`PairConfig` and :class:`PairTrainer`: (query, passage) pairs with in-batch negatives, or labelled
+  pairs with the cosine loss (SetFit); AdamW with warm-up and decay, as the classification runs use;
+  ``mini_batch`` turns on GradCache (:func:`~mtl_utils.training.contrastive.grad_cache_backward`).
+* :func:`pairs_or_load`: a finished pair run cached by its configuration, base model, pairs and code, like
+  :func:`~mtl_utils.training.runs.train_or_load` caches classification runs.
+* :func:`setfit_pairs`: SetFit's pairs from a few labelled sentences (per sentence and iteration, one of the
+  same class and one of another).
+* :class:`ContrastiveTaskTrainer`: the series' :class:`~mtl_utils.training.trainer.Trainer` with a head-free
+  task added: pair steps with the in-batch loss, spread evenly among the classification steps; everything
+  else (sampler, batches, rates, validation) is the classification run's. :func:`contrastive_task_or_load`
+  caches it.
+
+Taught in notebook 05 (how a sentence transformer is trained).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from ..core import paths
+from ..core.digests import code_sha256, texts_sha256
+from ..core.progress import progress
+from ..core.seeding import set_seed
+from ..data.tasks import Task
+from ..modeling.encoder import DEFAULT_MODEL, SentenceEncoder, model_digest
+from ..modeling.model import MultiTaskModel
+from . import contrastive, optim
+from .config import TrainConfig
+from .runs import code_fingerprint, library_versions, run_key
+from .trainer import Trainer, TrainResult, evaluate
+
+LOSSES = ("in-batch negatives", "cosine")
+
+
+@dataclass(frozen=True)
+class PairConfig:
+    """One pair run. ``examples``: pairs seen (``None``: one pass over the pairs); ``mini_batch``: GradCache
+    chunk size (``None``: the whole batch in one graph). Bad fields raise ``ValueError`` naming them."""
+
+    model: str = DEFAULT_MODEL
+    loss: str = "in-batch negatives"
+    batch_size: int = 32
+    mini_batch: int | None = None
+    examples: int | None = None
+    lr: float = 2e-5
+    warmup_ratio: float = 0.1
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    max_length: int = 64
+    scale: float = contrastive.SCALE
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"PairConfig.loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("batch_size", "max_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 2:
+                raise ValueError(f"PairConfig.{name} must be an integer of at least 2, got {value!r}")
+        if self.mini_batch is not None and not (1 <= self.mini_batch <= self.batch_size):
+            raise ValueError(f"PairConfig.mini_batch must be None or between 1 and batch_size="
+                             f"{self.batch_size}, got {self.mini_batch!r}")
+        if self.mini_batch is not None and self.loss != "in-batch negatives":
+            raise ValueError("PairConfig.mini_batch (GradCache) applies to the in-batch negatives loss only")
+        if self.examples is not None and self.examples < 1:
+            raise ValueError(f"PairConfig.examples must be None or positive, got {self.examples!r}")
+        if not self.lr > 0:
+            raise ValueError(f"PairConfig.lr must be positive, got {self.lr!r}")
+
+    def replace(self, **changes) -> "PairConfig":
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass
+class PairData:
+    """Pairs ``a[i]``, ``b[i]`` (and, for the cosine loss, ``labels[i]``: 1 similar, 0 not)."""
+
+    a: list[str]
+    b: list[str]
+    labels: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        self.a, self.b = list(self.a), list(self.b)
+        if len(self.a) != len(self.b) or not self.a:
+            raise ValueError(f"pairs need as many first as second texts, at least one (got {len(self.a)} and "
+                             f"{len(self.b)})")
+        if self.labels is not None:
+            self.labels = np.asarray(self.labels, dtype=np.float32)
+            if self.labels.shape != (len(self.a),):
+                raise ValueError(f"one label per pair: {len(self.a)} pairs, labels of shape {self.labels.shape}")
+
+    def __len__(self) -> int:
+        return len(self.a)
+
+    def digest(self) -> str:
+        labels = "" if self.labels is None else self.labels.tobytes().hex()
+        return texts_sha256([*self.a, "\x00", *self.b], prefix=labels)
+
+
+@dataclass
+class PairResult:
+    """A finished pair run: the trained encoder, each step's loss, training seconds, whether it was cached."""
+
+    encoder: SentenceEncoder
+    config: PairConfig
+    losses: list[float] = field(repr=False)
+    train_seconds: float
+    cached: bool = False
+
+
+def pair_batches(n: int, batch_size: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``steps`` batches of row numbers: passes over ``n`` rows in a new random order each, every batch full
+    (a pass's last rows start the next batch), so each batch has ``batch_size - 1`` negatives."""
+    order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(steps * batch_size / n) + 1)])
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
+
+
+class PairTrainer:
+    """Trains an encoder on pairs: ``PairTrainer(config, pairs).fit()`` returns a :class:`PairResult`."""
+
+    def __init__(self, config: PairConfig, pairs: PairData, encoder: SentenceEncoder | None = None,
+                 progress_bar: bool = True) -> None:
+        if config.loss == "cosine" and pairs.labels is None:
+            raise ValueError("the cosine loss needs a label (1 or 0) per pair")
+        if config.loss == "in-batch negatives" and len(pairs) < config.batch_size:
+            raise ValueError(f"{len(pairs)} pairs cannot fill one batch of {config.batch_size}")
+        self.config, self.pairs, self.progress_bar = config, pairs, progress_bar
+        self.prepare_model(encoder)
+        self.prepare_data()
+        self.prepare_optimizer()
+
+    def prepare_model(self, encoder: SentenceEncoder | None) -> None:
+        set_seed(self.config.seed)
+        self.encoder = encoder or SentenceEncoder(self.config.model, max_length=self.config.max_length)
+
+    def prepare_data(self) -> None:
+        c = self.config
+        self.a = self.encoder.token_ids(self.pairs.a).ids
+        self.b = self.encoder.token_ids(self.pairs.b).ids
+        self.steps = math.ceil((c.examples or len(self.pairs)) / c.batch_size)
+        self.batches = pair_batches(len(self.pairs), c.batch_size, self.steps, np.random.default_rng(c.seed))
+
+    def prepare_optimizer(self) -> None:
+        c = self.config
+        decay = [p for n, p in self.encoder.named_parameters() if not optim.no_weight_decay(n)]
+        rest = [p for n, p in self.encoder.named_parameters() if optim.no_weight_decay(n)]
+        groups = [{"params": decay, "weight_decay": c.weight_decay}, {"params": rest, "weight_decay": 0.0}]
+        self.optimizer = optim.make_optimizer(groups, c.lr)
+        self.scheduler = optim.linear_warmup_decay(self.optimizer, int(c.warmup_ratio * self.steps), self.steps)
+
+    def chunks(self, ids: list, idx: np.ndarray) -> list[dict[str, torch.Tensor]]:
+        size = self.config.mini_batch or len(idx)
+        return [self.encoder.collate([ids[i] for i in idx[j:j + size]]) for j in range(0, len(idx), size)]
+
+    def train_step(self, idx: np.ndarray) -> float:
+        """One optimizer step on the pairs ``idx``; returns the loss."""
+        c, enc = self.config, self.encoder
+        if c.mini_batch is not None:                       # GradCache: one mini-batch's graph at a time
+            loss = contrastive.grad_cache_backward(enc, self.chunks(self.a, idx), self.chunks(self.b, idx), c.scale)
+        else:
+            a, b = enc(**self.chunks(self.a, idx)[0]), enc(**self.chunks(self.b, idx)[0])
+            if c.loss == "cosine":
+                labels = torch.from_numpy(self.pairs.labels[idx]).to(a.device)
+                value = contrastive.cosine_similarity_loss(a, b, labels)
+            else:
+                value = contrastive.in_batch_negatives_loss(a, b, c.scale)
+            value.backward()
+            loss = float(value.detach())
+        nn.utils.clip_grad_norm_(enc.parameters(), c.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss
+
+    def fit(self) -> PairResult:
+        self.encoder.train()
+        start, losses = time.perf_counter(), []
+        for idx in progress(self.batches, desc="pair steps", unit="step", disable=not self.progress_bar,
+                            leave=False):
+            losses.append(self.train_step(idx))
+        self.encoder.eval()
+        return PairResult(self.encoder, self.config, losses, round(time.perf_counter() - start, 3))
+
+
+def _key(parts: Mapping) -> str:
+    code = code_sha256([sys.modules[__name__], contrastive]) + code_fingerprint()
+    blob = json.dumps({**parts, "code": code, "versions": library_versions()}, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def pair_key(config: PairConfig, pairs: PairData) -> str:
+    """Cache key of a pair run: configuration, base model files, pairs, code and library versions."""
+    return _key({"config": dataclasses.asdict(config), "base model": model_digest(config.model),
+                 "pairs": pairs.digest()})
+
+
+def _publish(write, folder: Path) -> None:
+    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.mkdir(parents=True)
+    try:
+        write(tmp)
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def pairs_or_load(config: PairConfig, pairs: PairData, force: bool = False,
+                  progress_bar: bool = True) -> PairResult:
+    """Train a pair run, or load it from ``<cache>/pairs/<key>/`` (weights and losses) when it was trained
+    before; ``force`` retrains. A damaged entry is reported and retrained."""
+    folder = paths.cache_dir() / "pairs" / pair_key(config, pairs)
+    if folder.exists() and not force:
+        try:
+            encoder = SentenceEncoder(config.model, max_length=config.max_length)
+            encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+            meta = json.loads((folder / "result.json").read_text())
+            return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
+        except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as error:
+            print(f"cached pair run {folder} is damaged ({error}); training it again")
+    result = PairTrainer(config, pairs, progress_bar=progress_bar).fit()
+
+    def write(tmp: Path) -> None:
+        state = {k: v.detach().contiguous() for k, v in result.encoder.state_dict().items()}
+        save_file(state, str(tmp / "encoder.safetensors"))
+        (tmp / "result.json").write_text(json.dumps({"losses": result.losses,
+                                                     "train_seconds": result.train_seconds}))
+
+    _publish(write, folder)
+    return result
+
+
+def setfit_pairs(texts: Sequence[str], labels: Sequence[int], iterations: int, seed: int = 0) -> PairData:
+    """SetFit's contrastive pairs from labelled sentences: for each of ``iterations`` passes and each sentence,
+    one pair with another sentence of its class (label 1) and one with a sentence of another class (0). Every
+    class needs at least two sentences."""
+    labels = np.asarray(labels)
+    classes, counts = np.unique(labels, return_counts=True)
+    if len(classes) < 2 or counts.min() < 2:
+        raise ValueError(f"SetFit pairs need two classes with at least two sentences each; counts per class: "
+                         f"{dict(zip(classes.tolist(), counts.tolist()))}")
+    rng = np.random.default_rng(seed)
+    a, b, similar = [], [], []
+    for _ in range(iterations):
+        for i, label in enumerate(labels):
+            same = np.flatnonzero((labels == label) & (np.arange(len(labels)) != i))
+            other = np.flatnonzero(labels != label)
+            for j, y in ((rng.choice(same), 1.0), (rng.choice(other), 0.0)):
+                a.append(texts[i]), b.append(texts[j]), similar.append(y)
+    return PairData(a, b, np.array(similar, dtype=np.float32))
+
+
+def _interleaved(total: int, n: int) -> frozenset[int]:
+    """``n`` step numbers spread evenly over ``total`` steps."""
+    return frozenset(int((i + 0.5) * total / n) for i in range(n))
+
+
+class ContrastiveTaskTrainer(Trainer):
+    """:class:`~mtl_utils.training.trainer.Trainer` with the contrastive task added: ``pair_examples`` pairs
+    in batches of ``pair_batch_size``, the in-batch loss on the shared encoder's vectors (no head), its steps
+    spread evenly among the classification steps, which stay exactly those of ``config``."""
+
+    def __init__(self, config: TrainConfig, data: Mapping[str, Task], pairs: PairData, pair_batch_size: int,
+                 pair_examples: int, progress_bar: bool = True) -> None:
+        self.pairs, self.pair_batch_size, self.pair_examples = pairs, pair_batch_size, pair_examples
+        super().__init__(config, data, progress_bar=progress_bar)
+
+    def prepare_data(self) -> None:
+        super().prepare_data()
+        tokenize = self.model.encoder.token_ids
+        self.pair_ids = tokenize(self.pairs.a).ids, tokenize(self.pairs.b).ids
+        n_pair = math.ceil(self.pair_examples / self.pair_batch_size)
+        self.pair_batches = pair_batches(len(self.pairs), self.pair_batch_size, n_pair,
+                                         np.random.default_rng(self.config.seed + 1))
+        self.total_steps += n_pair
+        self.pair_steps = _interleaved(self.total_steps, n_pair)
+
+    def train_step(self) -> dict[str, float]:
+        if self.step not in self.pair_steps:
+            return super().train_step()
+        enc, (a, b) = self.model.encoder, self.pair_ids
+        idx = self.pair_batches.pop()
+        loss = contrastive.in_batch_negatives_loss(enc(**enc.collate([a[i] for i in idx])),
+                                                   enc(**enc.collate([b[i] for i in idx])))
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return {"retrieval": float(loss.detach())}
+
+
+@dataclass
+class ContrastiveTaskResult:
+    """The multi-task model trained with the contrastive task: its model and which test examples of each
+    classification task it got right."""
+
+    model: MultiTaskModel
+    correct: dict[str, np.ndarray] = field(repr=False)
+    cached: bool = False
+
+    @classmethod
+    def scored(cls, model: MultiTaskModel, data: Mapping[str, Task], tasks: Sequence[str],
+               cached: bool) -> "ContrastiveTaskResult":
+        correct = {t: evaluate(model, data[t], "test")["predictions"] == data[t]["test"]["label"].to_numpy()
+                   for t in tasks}
+        return cls(model, correct, cached)
+
+
+def contrastive_task_or_load(config: TrainConfig, data: Mapping[str, Task], pairs: PairData,
+                             pair_batch_size: int, pair_examples: int, force: bool = False,
+                             progress_bar: bool = True) -> ContrastiveTaskResult:
+    """Train :class:`ContrastiveTaskTrainer` (or load it from ``<cache>/pairs/<key>/``)."""
+    key = _key({"run": run_key(config, data), "pairs": pairs.digest(), "pair batch": pair_batch_size,
+                "pair examples": pair_examples})
+    folder = paths.cache_dir() / "pairs" / key
+    if folder.exists() and not force:
+        try:
+            model = MultiTaskModel.load(folder / "model")
+            return ContrastiveTaskResult.scored(model, data, config.tasks, cached=True)
+        except Exception as error:  # noqa: BLE001 - any damage: report and retrain
+            print(f"cached run {folder} is damaged ({error}); training it again")
+    result: TrainResult = ContrastiveTaskTrainer(config, data, pairs, pair_batch_size, pair_examples,
+                                                 progress_bar).fit()
+    _publish(lambda tmp: result.model.save(tmp / "model"), folder)
+    return ContrastiveTaskResult.scored(result.model, data, config.tasks, cached=False)
