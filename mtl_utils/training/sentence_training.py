@@ -35,7 +35,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from ..core import paths
-from ..core.digests import code_sha256, texts_sha256
+from ..core.digests import code_sha256, publish_folder, texts_sha256
 from ..core.progress import progress
 from ..core.seeding import set_seed
 from ..data.tasks import Task
@@ -212,15 +212,17 @@ def pair_key(config: PairConfig, pairs: PairData) -> str:
 
 
 def _publish(write, folder: Path) -> None:
-    tmp = folder.with_name(f".{folder.name}.{uuid.uuid4().hex[:8]}.tmp")
+    """``write(tmp)`` into a temporary folder, then swapped in as ``folder`` by
+    :func:`~mtl_utils.core.digests.publish_folder` (the run cache's swap)."""
+    tag = uuid.uuid4().hex[:8]
+    tmp, aside = (folder.with_name(f".{folder.name}.{tag}.{end}") for end in ("tmp", "old"))
     tmp.mkdir(parents=True)
     try:
         write(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
+        publish_folder(tmp, folder, aside)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def pairs_or_load(config: PairConfig, pairs: PairData, force: bool = False,

@@ -3,6 +3,7 @@ encoders re-measured, SetFit's few-label arm, and semantic search over the bench
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
@@ -154,14 +155,16 @@ def semantic_search(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet,
     return pd.DataFrame(rows)
 
 
-_PASSAGES: dict[tuple[int, int], np.ndarray] = {}
+_PASSAGES: "WeakKeyDictionary[SentenceEncoder, dict[tuple[str, ...], np.ndarray]]" = WeakKeyDictionary()
 
 
 def _passage_vectors(encoder: SentenceEncoder, data: RetrievalSet) -> np.ndarray:
-    key = (id(encoder), id(data))
-    if key not in _PASSAGES:
-        _PASSAGES[key] = encoder.encode(list(data.passages), batch_size=64, warn_truncation=False)
-    return _PASSAGES[key]
+    """The passages' vectors under ``encoder``, computed once per encoder and corpus (and forgotten with
+    the encoder)."""
+    known = _PASSAGES.setdefault(encoder, {})
+    if data.corpus_ids not in known:
+        known[data.corpus_ids] = encoder.encode(list(data.passages), batch_size=64, warn_truncation=False)
+    return known[data.corpus_ids]
 
 
 def search_box(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str, k: int = 3):
