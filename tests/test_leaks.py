@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from conftest import TASKS
 from transformers import AutoModel
 
-from conftest import TASKS
 from mtl_utils import records
 from mtl_utils.core import digests, runtime
 from mtl_utils.data import Task
 from mtl_utils.modeling.model import MultiTaskModel
-from mtl_utils.serving import predict
+from mtl_utils.serving import measure, predict
 from mtl_utils.serving import variants as serving
 from mtl_utils.training import runs
 from mtl_utils.training.config import TrainConfig
@@ -268,7 +268,8 @@ def test_every_serving_measurement_goes_through_on_cpu(model, small_tasks, tiny_
     single = {t: MultiTaskModel({t: labels}, model=tiny_model_dir, max_length=32) for t, labels in TASKS.items()}
     serving.one_vs_two(model, single, texts[:2], texts, repeats=1)
     assert len(seen) == 3
-    serving.measure_variants(model, {"topic": small_tasks["topic"]}, texts, tmp_path, repeats=1, sensitivity_texts=4)
+    measure.measure_variants(model, {"topic": small_tasks["topic"]}, texts, tmp_path, texts[:4], repeats=1,
+                             sensitivity_texts=4, requests=2)
     assert len(seen) >= 4 and seen[3] is model
 
 

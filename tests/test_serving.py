@@ -3,10 +3,11 @@ one model serves both tasks with half the parameters of two."""
 import numpy as np
 import pytest
 import torch
-
 from conftest import TASKS
-from mtl_utils.serving import variants as serving
+
 from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.serving import measure
+from mtl_utils.serving import variants as serving
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +94,15 @@ def test_one_model_against_two(model, tiny_model_dir, texts):
 
 
 def test_measure_variants_on_the_tiny_model(model, small_tasks, texts, tmp_path):
-    tables = serving.measure_variants(model, small_tasks, texts, tmp_path, repeats=1, sensitivity_texts=20)
+    tables = measure.measure_variants(model, small_tasks, texts, tmp_path, calibration=texts[:16], repeats=1,
+                                      sensitivity_texts=20, requests=5)
     assert set(tables) == {"speed", "quality", "sensitivity", "mixed", "matmul"}
+    names = ["PyTorch fp32", "PyTorch dynamic int8", "ONNX Runtime fp32 (fused)", "ONNX Runtime int8 (fused)",
+             "ONNX Runtime static int8", "OpenVINO fp32", "OpenVINO static int8"]
+    bf16 = ["PyTorch autocast bfloat16", "OpenVINO bf16"] if measure.has_bf16_units() else []
+    assert list(tables["speed"].index) == names + bf16
+    assert (tables["speed"]["batch-1 p95 (ms)"] >= tables["speed"]["batch-1 median (ms)"]).all()
+    assert list(tables["quality"]["variant"].unique()) == names + bf16
     assert list(tables["sensitivity"].index) == ["layer 1", "layer 2"]
     assert len(tables["mixed"]) == 4
     hurt = tables["sensitivity"]["cosine 1st percentile"].sort_values(kind="stable").index[:2]

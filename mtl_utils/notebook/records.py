@@ -31,7 +31,8 @@ from transformers.utils import logging as hf_logging
 from ..core import paths, runtime
 from ..core.digests import code_sha256, write_text_atomic
 from ..core.seeding import set_seed
-from ..serving import speed, variants
+from ..serving import capped, speed, static_int8, variants
+from ..serving import measure as measure_all
 from ..training.runs import training_path
 
 
@@ -147,7 +148,7 @@ class Measured:
                 "FORCE_RETRAIN=True measures again")
 
 
-TIMING_LIBRARIES = ("torch", "onnx", "onnxruntime", "numpy")
+TIMING_LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "numpy")
 
 
 def _version(package: str) -> str | None:
@@ -163,14 +164,15 @@ def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.
     ``<cache>/measurements/`` afterwards, labelled as such. ``force`` measures again.
 
     The replay is keyed on everything the timings depend on: ``key`` (models, settings), the code of the timed
-    modules ``code`` (default: serving's variants and speed with every project module they import; docstrings
-    and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
+    modules ``code`` (default: serving's variants, speed, static_int8, capped and measure, with every project
+    module they import; docstrings and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
     machine: CPU model and instruction sets (:func:`mtl_utils.core.runtime.cpu`), cores, threads, device."""
     env = environment()
     identity = {"key": _plain(key), "environment": {k: env[k] for k in ("cpu cores", "torch threads", "device",
                                                                     "device name")},
                 "versions": {p: _version(p) for p in TIMING_LIBRARIES}, "cpu": runtime.cpu(),
-                "code": code_sha256(code or training_path(variants, speed))}
+                "code": code_sha256(code or training_path(variants, speed, static_int8, capped,
+                                                   measure_all))}
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
     path = paths.cache_dir() / "measurements" / f"{name}-{digest}.json"
     if path.is_file() and not force:

@@ -3,6 +3,12 @@
     python -m mtl_utils.serving.predict CHECKPOINT "A first sentence." "A second one."
     python -m mtl_utils.serving.predict CHECKPOINT --file sentences.txt --format json
     cat sentences.txt | python -m mtl_utils.serving.predict CHECKPOINT --tasks sentiment
+    python -m mtl_utils.serving.predict CHECKPOINT --backend openvino-int8 "Shares rose."
+
+``--backend`` picks the engine (notebook 06 measures each): ``torch`` (the model as trained, fp32),
+``onnx-int8`` (ONNX Runtime, dynamic int8, exported on start), ``openvino`` (OpenVINO fp32, exported on
+start) or ``openvino-int8`` (OpenVINO static int8, calibrated once and stored in the checkpoint by
+:func:`mtl_utils.serving.static_int8.save_openvino_int8`).
 
 Sentences come from the arguments, else from ``--file`` (one per line), else from standard input (one per
 line; blank lines are skipped). Each task's predicted label and each label's probability are printed as CSV
@@ -15,11 +21,21 @@ import argparse
 import json
 import os
 import sys
+import tempfile
+import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
+
 from ..core import paths
-from ..modeling.encoder import check_encodable
+from ..modeling.encoder import check_encodable, check_sentences
 from ..modeling.model import CheckpointError, MultiTaskModel
+from . import static_int8, variants
+
+#: The engines ``--backend`` can serve with (see the module docstring).
+BACKENDS = ("torch", "onnx-int8", "openvino", "openvino-int8")
 
 #: Where the README's example checkpoint comes from, named in the error when a checkpoint is missing.
 EXAMPLE = "outputs/06_serving/multitask_checkpoint"
@@ -58,6 +74,45 @@ def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
     return sentences
 
 
+def backend_variant(model: MultiTaskModel, checkpoint: str | Path, backend: str,
+                    folder: Path) -> variants.Variant:
+    """The :class:`~mtl_utils.serving.variants.Variant` that serves ``model`` (loaded from
+    ``checkpoint``) with ``backend`` (one of :data:`BACKENDS`); exports go to ``folder``."""
+    if backend == "torch":
+        return variants.torch_variant(model)
+    if backend == "openvino-int8":
+        graph = static_int8.saved_openvino_int8(checkpoint)
+        return static_int8.openvino_variant(model, graph, "OpenVINO static int8")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
+    fused = variants.export_onnx(model, folder / "model.onnx")
+    if backend == "openvino":
+        return static_int8.openvino_variant(model, static_int8.unfused(fused), "OpenVINO fp32")
+    return variants.onnx_variant(model, variants.quantize_onnx(fused), "ONNX Runtime int8")
+
+
+def answer(model: MultiTaskModel, variant: variants.Variant, sentences: Sequence[str],
+           tasks: Sequence[str] | None = None, batch_size: int = 64) -> pd.DataFrame:
+    """What :meth:`MultiTaskModel.predict` returns (label and probabilities per task), computed by
+    ``variant``: one row per sentence."""
+    names = model.check_tasks(tasks)
+    texts = check_sentences(sentences)
+    tokens = model.encoder.token_ids(texts)
+    if tokens.truncated:
+        warnings.warn(f"{tokens.truncated} of {len(texts)} texts are longer than max_length="
+                      f"{model.encoder.max_length} word pieces and were truncated", stacklevel=2)
+    _, logits = variant.run(tokens, batch_size)
+    table = pd.DataFrame({"sentence": texts})
+    for name in names:
+        shifted = np.exp(logits[name] - logits[name].max(axis=1, keepdims=True))
+        probs = shifted / shifted.sum(axis=1, keepdims=True)
+        labels = model.task_labels[name]
+        table[name] = [labels[i] for i in probs.argmax(axis=1)]
+        for j, label in enumerate(labels):
+            table[f"{name}: p({label})"] = probs[:, j].astype(float).round(3)
+    return table
+
+
 def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtl_utils.serving.predict", description=__doc__.splitlines()[0])
     parser.add_argument("checkpoint", help="a folder written by MultiTaskModel.save: "
@@ -67,6 +122,9 @@ def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     parser.add_argument("--tasks", nargs="+", help="tasks to answer (default: every task of the model)")
     parser.add_argument("--format", choices=("csv", "json"), default="csv")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--backend", choices=BACKENDS, default="torch",
+                        help="the engine: PyTorch fp32 (default), ONNX Runtime dynamic int8, "
+                        "OpenVINO fp32, or OpenVINO static int8 stored in the checkpoint")
     args = parser.parse_intermixed_args(argv)  # sentences may come before or after the options
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
@@ -74,8 +132,14 @@ def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     try:
         sentences = read_sentences(args, stdin)
         model = MultiTaskModel.load(args.checkpoint)
-        table = model.predict(sentences, tasks=args.tasks, batch_size=args.batch_size)
-    except (CheckpointError, ValueError, KeyError) as err:
+        if args.backend == "torch":
+            table = model.predict(sentences, tasks=args.tasks, batch_size=args.batch_size)
+        else:
+            model.check_tasks(args.tasks)
+            with tempfile.TemporaryDirectory() as folder:
+                variant = backend_variant(model, args.checkpoint, args.backend, Path(folder))
+                table = answer(model, variant, sentences, args.tasks, args.batch_size)
+    except (CheckpointError, ValueError, KeyError, FileNotFoundError) as err:
         message = err.args[0] if isinstance(err, KeyError) and err.args else err
         if isinstance(err, CheckpointError) and not Path(args.checkpoint).exists():
             message = f"{message} ({_where_models_live()})"

@@ -7,9 +7,13 @@ A :class:`Variant` turns tokenised texts into sentence vectors and every task's 
   activations quantised on the fly), optionally keeping some layers in fp32;
 * :func:`onnx_variant`: the model exported to ONNX, its graph fused by ONNX Runtime's transformer optimiser
   (attention, LayerNorm, GELU), run by ONNX Runtime in fp32 or with ONNX Runtime's own dynamic int8
-  quantisation (per-channel weights).
+  quantisation (per-channel weights);
+* static int8 (activation ranges calibrated once) with OpenVINO (NNCF) and ONNX Runtime:
+  :mod:`~mtl_utils.serving.static_int8`; all of them measured in one call by
+  :func:`~mtl_utils.serving.measure.measure_variants`.
 
-:func:`speed_table` times variants against each other (alternating runs, one process);
+:func:`speed_table` times variants against each other (alternating runs, one process), :func:`latency_table`
+their single-sentence requests;
 :func:`quality_table` scores them on full test sets, paired against the fp32 model (McNemar), with the cosine
 of their sentence vectors to fp32's; :func:`one_vs_two` compares one multi-task model with two single-task
 models (parameters, memory, latency, throughput).
@@ -64,7 +68,7 @@ class _Both(nn.Module):
         return (vectors, *(self.model.heads[t](vectors) for t in self.tasks))
 
 
-def _batched(model: MultiTaskModel, forward: Callable, tokenized: Tokenized, batch_size: int) -> Outputs:
+def batched(model: MultiTaskModel, forward: Callable, tokenized: Tokenized, batch_size: int) -> Outputs:
     """Run ``forward(input_ids, attention_mask) -> (vectors, *logits)`` over length-sorted batches."""
     n, tasks = len(tokenized), model.task_names
     vectors = torch.empty((n, model.encoder.dim))
@@ -88,7 +92,7 @@ def torch_variant(model: MultiTaskModel, autocast: torch.dtype | None = None, na
             return tuple(t.float().cpu().numpy() for t in both(ids, mask))
 
     label = name or ("PyTorch fp32" if autocast is None else f"PyTorch autocast {str(autocast).split('.')[-1]}")
-    return Variant(label, lambda tok, bs: _batched(model, forward, tok, bs), "eager PyTorch, length-sorted batches")
+    return Variant(label, lambda tok, bs: batched(model, forward, tok, bs), "eager PyTorch, length-sorted batches")
 
 
 def on_cpu(model: MultiTaskModel) -> MultiTaskModel:
@@ -199,7 +203,7 @@ def onnx_variant(model: MultiTaskModel, path: Path, name: str, threads: int | No
     def forward(ids, mask):
         return session.run(outputs, {"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()})
 
-    return Variant(name, lambda tok, bs: _batched(model, forward, tok, bs), f"ONNX Runtime, {Path(path).name}")
+    return Variant(name, lambda tok, bs: batched(model, forward, tok, bs), f"ONNX Runtime, {Path(path).name}")
 
 
 def speed_table(variants: Sequence[Variant], tokenized: Tokenized, batch_size: int = 32, repeats: int = 3,
@@ -249,7 +253,7 @@ def quality_table(variants: Sequence[Variant], data: Mapping[str, Task], tokens:
 
 
 @contextlib.contextmanager
-def _silent_stderr():
+def silent_stderr():
     """Discard what C++ code writes to the process's stderr (the profiler's start/stop notices)."""
     saved = os.dup(2)
     with open(os.devnull, "w") as devnull:
@@ -264,7 +268,7 @@ def _silent_stderr():
 def matmul_share(variant: Variant, tokenized: Tokenized, batch_size: int = 32) -> float:
     """Share of a PyTorch variant's CPU time spent in matrix products (``mm``, ``addmm``, ``bmm``, ``linear``,
     ``matmul``: PyTorch's profiler, self time), over ``tokenized``."""
-    with _silent_stderr(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+    with silent_stderr(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         variant.run(tokenized, batch_size)
     events = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
     total = sum(t for _, t in events)
@@ -335,33 +339,20 @@ def layer_sensitivity(model: MultiTaskModel, tokenized: Tokenized, reference: to
     return pd.DataFrame(rows).set_index("only this layer int8")
 
 
-def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Sequence[str], folder: Path,
-                     repeats: int = 3, sensitivity_texts: int = 600) -> dict[str, pd.DataFrame]:
-    """Notebook 06's measurements of inference variants, in one call (so they can be cached and replayed):
-    ``speed`` and ``quality`` of fp32, bf16 autocast, PyTorch int8 and ONNX Runtime fp32 / int8;
-    ``sensitivity`` of each layer to int8; ``mixed``: speed and accuracy of int8 with the two most sensitive
-    layers kept in fp32, beside plain int8; ``matmul``: the share of fp32's CPU time in matrix products.
-    Everything runs on the CPU (:func:`on_cpu`), whatever device ``model`` is on."""
-    model = on_cpu(model)
-    onnx_path = export_onnx(model, folder / "model.onnx")
-    variants = [torch_variant(model), torch_variant(model, autocast=torch.bfloat16), torch_int8_variant(model),
-                onnx_variant(model, onnx_path, "ONNX Runtime fp32 (fused)"),
-                onnx_variant(model, quantize_onnx(onnx_path), "ONNX Runtime int8 (fused)")]
-    tokenized = model.encoder.token_ids(texts)
-    tokens = {task: model.encoder.token_ids(list(data[task]["test"]["text"])) for task in data}
-    speed = speed_table(variants, tokenized, batch_size=32, repeats=repeats)
-    sample = model.encoder.token_ids(texts[:sensitivity_texts])
-    sensitivity = layer_sensitivity(model, sample, variants[0].run(sample, 32)[0])
-    positions = np.argsort(sensitivity["cosine 1st percentile"].to_numpy(), kind="stable")[:2]  # the 2 most hurt
-    prefix = anatomy.module_name(model, anatomy.layer_stack(model))
-    mixed_variant = torch_int8_variant(model, keep_fp32=[f"{prefix}.{i}" for i in positions],
-                                       name=f"PyTorch int8, {' and '.join(sensitivity.index[positions])} fp32")
-    final = [variants[0], variants[2], mixed_variant, variants[4]]
-    scored = quality_table([*variants, mixed_variant], data, tokens)  # each variant over the test sets once
-    quality = scored[scored["variant"] != mixed_variant.name].reset_index(drop=True)
-    changes = scored.pivot(index="variant", columns="task", values="− fp32").add_prefix("accuracy − fp32: ")
-    mixed = speed_table(final, tokenized, batch_size=32, repeats=repeats)[["× baseline"]].join(changes, how="left")
-    share = matmul_share(variants[0], model.encoder.token_ids(texts[:256]))
-    return {"speed": speed, "quality": quality, "sensitivity": sensitivity,
-            "mixed": mixed.loc[[v.name for v in final]],
-            "matmul": pd.DataFrame({"share of fp32 CPU time in matrix products": [share]})}
+def latency_table(variants: Sequence[Variant], tokenized: Tokenized, requests: int = 200
+                  ) -> pd.DataFrame:
+    """Batch-1 latency of each variant: ``requests`` single sentences (tokenised already, the same
+    for every variant), the variants taking turns on each one; median and 95th percentile in ms."""
+    seconds: dict[str, list[float]] = {v.name: [] for v in variants}
+    singles = [Tokenized([tokenized.ids[i]], [tokenized.lengths[i]], 0)
+               for i in range(min(requests, len(tokenized)))]
+    for variant in variants:
+        variant.run(singles[0], 1)  # warm-up
+    for single in singles:
+        for variant in variants:
+            start = time.perf_counter()
+            variant.run(single, 1)
+            seconds[variant.name].append(time.perf_counter() - start)
+    rows = [{"variant": name, "batch-1 median (ms)": 1000 * float(np.median(s)),
+             "batch-1 p95 (ms)": 1000 * float(np.quantile(s, 0.95))} for name, s in seconds.items()]
+    return pd.DataFrame(rows).set_index("variant")

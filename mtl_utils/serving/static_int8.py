@@ -1,0 +1,179 @@
+"""Static int8: activation ranges calibrated once on training sentences, then fixed in the graph.
+
+Dynamic int8 (:func:`~mtl_utils.serving.variants.quantize_onnx`) measures every activation's range on
+the fly; static int8 measures them once, on calibration batches, so the graph runs int8 from one matrix
+product to the next without that work. Two engines:
+
+* OpenVINO Runtime: :func:`openvino_int8` calibrates the exported graph with NNCF
+  (``nncf.quantize``, its transformer preset: SmoothQuant, then bias correction) and
+  :func:`openvino_variant` runs any OpenVINO model (fp32, bf16 where the CPU has AMX, int8);
+* ONNX Runtime: :func:`onnx_static_int8`, the weight matrices' products in QDQ form, activation
+  ranges by min/max over the calibration batches (attention's score products stay fp32).
+
+:func:`save_openvino_int8` stores the calibrated model beside a checkpoint for the command line's
+``--backend openvino-int8``. Taught in notebook 06, section 3.
+"""
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..core.batching import length_sorted_batches
+from ..modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
+from ..modeling.model import MultiTaskModel
+from .variants import Variant, batched, export_onnx
+
+#: Where :func:`save_openvino_int8` puts the calibrated model inside a checkpoint folder.
+OPENVINO_INT8 = "openvino-int8/model.xml"
+#: Beside it: the SHA-256 of the weights it was calibrated from (a re-saved checkpoint makes it stale).
+SOURCE = "openvino-int8/source.json"
+
+
+def calibration_batches(model: MultiTaskModel, texts: Sequence[str], batch_size: int = 8
+                        ) -> list[dict[str, np.ndarray]]:
+    """``texts`` tokenised into length-sorted batches of ids and masks, as the graph's inputs."""
+    if not texts:
+        raise ValueError("calibration needs at least one sentence (e.g. training sentences)")
+    tokens = model.encoder.token_ids(list(texts))
+    batches = []
+    for idx in length_sorted_batches(tokens.lengths, batch_size):
+        batch = model.encoder.collate([tokens.ids[i] for i in idx])
+        batches.append({k: batch[k].numpy() for k in ("input_ids", "attention_mask")})
+    return batches
+
+
+def _quiet_nncf() -> None:
+    os.environ.setdefault("NNCF_DISABLE_TELEMETRY", "1")  # no network here, and none wanted
+    logging.getLogger("nncf").setLevel(logging.ERROR)
+
+
+def openvino_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]], target: Path | None = None):
+    """The exported (unfused) ONNX graph read by OpenVINO and quantised to static int8 by NNCF on
+    ``batches`` (:func:`calibration_batches`); saved as OpenVINO IR at ``target`` if given."""
+    _quiet_nncf()
+    import nncf
+    import openvino as ov
+
+    with contextlib.redirect_stdout(io.StringIO()):  # its four progress bars (seconds each)
+        quantized = nncf.quantize(ov.Core().read_model(str(onnx_path)), nncf.Dataset(batches),
+                                  model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        ov.save_model(quantized, str(target))
+    return quantized
+
+
+def openvino_variant(model: MultiTaskModel, graph, name: str, precision: str = "f32",
+                     threads: int | None = None) -> Variant:
+    """Run ``graph`` (an OpenVINO model, or a path to ONNX / IR) with OpenVINO Runtime on the CPU.
+
+    ``precision`` is OpenVINO's inference precision hint for what is not int8: ``"f32"``, or
+    ``"bf16"`` (the default OpenVINO picks by itself on a CPU with AMX; asked for explicitly here so
+    that "fp32" means fp32 on every CPU)."""
+    import openvino as ov
+
+    if precision not in ("f32", "bf16"):
+        raise ValueError(f"precision must be 'f32' or 'bf16', not {precision!r}")
+    core = ov.Core()
+    graph = core.read_model(str(graph)) if isinstance(graph, (str, Path)) else graph
+    config = {"INFERENCE_NUM_THREADS": threads or torch.get_num_threads(),
+              "INFERENCE_PRECISION_HINT": precision, "PERFORMANCE_HINT": "LATENCY"}
+    compiled = core.compile_model(graph, "CPU", config)
+    request = compiled.create_infer_request()
+    outputs = [compiled.output(n) for n in ["vectors", *model.task_names]]
+
+    def forward(ids, mask):
+        result = request.infer({"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        return [result[o] for o in outputs]
+
+    return Variant(name, lambda tok, bs: batched(model, forward, tok, bs),
+                   f"OpenVINO Runtime, {precision} hint")
+
+
+class _Reader:
+    """ONNX Runtime's calibration data reader over :func:`calibration_batches`."""
+
+    def __init__(self, batches: list[dict[str, np.ndarray]]) -> None:
+        self._batches: Iterator = iter(batches)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._batches, None)
+
+    def rewind(self) -> None:  # pragma: no cover - called by some calibrators only
+        pass
+
+
+def onnx_static_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]]) -> Path:
+    """ONNX Runtime's static int8 (QDQ, uint8 activations, per-channel int8 weights) of the exported
+    unfused graph, for the products with a weight matrix; ranges by min/max over ``batches``.
+
+    Not the fused graph: ONNX Runtime's quantiser cannot infer the types around the fused attention
+    and would skip most products. Not attention's score products either: their fixed ranges cost
+    accuracy (measured while building this: about −1 point on sentiment)."""
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    graph = onnx.load(str(onnx_path))
+    weights = {i.name for i in graph.graph.initializer}
+    products = [n.name for n in graph.graph.node
+                if n.op_type == "MatMul" and any(x in weights for x in n.input)]
+    target = onnx_path.with_suffix(".static-int8.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantiser's advice to pre-process (its shape pass fails here)
+    try:
+        quantize_static(str(onnx_path), str(target), _Reader(batches),
+                        quant_format=QuantFormat.QDQ, nodes_to_quantize=products,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True, calibrate_method=CalibrationMethod.MinMax)
+    finally:
+        root.setLevel(level)
+    return target
+
+
+def unfused(onnx_path: Path) -> Path:
+    """The graph :func:`~mtl_utils.serving.variants.export_onnx` wrote before fusing it."""
+    return onnx_path.with_name(onnx_path.name.replace(".opt.onnx", ".onnx"))
+
+
+def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Sequence[str],
+                       batch_size: int = 8) -> Path:
+    """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` (:data:`OPENVINO_INT8`,
+    with the digest of the checkpoint's weights in :data:`SOURCE`), where
+    ``predict --backend openvino-int8`` finds it. ``model`` must be the checkpoint's model.
+    Returns the model's path."""
+    folder = Path(checkpoint)
+    weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
+    fused = export_onnx(model, folder / "openvino-int8" / "export" / "model.onnx")
+    target = folder / OPENVINO_INT8
+    openvino_int8(unfused(fused), calibration_batches(model, texts, batch_size), target)
+    for path in sorted(fused.parent.iterdir()):
+        path.unlink()
+    fused.parent.rmdir()
+    (folder / SOURCE).write_text(json.dumps({WEIGHTS_FILE: weights, "calibration sentences":
+                                             len(texts)}, indent=2))
+    return target
+
+
+def saved_openvino_int8(checkpoint: str | Path) -> Path:
+    """The static int8 model :func:`save_openvino_int8` stored in ``checkpoint``, checked to come
+    from the checkpoint's present weights; ``FileNotFoundError`` / ``ValueError`` say what to do."""
+    folder = Path(checkpoint)
+    how = (f"calibrate it with mtl_utils.serving.static_int8.save_openvino_int8(model, "
+           f"'{folder}', training_sentences) (notebook 06, section 3, does so for its checkpoint)")
+    target, source = folder / OPENVINO_INT8, folder / SOURCE
+    if not target.is_file() or not source.is_file():
+        raise FileNotFoundError(f"{folder} has no static int8 model ({OPENVINO_INT8}): {how}")
+    weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
+    if json.loads(source.read_text()).get(WEIGHTS_FILE) != weights:
+        raise ValueError(f"{target} was calibrated from other weights than {folder / WEIGHTS_FILE} "
+                         f"(the checkpoint was saved again since, see {CONFIG_FILE}): {how}")
+    return target
