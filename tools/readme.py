@@ -175,15 +175,27 @@ def results() -> str:
     if r["06"]:
         m = r["06"]
         one = m["one_vs_two"]["one multi-task model"]
+        cpu = m.get("cpu")
+        machine = f" on {cpu['model']} ({', '.join(cpu['flags']) or 'no VNNI, no AMX'})" if cpu else ""
         out += ["", f"**06 · Serving**: one multi-task model answers both tasks at {m['shared_throughput_ratio']:.2f}× "
                 f"the throughput of two single-task models with half the weights ({one['weights in memory (MB)']:.0f} "
-                "MB); inference variants against PyTorch fp32:", "",
-                "| variant | throughput | topic accuracy − fp32 | sentiment accuracy − fp32 |", "|---|---|---|---|"]
+                f"MB); inference variants against PyTorch fp32{machine}:", "",
+                "| variant | batch-32 throughput | batch-1 median | topic accuracy − fp32 | sentiment accuracy − fp32 |",
+                "|---|---|---|---|---|"]
         quality = {(q["variant"], q["task"]): q for q in m["quality"]}
         for name, ratio in m["speed"].items():
             cells = [f"{quality[(name, t)]['− fp32']:+.4f} [{quality[(name, t)]['low']:+.4f}, "
                      f"{quality[(name, t)]['high']:+.4f}]".replace("-", "−") for t in ("topic", "sentiment")]
-            out.append(f"| {name} | {ratio:.2f}× | {cells[0]} | {cells[1]} |")
+            latency = m.get("latency_ms", {}).get(name)
+            ms = f"{latency['median']:.1f} ms" if latency else "–"
+            out.append(f"| {name} | {ratio:.2f}× | {ms} | {cells[0]} | {cells[1]} |")
+        if "capped" in m:
+            settings = list(m["capped"])
+            out += ["", "The same OpenVINO and PyTorch variants with this CPU's instruction sets capped "
+                    "(06 § 3c), × PyTorch fp32 in each setting:", "",
+                    "| variant | " + " | ".join(settings) + " |", "|---|" + "---|" * len(settings)]
+            for name in m["capped"][settings[0]]:
+                out.append(f"| {name} | " + " | ".join(f"{m['capped'][s][name]:.2f}×" for s in settings) + " |")
         if "label_budget" in m:
             curve = m["label_budget"]
             arms = ("multi-task", "single-task", "frozen encoder + probe")
