@@ -1,5 +1,6 @@
 """Notebook 06 (serving): one pass answers every task exactly as separate calls do, sharing doubles
-throughput, int8 stays close to fp32, the command line answers."""
+throughput, int8 (dynamic and static, ONNX Runtime and OpenVINO) stays close to fp32, the capped-CPU
+table has every variant on every setting, the command line answers with PyTorch and OpenVINO int8."""
 from notebook_checks import check_comparison
 
 
@@ -12,9 +13,11 @@ def check(m: dict) -> None:
     assert two["parameters"] > 1.9 * one["parameters"] and two["weights in memory (MB)"] > 1.9 * one["weights in memory (MB)"]
     quality = {(r["variant"], r["task"]): r for r in m["quality"]}
     for task in ("topic", "sentiment"):
-        fp32 = quality[("ONNX Runtime fp32 (fused)", task)]
-        assert fp32["agreement with fp32"] > 0.995, "the exported fp32 graph must answer as PyTorch does"
-        for variant in ("PyTorch dynamic int8", "ONNX Runtime int8 (fused)"):
+        for exported in ("ONNX Runtime fp32 (fused)", "OpenVINO fp32"):
+            fp32 = quality[(exported, task)]
+            assert fp32["agreement with fp32"] > 0.995, f"{exported} must answer as PyTorch does"
+        for variant in ("PyTorch dynamic int8", "ONNX Runtime int8 (fused)", "ONNX Runtime static int8",
+                        "OpenVINO static int8"):
             row = quality[(variant, task)]
             # a variant can change accuracy only on the sentences where it answers differently from fp32
             assert abs(row["− fp32"]) <= 1 - row["agreement with fp32"] + 1e-9, (variant, task, row)
@@ -23,7 +26,20 @@ def check(m: dict) -> None:
         served = quality[("ONNX Runtime int8 (fused)", task)]
         assert served["high"] >= -0.005, (task, served)
     assert 0.3 < m["matmul_share"] < 1.0
+    # every variant timed at batch 32 and batch 1; the machine recorded; the best variant within the goal
+    assert set(m["latency_ms"]) == set(m["speed"]) and m["cpu"]["model"]
+    assert all(0 < t["median"] <= t["p95"] for t in m["latency_ms"].values()), m["latency_ms"]
+    assert m["best_within_goal"] in m["speed"] and m["best_within_goal_ratio"] >= 1.0
+    bf16 = {"PyTorch autocast bfloat16", "OpenVINO bf16"}
+    assert (bf16 <= set(m["speed"])) == ("amx_bf16" in m["cpu"]["flags"]), "bf16 rows only where AMX pays"
+    settings = ("this CPU", "AVX-512 + VNNI, no AMX", "AVX-512, no VNNI, no AMX")
+    assert set(m["capped"]) == set(settings), m["capped"]
+    for setting in settings:
+        ratios = m["capped"][setting]
+        assert ratios["PyTorch fp32"] == 1 and len(ratios) == 5 and all(r > 0 for r in ratios.values())
+    assert {row["CPU"] for row in m["bf16_profile"]} == set(settings)
     assert m["cli_answers"]
+    assert m["cli_int8_gap"] < 0.15, "OpenVINO int8 behind the command line answers as fp32 does"
     assert len(m["equal_cost"]) == 2 and len(m["equal_per_task"]) == 2
     assert m["cost_frozen_layers"] == 5  # part 2 trains the top layer of the six (notebook 03's k = 5)
     # scarce labels: every arm at every budget, above the majority class with all labels; paired rows sane
