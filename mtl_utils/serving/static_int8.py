@@ -55,6 +55,26 @@ def _quiet_nncf() -> None:
     logging.getLogger("nncf").setLevel(logging.ERROR)
 
 
+@contextlib.contextmanager
+def _without_progress_bars() -> Iterator[None]:
+    """NNCF's four progress bars (rich) switched off: each phase takes seconds, and in Jupyter rich
+    draws them as widgets, which a saved notebook keeps as empty ``Output()`` lines."""
+    from nncf.common.logging import track_progress
+
+    original = track_progress.track.__init__
+
+    def quiet(self, *args, **kwargs) -> None:
+        original(self, *args, **kwargs)
+        self.progress.disable = True
+
+    track_progress.track.__init__ = quiet
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        track_progress.track.__init__ = original
+
+
 def openvino_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]], target: Path | None = None):
     """The exported (unfused) ONNX graph read by OpenVINO and quantised to static int8 by NNCF on
     ``batches`` (:func:`calibration_batches`); saved as OpenVINO IR at ``target`` if given."""
@@ -62,7 +82,7 @@ def openvino_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]], target:
     import nncf
     import openvino as ov
 
-    with contextlib.redirect_stdout(io.StringIO()):  # its four progress bars (seconds each)
+    with _without_progress_bars():
         quantized = nncf.quantize(ov.Core().read_model(str(onnx_path)), nncf.Dataset(batches),
                                   model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
     if target is not None:
