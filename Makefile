@@ -16,7 +16,7 @@ NO_NEWS := $(VENV)/bin/jupyter labextension disable --level=sys_prefix \
 export HF_HUB_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: run run-quick refresh test lab benchmark book readme clean
+.PHONY: run run-quick refresh test lab benchmark book readme format clean
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-assets.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "$(PYTHON) not found: install Python 3.11 or call make PYTHON=python3"; exit 1; }
@@ -53,6 +53,9 @@ benchmark: $(STAMP)    ## speed tables of the README
 	$(PY) benchmarks/encode_throughput.py
 	$(PY) benchmarks/freezing_cache.py
 	$(PY) benchmarks/serving.py
+
+format: $(STAMP)       ## wrap the notebooks' code to the book's 88 columns (ruff format, AST-identical)
+	$(VENV)/bin/ruff format notebooks
 
 readme: $(STAMP)       ## regenerate the README's results sections from notebooks/results/
 	$(PY) -m tools.readme

@@ -1,10 +1,12 @@
 """The committed notebooks as readers meet them: outputs of a full run, every cell executed, no errors, no
 warnings a reader cannot act on, no paths of the machine that ran them, one line per progress bar, code that
-fits a normal window, figures with alternative text, and a results record matching the run that passes the
-notebook's own checks."""
+fits the book's code column (formatted by ruff), figures with alternative text, and a results record
+matching the run that passes the notebook's own checks."""
 import importlib
 import json
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -51,12 +53,20 @@ def test_outputs_are_clean(notebook):
         assert not streams, f"code cell {i} writes to stderr: {''.join(streams[0]['text'])[:200]}"
 
 
-def test_code_fits_a_window(notebook):
+def test_code_fits_the_book_column(notebook):
+    """The book's code column holds 88 characters; longer lines scroll sideways. `make format` wraps them."""
     path, nb = notebook
     for cell in nb["cells"]:
         if cell["cell_type"] == "code":
             for line in "".join(cell["source"]).splitlines():
-                assert len(line) <= 115, f"{path.name}: a code line of {len(line)} characters: {line[:60]}..."
+                assert len(line) <= 88, f"{path.name}: a code line of {len(line)} characters: {line[:60]}..."
+
+
+def test_notebooks_are_formatted():
+    """The notebooks' code as ruff formats it at notebooks/ruff.toml's line length (`make format` fixes it)."""
+    done = subprocess.run([sys.executable, "-m", "ruff", "format", "--check", "--quiet", str(paths.NOTEBOOKS_DIR)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, f"run `make format`: {done.stdout.strip() or done.stderr.strip()}"
 
 
 def test_figures_have_alternative_text(notebook):
