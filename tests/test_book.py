@@ -23,10 +23,24 @@ def test_every_notebook_is_a_page_with_its_figures(site):
         assert "alt=" in html or book.figures(notebook) == 0
 
 
-def test_front_page_is_the_readme_with_chapter_links(site):
+def test_front_page_is_the_preface_then_the_original_write_up_and_the_readme(site):
     index = (site / "index.html").read_text()
-    assert "Sentence transformers and multi-task learning" in index
-    assert "notebooks/0" not in re.sub(r"<pre.*?</pre>", "", index, flags=re.S)  # links point at chapters
+    assert "Preface" in index and "The chapters" in index
+    assert 'href="original_writeup.html"' in index and 'href="readme.html"' in index
+    original = (site / "original_writeup.html").read_text()
+    assert "The original write-up" in original and 'href="01_sentence_embeddings.html' in original
+    readme = (site / "readme.html").read_text()
+    assert "Set-up, results and layout" in readme and "Two commands" in readme
+    for html in (index, readme):
+        assert "notebooks/0" not in re.sub(r"<pre.*?</pre>", "", html, flags=re.S)  # links point at chapters
+
+
+def test_no_page_points_outside_the_repository():
+    """The write-up the series grew from is not in the repository: pages describe it, never link to it."""
+    pages = [book.paths.REPO_ROOT / "README.md", book.paths.NOTEBOOKS_DIR / book.PREFACE,
+             book.paths.NOTEBOOKS_DIR / book.ORIGINAL, *book.notebooks()]
+    for page in pages:
+        assert "shared/" not in page.read_text(), f"{page.name} refers to a file outside the repository"
 
 
 def test_pages_declare_their_scripts_once_and_a_theme_mode(site):

@@ -2,9 +2,12 @@
 
     python -m tools.book [--output build/book]
 
-Nothing is executed: the pages show the outputs of the committed full runs. The README (overview, notebook
-index with run times, results) is the front page; each notebook is a chapter. The site lands in
-``build/book/_build/html``; open its ``index.html`` in a browser.
+Nothing is executed: the pages show the outputs of the committed full runs. The preface
+(``notebooks/preface.md``: what the series teaches, for whom, how to read it, the chapter map) is the front
+page; then the original write-up the series tests (``notebooks/original_writeup.md``), each notebook as a
+chapter, and the README (set-up, results, layout) as the last page. The site lands in
+``build/book/_build/html``; serve it (``python -m http.server -d build/book/_build/html``) for its search to
+work, or open its ``index.html`` in a browser.
 """
 from __future__ import annotations
 
@@ -41,8 +44,13 @@ def notebooks() -> list[Path]:
     return sorted(paths.NOTEBOOKS_DIR.glob("[0-9][0-9]_*.ipynb"))
 
 
-def front_page(readme: str) -> str:
-    """The README as the book's front page: links to notebooks point at their chapters."""
+#: The book's pages besides the notebooks, from ``notebooks/``: the front page and the page after it.
+PREFACE, ORIGINAL = "preface.md", "original_writeup.md"
+
+
+def readme_page(readme: str) -> str:
+    """The README as the book's last page: its own title, links to notebooks point at their chapters."""
+    readme = re.sub(r"\A# [^\n]*", "# Set-up, results and layout", readme)
     return re.sub(r"\]\(notebooks/(\d\d_[\w]+)\.ipynb\)", r"](\1.ipynb)", readme)
 
 
@@ -52,9 +60,12 @@ def prepare(source: Path) -> Path:
         shutil.rmtree(source)
     source.mkdir(parents=True)
     (source / "_config.yml").write_text(CONFIG)
-    chapters = "\n".join(f"  - file: {nb.stem}" for nb in notebooks())
+    pages = [Path(ORIGINAL).stem, *(nb.stem for nb in notebooks()), "readme"]
+    chapters = "\n".join(f"  - file: {page}" for page in pages)
     (source / "_toc.yml").write_text(f"format: jb-book\nroot: index\nchapters:\n{chapters}\n")
-    (source / "index.md").write_text(front_page((paths.REPO_ROOT / "README.md").read_text()))
+    (source / "index.md").write_text((paths.NOTEBOOKS_DIR / PREFACE).read_text())
+    shutil.copy(paths.NOTEBOOKS_DIR / ORIGINAL, source / ORIGINAL)
+    (source / "readme.md").write_text(readme_page((paths.REPO_ROOT / "README.md").read_text()))
     for nb in notebooks():
         shutil.copy(nb, source / nb.name)
     return source

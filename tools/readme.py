@@ -26,7 +26,7 @@ ALPHA = 0.05  # the family-wise error rate of the README's verdicts (Holm)
 NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "Sentence embeddings: tokens to one vector, which pooling (attention too), frozen or fine-tuned"),
              "02": ("02_multitask_model",
-                    "The multi-task model: shared encoder, one head per task, the protocol, the seed's task A"),
+                    "The multi-task model: shared encoder, one head per task, the protocol, the original write-up's task A"),
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
              "04": ("04_layerwise_learning_rates",
                     "Layer-wise rates, gradual unfreezing, summed or weighted losses, task sampling: measured"),
@@ -262,9 +262,9 @@ def _scaling(m: dict) -> str:
 
 
 def claims() -> str:
-    """The seed write-up's claims, each with the experiment that tests it and the verdict of the committed run."""
+    """The original write-up's claims, each with the experiment that tests it and the verdict of the committed run."""
     r = _results()
-    rows = ["| the seed says | tested in | verdict of the committed run |", "|---|---|---|"]
+    rows = ["| the original write-up says | tested in | verdict of the committed run |", "|---|---|---|"]
 
     def add(claim: str, where: str, verdict: str | None) -> None:
         rows.append(f"| {claim} | {where} | {verdict or 'not run yet'} |")
@@ -296,7 +296,7 @@ def claims() -> str:
     m = r["02"]
     add("... and can lead to improved performance due to shared learning", "02: multi- vs single-task, paired",
         m and "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["sharing"]))
-    add("... with the seed's own task A (*News / Opinion / Entertainment*) beside sentiment (shared inputs)",
+    add("... with the original write-up's own task A (*News / Opinion / Entertainment*) beside sentiment (shared inputs)",
         "02: genre + sentiment vs single-task, top layer trained, paired over seeds",
         m and "genre_variant" in m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}"
                                                 for row in m["genre_variant"]["sharing"]))
