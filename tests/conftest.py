@@ -13,6 +13,7 @@ import torch  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
 from mtl_utils import assets, data  # noqa: E402
+from mtl_utils.modeling.model import MultiTaskModel  # noqa: E402
 
 TASKS = {"topic": data.TOPIC_LABELS, "sentiment": data.SENTIMENT_LABELS}
 SENTENCES = [
@@ -61,3 +62,16 @@ def encoder():
     from mtl_utils import SentenceEncoder
 
     return SentenceEncoder(normalize=True)
+
+
+@pytest.fixture(scope="module")
+def served(tiny_model_dir):
+    """A multi-task model on the tiny BERT (both test tasks, random heads), as serving's tests serve it."""
+    torch.manual_seed(0)
+    return MultiTaskModel(TASKS, model=tiny_model_dir, max_length=32).eval()
+
+
+@pytest.fixture(scope="module")
+def served_texts(small_tasks):
+    """Both small tasks' test sentences."""
+    return list(small_tasks["topic"]["test"]["text"]) + list(small_tasks["sentiment"]["test"]["text"])

@@ -11,14 +11,13 @@ from mtl_utils.serving import variants as serving
 
 
 @pytest.fixture(scope="module")
-def model(tiny_model_dir):
-    torch.manual_seed(0)
-    return MultiTaskModel(TASKS, model=tiny_model_dir, max_length=32).eval()
+def model(served):
+    return served
 
 
 @pytest.fixture(scope="module")
-def texts(small_tasks):
-    return list(small_tasks["topic"]["test"]["text"]) + list(small_tasks["sentiment"]["test"]["text"])
+def texts(served_texts):
+    return served_texts
 
 
 def test_torch_variant_is_the_model(model, texts):
