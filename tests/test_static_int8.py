@@ -82,3 +82,5 @@ def test_capped_runner_times_every_variant_in_a_fresh_process(served, served_tex
                                       "OpenVINO bf16", "OpenVINO static int8"]
     assert (speed["sentences/s"] > 0).all() and speed["× PyTorch fp32"].iloc[0] == 1
     assert len(tables["profile"]) and tables["profile"]["share"].between(0, 1).all()
+    assert sorted(p.name for p in int8.parent.iterdir()) == ["model.bin", "model.xml"]  # no exports left
+    assert not (checkpoint / "openvino-int8").exists()

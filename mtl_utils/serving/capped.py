@@ -6,7 +6,7 @@ pick their kernels by the CPU's instruction sets, and both accept a ceiling from
 (the libraries read the variables once). ONNX Runtime's kernels ignore them, so its variants are not
 in these tables. Same cores, clocks and caches: only the instructions differ.
 
-    python -m mtl_utils.serving.capped CHECKPOINT INT8_XML TEXTS_JSON [--repeats 2]
+    python -m mtl_utils.serving.capped CHECKPOINT INT8_XML TEXTS_JSON WORKDIR [--repeats 2]
 
 prints one JSON object: sentences per second per variant and the profile of bf16 autocast. Taught in
 notebook 06, section 3.
@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -47,10 +48,11 @@ def bf16_profile(variant, tokenized, top: int = 4) -> list[dict[str, float | str
     return [{"op": key, "share": t / total, "ms": t / 1000} for key, t in events[:top]]
 
 
-def measure(checkpoint: Path, int8: Path, texts: Sequence[str], repeats: int) -> dict:
-    """Speed of PyTorch fp32 / bf16 autocast and OpenVINO fp32 / bf16 / int8 in this process."""
+def measure(checkpoint: Path, int8: Path, texts: Sequence[str], repeats: int, workdir: Path) -> dict:
+    """Speed of PyTorch fp32 / bf16 autocast and OpenVINO fp32 / bf16 / int8 in this process (the
+    fp32 graph exported into ``workdir``)."""
     model = MultiTaskModel.load(checkpoint, device="cpu")
-    fused = variants.export_onnx(model, int8.parent / "capped" / "model.onnx")
+    fused = variants.export_onnx(model, workdir / "model.onnx")
     bf16 = variants.torch_variant(model, autocast=torch.bfloat16)
     chosen = [variants.torch_variant(model), bf16,
               static_int8.openvino_variant(model, static_int8.unfused(fused), "OpenVINO fp32"),
@@ -69,25 +71,26 @@ def capped_speeds(checkpoint: Path, int8: Path, texts: Sequence[str], repeats: i
     """Run :func:`measure` once per setting of :data:`SETTINGS`, each in a fresh process with the
     ceilings set; ``speed``: sentences/s and × PyTorch fp32 per variant and setting; ``profile``:
     bf16 autocast's top ops per setting."""
-    texts_file = Path(int8).parent / "capped-texts.json"
-    texts_file.write_text(json.dumps(list(texts)))
     speed, profile = [], []
-    for name, ceiling in (settings or SETTINGS).items():
-        env = dict(os.environ)
-        for var in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
-            env.pop(var, None)
-        if ceiling:
-            env["ONEDNN_MAX_CPU_ISA"], env["MKL_ENABLE_INSTRUCTIONS"] = ceiling
-        done = subprocess.run([sys.executable, "-m", __name__, str(checkpoint), str(int8),
-                               str(texts_file), "--repeats", str(repeats)],
-                              capture_output=True, text=True, env=env)
-        if done.returncode:
-            raise RuntimeError(f"capped run '{name}' failed:\n{done.stderr[-2000:]}")
-        result = json.loads(done.stdout.strip().splitlines()[-1])
-        base = result["speed"]["PyTorch fp32"]
-        speed += [{"CPU": name, "variant": v, "sentences/s": s, "× PyTorch fp32": s / base}
-                  for v, s in result["speed"].items()]
-        profile += [{"CPU": name, **row} for row in result["bf16 profile"]]
+    with tempfile.TemporaryDirectory() as folder:  # the sentences and exports, not the checkpoint's
+        texts_file = Path(folder) / "texts.json"
+        texts_file.write_text(json.dumps(list(texts)))
+        for name, ceiling in (settings or SETTINGS).items():
+            env = dict(os.environ)
+            for var in ("ONEDNN_MAX_CPU_ISA", "MKL_ENABLE_INSTRUCTIONS"):
+                env.pop(var, None)
+            if ceiling:
+                env["ONEDNN_MAX_CPU_ISA"], env["MKL_ENABLE_INSTRUCTIONS"] = ceiling
+            done = subprocess.run([sys.executable, "-m", __name__, str(checkpoint), str(int8),
+                                   str(texts_file), folder, "--repeats", str(repeats)],
+                                  capture_output=True, text=True, env=env)
+            if done.returncode:
+                raise RuntimeError(f"capped run '{name}' failed:\n{done.stderr[-2000:]}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            base = result["speed"]["PyTorch fp32"]
+            speed += [{"CPU": name, "variant": v, "sentences/s": s, "× PyTorch fp32": s / base}
+                      for v, s in result["speed"].items()]
+            profile += [{"CPU": name, **row} for row in result["bf16 profile"]]
     return {"speed": pd.DataFrame(speed), "profile": pd.DataFrame(profile)}
 
 
@@ -96,11 +99,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkpoint", type=Path)
     parser.add_argument("int8", type=Path, help="the OpenVINO static int8 model (.xml)")
     parser.add_argument("texts", type=Path, help="a JSON list of sentences")
+    parser.add_argument("workdir", type=Path, help="a folder for the exported graph")
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args(argv)
     runtime.set_threads()
     texts = json.loads(args.texts.read_text())
-    print(json.dumps(measure(args.checkpoint, args.int8, texts, args.repeats)))
+    print(json.dumps(measure(args.checkpoint, args.int8, texts, args.repeats, args.workdir)))
     return 0
 
 

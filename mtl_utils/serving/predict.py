@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         sentences = read_sentences(args, stdin)
-        model = MultiTaskModel.load(args.checkpoint)
+        # the exported engines run on the CPU; PyTorch on the series' device
+        model = MultiTaskModel.load(args.checkpoint, device=None if args.backend == "torch" else "cpu")
         if args.backend == "torch":
             table = model.predict(sentences, tasks=args.tasks, batch_size=args.batch_size)
         else:

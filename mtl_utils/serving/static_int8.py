@@ -29,7 +29,7 @@ import torch
 from ..core.batching import length_sorted_batches
 from ..modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
 from ..modeling.model import MultiTaskModel
-from .variants import Variant, batched, export_onnx
+from .variants import Variant, batched, export_onnx, on_cpu
 
 #: Where :func:`save_openvino_int8` puts the calibrated model inside a checkpoint folder.
 OPENVINO_INT8 = "openvino-int8/model.xml"
@@ -46,7 +46,7 @@ def calibration_batches(model: MultiTaskModel, texts: Sequence[str], batch_size:
     batches = []
     for idx in length_sorted_batches(tokens.lengths, batch_size):
         batch = model.encoder.collate([tokens.ids[i] for i in idx])
-        batches.append({k: batch[k].numpy() for k in ("input_ids", "attention_mask")})
+        batches.append({k: batch[k].cpu().numpy() for k in ("input_ids", "attention_mask")})
     return batches
 
 
@@ -111,7 +111,8 @@ def openvino_variant(model: MultiTaskModel, graph, name: str, precision: str = "
     outputs = [compiled.output(n) for n in ["vectors", *model.task_names]]
 
     def forward(ids, mask):
-        result = request.infer({"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+        result = request.infer({"input_ids": ids.cpu().numpy(),
+                                "attention_mask": mask.cpu().numpy()})
         return [result[o] for o in outputs]
 
     return Variant(name, lambda tok, bs: batched(model, forward, tok, bs),
@@ -170,7 +171,7 @@ def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Seq
     with the digest of the checkpoint's weights in :data:`SOURCE`), where
     ``predict --backend openvino-int8`` finds it. ``model`` must be the checkpoint's model.
     Returns the model's path."""
-    folder = Path(checkpoint)
+    folder, model = Path(checkpoint), on_cpu(model)  # OpenVINO serves on the CPU
     weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
     fused = export_onnx(model, folder / "openvino-int8" / "export" / "model.onnx")
     target = folder / OPENVINO_INT8
