@@ -52,11 +52,11 @@ def measure(checkpoint: Path, int8: Path, texts: Sequence[str], repeats: int, wo
     """Speed of PyTorch fp32 / bf16 autocast and OpenVINO fp32 / bf16 / int8 in this process (the
     fp32 graph exported into ``workdir``)."""
     model = MultiTaskModel.load(checkpoint, device="cpu")
-    fused = variants.export_onnx(model, workdir / "model.onnx")
+    raw = variants.export_onnx(model, workdir / "model.onnx", fuse=False)
     bf16 = variants.torch_variant(model, autocast=torch.bfloat16)
     chosen = [variants.torch_variant(model), bf16,
-              static_int8.openvino_variant(model, static_int8.unfused(fused), "OpenVINO fp32"),
-              static_int8.openvino_variant(model, static_int8.unfused(fused), "OpenVINO bf16",
+              static_int8.openvino_variant(model, raw, "OpenVINO fp32"),
+              static_int8.openvino_variant(model, raw, "OpenVINO bf16",
                                            precision="bf16"),
               static_int8.openvino_variant(model, int8, "OpenVINO static int8")]
     tokenized = model.encoder.token_ids(list(texts))

@@ -85,9 +85,10 @@ def backend_variant(model: MultiTaskModel, checkpoint: str | Path, backend: str,
         return static_int8.openvino_variant(model, graph, "OpenVINO static int8")
     if backend not in BACKENDS:
         raise ValueError(f"backend {backend!r} is not one of {', '.join(BACKENDS)}")
-    fused = variants.export_onnx(model, folder / "model.onnx")
     if backend == "openvino":
-        return static_int8.openvino_variant(model, static_int8.unfused(fused), "OpenVINO fp32")
+        raw = variants.export_onnx(model, folder / "model.onnx", fuse=False)
+        return static_int8.openvino_variant(model, raw, "OpenVINO fp32")
+    fused = variants.export_onnx(model, folder / "model.onnx")
     return variants.onnx_variant(model, variants.quantize_onnx(fused), "ONNX Runtime int8")
 
 

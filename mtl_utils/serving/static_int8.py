@@ -173,12 +173,12 @@ def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Seq
     Returns the model's path."""
     folder, model = Path(checkpoint), on_cpu(model)  # OpenVINO serves on the CPU
     weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
-    fused = export_onnx(model, folder / "openvino-int8" / "export" / "model.onnx")
+    raw = export_onnx(model, folder / "openvino-int8" / "export" / "model.onnx", fuse=False)
     target = folder / OPENVINO_INT8
-    openvino_int8(unfused(fused), calibration_batches(model, texts, batch_size), target)
-    for path in sorted(fused.parent.iterdir()):
+    openvino_int8(raw, calibration_batches(model, texts, batch_size), target)
+    for path in sorted(raw.parent.iterdir()):
         path.unlink()
-    fused.parent.rmdir()
+    raw.parent.rmdir()
     (folder / SOURCE).write_text(json.dumps({WEIGHTS_FILE: weights, "calibration sentences":
                                              len(texts)}, indent=2))
     return target

@@ -141,10 +141,11 @@ def torch_int8_variant(model: MultiTaskModel, keep_fp32: Sequence[str | int] = (
     return variant
 
 
-def export_onnx(model: MultiTaskModel, path: Path) -> Path:
+def export_onnx(model: MultiTaskModel, path: Path, fuse: bool = True) -> Path:
     """Export the model (sentence vectors and every head) to ONNX with dynamic batch and length, using eager
     attention so that ONNX Runtime's optimiser recognises and fuses BERT's attention; the fused graph is saved
-    beside it (``*.opt.onnx``) and returned."""
+    beside it (``*.opt.onnx``) and returned. With ``fuse=False`` the
+    plain export is returned (what OpenVINO and NNCF read), without running the optimiser."""
     from onnxruntime.transformers import optimizer
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +164,8 @@ def export_onnx(model: MultiTaskModel, path: Path) -> Path:
                               dynamic_axes=axes, opset_version=17)
     finally:
         transformer.set_attn_implementation(previous)
+    if not fuse:
+        return path
     config = transformer.config
     fused = optimizer.optimize_model(str(path), model_type="bert", num_heads=config.num_attention_heads,
                                      hidden_size=config.hidden_size, opt_level=1)
