@@ -41,11 +41,12 @@ MODULES = {
     "runs": "training.runs", "distributed": "training.distributed", "launch": "training.launch",
     "speed": "serving.speed", "scaling": "notebook.scaling",
     "experiments": "notebook.experiments", "report": "notebook.report", "plots": "notebook.plots",
-    "records": "notebook.records",
+    "records": "notebook.records", "explore": "notebook.explore",
 }
 # Names a notebook imports directly: module -> names.
 NAMES = {
     "core.seeding": ["set_seed"],
+    "core.progress": ["progress"],
     "data.tasks": ["SPLITS", "Task", "describe", "load_genre", "load_sentiment", "load_tasks", "load_topic",
                    "with_train_labels"],
     "modeling.pooling": ["POOLING_MODES", "mean_pool", "pool"],

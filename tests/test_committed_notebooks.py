@@ -99,3 +99,10 @@ def test_no_machine_paths_in_the_papermill_metadata(notebook):
     """papermill records where the files were on the machine that ran them; that is nobody else's business."""
     _, nb = notebook
     assert not {"input_path", "output_path"} & set(nb["metadata"].get("papermill", {}))
+
+
+def test_no_widget_state_is_committed(notebook):
+    """Widget state saved by a headless run (a library's progress bar) makes the book load the widget
+    manager from a CDN for nothing; the series' live controls run in JupyterLab, not from saved state."""
+    path, nb = notebook
+    assert "widgets" not in nb["metadata"], f"{path.name} carries saved widget state"

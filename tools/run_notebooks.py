@@ -50,8 +50,8 @@ def kernel_display_name(name: str = KERNEL) -> str:
 
 def execute(notebook: Path, target: Path, parameters: dict, cwd: Path | None = None) -> float:
     """Run one notebook with papermill, headless and quiet; return the seconds it took. The executed copy
-    keeps the installed kernel's name, so JupyterLab opens it unmodified, and not papermill's record of this
-    machine's paths."""
+    keeps the installed kernel's name, so JupyterLab opens it unmodified, and neither papermill's record of this
+    machine's paths nor saved widget state."""
     os.environ[HEADLESS_ENV] = "1"
     start = time.perf_counter()
     pm.execute_notebook(str(notebook), str(target), parameters=parameters, cwd=str(cwd or notebook.parent),
@@ -61,6 +61,7 @@ def execute(notebook: Path, target: Path, parameters: dict, cwd: Path | None = N
     executed.metadata["kernelspec"] = {"display_name": kernel_display_name(), "language": "python", "name": KERNEL}
     for machine_path in ("input_path", "output_path"):  # where this machine keeps the files: nobody else's
         executed.metadata.get("papermill", {}).pop(machine_path, None)
+    executed.metadata.pop("widgets", None)  # a library's progress bars: the book would fetch a widget manager
     nbformat.write(executed, target)
     return seconds
 

@@ -55,16 +55,21 @@ def summary(per_query: pd.DataFrame) -> dict[str, float]:
     return {m: float(per_query[m].mean()) for m in per_query.columns if m != "rank"}
 
 
-def encoder_scores(encoder: SentenceEncoder, data: RetrievalSet, batch_size: int = 64) -> np.ndarray:
-    """Cosine similarities of every query's vector with every passage's (queries × passages)."""
-    queries = encoder.encode(list(data.queries), batch_size=batch_size, warn_truncation=False)
-    passages = encoder.encode(list(data.passages), batch_size=batch_size, warn_truncation=False)
+def encoder_scores(encoder: SentenceEncoder, data: RetrievalSet, batch_size: int = 64,
+                   show_progress: bool | None = None) -> np.ndarray:
+    """Cosine similarities of every query's vector with every passage's (queries × passages);
+    ``show_progress`` as in :meth:`~mtl_utils.modeling.encoder.SentenceEncoder.encode`."""
+    queries = encoder.encode(list(data.queries), batch_size=batch_size, show_progress=show_progress,
+                             warn_truncation=False)
+    passages = encoder.encode(list(data.passages), batch_size=batch_size, show_progress=show_progress,
+                              warn_truncation=False)
     return cosine_matrix(queries, passages)
 
 
-def evaluate_encoder(encoder: SentenceEncoder, data: RetrievalSet, batch_size: int = 64) -> pd.DataFrame:
+def evaluate_encoder(encoder: SentenceEncoder, data: RetrievalSet, batch_size: int = 64,
+                     show_progress: bool | None = None) -> pd.DataFrame:
     """:func:`rank_metrics` of ``encoder`` on ``data`` (one row per query)."""
-    return rank_metrics(encoder_scores(encoder, data, batch_size), data)
+    return rank_metrics(encoder_scores(encoder, data, batch_size, show_progress), data)
 
 
 def bm25_scores(data: RetrievalSet, k1: float = 1.5, b: float = 0.75) -> np.ndarray:

@@ -21,25 +21,40 @@ from matplotlib.ticker import NullFormatter
 TASK_ORDER = ("topic", "sentiment", "genre")
 
 
+def figure_png(fig: Figure, dpi: int = 110) -> bytes:
+    """``fig`` as PNG bytes (tight bounding box); the figure is closed."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def _img(png: bytes, alt: str) -> str:
+    encoded = base64.b64encode(png).decode()
+    return f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt, quote=True)}"/>'
+
+
+def figure_html(fig: Figure, alt: str, dpi: int = 110) -> str:
+    """``fig`` as an HTML ``<img>`` with the PNG inline and ``alt`` as its alternative text (for views that
+    are HTML, such as :mod:`mtl_utils.notebook.explore`'s); the figure is closed."""
+    return _img(figure_png(fig, dpi), alt)
+
+
 def show(fig: Figure, alt: str, path: str | Path | None = None, dpi: int = 110) -> None:
     """Save ``fig`` as PNG (to ``path``, if given), display it with ``alt`` as its alternative text, close it.
 
     The display carries the image twice: an HTML ``<img alt=...>`` (JupyterLab, nbconvert and the book show
     this one) and the plain PNG (for renderers that take no HTML), plus the text itself."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    png = buffer.getvalue()
+    png = figure_png(fig, dpi)
     if path is not None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_bytes(png)
-    plt.close(fig)
-    encoded = base64.b64encode(png).decode()
     try:
         from IPython.display import display
     except ImportError:  # plain Python: nothing to display
         return
-    display({"text/html": f'<img src="data:image/png;base64,{encoded}" alt="{html.escape(alt, quote=True)}"/>',
-             "image/png": encoded, "text/plain": f"[figure] {alt}"}, raw=True)
+    display({"text/html": _img(png, alt), "image/png": base64.b64encode(png).decode(),
+             "text/plain": f"[figure] {alt}"}, raw=True)
 
 
 def _short(text: str, width: int) -> str:
@@ -233,23 +248,22 @@ def confusion_matrices(confusion: Mapping[str, np.ndarray], labels: Mapping[str,
 
 
 def sweep_plot(summary: pd.DataFrame, title: str = "Freezing the bottom k encoder layers") -> Figure:
-    """Two panels against k: test accuracy per task (mean over seeds with min–max, majority class dashed) and
-    seconds of the training loop per run (log scale)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    """Two panels against k, stacked to fit the book's column: test accuracy per task (mean over seeds with
+    min–max, majority class dashed) and seconds of the training loop per run (log scale)."""
+    fig, (left, right) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     for task, rows in summary.groupby("task", sort=False):
         stats = rows.groupby("k")["accuracy"].agg(["mean", "min", "max"])
         line = left.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
                              marker="o", capsize=3, label=task)
         left.axhline(rows["majority baseline"].iloc[0], ls="--", color=line[0].get_color(), alpha=0.6,
                      label=f"{task}: majority class")
-    left.set_xlabel("frozen encoder layers k (embeddings frozen for k > 0)")
     left.set_ylabel("test accuracy (bars: min–max over seeds)")
     left.set_title("accuracy vs k")
-    left.legend(fontsize=8)
+    left.legend(fontsize=9)
     time_k = summary.drop_duplicates(["k", "seed"]).groupby("k")["train seconds"].mean()
     right.plot(time_k.index, time_k.values, marker="o", color="tab:gray")
     right.set_yscale("log")
-    right.set_xlabel("frozen encoder layers k (k = all: heads only)")
+    right.set_xlabel("frozen encoder layers k (embeddings frozen for k > 0; k = all: heads only)")
     right.set_ylabel("seconds of training per run (log scale)")
     right.set_title("training time vs k (with the frozen-layer cache)")
     fig.suptitle(title)
@@ -259,17 +273,18 @@ def sweep_plot(summary: pd.DataFrame, title: str = "Freezing the bottom k encode
 
 def drift_plot(table: pd.DataFrame, watched: str, trained: str) -> Figure:
     """The watched task's test accuracy and the trained task's validation accuracy per round, one line per
-    continuation run (``table``: :func:`mtl_utils.notebook.experiments.drift_table`)."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4))
+    continuation run (``table``: :func:`mtl_utils.notebook.experiments.drift_table`); two panels stacked to
+    fit the book's column."""
+    fig, (left, right) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     for name, part in table.groupby("run", sort=False):
         left.plot(part["round"], part[f"{watched} test accuracy"], marker="o", label=name)
         right.plot(part["round"], part[f"{trained} val accuracy"], marker="o", label=name)
     left.set_title(f"{watched} (not trained here): test accuracy")
     right.set_title(f"{trained} (trained): validation accuracy")
+    right.set_xlabel(f"round of {trained}-only training (0 = the starting model)")
     for ax in (left, right):
-        ax.set_xlabel(f"round of {trained}-only training (0 = the starting model)")
         ax.set_ylabel("accuracy")
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=9)
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
@@ -321,10 +336,11 @@ def lr_profile(tables: Mapping[str, pd.DataFrame], title: str = "Learning rate b
     return fig
 
 
-def lr_schedule_plot(schedule: pd.DataFrame, groups: Sequence[str], title: str) -> Figure:
+def lr_schedule_plot(schedule: pd.DataFrame, groups: Sequence[str], title: str,
+                     figsize: tuple[float, float] = (7, 3.5)) -> Figure:
     """Learning rate per step of some groups (``schedule``: :func:`mtl_utils.training.optim.lr_schedule`), log scale."""
     wide = schedule.pivot(index="step", columns="group", values="learning rate")
-    fig, ax = plt.subplots(figsize=(7, 3.5))
+    fig, ax = plt.subplots(figsize=figsize)
     for group in groups:
         if group in wide:
             ax.plot(wide.index, wide[group], label=group)

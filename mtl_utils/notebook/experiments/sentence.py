@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...core.progress import headless, progress
+from ...core.progress import progress
 from ...data.retrieval import HeadlinePassages, RetrievalSet
 from ...data.tasks import Task, with_train_labels
 from ...evaluation.comparisons import compare_scores, compare_seeds
@@ -23,6 +23,7 @@ from ...training.contrastive import saved_activation_bytes
 from ...training.runs import train_or_load
 from ...training.sentence_training import PairConfig, PairData, pairs_or_load, setfit_pairs
 from ...training.trainer import TrainResult
+from .. import explore
 
 MAIN = "MRR@10"  # the metric the comparisons are on
 
@@ -48,9 +49,11 @@ def series_arms(quick: bool, model: str | None = None) -> dict[str, TrainConfig]
 def profile(encoder: SentenceEncoder, bench: HeadlinePassages, topic: Task, seed: int = 0
             ) -> tuple[pd.DataFrame, float]:
     """An encoder as an embedding: per-query retrieval metrics on ``bench`` and the V-measure of k-means on
-    its vectors of the topic test sentences."""
-    per_query = evaluate_encoder(encoder, bench.evaluation)
-    vectors = encoder.encode(list(topic["test"]["text"]), batch_size=64, warn_truncation=False)
+    its vectors of the topic test sentences. No progress bar of its own: callers loop over encoders under
+    one bar."""
+    per_query = evaluate_encoder(encoder, bench.evaluation, show_progress=False)
+    vectors = encoder.encode(list(topic["test"]["text"]), batch_size=64, show_progress=False,
+                             warn_truncation=False)
     return per_query, clustering_score(vectors, topic["test"]["label"].to_numpy(), seed)
 
 
@@ -120,8 +123,9 @@ def setfit_arm(model: str | None, task: Task, n: int, seeds: Sequence[int], iter
         pairs = setfit_pairs(list(subset["text"]), subset["label"].to_numpy(), iterations, seed)
         run = pairs_or_load(config.replace(model=model or config.model, seed=seed), pairs, force=force,
                             progress_bar=False)
-        train_X = run.encoder.encode(list(subset["text"]), warn_truncation=False)
-        test_X = run.encoder.encode(list(task["test"]["text"]), batch_size=64, warn_truncation=False)
+        train_X = run.encoder.encode(list(subset["text"]), show_progress=False, warn_truncation=False)
+        test_X = run.encoder.encode(list(task["test"]["text"]), batch_size=64, show_progress=False,
+                                    warn_truncation=False)
         results[seed] = probe_cv(train_X, subset["label"].to_numpy(), test_X, test_y, seed=seed)
         rows.append({"experiment": "SetFit", "seed": seed, "labels": len(subset), "pairs": len(pairs),
                      "accuracy": results[seed].accuracy, "C": results[seed].C,
@@ -169,25 +173,12 @@ def _passage_vectors(encoder: SentenceEncoder, data: RetrievalSet) -> np.ndarray
 
 def search_box(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str, k: int = 3):
     """A text box whose search runs as the reader types (JupyterLab); under papermill or in the static book,
-    the table for ``query``. Passage vectors are computed once per encoder."""
-    from IPython.display import display
-
-    if headless():
-        return semantic_search(encoders, data, query, k)
+    the table for ``query``. Passage vectors are computed once per encoder
+    (:func:`mtl_utils.notebook.explore.explorer`)."""
     import ipywidgets as widgets
 
-    box = widgets.Text(value=query, description="query", continuous_update=False,
-                       layout=widgets.Layout(width="80%"))
-    out = widgets.Output()
-
-    def show(change=None) -> None:
-        out.clear_output(wait=True)
-        with out:
-            try:
-                display(semantic_search(encoders, data, box.value, k))
-            except ValueError as error:
-                print(error)
-
-    box.observe(show, names="value")
-    show()
-    return widgets.VBox([box, out])
+    control = widgets.Text(value=query, description="query", continuous_update=False,
+                           layout=widgets.Layout(width="80%"))
+    return explore.explorer(control, lambda text: explore.table_html(semantic_search(encoders, data, text, k)),
+                            lambda: explore.table_html(semantic_search(encoders, data, query, k)),
+                            "the box searches as you type", f"the query \u201c{query}\u201d")

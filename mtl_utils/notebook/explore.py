@@ -1,0 +1,253 @@
+"""Live controls where playing teaches: a control, a view that re-renders from what the notebook already
+computed (no training on a slider), and a static fallback for papermill and the book.
+
+Each explorer is a ``render(value) -> HTML`` function and the control that picks ``value``
+(:func:`explorer`). In JupyterLab the view follows the control; in a headless run (``MTL_HEADLESS=1``, set by
+``tools.run_notebooks``, so also in the book, which shows the committed outputs) the explorer returns the
+static HTML instead: the same rendering for a few chosen values, with a line saying what the control does.
+Tests drive the controls without a browser: set ``control.value``, read ``view.value``.
+
+* :func:`freezing_explorer` (notebook 03): pick k, see what trains, the trainable parameters and what the
+  sweep measured at that k;
+* :func:`decay_explorer` (notebook 04): move ξ, see every group's peak rate and the schedule;
+* :func:`sentence_explorer` (notebook 05): type a sentence, see its nearest neighbours and both heads'
+  answers.
+"""
+from __future__ import annotations
+
+import html
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..core.progress import headless
+from ..evaluation.similarity import cosine_matrix
+from ..modeling import anatomy
+from ..modeling.model import MultiTaskModel
+from ..training import freezing, optim, protocol
+from . import plots
+
+LIVE_NOTE = "In JupyterLab {what}; this static copy shows {shown}."
+
+
+@dataclass
+class Explorer:
+    """A live control and its view (an ``ipywidgets.HTML``); ``widget`` is what the notebook displays."""
+
+    control: Any
+    view: Any
+    render: Callable[[Any], str]
+    widget: Any
+
+    def update(self, value: Any) -> None:
+        """Re-render the view for ``value``; a ``ValueError`` of ``render`` is shown, not raised (a reader
+        typing is mid-way, not wrong)."""
+        try:
+            self.view.value = self.render(value)
+        except ValueError as error:
+            self.view.value = f"<p><b>{html.escape(str(error))}</b></p>"
+
+
+def explorer(control: Any, render: Callable[[Any], str], static: Callable[[], str], what: str, shown: str):
+    """``control`` and a view of ``render(control.value)`` that follows it (live), or, headless, the HTML of
+    ``static()`` under a note ("In JupyterLab {what}; this static copy shows {shown}."). Returns what the
+    notebook displays: the live :class:`Explorer`'s widget, or an ``IPython.display.HTML``."""
+    from IPython.display import HTML
+
+    if headless():
+        note = LIVE_NOTE.format(what=what, shown=shown)
+        return HTML(f"<p><i>{html.escape(note)}</i></p>{static()}")
+    import ipywidgets as widgets
+
+    view = widgets.HTML()
+    live = Explorer(control, view, render, widgets.VBox([control, view]))
+    control.observe(lambda change: live.update(change["new"]), names="value")
+    live.update(control.value)
+    return live
+
+
+def table_html(table: pd.DataFrame) -> str:
+    """A small table as HTML without its 0..N index."""
+    return table.to_html(index=False, border=0, escape=True, na_rep="–")
+
+
+# --- notebook 03: how many layers to freeze -------------------------------------------------------------------
+
+def trainable_by_k(model: MultiTaskModel) -> dict[int, int]:
+    """Trainable parameters with the embeddings and the bottom k layers frozen, for every k (the model is
+    left unfrozen)."""
+    counts = {}
+    for k in range(anatomy.num_layers(model) + 1):
+        freezing.unfreeze_all(model)
+        counts[k] = anatomy.trainable_parameters(freezing.freeze_bottom(model, k))
+    freezing.unfreeze_all(model)
+    return counts
+
+
+def layer_strip(k: int, n_layers: int) -> str:
+    """One box per part, bottom (embeddings) to top (heads): grey frozen, green trained."""
+    parts = ["embeddings", *[f"layer {i}" for i in range(1, n_layers + 1)], "heads"]
+    boxes = []
+    for i, part in enumerate(parts):
+        frozen = k > 0 and i <= k  # k >= 1 freezes the embeddings and layers 1..k
+        colour, state = ("#d9d9d9", "frozen") if frozen else ("#a6dba0", "trained")
+        boxes.append(f'<span style="display:inline-block;padding:4px 8px;margin:2px;background:{colour};'
+                     f'border-radius:3px" title="{state}">{part}</span>')
+    return "<div>" + "".join(boxes) + "</div>"
+
+
+def freezing_view(k: int, trainable: Mapping[int, int], sweep: pd.DataFrame) -> str:
+    """What freezing the bottom ``k`` layers trains and, where the sweep ran that k, what it measured:
+    training seconds per run, speed-up and each task's accuracy against k = 0 (``sweep``:
+    :func:`mtl_utils.notebook.experiments.sweep_table`)."""
+    if k not in trainable:
+        raise ValueError(f"k must be one of {sorted(trainable)}, got {k!r}")
+    n_layers = max(trainable)
+    share = trainable[k] / trainable[0]
+    lines = [layer_strip(k, n_layers),
+             f"<p><b>k = {k}</b>: {trainable[k]:,} trainable parameters ({share:.1%} of full fine-tuning).</p>"]
+    row = sweep[sweep["k"] == k]
+    if row.empty:
+        ran = ", ".join(str(v) for v in sweep["k"])
+        lines.append(f"<p>The sweep did not train k = {k} (it ran k = {ran}).</p>")
+    else:
+        measured = row.iloc[0]
+        cells = {"train seconds per run": f"{measured['train seconds per run']:.1f}",
+                 "speed-up": f"{measured['speed-up']:.1f}×"}
+        for column in sweep.columns:
+            if column.endswith(" accuracy") or " − " in column:
+                cells[column] = measured[column] if isinstance(measured[column], str) else f"{measured[column]:.3f}"
+        lines.append(table_html(pd.DataFrame([cells])))
+    return "".join(lines)
+
+
+def freezing_overview(trainable: Mapping[int, int], sweep: pd.DataFrame) -> str:
+    """Every k in one table: trainable parameters, their share, and the sweep's seconds and accuracies."""
+    measured = sweep.set_index("k")
+    accuracy = [c for c in sweep.columns if c.endswith(" accuracy")]
+    rows = []
+    for k, count in trainable.items():
+        row = {"k": k, "trainable parameters": f"{count:,}", "share": f"{count / trainable[0]:.1%}"}
+        ran = k in measured.index
+        row["train s / run"] = f"{measured.loc[k, 'train seconds per run']:.1f}" if ran else "–"
+        row.update({c: f"{measured.loc[k, c]:.3f}" if ran else "–" for c in accuracy})
+        rows.append(row)
+    return table_html(pd.DataFrame(rows))
+
+
+def freezing_explorer(model: MultiTaskModel, sweep: pd.DataFrame, k: int = 0):
+    """A slider over k = 0 … L (notebook 03): the frozen and trained parts, the trainable parameters, and
+    the sweep's measurements where it ran that k. Static: every k in one table."""
+    import ipywidgets as widgets
+
+    trainable = trainable_by_k(model)
+    control = widgets.IntSlider(value=k, min=0, max=max(trainable), description="frozen k",
+                                continuous_update=True)
+    return explorer(control, lambda v: freezing_view(v, trainable, sweep),
+                    lambda: freezing_overview(trainable, sweep),
+                    "a slider picks k", "every k at once")
+
+
+# --- notebook 04: layer-wise learning-rate decay --------------------------------------------------------------
+
+def decay_groups(model: torch.nn.Module, xi: float, lr: float, head_lr: float,
+                 weight_decay: float) -> list[dict]:
+    """The optimizer's groups under decay ``xi`` (1: uniform rates, split per layer), the top rate matched
+    so that the mean over depth stays ``lr`` (:func:`mtl_utils.training.protocol.mean_matched_lr`)."""
+    top = protocol.mean_matched_lr(xi, anatomy.num_layers(model), lr)
+    return optim.param_groups(model, top, weight_decay, head_lr, layer_decay=xi)
+
+
+def decay_view(model: torch.nn.Module, xi: float, lr: float, head_lr: float, weight_decay: float,
+               steps: int) -> str:
+    """The rate table and the schedule of three groups (a head, the top layer, the embeddings) for one ξ."""
+    groups = decay_groups(model, xi, lr, head_lr, weight_decay)
+    table = optim.lr_table(model, groups)
+    shown = pd.DataFrame({"group": table["group"], "peak rate": table["learning rate"].map("{:.2e}".format),
+                          "× top layer": table["relative to top layer"].map("{:.2f}".format)})
+    schedule = optim.lr_schedule(groups, int(0.1 * steps), steps)
+    watched = [table["group"].iloc[0], f"layer {anatomy.num_layers(model)}", "embeddings"]
+    figure = plots.lr_schedule_plot(schedule, watched, f"Learning rate per step, ξ = {xi:g}", figsize=(6, 3))
+    image = plots.figure_html(figure, f"Learning-rate schedule of {', '.join(watched)} for ξ = {xi:g}.")
+    return ('<div style="display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start">'
+            f"<div>{table_html(shown)}</div><div>{image}</div></div>")
+
+
+def decay_overview(model: torch.nn.Module, values: Sequence[float], lr: float, head_lr: float,
+                   weight_decay: float) -> str:
+    """Peak rates of every group for several ξ side by side (ξ = 1: uniform)."""
+    wide = pd.DataFrame()
+    for xi in values:
+        table = optim.lr_table(model, decay_groups(model, xi, lr, head_lr, weight_decay))
+        wide["group"] = table["group"]
+        wide[f"ξ = {xi:g}"] = table["learning rate"].map("{:.1e}".format)
+    return table_html(wide)
+
+
+def decay_explorer(model: torch.nn.Module, lr: float, head_lr: float, weight_decay: float, steps: int,
+                   xi: float = 0.65, static_values: Sequence[float] = (1.0, 0.9, 0.8, 0.65, 0.5)):
+    """A slider over ξ from 0.3 to 1 (notebook 04): each group's peak rate (mean over depth matched to
+    ``lr``) and the warm-up/decay schedule of three groups over ``steps``. Static: the rates for
+    ``static_values``."""
+    import ipywidgets as widgets
+
+    control = widgets.FloatSlider(value=xi, min=0.3, max=1.0, step=0.05, description="ξ",
+                                  continuous_update=False, readout_format=".2f")
+    return explorer(control, lambda v: decay_view(model, v, lr, head_lr, weight_decay, steps),
+                    lambda: decay_overview(model, static_values, lr, head_lr, weight_decay),
+                    "a slider moves ξ and redraws the table and the schedule",
+                    "the rates for ξ = " + ", ".join(f"{v:g}" for v in static_values))
+
+
+# --- notebook 05: a sentence, its neighbours and both heads -----------------------------------------------
+
+@dataclass
+class Neighbourhood:
+    """Sentences with labels, embedded once by a multi-task model's encoder."""
+
+    model: MultiTaskModel
+    texts: list[str]
+    labels: list[str]
+    vectors: np.ndarray
+
+    @classmethod
+    def of(cls, model: MultiTaskModel, texts: Sequence[str], labels: Sequence[str]) -> "Neighbourhood":
+        if len(texts) != len(labels):
+            raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+        vectors = model.encoder.encode(list(texts), batch_size=64, warn_truncation=False)
+        return cls(model, list(texts), list(labels), vectors)
+
+
+def sentence_view(space: Neighbourhood, sentence: str, k: int = 5) -> str:
+    """Both heads' answers for ``sentence`` (label and probability) and its ``k`` nearest sentences."""
+    if not sentence.strip():
+        raise ValueError("type a sentence: the text is empty")
+    answers = space.model.predict([sentence], warn_truncation=False).iloc[0]
+    heads = []
+    for task, labels in space.model.task_labels.items():
+        p = answers[f"{task}: p({answers[task]})"]
+        heads.append({"head": task, "answer": answers[task], "probability": f"{p:.2f}"})
+    query = space.model.encoder.encode([sentence], warn_truncation=False)
+    scores = cosine_matrix(query, space.vectors)[0]
+    near = [{"cosine": f"{scores[i]:.3f}", "label": space.labels[i],
+             "sentence": space.texts[i][:100] + ("…" if len(space.texts[i]) > 100 else "")}
+            for i in np.argsort(-scores)[:k]]
+    return (f"<p><b>{html.escape(sentence)}</b></p>{table_html(pd.DataFrame(heads))}"
+            f"<p>Nearest sentences:</p>{table_html(pd.DataFrame(near))}")
+
+
+def sentence_explorer(space: Neighbourhood, sentence: str, examples: Sequence[str] = (), k: int = 5):
+    """A text box (notebook 05): type a sentence, see both heads' answers and its nearest neighbours under
+    the model's encoder. Static: ``sentence`` and ``examples``."""
+    import ipywidgets as widgets
+
+    control = widgets.Text(value=sentence, description="sentence", continuous_update=False,
+                           layout=widgets.Layout(width="90%"))
+    shown = [sentence, *examples]
+    return explorer(control, lambda v: sentence_view(space, v, k),
+                    lambda: "".join(sentence_view(space, s, k) for s in shown),
+                    "a text box takes any sentence", f"{len(shown)} sentence(s)")
