@@ -50,3 +50,24 @@ def test_pages_declare_their_scripts_once_and_a_theme_mode(site):
         html = page.read_text()
         assert html.count("const THEBE_JS_URL") <= 1, page.name
         assert 'data-theme="light"' in html, page.name
+
+
+def test_the_book_reads_in_a_browser(site, tmp_path):
+    """tools/check_book.py at 1280×900: no console error, every image loads, no table cut off by the column,
+    the search finds pages. Needs Chromium and playwright (skipped without them)."""
+    import shutil
+
+    pytest.importorskip("playwright")
+    browser = shutil.which("chromium")
+    if browser is None:
+        pytest.skip("no Chromium here (Debian: apt-get install chromium)")
+    from tools import check_book
+
+    problems = check_book.check(site, tmp_path, browser)
+    clipped = [p for p in problems if ": clipped at " in p]
+    assert [p for p in problems if p not in clipped] == []
+    # 29 tables were cut off before the book's table style; 5 remain (01's vector table, 02's two prediction
+    # tables, 04's A/B comparison, 05's batch table), which need fewer columns in the notebooks: a ratchet
+    # until they are re-run with narrower tables.
+    assert len(clipped) <= 5, clipped
+    assert (tmp_path / "03_freezing_tradeoffs.png").is_file() and (tmp_path / "search.png").is_file()

@@ -51,3 +51,28 @@ def test_make_targets_the_readme_names_exist():
     targets = set(re.findall(r"^([\w-]+):", makefile, re.M))
     for target in set(re.findall(r"`make ([\w-]+)", README)):
         assert target in targets, f"README names `make {target}`, which the Makefile lacks"
+
+
+def test_a_refresh_from_the_cache_keeps_the_time_of_the_run_that_trained():
+    from tools.run_notebooks import keep_cold_run
+
+    trained = {"metrics": {"runtime_minutes": 15.38}, "written": "2026-12-02T16:43:27+0000"}
+    warm = {"metrics": {"runtime_minutes": 1.5}, "written": "2026-12-03T10:00:00+0000"}
+    first = keep_cold_run(trained, warm)
+    assert first["cold run"] == {"minutes": 15.38, "measured": "2026-12-02"}
+    assert first["metrics"]["runtime_minutes"] == 1.5  # this run's own time stays what it was
+    again = keep_cold_run(first, {**warm, "written": "2026-12-04T09:00:00+0000"})
+    assert again["cold run"] == first["cold run"]  # a second warm refresh keeps the run that trained
+    assert keep_cold_run({}, warm) == warm
+
+
+def test_the_index_shows_a_cold_run_marked_with_the_warm_time_below(tmp_path, monkeypatch):
+    import json
+
+    record = {"metrics": {"runtime_minutes": 1.5}, "written": "2026-12-03T10:00:00+0000",
+              "cold run": {"minutes": 15.4, "measured": "2026-12-02"}}
+    (tmp_path / "03.json").write_text(json.dumps(record))
+    monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path)
+    table = readme.runtimes()
+    assert "| 15.4 min † | 2026-12-02 |" in table
+    assert "03 (1.5 min on 2026-12-03)" in table and "**15.4 min**" in table

@@ -37,6 +37,42 @@ sphinx:
     html_context:
       default_mode: light
 """
+#: Jupyter Book adds every ``.css``/``.js`` file of the source's ``_static/`` to each page.
+CSS = """\
+/* Result tables: small enough that the series' tables fit the text column at 1280 px (tools/check_book.py
+   checks it), header cells wrap instead of widening the table. */
+.cell_output table { font-size: 0.78rem; }
+.cell_output table th, .cell_output table td { padding: 0.2em 0.45em; }
+.cell_output table th { white-space: normal; max-width: 12em; }
+.cell_output table td { white-space: normal; max-width: 22em; overflow-wrap: anywhere; }
+.cell_output table { table-layout: auto; }
+article table { font-size: 0.85rem; }
+/* Figures: a click opens the image at full size. */
+.cell_output img { cursor: zoom-in; }
+.mtl-zoom { position: fixed; inset: 0; z-index: 2000; display: flex; align-items: center;
+            justify-content: center; background: rgba(0, 0, 0, 0.8); cursor: zoom-out; }
+.mtl-zoom img { max-width: 98vw; max-height: 98vh; background: white; }
+"""
+JS = """\
+// A click on a figure opens it at full size over the page; a click or Escape closes it.
+document.addEventListener("DOMContentLoaded", () => {
+  const close = () => document.querySelectorAll(".mtl-zoom").forEach((e) => e.remove());
+  document.querySelectorAll(".cell_output img").forEach((img) => {
+    img.title = img.title || "click to enlarge";
+    img.addEventListener("click", () => {
+      const overlay = document.createElement("div");
+      overlay.className = "mtl-zoom";
+      const big = document.createElement("img");
+      big.src = img.src;
+      big.alt = img.alt;
+      overlay.appendChild(big);
+      overlay.addEventListener("click", close);
+      document.body.appendChild(overlay);
+    });
+  });
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape") close(); });
+});
+"""
 THEBE_SCRIPT = re.compile(r"<script>const THEBE_JS_URL = [^\n]*?</script>\n?")
 
 
@@ -60,6 +96,9 @@ def prepare(source: Path) -> Path:
         shutil.rmtree(source)
     source.mkdir(parents=True)
     (source / "_config.yml").write_text(CONFIG)
+    (source / "_static").mkdir()
+    (source / "_static" / "book.css").write_text(CSS)
+    (source / "_static" / "book.js").write_text(JS)
     pages = [Path(ORIGINAL).stem, *(nb.stem for nb in notebooks()), "readme"]
     chapters = "\n".join(f"  - file: {page}" for page in pages)
     (source / "_toc.yml").write_text(f"format: jb-book\nroot: index\nchapters:\n{chapters}\n")

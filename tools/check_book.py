@@ -1,5 +1,7 @@
-"""Open every page of the built book in headless Chromium: fail on a console error, a page error or an image
-that did not load, and save a screenshot of each page (to look at what a reader sees).
+"""Open every page of the built book in headless Chromium at 1280×900: fail on a console error, a page error,
+an image that did not load or a table whose columns the text column cuts off (a table wider than the
+scrolling box around it, or than the article), check that the search page finds a word of the book, and save
+a screenshot of each page (to look at what a reader sees).
 
     make book
     python tools/check_book.py [--site build/book/_build/html] [--screenshots build/book/screenshots]
@@ -20,6 +22,24 @@ from pathlib import Path
 from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
+VIEWPORT = {"width": 1280, "height": 900}
+SEARCH_WORD = "pooling"
+# Tables cut off by the column: wider than a box around them that scrolls or hides (up to the article), or
+# reaching past the article's right edge. Each as "table N (first header cells)".
+CLIPPED_TABLES = """() => {
+  const article = document.querySelector("article") || document.querySelector("main") || document.body;
+  const right = article.getBoundingClientRect().right;
+  return [...article.querySelectorAll("table")].flatMap((table, i) => {
+    let cut = table.getBoundingClientRect().right > right + 1;
+    for (let box = table.parentElement; box && box !== article.parentElement; box = box.parentElement) {
+      const overflow = getComputedStyle(box).overflowX;
+      if (overflow !== "visible" && box.scrollWidth > box.clientWidth + 1) cut = true;
+    }
+    if (!cut) return [];
+    const heads = [...table.querySelectorAll("th")].slice(0, 3).map((h) => h.textContent.trim());
+    return [`table ${i + 1} (${heads.join(" | ").slice(0, 70)})`];
+  });
+}"""
 FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--no-first-run", "--disable-quic"]
 
@@ -48,7 +68,7 @@ def check(site: Path, screenshots: Path, browser_path: str) -> list[str]:
             browser = pw.chromium.launch(executable_path=browser_path, args=FLAGS)
             for name in pages:
                 errors: list[str] = []
-                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                page = browser.new_page(viewport=VIEWPORT)
                 page.on("console", lambda m: errors.append(m.text) if m.type == "error"
                         and not m.location.get("url", "").endswith("/favicon.ico") else None)  # the browser's own
                 page.on("pageerror", lambda e: errors.append(str(e)))
@@ -56,15 +76,38 @@ def check(site: Path, screenshots: Path, browser_path: str) -> list[str]:
                 broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
                                        ".map(i => i.alt || i.src.slice(0, 60))")
                 images = page.evaluate("document.images.length")
+                tables = page.evaluate("document.querySelectorAll('article table').length")
+                clipped = page.evaluate(CLIPPED_TABLES)
                 page.screenshot(path=str(screenshots / f"{Path(name).stem}.png"), full_page=False)
                 problems += [f"{name}: console error: {e}" for e in errors]
                 problems += [f"{name}: image did not load: {b}" for b in broken]
-                print(f"{name}: {images} images, {len(broken)} broken, {len(errors)} console errors")
+                problems += [f"{name}: clipped at {VIEWPORT['width']} px: {t}" for t in clipped]
+                print(f"{name}: {images} images ({len(broken)} broken), {tables} tables ({len(clipped)} clipped), "
+                      f"{len(errors)} console errors")
                 page.close()
+            problems += check_search(browser, base, screenshots)
             browser.close()
     finally:
         server.shutdown()
     return problems
+
+
+def check_search(browser, base: str, screenshots: Path) -> list[str]:
+    """The search page, served over HTTP, finds pages for a word every chapter uses."""
+    page = browser.new_page(viewport=VIEWPORT)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/search.html?q={SEARCH_WORD}", wait_until="networkidle")
+    try:
+        page.wait_for_selector("#search-results li", timeout=20_000)
+    except Exception:  # playwright's TimeoutError: reported below as no results
+        pass
+    found = page.evaluate("document.querySelectorAll('#search-results li').length")
+    page.screenshot(path=str(screenshots / "search.png"), full_page=False)
+    page.close()
+    print(f"search.html?q={SEARCH_WORD}: {found} results, {len(errors)} page errors")
+    problems = [f"search.html: page error: {e}" for e in errors]
+    return problems + ([] if found else [f"search.html: no result for '{SEARCH_WORD}'"])
 
 
 def main() -> int:

@@ -107,21 +107,31 @@ def _few_labels_row(accuracy: dict, row: dict) -> str:
 
 def runtimes() -> str:
     """The notebook index with quick and full run times, and the day each full run was measured (the machine's
-    speed differs between days, so times measured on different days compare only roughly)."""
+    speed differs between days, so times measured on different days compare only roughly). A notebook whose
+    committed outputs were rendered from the run cache shows the last full run that trained (its record's
+    ``cold run``), marked, with the warm run's time in a note below the table."""
     quick = _record(paths.RESULTS_DIR / "quick.json")
     lines = ["| notebook | what it teaches | quick run (tests) | full run (committed) | measured |",
              "|---|---|---|---|---|"]
     total_quick = total_full = 0.0
+    warm = []
     for number, (stem, title) in NOTEBOOKS.items():
         record = _record(paths.RESULTS_DIR / f"{number}.json")
         full = record.get("metrics", {}).get("runtime_minutes")
+        day, mark = record.get("written", "")[:10], ""
+        if record.get("cold run"):
+            warm.append(f"{number} ({full:.1f} min on {day})")
+            full, day, mark = record["cold run"]["minutes"], record["cold run"]["measured"], " †"
         q = quick.get(stem)
         total_quick += q or 0.0
         total_full += full or 0.0
         lines.append(f"| [{number}](notebooks/{stem}.ipynb) | {title} | "
                      f"{f'{q:.1f} min' if q is not None else 'not measured'} | "
-                     f"{f'{full:.1f} min' if full is not None else 'not run'} | {record.get('written', '')[:10]} |")
+                     f"{f'{full:.1f} min{mark}' if full is not None else 'not run'} | {day} |")
     lines.append(f"| | **whole series** | **{total_quick:.1f} min** | **{total_full:.1f} min** | |")
+    if warm:
+        lines += ["", f"† The committed outputs of {', '.join(warm)} were rendered again with every model "
+                  "loaded from the run cache; the time shown is the last full run that trained them."]
     return "\n".join(lines)
 
 
