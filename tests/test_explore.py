@@ -61,7 +61,15 @@ def test_freezing_explorer_is_one_table_headless(static, served, sweep):
 
 def test_freezing_view_rejects_an_unknown_k(served, sweep):
     with pytest.raises(ValueError, match="k must be one of"):
-        explore.freezing_view(7, explore.trainable_by_k(served), sweep)
+        explore.freezing_view(7, explore.freezing_by_k(served), sweep)
+
+
+def test_the_layer_strip_shows_what_freeze_bottom_froze(served):
+    by_k = explore.freezing_by_k(served)
+    assert list(by_k[0].parts) == ["embeddings", "layer 1", "layer 2", "heads"]
+    assert not any(by_k[0].parts.values())
+    assert by_k[1].parts == {"embeddings": True, "layer 1": True, "layer 2": False, "heads": False}
+    assert explore.layer_strip(by_k[1].parts).count('title="frozen"') == 2
 
 
 def test_decay_explorer_redraws_the_rates_and_the_schedule(live, served):
@@ -109,3 +117,30 @@ def test_search_box_searches_as_the_reader_types(live, served, served_texts):
     assert "p0" in shown.view.value
     shown.control.value = ""
     assert "type a query" in shown.view.value
+
+
+def test_sentence_explorer_answers_with_probes_on_frozen_vectors(live, served, served_texts, small_tasks):
+    """Notebook 01's box: a fitted probe per task on the encoder's vectors, neighbours from given vectors."""
+    from sklearn.linear_model import LogisticRegression
+
+    encoder = served.encoder
+    probes = {}
+    for name, task in small_tasks.items():
+        train = task["train"]
+        probe = LogisticRegression(max_iter=200).fit(
+            encoder.encode(list(train["text"]), warn_truncation=False), train["label"])
+        probes[name] = (probe, task.labels)
+    vectors = encoder.encode(served_texts, warn_truncation=False)
+    space = explore.Neighbourhood.of_probes(encoder, probes, served_texts, ["x"] * len(served_texts), vectors)
+    shown = explore.sentence_explorer(space, served_texts[0], k=2)
+    first = shown.view.value
+    assert all(name in first for name in small_tasks) and "1.000" in first
+    text = "A warm and funny film."
+    query = encoder.encode([text], warn_truncation=False)
+    shown.control.value = text
+    for name, (probe, labels) in probes.items():  # each answer is the probe's own
+        assert f"<td>{labels[int(probe.predict(query)[0])]}</td>" in shown.view.value
+    with pytest.raises(ValueError, match="3 texts but 2 vectors"):
+        explore.Neighbourhood.of_probes(encoder, probes, ["a", "b", "c"], ["x"] * 3, vectors[:2])
+    with pytest.raises(ValueError, match="not a fitted classifier"):
+        explore.Neighbourhood.of_probes(encoder, {"topic": (None, ["a"])}, ["a"], ["x"], vectors[:1])

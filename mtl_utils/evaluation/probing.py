@@ -148,7 +148,8 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 @dataclass
 class ProbeResult:
     """A fitted probe: test scores, the chosen ``C`` and its validation accuracy per ``C``, which test
-    examples it got right, and whether every fit converged."""
+    examples it got right, whether every fit converged, and the fitted classifier (``model``, to answer new
+    vectors: notebook 01's sentence explorer)."""
 
     accuracy: float
     macro_f1: float
@@ -156,6 +157,7 @@ class ProbeResult:
     validation: dict[float, float]
     correct: np.ndarray = field(repr=False)
     converged: bool = True
+    model: LogisticRegression | None = field(default=None, repr=False, compare=False)
 
 
 def _fit(train_X, train_y, C: float, max_iter: int, seed: int) -> tuple[LogisticRegression, bool]:
@@ -181,7 +183,8 @@ def _scored(model: LogisticRegression, C: float, validation: dict[float, float],
     """The chosen probe scored on the test split."""
     pred = model.predict(_matrix(test_X))
     s = scores(np.asarray(test_y), pred)
-    return ProbeResult(s["accuracy"], s["macro_f1"], C, validation, pred == np.asarray(test_y), converged)
+    return ProbeResult(s["accuracy"], s["macro_f1"], C, validation, pred == np.asarray(test_y), converged,
+                       model)
 
 
 def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np.ndarray, test_X: np.ndarray,

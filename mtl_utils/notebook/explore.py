@@ -10,8 +10,8 @@ Tests drive the controls without a browser: set ``control.value``, read ``view.v
 * :func:`freezing_explorer` (notebook 03): pick k, see what trains, the trainable parameters and what the
   sweep measured at that k;
 * :func:`decay_explorer` (notebook 04): move ξ, see every group's peak rate and the schedule;
-* :func:`sentence_explorer` (notebook 05): type a sentence, see its nearest neighbours and both heads'
-  answers.
+* :func:`sentence_explorer` (notebooks 01 and 05): type a sentence, see its nearest neighbours and what the
+  probes (01) or both heads (05) answer (:class:`Neighbourhood`).
 """
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ..core.batching import eval_mode
 from ..core.progress import headless
 from ..evaluation.similarity import cosine_matrix
 from ..modeling import anatomy
+from ..modeling.encoder import SentenceEncoder
 from ..modeling.model import MultiTaskModel
 from ..training import freezing, optim, protocol
 from . import plots
@@ -77,39 +79,59 @@ def table_html(table: pd.DataFrame) -> str:
 
 # --- notebook 03: how many layers to freeze -------------------------------------------------------------------
 
-def trainable_by_k(model: MultiTaskModel) -> dict[int, int]:
-    """Trainable parameters with the embeddings and the bottom k layers frozen, for every k (the model is
-    left unfrozen)."""
-    counts = {}
+@dataclass(frozen=True)
+class Frozen:
+    """What freezing the bottom k layers leaves: the trainable parameter count and, bottom (embeddings) to
+    top (heads), whether each part is frozen (read from ``requires_grad``, not restated)."""
+
+    trainable: int
+    parts: dict[str, bool]
+
+
+def _frozen(modules: Sequence[torch.nn.Module]) -> bool:
+    return not any(p.requires_grad for m in modules for p in m.parameters())
+
+
+def freezing_by_k(model: MultiTaskModel) -> dict[int, Frozen]:
+    """:class:`Frozen` for every k = 0 … L, each measured on ``model`` frozen by
+    :func:`mtl_utils.training.freezing.freeze_bottom` (the model is left unfrozen)."""
+    out = {}
     for k in range(anatomy.num_layers(model) + 1):
         freezing.unfreeze_all(model)
-        counts[k] = anatomy.trainable_parameters(freezing.freeze_bottom(model, k))
+        freezing.freeze_bottom(model, k)
+        parts = {"embeddings": _frozen([anatomy.embeddings(model)]),
+                 **{f"layer {i}": _frozen([layer]) for i, layer in enumerate(anatomy.layer_stack(model), 1)},
+                 "heads": _frozen(list(model.heads.values()))}
+        out[k] = Frozen(anatomy.trainable_parameters(model), parts)
     freezing.unfreeze_all(model)
-    return counts
+    return out
 
 
-def layer_strip(k: int, n_layers: int) -> str:
+def trainable_by_k(model: MultiTaskModel) -> dict[int, int]:
+    """Trainable parameters with the bottom k layers frozen, for every k (:func:`freezing_by_k`)."""
+    return {k: frozen.trainable for k, frozen in freezing_by_k(model).items()}
+
+
+def layer_strip(parts: Mapping[str, bool]) -> str:
     """One box per part, bottom (embeddings) to top (heads): grey frozen, green trained."""
-    parts = ["embeddings", *[f"layer {i}" for i in range(1, n_layers + 1)], "heads"]
     boxes = []
-    for i, part in enumerate(parts):
-        frozen = k > 0 and i <= k  # k >= 1 freezes the embeddings and layers 1..k
+    for part, frozen in parts.items():
         colour, state = ("#d9d9d9", "frozen") if frozen else ("#a6dba0", "trained")
         boxes.append(f'<span style="display:inline-block;padding:4px 8px;margin:2px;background:{colour};'
                      f'border-radius:3px" title="{state}">{part}</span>')
     return "<div>" + "".join(boxes) + "</div>"
 
 
-def freezing_view(k: int, trainable: Mapping[int, int], sweep: pd.DataFrame) -> str:
-    """What freezing the bottom ``k`` layers trains and, where the sweep ran that k, what it measured:
-    training seconds per run, speed-up and each task's accuracy against k = 0 (``sweep``:
-    :func:`mtl_utils.notebook.experiments.sweep_table`)."""
-    if k not in trainable:
-        raise ValueError(f"k must be one of {sorted(trainable)}, got {k!r}")
-    n_layers = max(trainable)
-    share = trainable[k] / trainable[0]
-    lines = [layer_strip(k, n_layers),
-             f"<p><b>k = {k}</b>: {trainable[k]:,} trainable parameters ({share:.1%} of full fine-tuning).</p>"]
+def freezing_view(k: int, by_k: Mapping[int, Frozen], sweep: pd.DataFrame) -> str:
+    """What freezing the bottom ``k`` layers trains (``by_k``: :func:`freezing_by_k`) and, where the sweep
+    ran that k, what it measured: training seconds per run, speed-up and each task's accuracy against k = 0
+    (``sweep``: :func:`mtl_utils.notebook.experiments.sweep_table`)."""
+    if k not in by_k:
+        raise ValueError(f"k must be one of {sorted(by_k)}, got {k!r}")
+    count = by_k[k].trainable
+    share = count / by_k[0].trainable
+    lines = [layer_strip(by_k[k].parts),
+             f"<p><b>k = {k}</b>: {count:,} trainable parameters ({share:.1%} of full fine-tuning).</p>"]
     row = sweep[sweep["k"] == k]
     if row.empty:
         ran = ", ".join(str(v) for v in sweep["k"])
@@ -144,10 +166,11 @@ def freezing_explorer(model: MultiTaskModel, sweep: pd.DataFrame, k: int = 0):
     the sweep's measurements where it ran that k. Static: every k in one table."""
     import ipywidgets as widgets
 
-    trainable = trainable_by_k(model)
-    control = widgets.IntSlider(value=k, min=0, max=max(trainable), description="frozen k",
+    by_k = freezing_by_k(model)
+    trainable = {k: frozen.trainable for k, frozen in by_k.items()}
+    control = widgets.IntSlider(value=k, min=0, max=max(by_k), description="frozen k",
                                 continuous_update=True)
-    return explorer(control, lambda v: freezing_view(v, trainable, sweep),
+    return explorer(control, lambda v: freezing_view(v, by_k, sweep),
                     lambda: freezing_overview(trainable, sweep),
                     "a slider picks k", "every k at once")
 
@@ -203,46 +226,90 @@ def decay_explorer(model: torch.nn.Module, lr: float, head_lr: float, weight_dec
                     "the rates for ξ = " + ", ".join(f"{v:g}" for v in static_values))
 
 
-# --- notebook 05: a sentence, its neighbours and both heads -----------------------------------------------
+# --- notebooks 01 and 05: a sentence, its neighbours and the classifiers' answers -------------------------
+
+def _answer(task: str, labels: Sequence[str], probabilities: np.ndarray) -> dict[str, str]:
+    best = int(np.argmax(probabilities))
+    return {"task": task, "answer": labels[best], "probability": f"{probabilities[best]:.2f}"}
+
 
 @dataclass
 class Neighbourhood:
-    """Sentences with labels, embedded once by a multi-task model's encoder."""
+    """Sentences with labels and their vectors (embedded once), how a new sentence is embedded (``encode``)
+    and what the classifiers on those vectors answer for one vector (``answer``: a row per task)."""
 
-    model: MultiTaskModel
+    encode: Callable[[list[str]], np.ndarray]
+    answer: Callable[[np.ndarray], list[dict[str, str]]]
     texts: list[str]
     labels: list[str]
     vectors: np.ndarray
 
-    @classmethod
-    def of(cls, model: MultiTaskModel, texts: Sequence[str], labels: Sequence[str]) -> "Neighbourhood":
+    @staticmethod
+    def _checked(texts: Sequence[str], labels: Sequence[str], vectors: np.ndarray | None) -> None:
         if len(texts) != len(labels):
             raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-        vectors = model.encoder.encode(list(texts), batch_size=64, warn_truncation=False)
-        return cls(model, list(texts), list(labels), vectors)
+        if vectors is not None and len(vectors) != len(texts):
+            raise ValueError(f"{len(texts)} texts but {len(vectors)} vectors")
+
+    @classmethod
+    def of(cls, model: MultiTaskModel, texts: Sequence[str], labels: Sequence[str]) -> "Neighbourhood":
+        """Notebook 05: a multi-task model's encoder and heads. One encoder pass per sentence gives both the
+        neighbours and every head's answer."""
+        cls._checked(texts, labels, None)
+        encoder = model.encoder
+
+        def encode(sentences: list[str]) -> np.ndarray:
+            return encoder.encode(sentences, batch_size=64, show_progress=False, warn_truncation=False)
+
+        def answer(vector: np.ndarray) -> list[dict[str, str]]:
+            with eval_mode(model), torch.inference_mode():
+                logits = model.heads_forward(torch.from_numpy(vector).to(encoder.device))
+            return [_answer(task, model.task_labels[task], torch.softmax(out, dim=-1)[0].cpu().numpy())
+                    for task, out in logits.items()]
+
+        return cls(encode, answer, list(texts), list(labels), encode(list(texts)))
+
+    @classmethod
+    def of_probes(cls, encoder: SentenceEncoder, probes: Mapping[str, tuple[Any, Sequence[str]]],
+                  texts: Sequence[str], labels: Sequence[str], vectors: np.ndarray) -> "Neighbourhood":
+        """Notebook 01: a frozen encoder and a fitted scikit-learn probe per task (``{task: (probe, label
+        names)}``, the probe fitted on this encoder's vectors); ``vectors`` are ``texts`` already embedded by
+        ``encoder`` (nothing is re-embedded)."""
+        cls._checked(texts, labels, vectors)
+        for task, (probe, _) in probes.items():
+            if probe is None or not hasattr(probe, "predict_proba"):
+                raise ValueError(f"the probe of task {task!r} is not a fitted classifier with predict_proba")
+
+        def encode(sentences: list[str]) -> np.ndarray:
+            return encoder.encode(sentences, show_progress=False, warn_truncation=False)
+
+        def answer(vector: np.ndarray) -> list[dict[str, str]]:
+            rows = []
+            for task, (probe, names) in probes.items():
+                p = np.zeros(len(names))
+                p[probe.classes_] = probe.predict_proba(vector)[0]  # classes_ are label ids
+                rows.append(_answer(task, names, p))
+            return rows
+
+        return cls(encode, answer, list(texts), list(labels), np.asarray(vectors))
 
 
 def sentence_view(space: Neighbourhood, sentence: str, k: int = 5) -> str:
-    """Both heads' answers for ``sentence`` (label and probability) and its ``k`` nearest sentences."""
+    """The classifiers' answers for ``sentence`` (label and probability) and its ``k`` nearest sentences."""
     if not sentence.strip():
         raise ValueError("type a sentence: the text is empty")
-    answers = space.model.predict([sentence], warn_truncation=False).iloc[0]
-    heads = []
-    for task, labels in space.model.task_labels.items():
-        p = answers[f"{task}: p({answers[task]})"]
-        heads.append({"head": task, "answer": answers[task], "probability": f"{p:.2f}"})
-    query = space.model.encoder.encode([sentence], warn_truncation=False)
+    query = space.encode([sentence])
     scores = cosine_matrix(query, space.vectors)[0]
     near = [{"cosine": f"{scores[i]:.3f}", "label": space.labels[i],
              "sentence": space.texts[i][:100] + ("…" if len(space.texts[i]) > 100 else "")}
-            for i in np.argsort(-scores)[:k]]
-    return (f"<p><b>{html.escape(sentence)}</b></p>{table_html(pd.DataFrame(heads))}"
+            for i in np.argsort(-scores, kind="stable")[:k]]
+    return (f"<p><b>{html.escape(sentence)}</b></p>{table_html(pd.DataFrame(space.answer(query)))}"
             f"<p>Nearest sentences:</p>{table_html(pd.DataFrame(near))}")
 
 
 def sentence_explorer(space: Neighbourhood, sentence: str, examples: Sequence[str] = (), k: int = 5):
-    """A text box (notebook 05): type a sentence, see both heads' answers and its nearest neighbours under
-    the model's encoder. Static: ``sentence`` and ``examples``."""
+    """A text box (notebooks 01 and 05): type a sentence, see every task's answer and its nearest neighbours
+    under the encoder. Static: ``sentence`` and ``examples``."""
     import ipywidgets as widgets
 
     control = widgets.Text(value=sentence, description="sentence", continuous_update=False,

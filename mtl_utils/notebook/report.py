@@ -50,8 +50,12 @@ def verdicts(table: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(f"* {verdict(row, digits)}" for row in table.to_dict("records"))
 
 
-def comparison_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """A compact display of a comparison table: accuracies, difference with interval, p, the verdict."""
+def comparison_view(table: pd.DataFrame, digits: int = 3, extra: Sequence[str] = (),
+                    drop: Sequence[str] = (), index: Sequence[str] = ()) -> pd.DataFrame:
+    """A compact display of a comparison table: accuracies, difference with interval, p, the verdict, then
+    the columns ``extra`` of ``table`` (rounded); ``drop`` leaves out columns a cell's text already states
+    (``"task"`` when every row is one task); ``index`` makes columns the row labels (a value repeated down
+    the rows is then shown once)."""
     out = pd.DataFrame({
         "task": table["task"], "A": table["A"], "B": table["B"],
         **{f"{side} {table['metric'].iloc[0] if 'metric' in table else 'accuracy'}": table[f"{side} accuracy"]
@@ -64,7 +68,73 @@ def comparison_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
     for column in ("seeds", "seed"):
         if column in table:
             out[column] = table[column]
-    return out
+    missing = [c for c in [*extra, *drop] if c not in table and c not in out]
+    if missing:
+        raise ValueError(f"no column(s) {missing} in the table; it has {list(table.columns)}")
+    for column in extra:
+        out[column] = table[column].round(digits) if table[column].dtype.kind == "f" else table[column]
+    out = out.drop(columns=list(drop))
+    return out.set_index(list(index)) if index else out
+
+
+def interval(value: float, low: float, high: float, digits: int = 3, sign: bool = False) -> str:
+    """``0.888 [0.869, 0.904]``; with ``sign``, ``+0.004 [−0.004, +0.010]``; empty for a missing value."""
+    if pd.isna(value):
+        return ""
+    text = (lambda v: signed(v, digits)) if sign else (lambda v: f"{v:.{digits}f}")
+    return f"{text(value)} [{text(low)}, {text(high)}]" if not pd.isna(low) else text(value)
+
+
+def probe_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
+    """:func:`mtl_utils.evaluation.probing.probe_table` for reading (notebook 01): test accuracy with its
+    95 % interval, macro-F1, and the paired difference from raw mean pooling with the verdict, one row per
+    (task, vectors, pooling), the row labels. The full table (``C``, convergence, McNemar's p) is what the
+    notebook saves."""
+    rows = []
+    for row in table.to_dict("records"):
+        versus = row.get("vs mean", float("nan"))
+        if pd.isna(versus):
+            said = "reference" if (row["pooling"], row["vectors"]) == ("mean", "raw") else "baseline"
+        elif row["vs mean low"] > 0 or row["vs mean high"] < 0:
+            said = "better" if versus > 0 else "worse"
+        else:
+            said = "no difference detected"
+        rows.append({"task": row["task"], "vectors": row["vectors"], "pooling": row["pooling"],
+                     "accuracy [95%]": interval(row["accuracy"], row.get("low"), row.get("high"), digits),
+                     "macro-F1": f"{row['macro-F1']:.{digits}f}",
+                     "− raw mean [95%]": interval(versus, row.get("vs mean low"), row.get("vs mean high"),
+                                                   digits, sign=True),
+                     "verdict": said})
+    return pd.DataFrame(rows).set_index(["task", "vectors", "pooling"])
+
+
+def prediction_view(predictions: pd.DataFrame, digits: int = 2) -> pd.DataFrame:
+    """:meth:`mtl_utils.modeling.model.MultiTaskModel.predict`'s table for reading: the sentence and, per
+    task, the answer with its probability (``business (0.99)``); ``predict`` itself keeps every label's
+    probability."""
+    if "sentence" not in predictions:
+        raise ValueError("not a predict() table: it has no 'sentence' column")
+    tasks = [c for c in predictions.columns if c != "sentence" and ": p(" not in c]
+    out = pd.DataFrame({"sentence": predictions["sentence"]})
+    for task in tasks:
+        out[task] = [f"{label} ({row[f'{task}: p({label})']:.{digits}f})"
+                     for label, (_, row) in zip(predictions[task], predictions.iterrows())]
+    return out.reset_index(drop=True)
+
+
+def shown(table: pd.DataFrame, columns: Mapping[str, str] | Sequence[str],
+          digits: int | Mapping[str, int] = 3, index: str | None = None) -> pd.DataFrame:
+    """The columns of ``table`` a reader needs, in order, renamed (``{column: header}``; a list keeps the
+    names), numbers rounded to ``digits`` (``{column: digits}`` for some columns, 3 for the rest),
+    ``index`` (a shown header) as the row labels; the full table is what the notebook saves and tests
+    read."""
+    names = dict(columns) if isinstance(columns, Mapping) else {c: c for c in columns}
+    rounding = {c: 3 for c in names} | dict(digits) if isinstance(digits, Mapping) else digits
+    missing = [c for c in [*names, *(rounding if isinstance(rounding, dict) else ())] if c not in table]
+    if missing:
+        raise ValueError(f"no column(s) {missing} in the table; it has {list(table.columns)}")
+    out = table[list(names)].round(rounding).rename(columns=names)
+    return out.set_index(index) if index else out
 
 
 def data_flow(model: MultiTaskModel, sentences: Sequence[str]) -> pd.DataFrame:
@@ -102,7 +172,7 @@ def probe_findings(table: pd.DataFrame, digits: int = 3) -> str:
         for row in probes.dropna(subset=["vs mean"]).to_dict("records"):
             detected = row["vs mean low"] > 0 or row["vs mean high"] < 0
             tail = (f"**{'better' if row['vs mean'] > 0 else 'worse'}** (McNemar p = {row['McNemar p']:.2g})" if detected
-                    else f"no difference detected (excludes beyond ±{excludes_beyond(row):.{digits}f})")
+                    else f"no difference detected (excludes beyond ±{row['excludes beyond']:.{digits}f})")
             lines.append(f"  * {row['pooling']}, {row['vectors']} − mean, raw: {signed(row['vs mean'], digits)} "
                          f"[{signed(row['vs mean low'], digits)}, {signed(row['vs mean high'], digits)}]: {tail}")
     return "\n".join(lines)

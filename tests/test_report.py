@@ -1,0 +1,77 @@
+"""The narrow tables the notebooks show (mtl_utils.notebook.report): the columns a reader needs, formatted,
+from the full tables the notebooks save."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from mtl_utils.evaluation.comparisons import compare_correct
+from mtl_utils.notebook import report
+
+
+def test_prediction_view_keeps_each_answer_with_its_probability(served):
+    full = served.predict(["Stocks fell.", "A lovely film."])
+    view = report.prediction_view(full)
+    assert list(view.columns) == ["sentence", *served.task_labels]
+    for i, row in full.reset_index(drop=True).iterrows():
+        for task in served.task_labels:
+            label = row[task]
+            assert view.loc[i, task] == f"{label} ({row[f'{task}: p({label})']:.2f})"
+
+
+def test_prediction_view_refuses_a_table_that_is_not_predicts():
+    with pytest.raises(ValueError, match="no 'sentence' column"):
+        report.prediction_view(pd.DataFrame({"text": ["a"]}))
+
+
+def probe_rows():
+    nan = float("nan")
+    return pd.DataFrame([
+        {"task": "topic", "vectors": "raw", "pooling": "mean", "accuracy": 0.9, "low": 0.88, "high": 0.92,
+         "macro-F1": 0.89, "vs mean": nan, "vs mean low": nan, "vs mean high": nan},
+        {"task": "topic", "vectors": "raw", "pooling": "cls", "accuracy": 0.87, "low": 0.85, "high": 0.89,
+         "macro-F1": 0.86, "vs mean": -0.03, "vs mean low": -0.05, "vs mean high": -0.01},
+        {"task": "topic", "vectors": "L2-normalised", "pooling": "max", "accuracy": 0.9, "low": 0.88,
+         "high": 0.92, "macro-F1": 0.9, "vs mean": 0.004, "vs mean low": -0.004, "vs mean high": 0.01},
+        {"task": "topic", "vectors": "-", "pooling": "majority class", "accuracy": 0.25, "macro-F1": 0.08}])
+
+
+def test_probe_view_gives_intervals_and_verdicts():
+    view = report.probe_view(probe_rows())
+    assert view.index.names == ["task", "vectors", "pooling"]
+    assert list(view["verdict"]) == ["reference", "worse", "no difference detected", "baseline"]
+    assert view["accuracy [95%]"].iloc[1] == "0.870 [0.850, 0.890]"
+    assert view["− raw mean [95%]"].iloc[2] == "+0.004 [−0.004, +0.010]"
+    assert view["accuracy [95%]"].iloc[3] == "0.250" and view["− raw mean [95%]"].iloc[3] == ""
+
+
+def test_comparison_view_adds_drops_and_indexes_columns():
+    rng = np.random.default_rng(0)
+    a, b = rng.random(200) < 0.9, rng.random(200) < 0.8
+    table = pd.DataFrame([{**compare_correct("x", a, "start", b, "topic"), "kept": 0.97531}])
+    view = report.comparison_view(table, extra=["kept"], drop=["task"], index=["B", "A"])
+    assert view.index.names == ["B", "A"] and "task" not in view
+    assert view["kept"].iloc[0] == 0.975
+    with pytest.raises(ValueError, match=r"no column\(s\) \['gone'\]"):
+        report.comparison_view(table, extra=["gone"])
+
+
+def test_shown_selects_renames_and_rounds():
+    table = pd.DataFrame({"batch": [8, 32], "memory (MB)": [90.4701, 340.4], "MRR@10": [0.47412, 0.4861],
+                          "unused": [1, 2]})
+    view = report.shown(table, {"batch": "batch", "MRR@10": "MRR", "memory (MB)": "MB"},
+                        digits={"memory (MB)": 1}, index="batch")
+    assert list(view.columns) == ["MRR", "MB"] and view.index.name == "batch"
+    assert view["MB"].tolist() == [90.5, 340.4] and view["MRR"].tolist() == [0.474, 0.486]
+    with pytest.raises(ValueError, match="no column"):
+        report.shown(table, ["nDCG@10"])
+
+
+def test_probe_findings_give_what_the_paired_interval_excludes():
+    """The paired difference's interval, not the probe's accuracy interval (both are low/high-like)."""
+    rows = probe_rows().assign(**{"McNemar p": [float("nan"), 0.02, 0.36, float("nan")],
+                                  "excludes beyond": [float("nan"), 0.05, 0.01, float("nan")]})
+    text = report.probe_findings(rows)
+    assert "max, L2-normalised − mean, raw: +0.004 [−0.004, +0.010]: no difference detected " \
+           "(excludes beyond ±0.010)" in text
+    assert "cls, raw − mean, raw: −0.030 [−0.050, −0.010]: **worse** (McNemar p = 0.02)" in text
+    assert "±0.920" not in text
