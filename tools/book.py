@@ -44,7 +44,7 @@ CSS = """\
 .cell_output table { font-size: 0.78rem; }
 .cell_output table th, .cell_output table td { padding: 0.2em 0.45em; }
 .cell_output table th { white-space: normal; max-width: 12em; }
-.cell_output table td { white-space: normal; max-width: 22em; overflow-wrap: anywhere; }
+.cell_output table td { white-space: normal; max-width: 22em; overflow-wrap: break-word; }
 .cell_output table { table-layout: auto; }
 article table { font-size: 0.85rem; }
 /* Figures: a click opens the image at full size. */
