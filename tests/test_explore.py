@@ -51,6 +51,14 @@ def test_freezing_explorer_follows_the_slider(live, served, sweep):
     freezing.unfreeze_all(served)
 
 
+def test_a_cell_ending_with_an_explorer_shows_its_widget(live, served, sweep):
+    """JupyterLab displays a cell's last value by its mime bundle: the widget's view, not a dataclass repr."""
+    shown = explore.freezing_explorer(served, sweep)
+    bundle = shown._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == shown.widget.model_id
+
+
 def test_freezing_explorer_is_one_table_headless(static, served, sweep):
     shown = explore.freezing_explorer(served, sweep)
     page = shown.data

@@ -38,12 +38,16 @@ LIVE_NOTE = "In JupyterLab {what}; this static copy shows {shown}."
 
 @dataclass
 class Explorer:
-    """A live control and its view (an ``ipywidgets.HTML``); ``widget`` is what the notebook displays."""
+    """A live control and its view (an ``ipywidgets.HTML``); ``widget`` is what the notebook displays: a
+    cell that ends with an explorer shows its widget, not this object's fields."""
 
     control: Any
     view: Any
     render: Callable[[Any], str]
     widget: Any
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict:
+        return self.widget._repr_mimebundle_(**kwargs)
 
     def update(self, value: Any) -> None:
         """Re-render the view for ``value``; a ``ValueError`` of ``render`` is shown, not raised (a reader
