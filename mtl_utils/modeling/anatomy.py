@@ -6,9 +6,18 @@ sit below, in or above them?); this module answers them with one finder, so they
 
 Depth counts steps below the top encoder layer: the heads and the top layer are 0, the layer below it 1,
 ..., the embeddings ``L`` (the number of layers).
+
+What lies *below* layer ``k`` is measured, not assumed (:func:`bottom_parameters`): the parameters that the
+input of layer ``k`` depends on in the model's own forward pass, found once per model with autograd on a
+four-token input. For BERT that is the embeddings and layers ``1..k``; it also catches what an architecture
+shares with every layer (MPNet's relative-position bias, DeBERTa's relative embeddings and their LayerNorm),
+a projection between the embeddings and the layers (ELECTRA, ALBERT) and DeBERTa's convolution after layer 1.
+ALBERT reuses one set of layer weights at every depth, so "the bottom ``k`` layers" (``0 < k < L``) and a
+rate per depth do not exist for it: :func:`layer_stack` says so.
 """
 from __future__ import annotations
 
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -46,6 +55,11 @@ def _attr_path(module: nn.Module, path: str) -> nn.Module | None:
     return module
 
 
+def shares_layers(model: nn.Module) -> bool:
+    """Whether the transformer reuses one set of layer weights at several depths (ALBERT)."""
+    return _attr_path(transformer_of(model), "encoder.albert_layer_groups") is not None
+
+
 def layer_stack(model: nn.Module) -> nn.ModuleList:
     """The transformer's stack of encoder layers (6 for all-MiniLM-L6-v2, 12 for bert-base), found by
     attribute path (:data:`LAYER_PATHS`), never assumed to have a fixed length."""
@@ -54,6 +68,11 @@ def layer_stack(model: nn.Module) -> nn.ModuleList:
         module = _attr_path(transformer, path)
         if isinstance(module, nn.ModuleList) and len(module) > 0:
             return module
+    if shares_layers(model):
+        raise ValueError(f"{type(transformer).__name__} (ALBERT) reuses one set of layer weights at all "
+                         f"{num_layers(model)} depths: freezing its bottom k layers (0 < k < all), the frozen-layer "
+                         "cache below the top and layer-wise rates do not exist for it; train it whole "
+                         "(frozen_layers=0, layer_decay=None) or freeze the whole backbone")
     raise ValueError(f"{type(transformer).__name__} has no encoder layer list (looked for {', '.join(LAYER_PATHS)}): "
                      "freezing by layer and layer-wise rates need a BERT-like encoder")
 
@@ -68,8 +87,101 @@ def embeddings(model: nn.Module) -> nn.Module:
 
 
 def num_layers(model: nn.Module) -> int:
-    """Number of encoder layers."""
+    """Number of encoder layers (for ALBERT: how many times its shared layer runs)."""
+    if shares_layers(model):
+        return int(transformer_of(model).config.num_hidden_layers)
     return len(layer_stack(model))
+
+
+def hidden_argument(args: tuple, kwargs: dict) -> torch.Tensor:
+    """The token vectors an encoder layer was called with (first positional argument, or ``hidden_states``)."""
+    return args[0] if args else kwargs["hidden_states"]
+
+
+def with_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple, dict]:
+    """A layer call's arguments with its token vectors replaced by ``hidden``."""
+    if args:
+        return (hidden, *args[1:]), kwargs
+    return args, {**kwargs, "hidden_states": hidden}
+
+
+@dataclass(frozen=True)
+class LayerFlow:
+    """What a forward pass of the transformer showed about its layers: ``feeds[k]`` are the names (relative
+    to the transformer) of the parameters that the input of layer ``k`` depends on (``k = L``: the output),
+    and ``output`` says what each layer returns: ``0`` for a tensor, ``n`` for a tuple of ``n`` whose items
+    after the first are ``None``, ``-1`` for anything else."""
+
+    feeds: tuple[frozenset[str], ...]
+    output: tuple[int, ...]
+
+
+_FLOWS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _output_form(out) -> int:
+    if isinstance(out, torch.Tensor):
+        return 0
+    if isinstance(out, tuple) and out and isinstance(out[0], torch.Tensor) and all(x is None for x in out[1:]):
+        return len(out)
+    return -1
+
+
+def layer_flow(model: nn.Module) -> LayerFlow:
+    """The :class:`LayerFlow` of ``model``'s transformer, measured once (a four-token input in eval mode, every
+    parameter tracked for that pass only; no random numbers drawn) and remembered for the transformer."""
+    transformer = transformer_of(model)
+    if transformer in _FLOWS:
+        return _FLOWS[transformer]
+    stack = layer_stack(model)
+    inputs: list[torch.Tensor | None] = [None] * len(stack)
+    forms = [-1] * len(stack)
+    hooks = []
+    for i, layer in enumerate(stack):
+        hooks.append(layer.register_forward_pre_hook(
+            lambda _m, args, kwargs, i=i: inputs.__setitem__(i, hidden_argument(args, kwargs)), with_kwargs=True))
+        hooks.append(layer.register_forward_hook(lambda _m, _a, out, i=i: forms.__setitem__(i, _output_form(out))))
+    params = dict(transformer.named_parameters())
+    was_trainable = {name: p.requires_grad for name, p in params.items()}
+    modes = [(module, module.training) for module in transformer.modules()]
+    device = next(transformer.parameters()).device
+    try:
+        transformer.eval()
+        for p in params.values():
+            p.requires_grad_(True)
+        with torch.inference_mode(False), torch.enable_grad():
+            ids = (torch.arange(1, 5, device=device) % int(transformer.config.vocab_size))[None, :]
+            last = transformer(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
+            names, tensors = list(params), list(params.values())
+            feeds = []
+            for target in [*inputs, last]:
+                grads = torch.autograd.grad(target.sum(), tensors, allow_unused=True, retain_graph=True)
+                feeds.append(frozenset(n for n, g in zip(names, grads) if g is not None))
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for name, p in params.items():
+            p.requires_grad_(was_trainable[name])
+        for module, training in modes:
+            module.training = training
+    flow = _FLOWS[transformer] = LayerFlow(tuple(feeds), tuple(forms))
+    return flow
+
+
+def bottom_parameters(model: nn.Module, k: int) -> list[tuple[str, nn.Parameter]]:
+    """``(name in model, parameter)`` of everything below layer ``k``'s input: what freezing the bottom ``k``
+    layers must freeze so that they compute a fixed function (``k = 0``: nothing; ``k = L``: the whole
+    transformer)."""
+    transformer = transformer_of(model)
+    prefix = module_name(model, transformer)
+    prefix = f"{prefix}." if prefix else ""
+    if k == 0:
+        return []
+    if k == num_layers(model):
+        wanted = None
+    else:
+        wanted = layer_flow(model).feeds[k]
+    return [(prefix + n, p) for n, p in transformer.named_parameters() if wanted is None or n in wanted]
 
 
 def module_name(root: nn.Module, module: nn.Module) -> str:
@@ -99,27 +211,41 @@ def depth_units(model: nn.Module, head_prefix: str = HEAD_PREFIX) -> list[DepthU
     """Every parameter sorted into units from the top down: each head, the parameters above the layers (if
     any), the layers from last to first, the embeddings.
 
-    A parameter belongs to a layer if it lives in :func:`layer_stack`; outside it, to the embeddings if it
-    comes before the layers in the model's parameter order and to "above the layers" if it comes after.
+    A parameter belongs to a layer if it lives in :func:`layer_stack`. Outside the stack, the transformer's
+    parameters go by what they feed (:func:`layer_flow`): to the embeddings if layer 1 or 2 depends on them
+    (the embeddings, and what every layer shares, such as MPNet's position bias), to layer ``j`` if layer
+    ``j + 1`` is the first that depends on them, else above the layers (a final LayerNorm); the encoder's own
+    projection or attention pooling sits above the layers too. So the units frozen by freezing the bottom
+    ``k`` layers are exactly the embeddings and layers ``1..k``.
     """
     stack = layer_stack(model)
     prefix = module_name(model, stack)
+    transformer = transformer_of(model)
+    root = module_name(model, transformer)
+    root = f"{root}." if root else ""
+    feeds = layer_flow(model).feeds
     n = len(stack)
     heads: dict[str, DepthUnit] = {}
     layers = [DepthUnit(f"layer {i + 1}", "layer", n - 1 - i, [f"{prefix}.{i}"]) for i in range(n)]
     below, above = DepthUnit("embeddings", "embeddings", n), DepthUnit("above the layers", "top", 0)
-    seen_layers = False
+
+    def outside_unit(name: str) -> DepthUnit:
+        inner = name[len(root):] if name.startswith(root) else None
+        first = next((j for j in range(n) if inner in feeds[j]), None) if inner is not None else None
+        if first is None:
+            return above
+        return below if first <= 1 else layers[first - 1]
+
     for name, param in model.named_parameters():
         if name.startswith(head_prefix):
             head = name[len(head_prefix):].split(".")[0]
             unit = heads.setdefault(head, DepthUnit(f"head: {head}", "head", 0, [f"{head_prefix}{head}"]))
         elif name.startswith(prefix + "."):
-            seen_layers = True
             unit = layers[int(name[len(prefix) + 1:].split(".")[0])]
         else:
-            unit = above if seen_layers else below
+            unit = outside_unit(name)
             module = name.rsplit(".", 1)[0] if "." in name else ""
-            if module not in unit.modules:
+            if unit.kind != "layer" and module not in unit.modules:
                 unit.modules.append(module)
         unit.params.append((name, param))
     for unit in (above, below):

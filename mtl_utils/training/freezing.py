@@ -2,7 +2,8 @@
 
 * :func:`freeze_all`: the whole model (nothing learns: a model used for inference only);
 * :func:`freeze_backbone`: the embeddings and every encoder layer (only the heads learn: a probe);
-* :func:`freeze_bottom`: the embeddings and the bottom ``k`` encoder layers;
+* :func:`freeze_bottom`: the embeddings and the bottom ``k`` encoder layers, with whatever else their output
+  depends on (measured: :func:`mtl_utils.modeling.anatomy.bottom_parameters`);
 * :func:`freeze_head`: one task's head.
 
 Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen block should also run in
@@ -45,12 +46,12 @@ def freeze_all(model: nn.Module) -> nn.Module:
 
 
 def freeze_bottom(model: MultiTaskModel, k: int) -> MultiTaskModel:
-    """Freeze the embeddings and the bottom ``k`` encoder layers (``k=0`` freezes nothing)."""
+    """Freeze everything below layer ``k``'s output: the embeddings, the bottom ``k`` encoder layers and what
+    they share with the layers above (``k=0`` freezes nothing; ``k=L`` the whole transformer). For ALBERT,
+    whose layers share their weights, only ``0`` and ``L`` exist (a ``ValueError`` says so)."""
     check_k(model, k)
-    if k > 0:
-        _set(anatomy.embeddings(model), False)
-        for layer in anatomy.layer_stack(model)[:k]:
-            _set(layer, False)
+    for _, param in anatomy.bottom_parameters(model, k):
+        param.requires_grad_(False)
     return model
 
 
@@ -91,13 +92,14 @@ def _all_frozen(module: nn.Module) -> bool:
 
 
 def frozen_bottom(model: MultiTaskModel) -> int:
-    """How many bottom encoder layers are frozen together with the embeddings (0 if the embeddings train)."""
-    if not _all_frozen(anatomy.embeddings(model)):
+    """The largest ``k`` whose whole bottom (:func:`freeze_bottom`) is frozen: 0 if the embeddings train."""
+    n = anatomy.num_layers(model)
+    if not any(p.requires_grad for p in anatomy.transformer_of(model).parameters()):
+        return n
+    if anatomy.shares_layers(model):
         return 0
     k = 0
-    for layer in anatomy.layer_stack(model):
-        if not _all_frozen(layer):
-            break
+    while k < n and not any(p.requires_grad for _, p in anatomy.bottom_parameters(model, k + 1)):
         k += 1
     return k
 
@@ -108,9 +110,10 @@ def encoder_frozen(model: MultiTaskModel) -> bool:
 
 
 def set_frozen_eval(model: MultiTaskModel) -> MultiTaskModel:
-    """Put every fully frozen block (embeddings, encoder layer, head) in eval mode: no dropout, so it computes
-    a fixed function. Call it after ``model.train()``."""
-    for block in [anatomy.embeddings(model), *anatomy.layer_stack(model), *model.heads.values()]:
+    """Put every fully frozen block of the transformer (the embeddings, an encoder layer, a projection, the
+    whole transformer) and every frozen head in eval mode: no dropout, so it computes a fixed function. Call
+    it after ``model.train()``."""
+    for block in [*anatomy.transformer_of(model).modules(), *model.heads.values()]:
         if _all_frozen(block):
             block.eval()
     return model

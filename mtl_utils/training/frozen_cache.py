@@ -6,6 +6,13 @@ runs only the layers above ``k``, the pooling and the heads, on the cached token
 (:func:`cached_forward`). When the whole encoder is frozen, the cache holds the pooled sentence vectors and
 only the heads run. :func:`check_equivalence` shows, on real sentences, that this is exact.
 
+The cache never re-implements an architecture's layer call. It keeps what the model's own forward pass hands
+to layer ``k`` (a forward pre-hook reads it), and the cached pass is the model's own forward too, with the
+layers below ``k`` passing their input through untouched and layer ``k`` handed the cached vectors
+(:func:`transformer_from`): masks, position biases, rotary and relative embeddings are computed by the model
+as always. So it is exact for any encoder whose bottom :func:`~mtl_utils.training.freezing.freeze_bottom`
+freezes (BERT, RoBERTa, MPNet, DeBERTa-v2, ELECTRA, ModernBERT, ...).
+
 Caches are shared in memory (:func:`shared_cache`) under the frozen weights' identity (the encoder's
 fingerprint), so runs that differ only in their seed reuse them, and a sweep over k = 1, 2, ... runs each
 layer once per text.
@@ -15,14 +22,14 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
-from transformers.masking_utils import create_bidirectional_mask
 
-from ..core.batching import eval_mode, length_sorted_batches
+from ..core.batching import eval_mode, length_sorted_batches, pad_ids
 from ..core.digests import texts_sha256
 from ..modeling import anatomy
 from ..modeling.encoder import Tokenized, check_sentences
@@ -32,23 +39,72 @@ from .freezing import check_k, encoder_frozen, freeze_bottom, set_frozen_eval, u
 LEVELS: tuple[str, ...] = ("tokens", "vectors")
 
 
-def run_layers(model: nn.Module, hidden: torch.Tensor, attention_mask: torch.Tensor, start: int,
-               stop: int | None = None) -> torch.Tensor:
-    """Run encoder layers ``start..stop-1`` (0-based) on token vectors ``[batch, tokens, hidden]``, with the
-    attention mask built by the installed transformers' own ``create_bidirectional_mask`` (as the model's
-    forward does; ``None`` when nothing is padded)."""
+class _Reached(Exception):
+    """Raised by a pre-hook to end a forward pass at the layer whose input it carries."""
+
+    def __init__(self, hidden: torch.Tensor) -> None:
+        super().__init__()
+        self.hidden = hidden
+
+
+@contextmanager
+def _layers_from(model: nn.Module, start: int, hidden: torch.Tensor | None, stop: int | None):
+    """While open, the transformer's forward skips layers ``< start`` (each returns its input, in the form
+    the layer returns), hands ``hidden`` to layer ``start`` in place of what it would get, and ends at layer
+    ``stop``'s input (raising :class:`_Reached`)."""
+    stack = anatomy.layer_stack(model)
+    flow = anatomy.layer_flow(model)
+    patched, hooks = [], []
+    try:
+        if hidden is not None:
+            for i, layer in enumerate(stack[:start]):
+                if flow.output[i] < 0:
+                    raise ValueError(f"{type(layer).__name__} returns more than its token vectors: the frozen-layer "
+                                     "cache cannot skip it exactly; train with frozen_cache=False")
+                layer.forward = _passing_through(flow.output[i])
+                patched.append(layer)
+            hooks.append(stack[start].register_forward_pre_hook(
+                lambda _m, args, kwargs: anatomy.with_hidden(args, kwargs, hidden), with_kwargs=True))
+        if stop is not None:
+            def reached(_m, args, kwargs):
+                raise _Reached(anatomy.hidden_argument(args, kwargs))
+            hooks.append(stack[stop].register_forward_pre_hook(reached, with_kwargs=True))
+        yield
+    finally:
+        for hook in hooks:
+            hook.remove()
+        for layer in patched:
+            del layer.forward
+
+
+def _passing_through(form: int):
+    def forward(*args, **kwargs):
+        hidden = anatomy.hidden_argument(args, kwargs)
+        return hidden if form == 0 else (hidden, *([None] * (form - 1)))
+    return forward
+
+
+def transformer_from(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0,
+                     hidden: torch.Tensor | None = None, stop: int | None = None) -> torch.Tensor:
+    """Token vectors from the transformer's own forward pass on a padded batch: the input of layer ``stop``
+    (``None`` or ``L``: the transformer's output). With ``hidden``, the vectors layer ``start`` receives
+    (e.g. from a cache), the layers below ``start`` are not run."""
+    n = anatomy.num_layers(model)
+    stop = None if stop is None or stop == n else stop
+    if hidden is not None and (start == n or start == stop):
+        return hidden
     transformer = anatomy.transformer_of(model)
-    mask = create_bidirectional_mask(config=transformer.config, inputs_embeds=hidden, attention_mask=attention_mask)
-    for layer in anatomy.layer_stack(model)[start:stop]:
-        out = layer(hidden, mask)
-        hidden = out[0] if isinstance(out, tuple) else out
-    return hidden
+    try:
+        with _layers_from(model, start, hidden, stop) if hidden is not None or stop is not None else nullcontext():
+            return transformer(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    except _Reached as reached:
+        return reached.hidden
 
 
 def bottom_states(model: MultiTaskModel, inputs: dict[str, torch.Tensor], k: int) -> torch.Tensor:
-    """Token vectors after the embeddings and the bottom ``k`` encoder layers (as the model's mode sets)."""
-    hidden = anatomy.embeddings(model)(input_ids=inputs["input_ids"])
-    return run_layers(model, hidden, inputs["attention_mask"], 0, k)
+    """Token vectors after the embeddings and the bottom ``k`` encoder layers (as the model's mode sets): what
+    the model's forward hands to layer ``k + 1`` (``k = L``: the transformer's output)."""
+    return transformer_from(model, inputs["input_ids"], inputs["attention_mask"], stop=k)
 
 
 def level_for(model: MultiTaskModel, k: int) -> str:
@@ -62,7 +118,9 @@ class FrozenCache:
     """The output of the frozen bottom of the model for a list of texts, in input order.
 
     ``level="tokens"``: ``states[i]`` is ``[length_i, hidden]``, text ``i``'s token vectors after layer ``k``
-    (padding not stored); ``level="vectors"``: ``vectors`` is ``[n, dim]``, the pooled sentence vectors.
+    (padding not stored), and ``ids[i]`` its token ids (padded with ``pad_id`` in a batch: the layers above
+    ``k`` get the masks and positions the model computes from them); ``level="vectors"``: ``vectors`` is
+    ``[n, dim]``, the pooled sentence vectors.
     """
 
     k: int
@@ -70,6 +128,8 @@ class FrozenCache:
     states: list[torch.Tensor] | None = None
     vectors: torch.Tensor | None = None
     seconds: float = 0.0
+    ids: list[list[int]] | None = None
+    pad_id: int = 0
 
     def __len__(self) -> int:
         return len(self.states) if self.level == "tokens" else int(self.vectors.shape[0])
@@ -87,15 +147,13 @@ class FrozenCache:
         return sum(s.numel() * s.element_size() for s in self.states)
 
     def batch(self, idx: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
-        """A mini-batch for :func:`cached_forward`: padded token vectors and their mask, or sentence vectors."""
+        """A mini-batch for :func:`cached_forward`: padded token vectors, their token ids and mask, or sentence
+        vectors."""
         idx = [int(i) for i in idx]
         if self.level == "vectors":
             return {"vectors": self.vectors[idx]}
-        rows = [self.states[i] for i in idx]
-        lengths = torch.tensor([r.shape[0] for r in rows])
-        hidden = nn.utils.rnn.pad_sequence(rows, batch_first=True)
-        mask = (torch.arange(hidden.shape[1])[None, :] < lengths[:, None]).long()
-        return {"hidden": hidden, "attention_mask": mask}
+        hidden = nn.utils.rnn.pad_sequence([self.states[i] for i in idx], batch_first=True)
+        return {"hidden": hidden, **pad_ids([self.ids[i] for i in idx], self.pad_id)}
 
 
 def _check_level(model: MultiTaskModel, k: int, level: str) -> None:
@@ -125,7 +183,7 @@ def build_cache(model: MultiTaskModel, texts: Sequence[str] | Tokenized, k: int,
                 vectors[torch.from_numpy(idx)] = encoder(**batch).float().cpu()
             else:
                 _store(states, idx, bottom_states(model, batch, k), tokenized.lengths[idx])
-    return _finished(k, level, vectors, states, start)
+    return _finished(k, level, vectors, states, start, tokenized.ids, encoder.tokenizer.pad_token_id)
 
 
 def _store(states: list, idx: np.ndarray, hidden: torch.Tensor, lengths: Sequence[int]) -> None:
@@ -135,11 +193,11 @@ def _store(states: list, idx: np.ndarray, hidden: torch.Tensor, lengths: Sequenc
         states[j] = hidden[row, :length].clone()
 
 
-def _finished(k: int, level: str, vectors, states, start: float) -> FrozenCache:
+def _finished(k: int, level: str, vectors, states, start: float, ids, pad_id: int) -> FrozenCache:
     seconds = time.perf_counter() - start
     if level == "vectors":
         return FrozenCache(k, level, vectors=vectors, seconds=seconds)
-    return FrozenCache(k, level, states=states, seconds=seconds)
+    return FrozenCache(k, level, states=states, seconds=seconds, ids=list(ids), pad_id=int(pad_id))
 
 
 def cached_vectors(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int) -> torch.Tensor:
@@ -148,7 +206,8 @@ def cached_vectors(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int
     if "vectors" in batch:
         return batch["vectors"].to(device)
     hidden, mask = batch["hidden"].to(device), batch["attention_mask"].to(device)
-    return model.encoder.pool_tokens(run_layers(model, hidden, mask, k), mask)
+    hidden = transformer_from(model, batch["input_ids"].to(device), mask, start=k, hidden=hidden)
+    return model.encoder.pool_tokens(hidden, mask)
 
 
 def cached_forward(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int,
@@ -186,12 +245,12 @@ def extend_cache(model: MultiTaskModel, source: FrozenCache, k: int, level: str 
         for idx in length_sorted_batches(source.lengths, batch_size):
             batch = source.batch(idx)
             hidden, mask = batch["hidden"].to(device), batch["attention_mask"].to(device)
-            hidden = run_layers(model, hidden, mask, source.k, k)
+            hidden = transformer_from(model, batch["input_ids"].to(device), mask, source.k, hidden, k)
             if level == "vectors":
                 vectors[torch.from_numpy(idx)] = model.encoder.pool_tokens(hidden, mask).float().cpu()
             else:
                 _store(states, idx, hidden, source.lengths[idx])
-    return _finished(k, level, vectors, states, start)
+    return _finished(k, level, vectors, states, start, source.ids, source.pad_id)
 
 
 _SHARED: OrderedDict[tuple[str, int, str], FrozenCache] = OrderedDict()
@@ -218,7 +277,7 @@ def shared_cache(model: MultiTaskModel, texts: Sequence[str], k: int, weights_id
     if key in _SHARED:
         _SHARED.move_to_end(key)
         found = _SHARED[key]
-        return FrozenCache(found.k, found.level, found.states, found.vectors, seconds=0.0)
+        return FrozenCache(found.k, found.level, found.states, found.vectors, 0.0, found.ids, found.pad_id)
     lower = [j for (b, j, lv) in _SHARED if b == base and lv == "tokens" and 0 < j <= k]
     if lower:
         cache = extend_cache(model, _SHARED[(base, max(lower), "tokens")], k, level, batch_size)

@@ -41,16 +41,18 @@ class RoundFreezing:
         self.model, self.config, self.data = model, config, data
         self.schedule = (freezing.unfreezing_schedule(n, config.rounds, config.frozen_layers)
                          if config.gradual_unfreezing else [config.frozen_layers] * config.rounds)
-        blocks = [anatomy.embeddings(model), *anatomy.layer_stack(model)]
-        self.bottom = [(i, p, p.requires_grad) for i, block in enumerate(blocks) for p in block.parameters()]
+        if config.layer_decay is not None:
+            anatomy.layer_stack(model)  # a rate per layer needs a layer per depth: refused up front for ALBERT
+        self.bottom = {k: {id(p) for _, p in anatomy.bottom_parameters(model, k)} for k in set(self.schedule)}
+        self.trainable = [(p, p.requires_grad) for p in anatomy.transformer_of(model).parameters()]
         self.weights_id = model.encoder.fingerprint() if config.frozen_cache and max(self.schedule) > 0 else None
 
     def apply(self, k: int, tokens: Mapping[tuple[str, str], Tokenized]
               ) -> tuple[dict[tuple[str, str], FrozenCache], float]:
         """Freeze the bottom ``k`` (the rest as the config froze it); return the caches for ``k`` by
         ``(task, split)`` and the seconds spent building them."""
-        for i, param, trainable in self.bottom:
-            param.requires_grad_(trainable and (k == 0 or i > k))
+        for param, trainable in self.trainable:
+            param.requires_grad_(trainable and id(param) not in self.bottom[k])
         caches: dict[tuple[str, str], FrozenCache] = {}
         seconds = 0.0
         if self.config.frozen_cache and k > 0:
