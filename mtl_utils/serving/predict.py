@@ -12,8 +12,9 @@ start) or ``openvino-int8`` (OpenVINO static int8, calibrated once and stored in
 
 Sentences come from the arguments, else from ``--file`` (one per line), else from standard input (one per
 line; blank lines are skipped). Each task's predicted label and each label's probability are printed as CSV
-(default) or JSON. A missing or corrupted checkpoint, no input, or a task the model does not have ends with a
-one-line error and exit status 2.
+(default) or JSON. A missing or corrupted checkpoint (or one that asks to run code of its own: nothing from a
+checkpoint is ever run, and nothing is asked on standard input), no input, or a task the model does not have
+ends with a one-line error and exit status 2.
 """
 from __future__ import annotations
 
@@ -55,6 +56,8 @@ def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
         return list(args.sentences)
     if args.file:
         path = Path(args.file)
+        if path.is_dir():
+            raise ValueError(f"--file {path} is a folder, not a file: pass a text file with one sentence per line")
         if not path.is_file():
             raise ValueError(f"--file {path}: no such file")
         source, raw = f"--file {path}", path.read_bytes()
