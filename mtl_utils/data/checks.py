@@ -1,5 +1,6 @@
 """Tasks checked before anything is computed from them: every split has text and label columns, non-empty
-texts and integer class ids in range, and each task's name is the key it is stored under."""
+texts and integer class ids in range, and each task's name is the key it is stored under. What is allowed but
+suspect (one class only, a text in two splits, one text with two labels) is reported by :func:`data_warnings`."""
 from __future__ import annotations
 
 import warnings
@@ -11,11 +12,11 @@ import pandas as pd
 from .tasks import SPLITS, Task
 
 
-def check_datasets(data: Mapping[str, Task], tasks: Sequence[str]) -> None:
+def check_datasets(data: Mapping[str, Task], tasks: Sequence[str], warn: bool = True) -> None:
     """Check every split of ``tasks`` before any model loads: the task exists, each split has ``text`` and
     ``label`` columns and rows, every text is a non-empty string, every label an integer class id of the
-    task. Errors name the task, split and row. Warns (naming the task) about a single-class training split and
-    about texts that are in both the training and the test split."""
+    task. Errors name the task, split and row. With ``warn``, each of :func:`data_warnings` is then a
+    ``UserWarning``."""
     for name in tasks:
         if name not in data:
             raise KeyError(f"no data for task '{name}'; data has {list(data)}")
@@ -27,14 +28,37 @@ def check_datasets(data: Mapping[str, Task], tasks: Sequence[str]) -> None:
                              f"(use {{task.name: task for task in tasks}})")
         for split in SPLITS:
             _check_split(task, split, task[split])
+    if warn:
+        for message in data_warnings(data, tasks):
+            warnings.warn(message, stacklevel=2)
+
+
+def data_warnings(data: Mapping[str, Task], tasks: Sequence[str]) -> list[str]:
+    """What is suspect in checked tasks (:func:`check_datasets`), one message per finding naming the task: a
+    training split with one class only, texts in both the train and the test split or the train and the
+    validation split (their scores overstate accuracy), and texts with more than one label."""
+    found = []
+    for name in tasks:
+        task = data[name]
         train_labels = set(task["train"]["label"])
         if len(train_labels) < 2:
-            warnings.warn(f"task '{name}': the training split has one class only ({sorted(train_labels)}); "
-                          "a classifier cannot learn to tell classes apart from it", stacklevel=2)
-        overlap = set(task["train"]["text"]) & set(task["test"]["text"])
-        if overlap:
-            warnings.warn(f"task '{name}': {len(overlap)} texts are in both the train and the test split (e.g. "
-                          f"{next(iter(overlap))!r:.60}); test scores overstate accuracy", stacklevel=2)
+            found.append(f"task '{name}': the training split has one class only ({sorted(train_labels)}); "
+                         "a classifier cannot learn to tell classes apart from it")
+        for split, harm in (("test", "test scores overstate accuracy"),
+                            ("validation", "validation scores overstate accuracy and choose on trained texts")):
+            overlap = set(task["train"]["text"]) & set(task[split]["text"])
+            if overlap:
+                found.append(f"task '{name}': {len(overlap)} texts are in both the train and the {split} split "
+                             f"(e.g. {min(overlap)!r:.60}); {harm}")
+        rows = pd.concat([task[split][["text", "label"]] for split in SPLITS], ignore_index=True)
+        labels = rows.groupby("text", sort=True)["label"].unique()
+        conflicting = labels[labels.map(len) > 1]
+        if len(conflicting):
+            text, ids = conflicting.index[0], sorted(int(i) for i in conflicting.iloc[0])
+            names = ", ".join(task.labels[i] for i in ids)
+            found.append(f"task '{name}': {len(conflicting)} texts have more than one label (e.g. {text!r:.60} is "
+                         f"labelled {names}); no classifier is right about every copy: fix or drop them")
+    return found
 
 
 def _check_split(task: Task, split: str, df: pd.DataFrame) -> None:

@@ -33,8 +33,9 @@ PASSAGE_SENTENCES = 1   # sentences per passage
 class RetrievalSet:
     """Queries, a corpus of passages and which passages answer each query (ids are strings).
 
-    Checked when built: at least one query; unique query and passage ids; every query has at least one
-    relevant passage and every relevant id is in the corpus. Errors name the offending ids.
+    Checked when built: at least one query; unique query and passage ids; no passage text under two ids
+    (scores would then depend on how the ids sort); every query has at least one relevant passage and every
+    relevant id is in the corpus. Errors name the offending ids.
     """
 
     query_ids: tuple[str, ...]
@@ -57,7 +58,8 @@ def _repeated(ids: Sequence[str]) -> list[str]:
 def check_retrieval(query_ids: Sequence[str], queries: Sequence[str], corpus_ids: Sequence[str],
                     passages: Sequence[str], relevant: Mapping[str, frozenset[str]]) -> None:
     """Raise ``ValueError`` naming the problem: no queries, ids and texts of different lengths, repeated
-    query or passage ids, a query without a relevant passage, a relevant id missing from the corpus."""
+    query or passage ids, one passage text under two ids, a query without a relevant passage, a relevant id
+    missing from the corpus."""
     if len(query_ids) == 0:
         raise ValueError("a retrieval set needs at least one query; the query list is empty")
     if len(query_ids) != len(queries) or len(corpus_ids) != len(passages):
@@ -68,6 +70,12 @@ def check_retrieval(query_ids: Sequence[str], queries: Sequence[str], corpus_ids
         if repeated:
             raise ValueError(f"duplicate {what} ids {repeated[:5]}{' …' if len(repeated) > 5 else ''}: "
                              f"each {what} needs its own id")
+    first_id: dict[str, str] = {}
+    for passage_id, text in zip(corpus_ids, passages):
+        if text in first_id:
+            raise ValueError(f"passages {first_id[text]!r} and {passage_id!r} have the same text ({text!r:.60}): "
+                             "keep one copy of each passage (give it every relevant query)")
+        first_id[text] = passage_id
     lonely = [q for q in query_ids if not relevant.get(q)]
     if lonely:
         raise ValueError(f"queries {lonely[:5]}{' …' if len(lonely) > 5 else ''} have no relevant passage: "

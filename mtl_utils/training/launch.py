@@ -20,14 +20,23 @@ in distribution with it on (every process draws its own masks). A larger global 
 rate (``--lr``, ``--head-lr``) checked on the validation set. Each process uses its share of the machine's
 cores unless ``MTL_THREADS`` says otherwise. The main process writes the run cache, the summary (``--out``)
 and prints the test scores. Taught in notebook 07.
+
+Every flag is checked before any work (tasks of the series, sizes and budgets of at least one, rates, seeds,
+a model folder that exists, an ``--out`` that can be written): a bad one ends with a one-line
+``launch: error: ...`` and exit status 2. A run that fails later (a model that does not load, a diverged run)
+ends with a one-line error and exit status 1.
 """
 from __future__ import annotations
 
 import argparse
 import hashlib
 import json
+import math
+import os
+import re
+import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,18 +45,32 @@ import torch.distributed as dist
 
 from ..core import runtime
 from ..core.digests import write_atomic, write_text_atomic
-from ..data.tasks import Task, load_tasks
+from ..data.tasks import GENRE_LABELS, SENTIMENT_LABELS, TOPIC_LABELS, Task, load_genre, load_sentiment, load_topic
 from . import distributed, protocol
 from .config import SAMPLING_STRATEGIES, TrainConfig
 from .runs import train_or_load
 from .trainer import TrainResult, train
 
+#: The tasks of the series ``--tasks`` can name: each one's loader and label names.
+TASKS: dict[str, tuple[Callable[..., Task], tuple[str, ...]]] = {
+    "topic": (load_topic, TOPIC_LABELS), "sentiment": (load_sentiment, SENTIMENT_LABELS),
+    "genre": (load_genre, GENRE_LABELS)}
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")  # "name" or "owner/name"
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, ``launch: error: ...``, and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"launch: error: {' '.join(message.split())} (see --help)\n")
+
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """The command line (``--help`` lists it)."""
-    cli = argparse.ArgumentParser(prog="python -m mtl_utils.training.launch", description=__doc__.split("\n")[0],
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("--tasks", nargs="+", default=["topic", "sentiment"], help="tasks to train (default: both)")
+    """The command line (``--help`` lists it), every flag checked (:func:`check_args`)."""
+    cli = _Parser(prog="python -m mtl_utils.training.launch", description=__doc__.split("\n")[0],
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("--tasks", nargs="+", default=["topic", "sentiment"],
+                     help=f"tasks to train, of {', '.join(TASKS)} (default: topic sentiment)")
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--model", default=None, help="model id or folder (default: the bundled all-MiniLM-L6-v2)")
     cli.add_argument("--quick", action="store_true", help="the protocol's quick budget and data")
@@ -68,14 +91,89 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     cli.add_argument("--force", action="store_true", help="retrain even if the run is cached")
     cli.add_argument("--out", type=Path, default=None,
                      help="folder for summary.json and the final weights (weights.pt), written by the main process")
-    return cli.parse_args(argv)
+    args = cli.parse_args(argv)
+    problem = check_args(args)
+    if problem:
+        cli.error(problem)
+    return args
+
+
+def check_args(args: argparse.Namespace) -> str | None:
+    """What is wrong with ``args`` (one line naming the flag and what it accepts), or ``None``; reads nothing
+    but the file system's view of ``--model`` and ``--out``."""
+    unknown = [t for t in args.tasks if t not in TASKS]
+    if unknown:
+        return f"--tasks: unknown task {unknown[0]!r}; the series' tasks are {', '.join(TASKS)}"
+    if len(set(args.tasks)) != len(args.tasks):
+        return f"--tasks {' '.join(args.tasks)}: a task is named twice; name each once"
+    classes = max(len(TASKS[t][1]) for t in args.tasks)  # a stratified subset keeps one example per class
+    for flag, value, low, high in (
+            ("--seed", args.seed, 0, 2 ** 32 - 1), ("--examples", args.examples, 1, None),
+            ("--batch-size", args.batch_size, 1, None), ("--rounds", args.rounds, 1, None),
+            ("--frozen-layers", args.frozen_layers, 0, None), ("--train-size", args.train_size, classes, None),
+            ("--eval-size", args.eval_size, classes, None)):
+        if value is not None and not (low <= value and (high is None or value <= high)):
+            wanted = f"in {low}..{high}" if high is not None else f"of at least {low}"
+            per_class = " (one example per class of every task)" if flag.endswith("-size") else ""
+            return f"{flag} must be an integer {wanted}{per_class}, got {value}"
+    for flag, value, low, high, closed in (
+            ("--lr", args.lr, 0, math.inf, False), ("--head-lr", args.head_lr, 0, math.inf, False),
+            ("--warmup-ratio", args.warmup_ratio, 0, 1, True), ("--dropout", args.dropout, 0, 1, True)):
+        if value is not None and not (math.isfinite(value) and (value >= low if closed else value > low)
+                                      and (value < high if flag == "--dropout" else value <= high)):
+            wanted = {"--warmup-ratio": "in 0..1", "--dropout": "at least 0 and below 1"}.get(flag, "above 0")
+            return f"{flag} must be a finite number {wanted}, got {value}"
+    return _check_model(args.model) or _check_out(args.out) or _check_config(args)
+
+
+def _check_model(model: str | None) -> str | None:
+    """A ``--model`` that names a local folder (a path, not a hub id) must be one."""
+    if not model:
+        return None
+    path = Path(model)
+    if path.is_dir():
+        return None
+    if path.exists():
+        return f"--model {model}: a file, not a model folder (a folder with config.json, or a hub id)"
+    if not _HUB_ID.match(model) or ".." in model:  # a path ("./x", "/x", "a/b/c", "~/x"), not "owner/name"
+        return f"--model {model}: no such model folder (a local folder, or a hub id such as owner/name)"
+    return None
+
+
+def _check_out(out: Path | None) -> str | None:
+    """``--out`` must be a folder this process can make or write into."""
+    if out is None:
+        return None
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: a file is there; --out is a folder (for summary.json and weights.pt)"
+    ancestor = out.absolute()
+    while not ancestor.exists():
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        return f"--out {out}: {ancestor} is a file, so the folder cannot be made"
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        return f"--out {out}: {ancestor} is not writable"
+    return None
+
+
+def _check_config(args: argparse.Namespace) -> str | None:
+    """The run's configuration must validate, and have at least a step per round."""
+    try:
+        config = config_from(args)
+    except ValueError as err:
+        return str(err)
+    steps = config.steps({})  # the protocol always sets examples: no data needed
+    if config.rounds > steps:
+        return (f"--rounds {config.rounds} is more than the run's {steps} steps: choose at most {steps} rounds or "
+                "more --examples")
+    return None
 
 
 def tasks_from(args: argparse.Namespace) -> dict[str, Task]:
     """The tasks ``args`` name, cut to ``--train-size`` / ``--eval-size`` (stratified) when given."""
     sizes = {split: size for split, size in (("train", args.train_size), ("validation", args.eval_size),
                                              ("test", args.eval_size)) if size}
-    return load_tasks(quick=args.quick, sizes=sizes)
+    return {name: TASKS[name][0](quick=args.quick, sizes=sizes) for name in args.tasks}
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
@@ -142,7 +240,8 @@ def write(result: TrainResult, summary: dict, out: Path) -> None:
     write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line ``argv``; the exit status (a bad flag exits with 2 before any work)."""
     args = parse_args(argv)
     try:
         result, summary = run(args)
@@ -152,10 +251,15 @@ def main(argv: Sequence[str] | None = None) -> None:
             print(result.test.to_string(index=False))
             print(f"{summary['processes']} process(es), {summary['steps']} steps, "
                   f"{summary['train seconds']} s training")
+    except (ValueError, KeyError, OSError, FloatingPointError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"launch: error: {' '.join(str(message).split())}", file=sys.stderr)
+        return 1
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -10,23 +10,26 @@ the versions of the libraries that compute it.
 An entry ``<cache>/runs/<key>/`` is written to a unique temporary folder and published by one rename, under a
 file lock per key (two processes training one configuration: the second waits and loads the first's
 result). It carries a manifest of its files' SHA-256, verified on load: a damaged entry is reported, naming it,
-and retrained, never loaded. A loaded run equals a fresh one: same device, same trainable parameters. A run
-whose weights or logits are not finite raises and is never cached. Temporary folders of crashed runs are
-removed.
+and retrained, never loaded. A loaded run equals a fresh one: same device, same trainable parameters, and the
+same warnings about its data (:func:`mtl_utils.data.checks.data_warnings`). A run whose weights or logits are
+not finite raises and is never cached. Temporary folders of crashed runs are removed; a retrain killed between
+the two renames of its swap is put back (:func:`recover_swap`, as checkpoints recover). A cache that cannot be
+written (no lock file can be made) still serves its finished entries, writing nothing.
 """
 from __future__ import annotations
 
 import ast
+import errno
 import hashlib
 import importlib
 import importlib.util
 import inspect
 import json
+import os
 import shutil
 import uuid
 import warnings
-from collections.abc import Mapping, Sequence
-from contextlib import nullcontext
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -41,7 +44,7 @@ from filelock import FileLock
 
 from ..core import paths, runtime
 from ..core.digests import code_sha256, first_mismatch, manifest_of, publish_folder, update_with_texts
-from ..data.checks import check_datasets
+from ..data.checks import check_datasets, data_warnings
 from ..data.tasks import SPLITS, Task
 from ..modeling.encoder import model_digest
 from ..modeling.model import CheckpointError, MultiTaskModel
@@ -51,6 +54,9 @@ from .trainer import TrainResult, train
 
 MANIFEST = "manifest.json"
 ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz")
+_READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # what a lock file in an unwritable cache raises
+
+
 class DamagedRunError(RuntimeError):
     """A cached run entry is incomplete or does not match its manifest."""
 
@@ -117,9 +123,7 @@ def run_key(config: TrainConfig, tasks: Mapping[str, Task]) -> str:
     """Cache key of a run: configuration, base model files, data, training code and library versions (16 hex
     characters). The tasks are checked first (:func:`mtl_utils.data.checks.check_datasets`): a key is never
     computed from data a run would refuse."""
-    with warnings.catch_warnings():  # errors only: the Trainer warns (once) about what it will train on
-        warnings.simplefilter("ignore")
-        check_datasets(tasks, config.tasks + config.watch_tasks)
+    check_datasets(tasks, config.tasks + config.watch_tasks, warn=False)  # the Trainer, or a cache hit, warns
     blob = json.dumps({"config": config.to_dict(), "device": runtime.device(config.device).type,
                        "processes": distributed.world().size,
                        "base model": model_digest(config.model),
@@ -191,41 +195,129 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
                   cache: Path | None = None) -> TrainResult:
     """Load the cached result of this exact run, or train and cache it (``force=True`` retrains).
 
-    A damaged entry is reported with a warning naming it and retrained. ``config.init_from`` must name a
-    finished run in the same cache; training continues from its model. With several processes
-    (:mod:`~mtl_utils.training.distributed`) every process must compute the same run key; the run is loaded
-    only when every process finds it intact in its cache folder (on several machines: share
-    ``MTL_CACHE_DIR``, or each launch trains again), else all train; the main process alone holds the lock
-    and writes the entry.
+    A damaged entry is reported with a warning naming it and retrained. A cached result warns about its data as
+    a fresh run does. ``config.init_from`` must name a finished run in the same cache; training continues from
+    its model. With several processes (:mod:`~mtl_utils.training.distributed`) every process must compute the
+    same run key; the run is loaded only when every process finds it intact in its cache folder (on several
+    machines: share ``MTL_CACHE_DIR``, or each launch trains again), else all train; the main process alone
+    holds the lock and writes the entry. Where the cache cannot be written (no lock file can be made), a
+    finished entry is read without the lock and nothing is written; a run that must be trained there raises
+    ``PermissionError`` naming the folder.
     """
     root = Path(cache or paths.cache_dir()) / "runs"
     key = run_key(config, tasks)
     distributed.check_same(key, "run key")
     folder, main = root / key, distributed.world().main
+    lock, unwritable = None, None
     if main:
-        (root / ".locks").mkdir(parents=True, exist_ok=True)
-    with FileLock(str(root / ".locks" / f"{key}.lock")) if main else nullcontext():
-        if main:
-            for stale in [*root.glob(f".tmp-{key}-*"), *root.glob(f".old-{key}-*")]:  # a crashed run's
-                shutil.rmtree(stale, ignore_errors=True)
-        result = _load_cached(folder, config, force)
+        try:
+            lock = _acquire_lock(root, key)
+        except OSError as err:
+            if err.errno not in _READ_ONLY:
+                raise
+            unwritable = f"{type(err).__name__}: {err}"
+    unwritable = distributed.broadcast(unwritable)
+    try:
+        if lock is not None:
+            _tidy(root, key)
+        distributed.barrier()  # every process reads after the main one put back a killed swap
+        result = _load_cached(folder, config, force, writable=unwritable is None)
         if distributed.all_true(result is not None):
             distributed.barrier()  # every process has read the entry before the lock is released
+            for message in data_warnings(tasks, config.tasks + config.watch_tasks):
+                warnings.warn(message, stacklevel=2)
             return result
+        if unwritable is not None:
+            why = "force=True retrains it" if force else "it holds no finished entry"
+            raise PermissionError(f"the run cache {root} cannot be written ({unwritable}) and {why} for run {key}: "
+                                  "make it writable or point MTL_CACHE_DIR at a writable folder")
         result = train(config, tasks, model=_start_model(root, config), progress_bar=progress_bar)
         if main:
             _publish(result, root, key)
+    finally:
+        if lock is not None:
+            lock.release()
     distributed.barrier()
     return result
 
 
-def _load_cached(folder: Path, config: TrainConfig, force: bool) -> TrainResult | None:
-    """The cached run in ``folder``, or ``None`` (absent, ``force``, or damaged: then a warning names it)."""
-    if folder.is_dir() and not force:
+def _acquire_lock(root: Path, key: str) -> FileLock:
+    """The lock of run ``key``, held (waiting for another process that holds it); ``OSError`` where the cache
+    cannot be written."""
+    (root / ".locks").mkdir(parents=True, exist_ok=True)
+    lock = FileLock(str(root / ".locks" / f"{key}.lock"))
+    lock.acquire()
+    return lock
+
+
+def _swap_siblings(root: Path, key: str) -> tuple[list[Path], list[Path]]:
+    """The hidden folders a publish of ``key`` leaves when it dies: (its new copies, entries moved aside)."""
+    return list(root.glob(f".tmp-{key}-*")), list(root.glob(f".old-{key}-*"))
+
+
+def _is_finished(folder: Path) -> bool:
+    try:
+        verify_entry(folder)
+    except DamagedRunError:
+        return False
+    return True
+
+
+def _tidy(root: Path, key: str) -> None:
+    """Under the lock: put back an entry a killed swap left aside, then remove what crashed runs left."""
+    new, old = _swap_siblings(root, key)
+    recover_swap(root / key, new, old, _is_finished)
+    for stale in [*root.glob(f".tmp-{key}-*"), *root.glob(f".old-{key}-*")]:
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def swap_leftover(folder: Path, new: Iterable[Path], old: Iterable[Path],
+                  finished: Callable[[Path], bool]) -> Path | None:
+    """Where a swap (:func:`~mtl_utils.core.digests.publish_folder`) killed between its two renames left
+    ``folder``: the newest ``new`` copy that is ``finished`` (the run that was being published), else the newest
+    finished ``old`` one (the entry moved aside). ``None`` when ``folder`` exists or nothing finished is left."""
+    if folder.exists():
+        return None
+    for kind in (new, old):
+        for candidate in sorted(kind, key=_mtime, reverse=True):
+            if candidate.is_dir() and finished(candidate):
+                return candidate
+    return None
+
+
+def recover_swap(folder: Path, new: Iterable[Path], old: Iterable[Path], finished: Callable[[Path], bool]) -> bool:
+    """Put :func:`swap_leftover` back as ``folder`` (one rename); whether it did. A cache whose writer takes no
+    lock may race another process here: the loser changes nothing."""
+    leftover = swap_leftover(folder, new, old, finished)
+    if leftover is None:
+        return False
+    try:
+        os.replace(leftover, folder)
+    except OSError:  # another process put one back first, or the folder cannot be written
+        return False
+    return True
+
+
+def _load_cached(folder: Path, config: TrainConfig, force: bool, writable: bool = True) -> TrainResult | None:
+    """The cached run in ``folder``, or ``None`` (absent, ``force``, or damaged: then a warning names it). Where
+    the cache cannot be written, an entry a killed swap left under a hidden name is read where it lies."""
+    if force:
+        return None
+    if not writable and not folder.is_dir():
+        folder = swap_leftover(folder, *_swap_siblings(folder.parent, folder.name), _is_finished) or folder
+    if folder.is_dir():
         try:
             return load_result(folder, config)
         except DamagedRunError as err:
-            warnings.warn(f"cached run {folder} is damaged ({err}); training it again", stacklevel=3)
+            then = "training it again" if writable else "its cache cannot be written to train it again"
+            warnings.warn(f"cached run {folder} is damaged ({err}); {then}", stacklevel=3)
     return None
 
 

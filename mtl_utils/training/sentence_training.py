@@ -25,6 +25,7 @@ import shutil
 import sys
 import time
 import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,12 +39,13 @@ from ..core import paths
 from ..core.digests import code_sha256, publish_folder, texts_sha256
 from ..core.progress import progress
 from ..core.seeding import set_seed
+from ..data.checks import data_warnings
 from ..data.tasks import Task
 from ..modeling.encoder import DEFAULT_MODEL, SentenceEncoder, model_digest
 from ..modeling.model import MultiTaskModel
 from . import contrastive, optim
 from .config import TrainConfig
-from .runs import code_fingerprint, library_versions, run_key
+from .runs import code_fingerprint, library_versions, recover_swap, run_key
 from .trainer import Trainer, TrainResult, evaluate
 
 LOSSES = ("in-batch negatives", "cosine")
@@ -225,11 +227,19 @@ def _publish(write, folder: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def _recover(folder: Path, finished) -> None:
+    """Put back an entry that a publish (:func:`_publish`) killed between its two renames left hidden."""
+    siblings = {end: list(folder.parent.glob(f".{folder.name}.*.{end}")) for end in ("tmp", "old")}
+    recover_swap(folder, siblings["tmp"], siblings["old"], finished)
+
+
 def pairs_or_load(config: PairConfig, pairs: PairData, force: bool = False,
                   progress_bar: bool = True) -> PairResult:
     """Train a pair run, or load it from ``<cache>/pairs/<key>/`` (weights and losses) when it was trained
-    before; ``force`` retrains. A damaged entry is reported and retrained."""
+    before; ``force`` retrains. A damaged entry is reported and retrained; one that a publish killed between
+    its two renames left hidden is put back first."""
     folder = paths.cache_dir() / "pairs" / pair_key(config, pairs)
+    _recover(folder, lambda f: (f / "encoder.safetensors").is_file() and (f / "result.json").is_file())
     if folder.exists() and not force:
         try:
             encoder = SentenceEncoder(config.model, max_length=config.max_length)
@@ -330,16 +340,22 @@ class ContrastiveTaskResult:
 def contrastive_task_or_load(config: TrainConfig, data: Mapping[str, Task], pairs: PairData,
                              pair_batch_size: int, pair_examples: int, force: bool = False,
                              progress_bar: bool = True) -> ContrastiveTaskResult:
-    """Train :class:`ContrastiveTaskTrainer` (or load it from ``<cache>/pairs/<key>/``)."""
+    """Train :class:`ContrastiveTaskTrainer` (or load it from ``<cache>/pairs/<key>/``, put back first if a publish
+    was killed between its renames, warning about the data as a fresh run does)."""
     key = _key({"run": run_key(config, data), "pairs": pairs.digest(), "pair batch": pair_batch_size,
                 "pair examples": pair_examples})
     folder = paths.cache_dir() / "pairs" / key
+    _recover(folder, lambda f: (f / "model" / "config.json").is_file())
     if folder.exists() and not force:
         try:
             model = MultiTaskModel.load(folder / "model")
-            return ContrastiveTaskResult.scored(model, data, config.tasks, cached=True)
+            cached = ContrastiveTaskResult.scored(model, data, config.tasks, cached=True)
         except Exception as error:  # noqa: BLE001 - any damage: report and retrain
             print(f"cached run {folder} is damaged ({error}); training it again")
+        else:
+            for message in data_warnings(data, config.tasks + config.watch_tasks):  # as the fresh run warns
+                warnings.warn(message, stacklevel=2)
+            return cached
     result: TrainResult = ContrastiveTaskTrainer(config, data, pairs, pair_batch_size, pair_examples,
                                                  progress_bar).fit()
     _publish(lambda tmp: result.model.save(tmp / "model"), folder)
