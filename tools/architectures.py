@@ -101,6 +101,22 @@ def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa)
 
 
+def _input_of_layer(model, k: int) -> torch.Tensor:
+    """What layer ``k + 1`` receives for :data:`SENTENCES`, read with a hook of its own (not the cache's code)."""
+    from mtl_utils.modeling import anatomy
+
+    seen = []
+    hook = anatomy.layer_stack(model)[k].register_forward_pre_hook(
+        lambda _m, args, kwargs: seen.append((args[0] if args else kwargs["hidden_states"]).clone()),
+        with_kwargs=True)
+    try:
+        with torch.no_grad():
+            model.encoder(**model.encoder.tokenize(SENTENCES))
+    finally:
+        hook.remove()
+    return seen[0]
+
+
 def measure(name: str, folder: str, data) -> dict[str, str]:
     """Every column's cell for the architecture ``name`` saved in ``folder``."""
     from mtl_utils.modeling import anatomy
@@ -109,7 +125,6 @@ def measure(name: str, folder: str, data) -> dict[str, str]:
     from mtl_utils.serving import predict
     from mtl_utils.training import freezing
     from mtl_utils.training.config import TrainConfig
-    from mtl_utils.training.frozen_cache import bottom_states
     from mtl_utils.training.optim import param_groups
     from mtl_utils.training.trainer import Trainer, build_model
 
@@ -143,13 +158,10 @@ def measure(name: str, folder: str, data) -> dict[str, str]:
         return "works" if ok else "wrong: the run did not train every part"
 
     def freeze() -> str:
-        before = build_model(config, data)
-        batch = before.encoder.tokenize(SENTENCES)
-        with torch.no_grad():
-            expected = bottom_states(before.eval(), batch, 1)
+        before = build_model(config, data).eval()
+        expected = _input_of_layer(before, 1)
         model = run("k1 plain", frozen_layers=1, frozen_cache=False).model.eval()
-        with torch.no_grad():
-            got = bottom_states(model, model.encoder.tokenize(SENTENCES), 1)
+        got = _input_of_layer(model, 1)
         diff = float((got - expected).abs().max())
         if freezing.frozen_bottom(model) != 1:
             return f"wrong: frozen_bottom reports {freezing.frozen_bottom(model)}"
