@@ -217,7 +217,7 @@ def test_a_killed_pair_publish_is_put_back(tiny_model_dir, tmp_path, monkeypatch
     config = st.PairConfig(model=tiny_model_dir, batch_size=2, examples=4, lr=1e-3, max_length=16)
     first = st.pairs_or_load(config, pairs, progress_bar=False)
     folder = tmp_path / "pairs" / st.pair_key(config, pairs)
-    os.replace(folder, folder.with_name(f".{folder.name}.deadbeef.old"))  # killed after the first rename
+    os.replace(folder, folder.with_name(f".old-{folder.name}-deadbeef"))  # killed after the first rename
 
     def trained(*_args, **_kwargs):
         raise AssertionError("trained again")

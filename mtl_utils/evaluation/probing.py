@@ -29,9 +29,9 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 from transformers import AutoModel
 
-from ..core import paths
+from ..core import paths, store
 from ..core.batching import eval_mode, length_sorted_batches
-from ..core.digests import texts_sha256, write_atomic
+from ..core.digests import texts_sha256
 from ..core.progress import progress
 from ..modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
 from ..modeling.pooling import POOLING_MODES, pool
@@ -71,6 +71,9 @@ def embed_poolings(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequen
     return {m: v.numpy() for m, v in out.items()}
 
 
+VECTORS = "vectors.npz"  # the file of a stored embeddings entry
+
+
 @dataclass
 class Embedded:
     """What :func:`cached_poolings` returns: the vectors per mode, where they are stored, and how they came."""
@@ -87,39 +90,39 @@ class Embedded:
 def embedding_key(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequence[str]) -> str:
     """A hash of everything the vectors depend on: the encoder's weights and settings (its fingerprint), the
     modes and the texts (length-prefixed, so no two lists of texts share a key)."""
-    return texts_sha256(texts, f"{encoder.fingerprint()}|{sorted(modes)}|{len(texts)}")[:20]
+    return store.key({"encoder": encoder.fingerprint(), "modes": sorted(modes), "texts": texts_sha256(texts)}, 20)
 
 
 def cached_poolings(encoder: SentenceEncoder, texts: Sequence[str], name: str, modes: Sequence[str] = POOLING_MODES,
                     batch_size: int = 32, recompute: bool = False, cache: str | Path | None = None,
                     show_progress: bool | None = None) -> Embedded:
-    """:func:`embed_poolings`, stored as ``<cache>/<name>-<key>.npz`` and loaded from there next time.
+    """:func:`embed_poolings`, stored as the entry ``<cache>/<name>-<key>/`` (``vectors.npz``) and loaded from
+    there next time.
 
-    ``cache`` defaults to ``<cache_dir>/embeddings``; ``recompute`` ignores (and overwrites) a stored file.
-    A stored file that cannot be read, or lacks a mode, is computed again. Writes go to a unique temporary
-    file renamed into place, so concurrent writers never interleave."""
+    ``cache`` defaults to ``<cache_dir>/embeddings``; ``recompute`` ignores (and overwrites) a stored entry.
+    The entry is kept by the run store (:func:`mtl_utils.core.store.load_or_make`): a damaged one is reported
+    and computed again, and writers publish whole entries, so concurrent writers never interleave."""
     texts = check_sentences(texts)
     modes = _check_modes(modes)
-    folder = Path(cache) if cache else paths.cache_dir() / "embeddings"
-    path = folder / f"{name}-{embedding_key(encoder, texts, modes)}.npz"
+    root = Path(cache) if cache else paths.cache_dir() / "embeddings"
+    folder = root / f"{name}-{embedding_key(encoder, texts, modes)}"
     start = time.perf_counter()
-    if path.is_file() and not recompute:
-        try:
-            with np.load(path) as stored:
-                vectors = {m: stored[m] for m in modes}
-            if all(v.shape == (len(texts), encoder.hidden_size) for v in vectors.values()):
-                return Embedded(vectors, path, True, time.perf_counter() - start)
-        except (OSError, ValueError, KeyError):
-            pass
-        warnings.warn(f"stored embeddings {path} are damaged; computing them again", stacklevel=2)
-    vectors = embed_poolings(encoder, texts, modes, batch_size, show_progress, desc=name)
-    seconds = time.perf_counter() - start
-    def save(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
+
+    def load(entry: Path) -> dict[str, np.ndarray]:
+        with np.load(entry / VECTORS) as stored:
+            vectors = {m: stored[m] for m in modes}
+        if any(v.shape != (len(texts), encoder.hidden_size) for v in vectors.values()):
+            raise store.DamagedEntry(f"the vectors are not {len(texts)} x {encoder.hidden_size}")
+        return vectors
+
+    def save(vectors: dict[str, np.ndarray], tmp: Path) -> None:
+        with open(tmp / VECTORS, "wb") as handle:
             np.savez(handle, **vectors)
 
-    write_atomic(path, save)
-    return Embedded(vectors, path, False, seconds)
+    vectors, from_cache = store.load_or_make(
+        folder, load, lambda: embed_poolings(encoder, texts, modes, batch_size, show_progress, desc=name), save,
+        what="embeddings", redo="computing them again", force=recompute)
+    return Embedded(vectors, folder / VECTORS, from_cache, time.perf_counter() - start)
 
 
 def randomly_initialised(encoder: SentenceEncoder, seed: int = 0) -> SentenceEncoder:

@@ -6,7 +6,6 @@ files (:mod:`tools.readme`), so they can never drift from the committed notebook
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import io
 import json
@@ -28,7 +27,7 @@ import torch
 import transformers
 from transformers.utils import logging as hf_logging
 
-from ..core import paths, runtime
+from ..core import paths, runtime, store
 from ..core.digests import code_sha256, write_text_atomic
 from ..core.seeding import set_seed
 from ..serving import capped, speed, static_int8, variants
@@ -173,21 +172,21 @@ def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.
                 "versions": {p: _version(p) for p in TIMING_LIBRARIES}, "cpu": runtime.cpu(),
                 "code": code_sha256(code or training_path(variants, speed, static_int8, capped,
                                                    measure_all))}
-    digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
-    path = paths.cache_dir() / "measurements" / f"{name}-{digest}.json"
-    if path.is_file() and not force:
-        try:
-            stored = json.loads(path.read_text())
-            tables = {k: _frame(v) for k, v in stored["tables"].items()}
-            return Measured(tables, stored["when"], True)
-        except (ValueError, KeyError):
-            warnings.warn(f"stored measurement {path} is damaged; measuring again", stacklevel=2)
-    tables = measure()
-    when = time.strftime("%Y-%m-%d %H:%M")
-    _write_json(path, {"key": identity, "when": when,
-                       "tables": {k: {"index": t.index.name, "frame": t.reset_index(drop=t.index.name is None)
-                                      .to_json(orient="split")} for k, t in tables.items()}})
-    return Measured(tables, when, False)
+    folder = paths.cache_dir() / "measurements" / f"{name}-{store.key(identity)}"
+
+    def load(entry: Path) -> tuple[dict[str, pd.DataFrame], str]:
+        stored = json.loads((entry / "tables.json").read_text())
+        return {k: _frame(v) for k, v in stored["tables"].items()}, stored["when"]
+
+    def write(made: tuple[dict[str, pd.DataFrame], str], tmp: Path) -> None:
+        tables, when = made
+        stored = {k: {"index": t.index.name, "frame": t.reset_index(drop=t.index.name is None).to_json(orient="split")}
+                  for k, t in tables.items()}
+        (tmp / "tables.json").write_text(json.dumps({"key": identity, "when": when, "tables": stored}, indent=2))
+
+    (tables, when), replayed = store.load_or_make(folder, load, lambda: (measure(), time.strftime("%Y-%m-%d %H:%M")),
+                                                  write, what="measurement", redo="measuring again", force=force)
+    return Measured(tables, when, replayed)
 
 
 def _frame(stored: dict) -> pd.DataFrame:

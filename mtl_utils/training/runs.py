@@ -7,13 +7,14 @@ of the training path (every project module the trainer imports, directly or not,
 themselves: :func:`training_path`; without comments and docstrings, so only a change of what runs retrains) and
 the versions of the libraries that compute it.
 
-An entry ``<cache>/runs/<key>/`` is written to a unique temporary folder and published by one rename, under a
-file lock per key (two processes training one configuration: the second waits and loads the first's
+An entry ``<cache>/runs/<key>/`` is kept by the run store (:mod:`mtl_utils.core.store`, as pair runs, pooled
+embeddings and replayed timings are): written to a unique temporary folder and published by one rename, here
+under a file lock per key (two processes training one configuration: the second waits and loads the first's
 result). It carries a manifest of its files' SHA-256, verified on load: a damaged entry is reported, naming it,
 and retrained, never loaded. A loaded run equals a fresh one: same device, same trainable parameters, and the
 same warnings about its data (:func:`mtl_utils.data.checks.data_warnings`). A run whose weights or logits are
 not finite raises and is never cached. Temporary folders of crashed runs are removed; a retrain killed between
-the two renames of its swap is put back (:func:`recover_swap`, as checkpoints recover). A cache that cannot be
+the two renames of its swap is put back (:func:`mtl_utils.core.store.recover`). A cache that cannot be
 written (no lock file can be made) still serves its finished entries, writing nothing.
 """
 from __future__ import annotations
@@ -25,11 +26,8 @@ import importlib
 import importlib.util
 import inspect
 import json
-import os
-import shutil
-import uuid
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -42,8 +40,8 @@ import torch
 import transformers
 from filelock import FileLock
 
-from ..core import paths, runtime
-from ..core.digests import code_sha256, first_mismatch, manifest_of, publish_folder, update_with_texts
+from ..core import paths, runtime, store
+from ..core.digests import code_sha256, update_with_texts
 from ..data.checks import check_datasets, data_warnings
 from ..data.tasks import SPLITS, Task
 from ..modeling.encoder import model_digest
@@ -52,13 +50,12 @@ from . import distributed, trainer
 from .config import TrainConfig
 from .trainer import TrainResult, train
 
-MANIFEST = "manifest.json"
+MANIFEST = store.MANIFEST
 ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz")
 _READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # what a lock file in an unwritable cache raises
 
 
-class DamagedRunError(RuntimeError):
-    """A cached run entry is incomplete or does not match its manifest."""
+DamagedRunError = store.DamagedEntry  # a cached run entry is incomplete or does not match its manifest
 
 
 def _imported_modules(module: ModuleType) -> list[ModuleType]:
@@ -124,12 +121,10 @@ def run_key(config: TrainConfig, tasks: Mapping[str, Task]) -> str:
     characters). The tasks are checked first (:func:`mtl_utils.data.checks.check_datasets`): a key is never
     computed from data a run would refuse."""
     check_datasets(tasks, config.tasks + config.watch_tasks, warn=False)  # the Trainer, or a cache hit, warns
-    blob = json.dumps({"config": config.to_dict(), "device": runtime.device(config.device).type,
-                       "processes": distributed.world().size,
-                       "base model": model_digest(config.model),
-                       "data": data_fingerprint(tasks, config.tasks + config.watch_tasks),
-                       "code": code_fingerprint(), "versions": library_versions()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return store.key({"config": config.to_dict(), "device": runtime.device(config.device).type,
+                      "processes": distributed.world().size, "base model": model_digest(config.model),
+                      "data": data_fingerprint(tasks, config.tasks + config.watch_tasks),
+                      "code": code_fingerprint(), "versions": library_versions()})
 
 
 def save_result(result: TrainResult, folder: Path) -> None:
@@ -144,27 +139,13 @@ def save_result(result: TrainResult, folder: Path) -> None:
                "train_seconds": result.train_seconds, "confusion": {k: v.tolist() for k, v in result.confusion.items()},
                "frozen": [name for name, p in result.model.named_parameters() if not p.requires_grad]}
     (folder / "result.json").write_text(json.dumps(summary, indent=2))
-    files = [folder / name for name in ENTRY_FILES] + sorted((folder / "model").rglob("*"))
-    manifest = manifest_of(folder, files)
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    store.seal(folder)
 
 
 def verify_entry(folder: Path) -> None:
-    """Raise :class:`DamagedRunError` unless every file of the entry exists and matches the manifest."""
-    manifest_path = folder / MANIFEST
-    if not manifest_path.is_file():
-        raise DamagedRunError(f"{MANIFEST} is missing (an entry from an interrupted or older write)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise DamagedRunError(f"{MANIFEST} is not valid JSON ({err})") from None
-    for name in (*ENTRY_FILES, "model/config.json", "model/model.safetensors"):
-        if name not in manifest:
-            raise DamagedRunError(f"the manifest does not list {name}")
-    mismatch = first_mismatch(folder, manifest)
-    if mismatch:
-        raise DamagedRunError(f"{mismatch[0]} is missing" if mismatch[1] == "missing" else
-                              f"{mismatch[0]} does not match its checksum")
+    """Raise :class:`DamagedRunError` unless every file of the entry exists and matches the manifest
+    (:func:`mtl_utils.core.store.verify`)."""
+    store.verify(folder, (*ENTRY_FILES, "model/config.json", "model/model.safetensors"))
 
 
 def load_result(folder: Path, config: TrainConfig) -> TrainResult:
@@ -219,7 +200,7 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
     unwritable = distributed.broadcast(unwritable)
     try:
         if lock is not None:
-            _tidy(root, key)
+            store.recover(folder, tidy_all=True)  # under the lock: a killed swap put back, leftovers gone
         distributed.barrier()  # every process reads after the main one put back a killed swap
         result = _load_cached(folder, config, force, writable=unwritable is None)
         if distributed.all_true(result is not None):
@@ -250,74 +231,19 @@ def _acquire_lock(root: Path, key: str) -> FileLock:
     return lock
 
 
-def _swap_siblings(root: Path, key: str) -> tuple[list[Path], list[Path]]:
-    """The hidden folders a publish of ``key`` leaves when it dies: (its new copies, entries moved aside)."""
-    return list(root.glob(f".tmp-{key}-*")), list(root.glob(f".old-{key}-*"))
-
-
-def _is_finished(folder: Path) -> bool:
-    try:
-        verify_entry(folder)
-    except DamagedRunError:
-        return False
-    return True
-
-
-def _tidy(root: Path, key: str) -> None:
-    """Under the lock: put back an entry a killed swap left aside, then remove what crashed runs left."""
-    new, old = _swap_siblings(root, key)
-    recover_swap(root / key, new, old, _is_finished)
-    for stale in [*root.glob(f".tmp-{key}-*"), *root.glob(f".old-{key}-*")]:
-        shutil.rmtree(stale, ignore_errors=True)
-
-
-def _mtime(path: Path) -> float:
-    try:
-        return path.stat().st_mtime
-    except OSError:
-        return 0.0
-
-
-def swap_leftover(folder: Path, new: Iterable[Path], old: Iterable[Path],
-                  finished: Callable[[Path], bool]) -> Path | None:
-    """Where a swap (:func:`~mtl_utils.core.digests.publish_folder`) killed between its two renames left
-    ``folder``: the newest ``new`` copy that is ``finished`` (the run that was being published), else the newest
-    finished ``old`` one (the entry moved aside). ``None`` when ``folder`` exists or nothing finished is left."""
-    if folder.exists():
-        return None
-    for kind in (new, old):
-        for candidate in sorted(kind, key=_mtime, reverse=True):
-            if candidate.is_dir() and finished(candidate):
-                return candidate
-    return None
-
-
-def recover_swap(folder: Path, new: Iterable[Path], old: Iterable[Path], finished: Callable[[Path], bool]) -> bool:
-    """Put :func:`swap_leftover` back as ``folder`` (one rename); whether it did. A cache whose writer takes no
-    lock may race another process here: the loser changes nothing."""
-    leftover = swap_leftover(folder, new, old, finished)
-    if leftover is None:
-        return False
-    try:
-        os.replace(leftover, folder)
-    except OSError:  # another process put one back first, or the folder cannot be written
-        return False
-    return True
-
-
 def _load_cached(folder: Path, config: TrainConfig, force: bool, writable: bool = True) -> TrainResult | None:
     """The cached run in ``folder``, or ``None`` (absent, ``force``, or damaged: then a warning names it). Where
     the cache cannot be written, an entry a killed swap left under a hidden name is read where it lies."""
     if force:
         return None
     if not writable and not folder.is_dir():
-        folder = swap_leftover(folder, *_swap_siblings(folder.parent, folder.name), _is_finished) or folder
+        folder = store.leftover(folder) or folder
     if folder.is_dir():
         try:
             return load_result(folder, config)
         except DamagedRunError as err:
             then = "training it again" if writable else "its cache cannot be written to train it again"
-            warnings.warn(f"cached run {folder} is damaged ({err}); {then}", stacklevel=3)
+            store.warn_damaged("run", folder, err, then)
     return None
 
 
@@ -335,10 +261,5 @@ def _start_model(root: Path, config: TrainConfig) -> MultiTaskModel | None:
 
 
 def _publish(result: TrainResult, root: Path, key: str) -> None:
-    """Write ``result`` to a temporary folder and publish it as ``root/key`` in one rename."""
-    tmp = root / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-    try:
-        save_result(result, tmp)
-        publish_folder(tmp, root / key, root / f".old-{key}-{uuid.uuid4().hex[:8]}")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Write ``result`` as the entry ``root/key`` (:func:`mtl_utils.core.store.publish`)."""
+    store.publish(root / key, lambda tmp: save_result(result, tmp))

@@ -18,13 +18,10 @@ Taught in notebook 05 (how a sentence transformer is trained).
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
-import shutil
 import sys
 import time
-import uuid
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -35,8 +32,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from ..core import paths
-from ..core.digests import code_sha256, publish_folder, texts_sha256
+from ..core import paths, store
+from ..core.digests import code_sha256, texts_sha256
 from ..core.progress import progress
 from ..core.seeding import set_seed
 from ..data.checks import data_warnings
@@ -45,8 +42,8 @@ from ..modeling.encoder import DEFAULT_MODEL, SentenceEncoder, model_digest
 from ..modeling.model import MultiTaskModel
 from . import contrastive, optim
 from .config import TrainConfig
-from .runs import code_fingerprint, library_versions, recover_swap, run_key
-from .trainer import Trainer, TrainResult, evaluate
+from .runs import code_fingerprint, library_versions, run_key
+from .trainer import Trainer, evaluate
 
 LOSSES = ("in-batch negatives", "cosine")
 
@@ -203,8 +200,7 @@ class PairTrainer:
 
 def _key(parts: Mapping) -> str:
     code = code_sha256([sys.modules[__name__], contrastive]) + code_fingerprint()
-    blob = json.dumps({**parts, "code": code, "versions": library_versions()}, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+    return store.key({**parts, "code": code, "versions": library_versions()})
 
 
 def pair_key(config: PairConfig, pairs: PairData) -> str:
@@ -213,50 +209,27 @@ def pair_key(config: PairConfig, pairs: PairData) -> str:
                  "pairs": pairs.digest()})
 
 
-def _publish(write, folder: Path) -> None:
-    """``write(tmp)`` into a temporary folder, then swapped in as ``folder`` by
-    :func:`~mtl_utils.core.digests.publish_folder` (the run cache's swap)."""
-    tag = uuid.uuid4().hex[:8]
-    tmp, aside = (folder.with_name(f".{folder.name}.{tag}.{end}") for end in ("tmp", "old"))
-    tmp.mkdir(parents=True)
-    try:
-        write(tmp)
-        publish_folder(tmp, folder, aside)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(aside, ignore_errors=True)
-
-
-def _recover(folder: Path, finished) -> None:
-    """Put back an entry that a publish (:func:`_publish`) killed between its two renames left hidden."""
-    siblings = {end: list(folder.parent.glob(f".{folder.name}.*.{end}")) for end in ("tmp", "old")}
-    recover_swap(folder, siblings["tmp"], siblings["old"], finished)
-
-
 def pairs_or_load(config: PairConfig, pairs: PairData, force: bool = False,
                   progress_bar: bool = True) -> PairResult:
     """Train a pair run, or load it from ``<cache>/pairs/<key>/`` (weights and losses) when it was trained
-    before; ``force`` retrains. A damaged entry is reported and retrained; one that a publish killed between
-    its two renames left hidden is put back first."""
-    folder = paths.cache_dir() / "pairs" / pair_key(config, pairs)
-    _recover(folder, lambda f: (f / "encoder.safetensors").is_file() and (f / "result.json").is_file())
-    if folder.exists() and not force:
-        try:
-            encoder = SentenceEncoder(config.model, max_length=config.max_length)
-            encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
-            meta = json.loads((folder / "result.json").read_text())
-            return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
-        except (OSError, KeyError, RuntimeError, json.JSONDecodeError) as error:
-            print(f"cached pair run {folder} is damaged ({error}); training it again")
-    result = PairTrainer(config, pairs, progress_bar=progress_bar).fit()
+    before; ``force`` retrains. The entry is kept by the run store (:func:`mtl_utils.core.store.load_or_make`):
+    a damaged one is reported and retrained, one that a publish killed between its renames is put back."""
 
-    def write(tmp: Path) -> None:
+    def load(folder: Path) -> PairResult:
+        encoder = SentenceEncoder(config.model, max_length=config.max_length)
+        encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+        meta = json.loads((folder / "result.json").read_text())
+        return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
+
+    def write(result: PairResult, tmp: Path) -> None:
         state = {k: v.detach().contiguous() for k, v in result.encoder.state_dict().items()}
         save_file(state, str(tmp / "encoder.safetensors"))
         (tmp / "result.json").write_text(json.dumps({"losses": result.losses,
                                                      "train_seconds": result.train_seconds}))
 
-    _publish(write, folder)
+    folder = paths.cache_dir() / "pairs" / pair_key(config, pairs)
+    result, _ = store.load_or_make(folder, load, lambda: PairTrainer(config, pairs, progress_bar=progress_bar).fit(),
+                                   write, what="pair run", redo="training it again", force=force)
     return result
 
 
@@ -344,19 +317,14 @@ def contrastive_task_or_load(config: TrainConfig, data: Mapping[str, Task], pair
     was killed between its renames, warning about the data as a fresh run does)."""
     key = _key({"run": run_key(config, data), "pairs": pairs.digest(), "pair batch": pair_batch_size,
                 "pair examples": pair_examples})
-    folder = paths.cache_dir() / "pairs" / key
-    _recover(folder, lambda f: (f / "model" / "config.json").is_file())
-    if folder.exists() and not force:
-        try:
-            model = MultiTaskModel.load(folder / "model")
-            cached = ContrastiveTaskResult.scored(model, data, config.tasks, cached=True)
-        except Exception as error:  # noqa: BLE001 - any damage: report and retrain
-            print(f"cached run {folder} is damaged ({error}); training it again")
-        else:
-            for message in data_warnings(data, config.tasks + config.watch_tasks):  # as the fresh run warns
-                warnings.warn(message, stacklevel=2)
-            return cached
-    result: TrainResult = ContrastiveTaskTrainer(config, data, pairs, pair_batch_size, pair_examples,
-                                                 progress_bar).fit()
-    _publish(lambda tmp: result.model.save(tmp / "model"), folder)
-    return ContrastiveTaskResult.scored(result.model, data, config.tasks, cached=False)
+
+    def make() -> MultiTaskModel:
+        return ContrastiveTaskTrainer(config, data, pairs, pair_batch_size, pair_examples, progress_bar).fit().model
+
+    model, cached = store.load_or_make(paths.cache_dir() / "pairs" / key, lambda f: MultiTaskModel.load(f / "model"),
+                                       make, lambda m, tmp: m.save(tmp / "model"), what="run",
+                                       redo="training it again", force=force)
+    if cached:
+        for message in data_warnings(data, config.tasks + config.watch_tasks):  # as the fresh run warns
+            warnings.warn(message, stacklevel=2)
+    return ContrastiveTaskResult.scored(model, data, config.tasks, cached=cached)
