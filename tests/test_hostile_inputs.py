@@ -243,6 +243,14 @@ def test_a_killed_calibration_keeps_the_stored_int8_model(calibrated, tmp_path, 
                                                          "openvino-int8"]  # no temporary folder left
 
 
+def test_a_calibration_killed_between_its_renames_puts_the_stored_model_back(calibrated, tmp_path):
+    folder = Path(shutil.copytree(calibrated[0], tmp_path / "ckpt"))
+    os.replace(folder / "openvino-int8", folder / ".openvino-int8.old-deadbeef")  # the first rename, then killed
+    assert static_int8.saved_openvino_int8(folder) == folder / static_int8.OPENVINO_INT8
+    assert sorted(p.name for p in folder.iterdir()) == ["backbone", "config.json", "model.safetensors",
+                                                         "openvino-int8"]
+
+
 # 6. RoBERTa-like position embeddings: their real limit ------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -131,3 +131,29 @@ def test_a_damaged_measurement_is_measured_again(tmp_path, monkeypatch):
         lambda: next((tmp_path / "measurements").glob("demo-*")) / "tables.json", "measurement")
     assert not first.replayed and not again.replayed and third.replayed and len(calls) == 2
     pd.testing.assert_frame_equal(first.tables["speed"], third.tables["speed"], check_dtype=False)
+
+
+def test_a_reader_recovering_between_the_two_renames_does_not_break_the_writer(tmp_path, monkeypatch):
+    """``load_or_make`` recovers without a lock: a reader may put the writer's finished copy in place while
+    the writer is between its two renames. The writer's publish then finds its work done, not an error."""
+    folder = tmp_path / "k"
+    store.publish(folder, lambda tmp: _write({"v": "old"})(None, tmp))
+    real = store.publish_folder
+
+    def racing(tmp, target, aside):
+        os.replace(target, aside)        # the writer's first rename ...
+        store.recover(target)            # ... a reader puts back the newest finished copy: the writer's ...
+        real(tmp, target, aside)         # ... so the writer's second rename finds no tmp
+    monkeypatch.setattr(store, "publish_folder", racing)
+    store.publish(folder, lambda tmp: _write({"v": "new"})(None, tmp))
+    assert (folder / "v").read_text() == "new" and store.is_finished(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]
+
+
+def test_a_cache_that_cannot_be_written_still_gives_the_value(tmp_path, monkeypatch):
+    def refused(folder, write):
+        raise PermissionError(13, "Permission denied", str(folder))
+    monkeypatch.setattr(store, "publish", refused)
+    with pytest.warns(UserWarning, match=r"cannot be written \(Permission denied\): the thing is not stored"):
+        assert store.load_or_make(tmp_path / "k", lambda f: None, lambda: 7, lambda v, t: None, what="thing") \
+            == (7, False)

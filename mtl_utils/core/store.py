@@ -18,6 +18,7 @@ Trained runs add a file lock and the processes of a distributed run around these
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -32,6 +33,7 @@ from typing import TypeVar
 from .digests import first_mismatch, manifest_of, publish_folder
 
 MANIFEST = "manifest.json"
+READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # what writing into an unwritable cache raises
 _STALE_SECONDS = 3600  # a temporary folder this old is a killed write's, not a running one's
 T = TypeVar("T")
 
@@ -128,36 +130,60 @@ def recover(folder: Path, tidy_all: bool = False) -> None:
 
 
 def publish(folder: Path, write: Callable[[Path], None]) -> Path:
-    """``write(tmp)`` into a hidden sibling of ``folder``, :func:`seal` it, swap it in as ``folder``."""
+    """``write(tmp)`` into a hidden sibling of ``folder``, :func:`seal` it, swap it in as ``folder``. A reader
+    that recovers ``folder`` between the swap's two renames (:func:`recover`, which takes no lock) may put this
+    very copy, or the entry moved aside, in place first: the swap is then tried again, or is already done."""
     tag = uuid.uuid4().hex[:8]
-    tmp, aside = folder.parent / f".tmp-{folder.name}-{tag}", folder.parent / f".old-{folder.name}-{tag}"
+    tmp = folder.parent / f".tmp-{folder.name}-{tag}"
+    asides = [folder.parent / f".old-{folder.name}-{tag}{i}" for i in range(3)]
     tmp.mkdir(parents=True)
     try:
         write(tmp)
         seal(tmp)
-        publish_folder(tmp, folder, aside)
+        for aside in asides:
+            try:
+                publish_folder(tmp, folder, aside)
+                break
+            except OSError:
+                if not tmp.exists() and is_finished(folder):  # a reader put this copy in place
+                    break
+                if aside is asides[-1]:
+                    raise
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        for leftover_ in (tmp, *asides):
+            shutil.rmtree(leftover_, ignore_errors=True)
     return folder
 
 
 def warn_damaged(what: str, folder: Path, err: Exception, redo: str) -> None:
-    """The one warning for a damaged entry: what it is, where, why, and what happens instead."""
-    warnings.warn(f"the cached {what} {folder} is damaged ({err}); {redo}", stacklevel=3)
+    """The one warning for a damaged entry, on one line: what it is, where, why, and what happens instead."""
+    why = (str(err).strip().splitlines() or [type(err).__name__])[0]
+    warnings.warn(f"the cached {what} {folder} is damaged ({why}); {redo}", stacklevel=3)
 
 
 def load_or_make(folder: Path, load: Callable[[Path], T], make: Callable[[], T], write: Callable[[T, Path], None],
                  *, what: str, redo: str = "computing it again", force: bool = False) -> tuple[T, bool]:
     """``(load(folder), True)`` for a finished entry, else ``(make(), False)`` after publishing it with
-    ``write(value, tmp)``. A damaged entry (:func:`verify`, or any error of ``load``) is reported with
-    :func:`warn_damaged` and made again; ``force`` makes it again without looking."""
+    ``write(value, tmp)``. A damaged entry (:func:`verify`, or an error of ``load`` reading it) is reported
+    with :func:`warn_damaged` and made again; ``force`` makes it again without looking. Where the cache cannot
+    be written, the value made is returned with a one-line warning, unstored."""
     recover(folder)
     if folder.is_dir() and not force:
         try:
             verify(folder)
             return load(folder), True
-        except Exception as err:  # noqa: BLE001 - whatever the damage: report it, never use the entry
+        except MemoryError:
+            raise
+        except (DamagedEntry, OSError, ValueError, KeyError, RuntimeError) as err:  # never use such an entry
+            if isinstance(err, RuntimeError) and "out of memory" in str(err):
+                raise
             warn_damaged(what, folder, err, redo)
     value = make()
-    publish(folder, lambda tmp: write(value, tmp))
+    try:
+        publish(folder, lambda tmp: write(value, tmp))
+    except OSError as err:
+        if err.errno not in READ_ONLY:
+            raise
+        warnings.warn(f"the cache {folder.parent} cannot be written ({err.strerror}): the {what} is not stored",
+                      stacklevel=2)
     return value, False

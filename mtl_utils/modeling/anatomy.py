@@ -127,9 +127,26 @@ def _output_form(out) -> int:
     return -1
 
 
+def _graph_leaves(tensor: torch.Tensor) -> set[int]:
+    """``id`` of every tensor that ``tensor``'s autograd graph accumulates a gradient into (its parameters),
+    found by walking the graph: no gradient is computed."""
+    found, seen, stack = set(), set(), [tensor.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)
+        if variable is not None:
+            found.add(id(variable))
+        stack.extend(next_node for next_node, _ in node.next_functions)
+    return found
+
+
 def layer_flow(model: nn.Module) -> LayerFlow:
     """The :class:`LayerFlow` of ``model``'s transformer, measured once (a four-token input in eval mode, every
-    parameter tracked for that pass only; no random numbers drawn) and remembered for the transformer."""
+    parameter tracked for that pass only, its autograd graph walked, no gradient computed and no random number
+    drawn) and remembered for the transformer."""
     transformer = transformer_of(model)
     if transformer in _FLOWS:
         return _FLOWS[transformer]
@@ -152,11 +169,9 @@ def layer_flow(model: nn.Module) -> LayerFlow:
         with torch.inference_mode(False), torch.enable_grad():
             ids = (torch.arange(1, 5, device=device) % int(transformer.config.vocab_size))[None, :]
             last = transformer(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
-            names, tensors = list(params), list(params.values())
-            feeds = []
-            for target in [*inputs, last]:
-                grads = torch.autograd.grad(target.sum(), tensors, allow_unused=True, retain_graph=True)
-                feeds.append(frozenset(n for n, g in zip(names, grads) if g is not None))
+            name_of = {id(p): n for n, p in params.items()}
+            feeds = [frozenset(name_of[i] for i in _graph_leaves(target) if i in name_of)
+                     for target in [*inputs, last]]
     finally:
         for hook in hooks:
             hook.remove()

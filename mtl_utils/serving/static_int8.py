@@ -175,6 +175,20 @@ def unfused(onnx_path: Path) -> Path:
     return onnx_path.with_name(onnx_path.name.replace(".opt.onnx", ".onnx"))
 
 
+def _put_back(folder: Path, store: Path) -> None:
+    """A calibration killed between the two renames of its swap left the stored model aside: put the newest
+    such copy back; where the model is in place, remove copies left aside (a folder that cannot be written is
+    left as it is)."""
+    aside = sorted(folder.glob(f".{store.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
+    try:
+        if aside and not store.exists():
+            os.replace(aside.pop(0), store)
+        for old in aside:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError:
+        pass
+
+
 def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Sequence[str],
                        batch_size: int = 8) -> Path:
     """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` (:data:`OPENVINO_INT8`, with
@@ -183,6 +197,7 @@ def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Seq
     folder, model = Path(checkpoint), on_cpu(model)  # OpenVINO serves on the CPU
     weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
     store = (folder / OPENVINO_INT8).parent
+    _put_back(folder, store)
     for stale in folder.glob(f".{store.name}.tmp-*"):
         if time.time() - stale.stat().st_mtime > _STALE_SECONDS:
             shutil.rmtree(stale, ignore_errors=True)
@@ -210,6 +225,7 @@ def saved_openvino_int8(checkpoint: str | Path) -> Path:
            f"'{folder}', training_sentences) (notebook 06, section 3, does so for its checkpoint)")
     target, manifest = folder / OPENVINO_INT8, folder / MANIFEST
     store = target.parent
+    _put_back(folder, store)
     if not store.is_dir():
         raise FileNotFoundError(f"{folder} has no static int8 model ({OPENVINO_INT8}): {how}")
     if not manifest.is_file():

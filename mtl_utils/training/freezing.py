@@ -110,9 +110,9 @@ def encoder_frozen(model: MultiTaskModel) -> bool:
 
 
 def set_frozen_eval(model: MultiTaskModel) -> MultiTaskModel:
-    """Put every fully frozen block of the transformer (the embeddings, an encoder layer, a projection, the
-    whole transformer) and every frozen head in eval mode: no dropout, so it computes a fixed function. Call
-    it after ``model.train()``."""
+    """Put every fully frozen module of the transformer (the embeddings, an encoder layer, a projection inside
+    the transformer such as ELECTRA's, the whole transformer) and every frozen head in eval mode: no dropout,
+    so it computes a fixed function. Call it after ``model.train()``."""
     for block in [*anatomy.transformer_of(model).modules(), *model.heads.values()]:
         if _all_frozen(block):
             block.eval()

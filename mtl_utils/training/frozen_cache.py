@@ -10,8 +10,11 @@ The cache never re-implements an architecture's layer call. It keeps what the mo
 to layer ``k`` (a forward pre-hook reads it), and the cached pass is the model's own forward too, with the
 layers below ``k`` passing their input through untouched and layer ``k`` handed the cached vectors
 (:func:`transformer_from`): masks, position biases, rotary and relative embeddings are computed by the model
-as always. So it is exact for any encoder whose bottom :func:`~mtl_utils.training.freezing.freeze_bottom`
-freezes (BERT, RoBERTa, MPNet, DeBERTa-v2, ELECTRA, ModernBERT, ...).
+as always. It is exact for every architecture of the README's table (BERT, DistilBERT, RoBERTa, XLM-R,
+DeBERTa-v2, ELECTRA, MPNet, ModernBERT; ``tools/architectures.py`` measures it). What it assumes: everything
+below layer ``k`` is frozen (:func:`~mtl_utils.training.freezing.freeze_bottom` sees to it) and draws no
+random numbers in training (its dropout sits in modules that :func:`~mtl_utils.training.freezing.set_frozen_eval`
+puts in eval mode, not in the transformer's own forward code).
 
 Caches are shared in memory (:func:`shared_cache`) under the frozen weights' identity (the encoder's
 fingerprint), so runs that differ only in their seed reuse them, and a sweep over k = 1, 2, ... runs each
@@ -61,8 +64,8 @@ def _layers_from(model: nn.Module, start: int, hidden: torch.Tensor | None, stop
                 if flow.output[i] < 0:
                     raise ValueError(f"{type(layer).__name__} returns more than its token vectors: the frozen-layer "
                                      "cache cannot skip it exactly; train with frozen_cache=False")
+                patched.append((layer, layer.__dict__.get("forward")))
                 layer.forward = _passing_through(flow.output[i])
-                patched.append(layer)
             hooks.append(stack[start].register_forward_pre_hook(
                 lambda _m, args, kwargs: anatomy.with_hidden(args, kwargs, hidden), with_kwargs=True))
         if stop is not None:
@@ -73,8 +76,11 @@ def _layers_from(model: nn.Module, start: int, hidden: torch.Tensor | None, stop
     finally:
         for hook in hooks:
             hook.remove()
-        for layer in patched:
-            del layer.forward
+        for layer, own in patched:  # the instance's own forward (a wrapper's, say) back, or the class's
+            if own is None:
+                del layer.forward
+            else:
+                layer.forward = own
 
 
 def _passing_through(form: int):

@@ -44,6 +44,10 @@ class RoundFreezing:
         if config.layer_decay is not None:
             anatomy.layer_stack(model)  # a rate per layer needs a layer per depth: refused up front for ALBERT
         self.bottom = {k: {id(p) for _, p in anatomy.bottom_parameters(model, k)} for k in set(self.schedule)}
+        cached = [k for k in self.schedule if 0 < k < n] if config.frozen_cache else []
+        if cached and min(anatomy.layer_flow(model).output[:max(cached)]) < 0:
+            raise ValueError(f"{type(anatomy.transformer_of(model)).__name__}'s layers return more than their token "
+                             "vectors: the frozen-layer cache cannot skip them exactly; train with frozen_cache=False")
         self.trainable = [(p, p.requires_grad) for p in anatomy.transformer_of(model).parameters()]
         self.weights_id = model.encoder.fingerprint() if config.frozen_cache and max(self.schedule) > 0 else None
 

@@ -20,7 +20,6 @@ written (no lock file can be made) still serves its finished entries, writing no
 from __future__ import annotations
 
 import ast
-import errno
 import hashlib
 import importlib
 import importlib.util
@@ -52,7 +51,6 @@ from .trainer import TrainResult, train
 
 MANIFEST = store.MANIFEST
 ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz")
-_READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # what a lock file in an unwritable cache raises
 
 
 DamagedRunError = store.DamagedEntry  # a cached run entry is incomplete or does not match its manifest
@@ -194,7 +192,7 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
         try:
             lock = _acquire_lock(root, key)
         except OSError as err:
-            if err.errno not in _READ_ONLY:
+            if err.errno not in store.READ_ONLY:
                 raise
             unwritable = f"{type(err).__name__}: {err}"
     unwritable = distributed.broadcast(unwritable)
