@@ -95,13 +95,6 @@ def wilson_interval(successes: int, n: int, confidence: float = CONFIDENCE) -> t
     return low, high
 
 
-def accuracy_with_interval(correct: Sequence[bool], confidence: float = CONFIDENCE) -> dict[str, float]:
-    """Accuracy of a boolean "was right" vector with its Wilson interval."""
-    correct = _labels(correct, "correct").astype(bool)
-    lo, hi = wilson_interval(int(correct.sum()), len(correct), confidence)
-    return {"accuracy": float(correct.mean()), "low": lo, "high": hi, "n": len(correct)}
-
-
 def _paired(correct_a, correct_b) -> tuple[np.ndarray, np.ndarray]:
     a = _labels(correct_a, "correct_a").astype(bool)
     b = _labels(correct_b, "correct_b").astype(bool)
