@@ -1,11 +1,11 @@
-"""The two tasks of the series, built from real corpora with deterministic, leak-free splits.
+"""The three tasks of the series, built from real corpora with deterministic, leak-free splits.
 
 * ``topic`` (5 classes): BBC News. Each article gives three examples, its headline and the first two
   sentences of its body, all labelled with the article's topic. Duplicated articles are dropped first and
   the split is made per article, so no article feeds two splits.
 * ``sentiment`` (2 classes): Rotten Tomatoes critic snippets, ``fresh`` -> positive, ``rotten`` ->
   negative; plot synopses are left out and exact duplicate texts dropped.
-* ``genre`` (3 classes): the seed write-up's own task A, *news / opinion / entertainment*, built from the two:
+* ``genre`` (3 classes): the original write-up's own task A, *news / opinion / entertainment*, built from the two:
   news = BBC business, politics, sport and tech sentences, entertainment = BBC entertainment sentences,
   opinion = Rotten Tomatoes snippets. Every example keeps the split it has in its source task (so genre never
   trains on a topic or sentiment test sentence), and each class is cut to the size of the smallest
