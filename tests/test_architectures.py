@@ -35,28 +35,16 @@ def test_freezing_k_layers_fixes_everything_below_layer_k(folders, name):
     position bias, ELECTRA's embedding projection, DeBERTa's relative embeddings used to stay trainable."""
     model = _model(folders, name).eval()
     batch = model.encoder.tokenize(architectures.SENTENCES)
-    stack = anatomy.layer_stack(model)
-
-    def input_of_layer(k):  # read here with a hook, not through the library's cache code
-        seen = []
-        hook = stack[k].register_forward_pre_hook(
-            lambda _m, args, kwargs: seen.append((args[0] if args else kwargs["hidden_states"]).clone()),
-            with_kwargs=True)
-        with torch.no_grad():
-            model.encoder(**batch)
-        hook.remove()
-        return seen[0]
-
     for k in (1, 2):
         freezing.unfreeze_all(model)
         freezing.freeze_bottom(model, k)
         assert freezing.frozen_bottom(model) == k
-        before = input_of_layer(k)
+        before = architectures.input_of_layer(model, k)  # read with a hook, not through the cache's code
         with torch.no_grad():
             for param in model.parameters():
                 if param.requires_grad:
                     param.add_(0.5)
-        after = input_of_layer(k)
+        after = architectures.input_of_layer(model, k)
         assert torch.equal(before, after), f"{name}: something trainable feeds layer {k + 1}"
         assert torch.equal(bottom_states(model, batch, k), after)
 

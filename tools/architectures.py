@@ -101,7 +101,7 @@ def _max_diff(a: torch.nn.Module, b: torch.nn.Module) -> float:
     return max(float((sa[k].float() - sb[k].float()).abs().max()) for k in sa)
 
 
-def _input_of_layer(model, k: int) -> torch.Tensor:
+def input_of_layer(model, k: int) -> torch.Tensor:
     """What layer ``k + 1`` receives for :data:`SENTENCES`, read with a hook of its own (not the cache's code)."""
     from mtl_utils.modeling import anatomy
 
@@ -159,9 +159,9 @@ def measure(name: str, folder: str, data) -> dict[str, str]:
 
     def freeze() -> str:
         before = build_model(config, data).eval()
-        expected = _input_of_layer(before, 1)
+        expected = input_of_layer(before, 1)
         model = run("k1 plain", frozen_layers=1, frozen_cache=False).model.eval()
-        got = _input_of_layer(model, 1)
+        got = input_of_layer(model, 1)
         diff = float((got - expected).abs().max())
         if freezing.frozen_bottom(model) != 1:
             return f"wrong: frozen_bottom reports {freezing.frozen_bottom(model)}"

@@ -29,8 +29,14 @@ def check_datasets(data: Mapping[str, Task], tasks: Sequence[str], warn: bool = 
         for split in SPLITS:
             _check_split(task, split, task[split])
     if warn:
-        for message in data_warnings(data, tasks):
-            warnings.warn(message, stacklevel=2)
+        warn_about(data, tasks, stacklevel=3)
+
+
+def warn_about(data: Mapping[str, Task], tasks: Sequence[str], stacklevel: int = 2) -> None:
+    """Each of :func:`data_warnings` as a ``UserWarning`` (a run warns, whether it trains or comes from the
+    cache); ``stacklevel`` as for ``warnings.warn``, counted from the caller."""
+    for message in data_warnings(data, tasks):
+        warnings.warn(message, stacklevel=stacklevel + 1)
 
 
 def data_warnings(data: Mapping[str, Task], tasks: Sequence[str]) -> list[str]:

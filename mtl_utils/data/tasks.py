@@ -227,6 +227,11 @@ def load_genre(quick: bool = False, sizes: dict[str, int] | None = None) -> Task
     return _shrink(task, {**(QUICK_SIZES if quick else {}), **(sizes or {})})
 
 
+#: Every task of the series by name: its loader and its label names (what a command line may name).
+LOADERS = {"topic": load_topic, "sentiment": load_sentiment, "genre": load_genre}
+LABELS = {"topic": TOPIC_LABELS, "sentiment": SENTIMENT_LABELS, "genre": GENRE_LABELS}
+
+
 def load_tasks(quick: bool = False, sizes: dict[str, int] | None = None) -> dict[str, Task]:
     """Both tasks, keyed by name (``topic``, ``sentiment``)."""
     return {"topic": load_topic(quick, sizes), "sentiment": load_sentiment(quick, sizes)}

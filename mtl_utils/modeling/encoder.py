@@ -102,15 +102,15 @@ def check_no_custom_code(folder: str | Path) -> None:
     folder = Path(folder)
     refuse = ("transformers would need to run Python code from the folder, which this project never does; "
               "use a model that transformers supports")
-    for name in ("config.json", "tokenizer_config.json"):
-        content = _json_file(folder / name)
+    contents = {name: _json_file(folder / name) for name in ("config.json", "tokenizer_config.json")}
+    for name, content in contents.items():
         if "auto_map" in content:
             raise ValueError(f"{folder / name} has an 'auto_map' (custom code): {refuse}")
         tokenizer = content.get("tokenizer_class")
         if tokenizer is not None and not _known_tokenizer(tokenizer):
             raise ValueError(f"{folder / name}: 'tokenizer_class' {tokenizer!r:.60} is not a tokenizer of "
                              f"transformers (custom code): {refuse}")
-    model_type = _json_file(folder / "config.json").get("model_type")
+    model_type = contents["config.json"].get("model_type")
     if model_type is not None and (not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES):
         raise ValueError(f"{folder / 'config.json'}: 'model_type' {model_type!r:.60} is not a model type of "
                          f"transformers {transformers.__version__} (custom code?): {refuse}")

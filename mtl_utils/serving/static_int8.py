@@ -11,9 +11,9 @@ product to the next without that work. Two engines:
   ranges by min/max over the calibration batches (attention's score products stay fp32).
 
 :func:`save_openvino_int8` stores the calibrated model beside a checkpoint for the command line's
-``--backend openvino-int8``, with a manifest (the SHA-256 of its two files and of the checkpoint weights it was
-calibrated from); it calibrates into a temporary folder swapped in whole, so a killed calibration keeps what
-was there. :func:`saved_openvino_int8` serves it only while the manifest matches: a damaged, half-written or
+``--backend openvino-int8``, as an entry of the run store (:mod:`mtl_utils.core.store`: calibrated into a
+temporary folder, sealed by a manifest, swapped in whole, so a killed calibration keeps what was there) with
+the SHA-256 of the checkpoint weights it was calibrated from. :func:`saved_openvino_int8` serves it only while the manifest matches: a damaged, half-written or
 copied-in model, or one calibrated from other weights, is refused with an error saying to re-create it.
 Taught in notebook 06, section 3.
 """
@@ -25,26 +25,23 @@ import json
 import logging
 import os
 import shutil
-import time
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..core import store
 from ..core.batching import length_sorted_batches
-from ..core.digests import first_mismatch, manifest_of, publish_folder, write_text_atomic
 from ..modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
 from ..modeling.model import MultiTaskModel
 from .variants import Variant, batched, export_onnx, on_cpu
 
 #: Where :func:`save_openvino_int8` puts the calibrated model inside a checkpoint folder.
 OPENVINO_INT8 = "openvino-int8/model.xml"
-#: Beside it, written last: the SHA-256 of ``model.xml``, ``model.bin`` and of the checkpoint weights they were
-#: calibrated from (a re-saved checkpoint makes it stale).
-MANIFEST = "openvino-int8/manifest.json"
-_STALE_SECONDS = 3600  # a temporary folder this old is a killed calibration's, not a running one's
+#: Beside it: the SHA-256 of the checkpoint weights it was calibrated from (a re-saved checkpoint makes it
+#: stale); the entry's manifest (the run store's) covers the three files.
+SOURCE = "openvino-int8/source.json"
 
 
 def calibration_batches(model: MultiTaskModel, texts: Sequence[str], batch_size: int = 8
@@ -175,78 +172,49 @@ def unfused(onnx_path: Path) -> Path:
     return onnx_path.with_name(onnx_path.name.replace(".opt.onnx", ".onnx"))
 
 
-def _put_back(folder: Path, store: Path) -> None:
-    """A calibration killed between the two renames of its swap left the stored model aside: put the newest
-    such copy back; where the model is in place, remove copies left aside (a folder that cannot be written is
-    left as it is)."""
-    aside = sorted(folder.glob(f".{store.name}.old-*"), key=lambda p: p.stat().st_mtime, reverse=True)
-    try:
-        if aside and not store.exists():
-            os.replace(aside.pop(0), store)
-        for old in aside:
-            shutil.rmtree(old, ignore_errors=True)
-    except OSError:
-        pass
-
-
 def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Sequence[str],
                        batch_size: int = 8) -> Path:
-    """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` (:data:`OPENVINO_INT8`, with
-    :data:`MANIFEST`), where ``predict --backend openvino-int8`` finds it. ``model`` must be the checkpoint's
-    model. Calibrates into a hidden temporary folder, swapped in when complete. Returns the model's path."""
+    """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` as an entry of the run store
+    (:func:`mtl_utils.core.store.publish`: :data:`OPENVINO_INT8`, its weights and :data:`SOURCE`, sealed by a
+    manifest and swapped in whole), where ``predict --backend openvino-int8`` finds it. ``model`` must be the
+    checkpoint's model. Returns the model's path."""
     folder, model = Path(checkpoint), on_cpu(model)  # OpenVINO serves on the CPU
     weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
-    store = (folder / OPENVINO_INT8).parent
-    _put_back(folder, store)
-    for stale in folder.glob(f".{store.name}.tmp-*"):
-        if time.time() - stale.stat().st_mtime > _STALE_SECONDS:
-            shutil.rmtree(stale, ignore_errors=True)
-    tmp = folder / f".{store.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
+
+    def calibrate(tmp: Path) -> None:
         raw = export_onnx(model, tmp / "export" / "model.onnx", fuse=False)
-        xml = tmp / Path(OPENVINO_INT8).name
-        openvino_int8(raw, calibration_batches(model, texts, batch_size), xml)
+        openvino_int8(raw, calibration_batches(model, texts, batch_size), tmp / Path(OPENVINO_INT8).name)
         shutil.rmtree(raw.parent)
-        files = manifest_of(tmp, [xml, xml.with_suffix(".bin")])
-        write_text_atomic(tmp / Path(MANIFEST).name, json.dumps(
-            {"files": files, WEIGHTS_FILE: weights, "calibration sentences": len(texts)}, indent=2))
-        publish_folder(tmp, store, folder / f".{store.name}.old-{uuid.uuid4().hex[:8]}")
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / Path(SOURCE).name).write_text(json.dumps({WEIGHTS_FILE: weights, "calibration sentences":
+                                                         len(texts)}, indent=2))
+
+    entry = (folder / OPENVINO_INT8).parent
+    store.recover(entry)
+    store.publish(entry, calibrate)
     return folder / OPENVINO_INT8
 
 
 def saved_openvino_int8(checkpoint: str | Path) -> Path:
-    """The static int8 model :func:`save_openvino_int8` stored in ``checkpoint``, checked against its
-    manifest and to come from the checkpoint's present weights; ``FileNotFoundError`` (none stored) and
-    ``ValueError`` (damaged, incomplete, copied in, or stale) say to re-create it."""
+    """The static int8 model :func:`save_openvino_int8` stored in ``checkpoint``, verified against its
+    manifest (:func:`mtl_utils.core.store.verify`) and to come from the checkpoint's present weights;
+    ``FileNotFoundError`` (none stored) and ``ValueError`` (damaged, incomplete, copied in, or stale) say to
+    re-create it."""
     folder = Path(checkpoint)
     how = (f"calibrate it with mtl_utils.serving.static_int8.save_openvino_int8(model, "
            f"'{folder}', training_sentences) (notebook 06, section 3, does so for its checkpoint)")
-    target, manifest = folder / OPENVINO_INT8, folder / MANIFEST
-    store = target.parent
-    _put_back(folder, store)
-    if not store.is_dir():
+    target, source = folder / OPENVINO_INT8, folder / SOURCE
+    entry = target.parent
+    store.recover(entry)
+    if not entry.is_dir():
         raise FileNotFoundError(f"{folder} has no static int8 model ({OPENVINO_INT8}): {how}")
-    if not manifest.is_file():
-        raise ValueError(f"{store} has no {manifest.name} (a calibration was interrupted, or an older version "
-                         f"stored it): re-create it; {how}")
     try:
-        stored = json.loads(manifest.read_text(encoding="utf-8"))
-        files, source = stored["files"], stored[WEIGHTS_FILE]
-        if not isinstance(files, dict) or set(files) != {target.name, target.with_suffix(".bin").name} \
-                or not all(isinstance(v, str) for v in files.values()) or not isinstance(source, str):
-            raise ValueError("unexpected entries")
-    except (ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
-        raise ValueError(f"{manifest} is damaged ({type(err).__name__}: {err}): re-create it; {how}") from None
-    weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
-    if source != weights:
+        store.verify(entry, (target.name, target.with_suffix(".bin").name, source.name))
+        calibrated_from = json.loads(source.read_text(encoding="utf-8"))[WEIGHTS_FILE]
+    except (store.DamagedEntry, ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+        raise ValueError(f"{entry}: {err} (damaged, half-written, or copied from another checkpoint): "
+                         f"re-create it; {how}") from None
+    if calibrated_from != read_checkpoint_config(folder)["files"][WEIGHTS_FILE]:
         raise ValueError(f"{target} was calibrated from other weights than {folder / WEIGHTS_FILE} "
                          f"(the checkpoint was saved again since, see {CONFIG_FILE}, or it was copied from another "
-                         f"checkpoint): re-create it; {how}")
-    mismatch = first_mismatch(store, files)
-    if mismatch:
-        problem = "is missing" if mismatch[1] == "missing" else f"does not match its checksum in {manifest.name}"
-        raise ValueError(f"{store / mismatch[0]} {problem} (damaged, half-written, or copied from another "
                          f"checkpoint): re-create it; {how}")
     return target

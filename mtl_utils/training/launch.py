@@ -36,7 +36,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -45,16 +45,12 @@ import torch.distributed as dist
 
 from ..core import runtime
 from ..core.digests import write_atomic, write_text_atomic
-from ..data.tasks import GENRE_LABELS, SENTIMENT_LABELS, TOPIC_LABELS, Task, load_genre, load_sentiment, load_topic
+from ..data.tasks import LABELS, LOADERS, Task
 from . import distributed, protocol
 from .config import SAMPLING_STRATEGIES, TrainConfig
 from .runs import train_or_load
 from .trainer import TrainResult, train
 
-#: The tasks of the series ``--tasks`` can name: each one's loader and label names.
-TASKS: dict[str, tuple[Callable[..., Task], tuple[str, ...]]] = {
-    "topic": (load_topic, TOPIC_LABELS), "sentiment": (load_sentiment, SENTIMENT_LABELS),
-    "genre": (load_genre, GENRE_LABELS)}
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")  # "name" or "owner/name"
 
 
@@ -70,7 +66,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     cli = _Parser(prog="python -m mtl_utils.training.launch", description=__doc__.split("\n")[0],
                   formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--tasks", nargs="+", default=["topic", "sentiment"],
-                     help=f"tasks to train, of {', '.join(TASKS)} (default: topic sentiment)")
+                     help=f"tasks to train, of {', '.join(LOADERS)} (default: topic sentiment)")
     cli.add_argument("--seed", type=int, default=0)
     cli.add_argument("--model", default=None, help="model id or folder (default: the bundled all-MiniLM-L6-v2)")
     cli.add_argument("--quick", action="store_true", help="the protocol's quick budget and data")
@@ -101,12 +97,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def check_args(args: argparse.Namespace) -> str | None:
     """What is wrong with ``args`` (one line naming the flag and what it accepts), or ``None``; reads nothing
     but the file system's view of ``--model`` and ``--out``."""
-    unknown = [t for t in args.tasks if t not in TASKS]
+    unknown = [t for t in args.tasks if t not in LOADERS]
     if unknown:
-        return f"--tasks: unknown task {unknown[0]!r}; the series' tasks are {', '.join(TASKS)}"
+        return f"--tasks: unknown task {unknown[0]!r}; the series' tasks are {', '.join(LOADERS)}"
     if len(set(args.tasks)) != len(args.tasks):
         return f"--tasks {' '.join(args.tasks)}: a task is named twice; name each once"
-    classes = max(len(TASKS[t][1]) for t in args.tasks)  # a stratified subset keeps one example per class
+    classes = max(len(LABELS[t]) for t in args.tasks)  # a stratified subset keeps one example per class
     for flag, value, low, high in (
             ("--seed", args.seed, 0, 2 ** 32 - 1), ("--examples", args.examples, 1, None),
             ("--batch-size", args.batch_size, 1, None), ("--rounds", args.rounds, 1, None),
@@ -173,7 +169,7 @@ def tasks_from(args: argparse.Namespace) -> dict[str, Task]:
     """The tasks ``args`` name, cut to ``--train-size`` / ``--eval-size`` (stratified) when given."""
     sizes = {split: size for split, size in (("train", args.train_size), ("validation", args.eval_size),
                                              ("test", args.eval_size)) if size}
-    return {name: TASKS[name][0](quick=args.quick, sizes=sizes) for name in args.tasks}
+    return {name: LOADERS[name](quick=args.quick, sizes=sizes) for name in args.tasks}
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:

@@ -12,7 +12,7 @@ embeddings and replayed timings are): written to a unique temporary folder and p
 under a file lock per key (two processes training one configuration: the second waits and loads the first's
 result). It carries a manifest of its files' SHA-256, verified on load: a damaged entry is reported, naming it,
 and retrained, never loaded. A loaded run equals a fresh one: same device, same trainable parameters, and the
-same warnings about its data (:func:`mtl_utils.data.checks.data_warnings`). A run whose weights or logits are
+same warnings about its data (:func:`mtl_utils.data.checks.warn_about`). A run whose weights or logits are
 not finite raises and is never cached. Temporary folders of crashed runs are removed; a retrain killed between
 the two renames of its swap is put back (:func:`mtl_utils.core.store.recover`). A cache that cannot be
 written (no lock file can be made) still serves its finished entries, writing nothing.
@@ -25,7 +25,6 @@ import importlib
 import importlib.util
 import inspect
 import json
-import warnings
 from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
@@ -41,7 +40,7 @@ from filelock import FileLock
 
 from ..core import paths, runtime, store
 from ..core.digests import code_sha256, update_with_texts
-from ..data.checks import check_datasets, data_warnings
+from ..data.checks import check_datasets, warn_about
 from ..data.tasks import SPLITS, Task
 from ..modeling.encoder import model_digest
 from ..modeling.model import CheckpointError, MultiTaskModel
@@ -49,11 +48,7 @@ from . import distributed, trainer
 from .config import TrainConfig
 from .trainer import TrainResult, train
 
-MANIFEST = store.MANIFEST
 ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz")
-
-
-DamagedRunError = store.DamagedEntry  # a cached run entry is incomplete or does not match its manifest
 
 
 def _imported_modules(module: ModuleType) -> list[ModuleType]:
@@ -141,13 +136,13 @@ def save_result(result: TrainResult, folder: Path) -> None:
 
 
 def verify_entry(folder: Path) -> None:
-    """Raise :class:`DamagedRunError` unless every file of the entry exists and matches the manifest
+    """Raise :class:`~mtl_utils.core.store.DamagedEntry` unless every file of the entry exists and matches the manifest
     (:func:`mtl_utils.core.store.verify`)."""
     store.verify(folder, (*ENTRY_FILES, "model/config.json", "model/model.safetensors"))
 
 
 def load_result(folder: Path, config: TrainConfig) -> TrainResult:
-    """Read back a verified entry (see :func:`verify_entry`); a problem raises :class:`DamagedRunError`."""
+    """Read back a verified entry (see :func:`verify_entry`); a problem raises :class:`~mtl_utils.core.store.DamagedEntry`."""
     verify_entry(folder)
     try:
         summary = json.loads((folder / "result.json").read_text())
@@ -155,7 +150,7 @@ def load_result(folder: Path, config: TrainConfig) -> TrainResult:
             predictions = {k: stored[k] for k in stored.files}
         test = pd.read_csv(folder / "test.csv")
         if test.empty:
-            raise DamagedRunError("test.csv has no rows")
+            raise store.DamagedEntry("test.csv has no rows")
         model = MultiTaskModel.load(folder / "model", device=config.device)
         frozen = set(summary["frozen"])
         for name, param in model.named_parameters():  # as the run left them: a cached result equals a fresh one
@@ -167,7 +162,7 @@ def load_result(folder: Path, config: TrainConfig) -> TrainResult:
                            train_seconds=summary["train_seconds"], steps=pd.read_csv(folder / "steps.csv"),
                            cached=True)
     except (CheckpointError, KeyError, ValueError, OSError, pd.errors.ParserError) as err:
-        raise DamagedRunError(f"{type(err).__name__}: {err}") from None
+        raise store.DamagedEntry(f"{type(err).__name__}: {err}") from None
 
 
 def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = False, progress_bar: bool = True,
@@ -203,8 +198,7 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
         result = _load_cached(folder, config, force, writable=unwritable is None)
         if distributed.all_true(result is not None):
             distributed.barrier()  # every process has read the entry before the lock is released
-            for message in data_warnings(tasks, config.tasks + config.watch_tasks):
-                warnings.warn(message, stacklevel=2)
+            warn_about(tasks, config.tasks + config.watch_tasks)
             return result
         if unwritable is not None:
             why = "force=True retrains it" if force else "it holds no finished entry"
@@ -239,7 +233,7 @@ def _load_cached(folder: Path, config: TrainConfig, force: bool, writable: bool 
     if folder.is_dir():
         try:
             return load_result(folder, config)
-        except DamagedRunError as err:
+        except store.DamagedEntry as err:
             then = "training it again" if writable else "its cache cannot be written to train it again"
             store.warn_damaged("run", folder, err, then)
     return None
@@ -253,7 +247,7 @@ def _start_model(root: Path, config: TrainConfig) -> MultiTaskModel | None:
     try:
         verify_entry(source)
         return MultiTaskModel.load(source / "model", device=config.device)
-    except (DamagedRunError, CheckpointError) as err:
+    except (store.DamagedEntry, CheckpointError) as err:
         raise FileNotFoundError(f"init_from='{config.init_from}': no finished, intact run at {source} ({err}); "
                                 "train that run first (train_or_load of its config)") from None
 

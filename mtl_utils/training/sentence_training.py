@@ -22,7 +22,6 @@ import json
 import math
 import sys
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,7 +35,7 @@ from ..core import paths, store
 from ..core.digests import code_sha256, texts_sha256
 from ..core.progress import progress
 from ..core.seeding import set_seed
-from ..data.checks import data_warnings
+from ..data.checks import warn_about
 from ..data.tasks import Task
 from ..modeling.encoder import DEFAULT_MODEL, SentenceEncoder, model_digest
 from ..modeling.model import MultiTaskModel
@@ -325,6 +324,5 @@ def contrastive_task_or_load(config: TrainConfig, data: Mapping[str, Task], pair
                                        make, lambda m, tmp: m.save(tmp / "model"), what="run",
                                        redo="training it again", force=force)
     if cached:
-        for message in data_warnings(data, config.tasks + config.watch_tasks):  # as the fresh run warns
-            warnings.warn(message, stacklevel=2)
+        warn_about(data, config.tasks + config.watch_tasks)  # as the fresh run warns
     return ContrastiveTaskResult.scored(model, data, config.tasks, cached=cached)
