@@ -44,7 +44,7 @@ refresh: $(STAMP)      ## full run written back into notebooks/ (the committed o
 test: $(STAMP)         ## unit tests + every notebook in quick mode + README/book/Docker checks
 	$(PY) -m pytest -ra --durations=12
 
-lab: $(STAMP)          ## JupyterLab with mtl_utils importable (no news pop-up)
+lab: $(STAMP)          ## JupyterLab with mtl_utils and series importable (no news pop-up)
 	@$(NO_NEWS)
 	$(VENV)/bin/jupyter lab --notebook-dir=notebooks
 

@@ -14,8 +14,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from mtl_utils import SentenceEncoder, assets, load_tasks, records
-from mtl_utils.notebook.report import markdown_table
+from mtl_utils import SentenceEncoder, assets
+from series import records
+from series.corpora import load_tasks
+from series.report import markdown_table
 
 
 def real_sentences(n: int) -> list[str]:

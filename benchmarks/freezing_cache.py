@@ -16,10 +16,11 @@ import time
 import pandas as pd
 import torch
 
-from mtl_utils import frozen_cache, load_tasks, records
+from mtl_utils import TrainConfig, frozen_cache, train
 from mtl_utils.training import trainer as training
-from mtl_utils.notebook.report import markdown_table
-from mtl_utils import TrainConfig, train
+from series import records
+from series.corpora import load_tasks
+from series.report import markdown_table
 
 
 class _CpuClock:

@@ -17,11 +17,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from mtl_utils import load_tasks, protocol, records, runtime
-from mtl_utils.notebook.report import markdown_table
-from mtl_utils.serving import measure
+from mtl_utils import runtime
 from mtl_utils.serving import variants as serving
-from mtl_utils.training.runs import train_or_load
+from series import protocol, records
+from series import serving_measurements as measure
+from series.corpora import load_tasks
+from series.report import markdown_table
+from series.runs import train_or_load
 
 
 def mixed_sentences(tasks, split: str, n: int, seed: int = 0) -> list[str]:
@@ -47,7 +49,7 @@ def main() -> None:
     texts = mixed_sentences(tasks, "test", args.sentences)
     cpu = runtime.cpu()
     machine = f"CPU {cpu['model']} ({' '.join(cpu['flags']) or 'none of ' + ', '.join(runtime.SPEED_FLAGS)})"
-    systems = serving.one_vs_two(multi, {"topic": models["topic"], "sentiment": models["sentiment"]}, texts[:300],
+    systems = measure.one_vs_two(multi, {"topic": models["topic"], "sentiment": models["sentiment"]}, texts[:300],
                                  texts, repeats=args.repeats)
     print(systems.round(2).to_string())
     setting = (f"{args.sentences} test sentences, batch 32, best of {args.repeats}, {torch.get_num_threads()} "
@@ -58,10 +60,10 @@ def main() -> None:
         variants = measure.inference_variants(multi, Path(folder),
                                               mixed_sentences(tasks, "train", args.calibration))
         tokenized = multi.encoder.token_ids(texts)
-        speed = serving.speed_table(variants, tokenized, repeats=args.repeats)
-        latency = serving.latency_table(variants, tokenized, args.requests)
+        speed = measure.speed_table(variants, tokenized, repeats=args.repeats)
+        latency = measure.latency_table(variants, tokenized, args.requests)
         tokens = {t: multi.encoder.token_ids(list(tasks[t]["test"]["text"])) for t in tasks}
-        quality = serving.quality_table(variants, tasks, tokens)
+        quality = measure.quality_table(variants, tasks, tokens)
     changes = quality.pivot(index="variant", columns="task", values="− fp32").add_prefix("accuracy − fp32, ")
     table = speed[["sentences/s (best)", "× baseline"]].join(latency).join(changes)
     table = table.loc[[v.name for v in variants]].reset_index()

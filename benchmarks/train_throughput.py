@@ -29,13 +29,15 @@ import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 
-from mtl_utils import assets, load_tasks, records, set_seed
+from mtl_utils import assets, set_seed
 from mtl_utils.modeling.pooling import mean_pool
-from mtl_utils.notebook.report import markdown_table
 from mtl_utils.training.config import TrainConfig
 from mtl_utils.training.optim import linear_warmup_decay
 from mtl_utils.training.sampling import TaskBatches
 from mtl_utils.training.trainer import Trainer
+from series import records
+from series.corpora import load_tasks
+from series.report import markdown_table
 
 LEVELS = ("plain loop", "+ tokenise once", "+ length bucketing", "+ fused AdamW")
 

@@ -1,86 +1,64 @@
-"""Shared code of the sentence-transformers and multi-task learning notebook series.
+"""What the notebooks of the sentence-transformers and multi-task learning series teach, one module per idea.
 
 The package is in layers, one subpackage each; a module imports only from its own layer or the layers before
 it (``tests/test_layout.py`` enforces it):
 
-1. :mod:`mtl_utils.core`: paths, bundled assets, device and threads, seeding, progress bars, batching, digests
-   and atomic writes;
-2. :mod:`mtl_utils.data`: the tasks (topic, sentiment, genre) and their checks;
+1. :mod:`mtl_utils.core`: paths, bundled assets, device and threads, seeding, progress bars, batching, digests,
+   sealed folders;
+2. :mod:`mtl_utils.data`: a task and a retrieval set as the trainer and the evaluations take them, checked;
 3. :mod:`mtl_utils.modeling`: pooling, the sentence encoder, task heads, the multi-task model and its
-   checkpoints, the model's anatomy;
-4. :mod:`mtl_utils.evaluation`: metrics, paired comparisons, frozen-encoder probes, embedding geometry (below
-   training, because a run scores itself);
-5. :mod:`mtl_utils.training`: the configuration, task sampling, freezing and its cache, optimizer, the
-   ``Trainer``, cached runs, the series' protocol;
-6. :mod:`mtl_utils.serving`: inference variants, speed, the command line;
-7. :mod:`mtl_utils.notebook`: what only the notebooks call: experiments, verdicts, figures, run records.
+   checkpoints, the model's anatomy, the data flow through it;
+4. :mod:`mtl_utils.evaluation`: metrics and paired tests, frozen-encoder probes, embedding geometry, retrieval
+   and semantic search, gradient conflict (below training, because a run scores itself);
+5. :mod:`mtl_utils.training`: the configuration, task sampling, freezing and its cache, layer-wise rates, the
+   ``Trainer``, contrastive losses and pair training, distributed training;
+6. :mod:`mtl_utils.serving`: inference variants, static int8, speed, the command line.
 
-The series' own machinery (README generation, the static book, the notebook runner) is not here: it teaches
-nothing and lives in ``tools/``.
+The series' machinery (its corpora, the run store, the protocol and its grids, verdict tables, figures, live explorers, run
+records, timing harnesses, the launch command) is the package :mod:`series` beside this one; nothing here
+imports it. A notebook imports from both::
 
-Notebooks import from this module alone (``from mtl_utils import Trainer, plots``): the names below are
-re-exported lazily (a module loads when a name from it is first used), so ``python -m mtl_utils.serving.predict``
-does not import matplotlib.
+    from mtl_utils import SentenceEncoder, Trainer, anatomy, ...
+    from series import experiments, plots, report, ...
+
+The names below are imported plainly (go-to-definition lands on the function).
 """
-from __future__ import annotations
-
-import importlib
-from typing import Any
-
-# Submodules a notebook uses as a namespace (``experiments.run_grid``): name -> module. The subpackages
-# themselves (``from mtl_utils import data, serving``) need no entry: ``data`` re-exports the tasks, ``serving``
-# the inference variants.
-MODULES = {
-    "paths": "core.paths", "assets": "core.assets", "runtime": "core.runtime",
-    "pooling": "modeling.pooling", "anatomy": "modeling.anatomy", "metrics": "evaluation.metrics",
-    "comparisons": "evaluation.comparisons", "probing": "evaluation.probing", "similarity": "evaluation.similarity",
-    "retrieval": "evaluation.retrieval", "contrastive": "training.contrastive",
-    "sentence_training": "training.sentence_training",
-    "attention": "evaluation.attention_probe", "freezing": "training.freezing",
-    "frozen_cache": "training.frozen_cache", "optim": "training.optim", "protocol": "training.protocol",
-    "runs": "training.runs", "distributed": "training.distributed", "launch": "training.launch",
-    "speed": "serving.speed", "scaling": "notebook.scaling",
-    "experiments": "notebook.experiments", "report": "notebook.report", "plots": "notebook.plots",
-    "records": "notebook.records", "explore": "notebook.explore",
-}
-# Names a notebook imports directly: module -> names.
-NAMES = {
-    "core.seeding": ["set_seed"],
-    "core.progress": ["progress"],
-    "data.tasks": ["SPLITS", "Task", "describe", "load_genre", "load_sentiment", "load_tasks", "load_topic",
-                   "with_train_labels"],
-    "modeling.pooling": ["POOLING_MODES", "mean_pool", "pool"],
-    "modeling.encoder": ["DEFAULT_MODEL", "SentenceEncoder"],
-    "modeling.model": ["CheckpointError", "MultiTaskModel"],
-    "modeling.anatomy": ["relative_change", "snapshot"],
-    "data.retrieval": ["RetrievalSet", "load_headline_passages"],
-    "evaluation.metrics": ["majority_scores"],
-    "evaluation.comparisons": ["compare_correct", "compare_over_seeds", "compare_seeds"],
-    "evaluation.probing": ["bag_of_words_probe", "cached_poolings", "compare_poolings", "l2_normalize", "probe",
-                           "probe_cv", "probe_table", "randomly_initialised"],
-    "evaluation.attention_probe": ["fit_probe", "token_vectors", "top_pieces"],
-    "evaluation.similarity": ["cosine_matrix", "nearest_neighbours", "project_2d"],
-    "training.config": ["TrainConfig", "chance_loss_weights"],
-    "training.trainer": ["StepLoss", "TrainResult", "Trainer", "build_model", "evaluate", "train"],
-    "training.frozen_cache": ["build_cache", "check_equivalence"],
-    "training.sampling": ["TaskSampler"],
-    "training.runs": ["run_key", "train_or_load"],
-    "serving.speed": ["batching_speed"],
-}
-_WHERE = {name: module for module, names in NAMES.items() for name in names}
-__all__ = sorted([*MODULES, *_WHERE])
-
-
-def __getattr__(name: str) -> Any:
-    if name in MODULES:
-        value = importlib.import_module(f"{__name__}.{MODULES[name]}")
-    elif name in _WHERE:
-        value = getattr(importlib.import_module(f"{__name__}.{_WHERE[name]}"), name)
-    else:
-        raise AttributeError(f"module 'mtl_utils' has no attribute '{name}'")
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted([*globals(), *__all__])
+from mtl_utils import data, serving
+from mtl_utils.core import assets, paths, runtime
+from mtl_utils.core.progress import progress
+from mtl_utils.core.seeding import set_seed
+from mtl_utils.data.retrieval import RetrievalSet
+from mtl_utils.data.tasks import SPLITS, Task
+from mtl_utils.evaluation import attention_probe, metrics, probing, retrieval, similarity
+from mtl_utils.evaluation.attention_probe import fit_probe, token_vectors, top_pieces
+from mtl_utils.evaluation.gradient_conflict import gradient_conflict
+from mtl_utils.evaluation.metrics import majority_scores
+from mtl_utils.evaluation.probing import (
+    bag_of_words_probe,
+    l2_normalize,
+    probe,
+    probe_cv,
+    randomly_initialised,
+)
+from mtl_utils.evaluation.retrieval import semantic_search
+from mtl_utils.evaluation.similarity import cosine_matrix, nearest_neighbours, project_2d
+from mtl_utils.modeling import anatomy, pooling
+from mtl_utils.modeling.anatomy import relative_change, snapshot
+from mtl_utils.modeling.data_flow import data_flow
+from mtl_utils.modeling.encoder import DEFAULT_MODEL, SentenceEncoder
+from mtl_utils.modeling.model import CheckpointError, MultiTaskModel
+from mtl_utils.modeling.pooling import POOLING_MODES, mean_pool, pool
+from mtl_utils.serving import padding, static_int8, variants
+from mtl_utils.serving.padding import batching_speed
+from mtl_utils.training import (
+    contrastive,
+    distributed,
+    freezing,
+    frozen_cache,
+    optim,
+    sentence_training,
+)
+from mtl_utils.training.config import TrainConfig, chance_loss_weights
+from mtl_utils.training.frozen_cache import build_cache, check_equivalence
+from mtl_utils.training.sampling import TaskSampler
+from mtl_utils.training.trainer import StepLoss, Trainer, TrainResult, build_model, evaluate, train

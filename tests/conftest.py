@@ -12,8 +12,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from transformers import AutoTokenizer, BertConfig, BertModel  # noqa: E402
 
-from mtl_utils import assets, data  # noqa: E402
+from mtl_utils import assets  # noqa: E402
 from mtl_utils.modeling.model import MultiTaskModel  # noqa: E402
+from series import corpora as data  # noqa: E402
 
 TASKS = {"topic": data.TOPIC_LABELS, "sentiment": data.SENTIMENT_LABELS}
 SENTENCES = [

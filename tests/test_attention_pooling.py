@@ -5,10 +5,17 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_utils import SentenceEncoder, load_tasks
-from mtl_utils.evaluation.attention_probe import AttentionPoolingProbe, TokenVectors, fit_probe, token_vectors, top_pieces
-from mtl_utils.evaluation.comparisons import compare_over_seeds
+from mtl_utils import SentenceEncoder
+from mtl_utils.evaluation.attention_probe import (
+    AttentionPoolingProbe,
+    TokenVectors,
+    fit_probe,
+    token_vectors,
+    top_pieces,
+)
 from mtl_utils.modeling.pooling import mean_pool
+from series.comparisons import compare_over_seeds
+from series.corpora import load_tasks
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +111,9 @@ def test_the_learned_query_finds_the_token_that_carries_the_class():
 
 def test_an_encoder_can_pool_with_attention_and_train_it(tiny_model_dir, tmp_path):
     """``pooling="attention"`` starts as the mean, learns with the model, and its query is saved with it."""
-    from mtl_utils import MultiTaskModel
     from conftest import TASKS
+
+    from mtl_utils import MultiTaskModel
 
     texts = ["Shares rose sharply.", "A dull, lifeless film about nothing."]
     mean, attention = SentenceEncoder(tiny_model_dir), SentenceEncoder(tiny_model_dir, pooling="attention")

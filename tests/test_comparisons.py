@@ -3,9 +3,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import mtl_utils
-from mtl_utils import report
-from mtl_utils.evaluation.comparisons import compare_correct, compare_over_seeds, compare_seeds
+import series
+from series import report
+from series.comparisons import compare_correct, compare_over_seeds, compare_seeds
 
 
 def test_over_seeds_detects_a_consistent_gain_and_not_noise():
@@ -23,7 +23,7 @@ def test_row_format_is_shared_and_bad_input_is_refused():
     a, b = np.array([1, 1, 0, 1, 0, 1] * 50, bool), np.array([1, 0, 0, 1, 1, 1] * 50, bool)
     one, over = compare_correct("a", a, "b", b, "t"), compare_over_seeds("a", [a, a], "b", [b, b], "t")
     assert set(one) <= set(over)  # every field of a one-model comparison exists over seeds too
-    assert mtl_utils.compare_correct is compare_correct  # the package re-exports the same function
+    assert series.compare_correct is compare_correct  # the package re-exports the same function
     with pytest.raises(ValueError, match="at least two"):
         compare_over_seeds("a", [a], "b", [b], "t")
     with pytest.raises(ValueError, match="same seeds"):
@@ -57,7 +57,7 @@ def test_verdicts_name_the_budget_of_a_label_budget_row():
 
 
 def test_compare_scores_over_seeds_and_with_one_seed():
-    from mtl_utils.evaluation.comparisons import compare_scores
+    from series.comparisons import compare_scores
 
     rng = np.random.default_rng(0)
     base = rng.uniform(size=400)

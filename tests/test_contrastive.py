@@ -7,6 +7,7 @@ import torch
 from mtl_utils import SentenceEncoder
 from mtl_utils.training import contrastive
 from mtl_utils.training import sentence_training as st
+from series import pair_runs
 from tests.conftest import SENTENCES
 
 
@@ -103,13 +104,13 @@ def test_pair_training_lowers_the_loss_and_is_cached(tiny_model_dir, tmp_path, m
     monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
     pairs = st.PairData(SENTENCES * 4, [s.upper() for s in SENTENCES] * 4)
     config = st.PairConfig(model=tiny_model_dir, batch_size=6, examples=24 * 6, lr=1e-3, max_length=32)
-    first = st.pairs_or_load(config, pairs, progress_bar=False)
+    first = pair_runs.pairs_or_load(config, pairs, progress_bar=False)
     assert np.mean(first.losses[-4:]) < np.mean(first.losses[:4]) and not first.cached
-    again = st.pairs_or_load(config, pairs, progress_bar=False)
+    again = pair_runs.pairs_or_load(config, pairs, progress_bar=False)
     assert again.cached and again.losses == first.losses
     probe = SENTENCES[:2]
     np.testing.assert_allclose(again.encoder.encode(probe), first.encoder.encode(probe), atol=1e-6)
-    cached = st.pairs_or_load(config.replace(mini_batch=2), pairs, progress_bar=False)
+    cached = pair_runs.pairs_or_load(config.replace(mini_batch=2), pairs, progress_bar=False)
     assert not cached.cached                      # another configuration, another entry
 
 
@@ -125,8 +126,8 @@ def test_contrastive_task_keeps_the_classification_steps(tiny_model_dir, small_t
     result = trainer.fit()
     counts = result.steps["task"].value_counts().to_dict()
     assert counts == {"topic": 4, "sentiment": 4, "retrieval": 3}
-    loaded = st.contrastive_task_or_load(config, small_tasks, pairs, 4, 12, progress_bar=False)
-    again = st.contrastive_task_or_load(config, small_tasks, pairs, 4, 12, progress_bar=False)
+    loaded = pair_runs.contrastive_task_or_load(config, small_tasks, pairs, 4, 12, progress_bar=False)
+    again = pair_runs.contrastive_task_or_load(config, small_tasks, pairs, 4, 12, progress_bar=False)
     assert again.cached and not loaded.cached
     assert {t: c.shape for t, c in again.correct.items()} == {t: (len(small_tasks[t]["test"]),)
                                                               for t in config.tasks}

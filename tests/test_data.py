@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from mtl_utils import assets
-from mtl_utils.data import tasks as data
+from series import corpora as data
 
 
 def test_topic_labels_and_sizes(tasks):
@@ -119,7 +119,7 @@ def test_describe(tasks):
 
 
 def test_genre_is_the_seeds_task_a_balanced_and_leak_free(tasks):
-    from mtl_utils.data import GENRE_LABELS, load_genre
+    from series.corpora import GENRE_LABELS, load_genre
     genre = load_genre()
     assert genre.labels == GENRE_LABELS == ("news", "opinion", "entertainment")
     counts = genre.counts()

@@ -12,9 +12,9 @@ import torch
 from conftest import tiny_bert
 
 from mtl_utils import runtime
-from mtl_utils.notebook import scaling
-from mtl_utils.training import distributed, launch
+from mtl_utils.training import distributed
 from mtl_utils.training.trainer import build_model
+from series import launch, scaling
 
 
 @pytest.fixture(scope="module")

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from mtl_utils import SentenceEncoder, assets, pool, set_seed
-from mtl_utils.modeling import encoder as encoder_mod
-from mtl_utils.serving.speed import padding_fraction
+from mtl_utils.modeling import backbone as encoder_mod
+from mtl_utils.serving.padding import padding_fraction
 
 
 @pytest.fixture(scope="module")

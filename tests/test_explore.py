@@ -1,13 +1,14 @@
-"""The notebooks' live controls (mtl_utils.notebook.explore), driven headless as a reader would drive them:
+"""The notebooks' live controls (series.explore), driven headless as a reader would drive them:
 set the control's value, read what the view shows; and their static fallback under papermill."""
 import re
 
 import pandas as pd
 import pytest
 
-from mtl_utils import anatomy, explore, freezing
+from mtl_utils import anatomy, freezing
 from mtl_utils.core.progress import HEADLESS_ENV
-from mtl_utils.notebook.experiments import search_box
+from series import explore
+from series.experiments import search_box
 
 
 @pytest.fixture

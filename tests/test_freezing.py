@@ -2,13 +2,19 @@
 import numpy as np
 import pytest
 import torch
-
 from conftest import SENTENCES, TASKS
+
 from mtl_utils import anatomy, freezing, frozen_cache
-from mtl_utils.notebook.experiments import intents_table
-from mtl_utils.training.frozen_cache import (build_cache, cached_forward, cached_logits, check_equivalence, clear_shared,
-                                    shared_cache)
 from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.training.frozen_cache import (
+    build_cache,
+    cached_forward,
+    cached_logits,
+    check_equivalence,
+    clear_shared,
+    shared_cache,
+)
+from series.experiments import intents_table
 
 
 @pytest.fixture()

@@ -1,22 +1,29 @@
-"""The package's shape: layers whose imports run one way, no function-level imports of project modules,
-matplotlib in one module, short functions and classes, a training step a reader can hold in their head, maps
-that are true, and the series' machinery outside the teaching package."""
+"""The packages' shape: the teaching package small and apart from the series' machinery (it never imports
+it), layers whose imports run one way, no function-level imports of project modules, matplotlib in one module,
+short functions and classes, a training step a reader can hold in their head, maps that are true."""
 import ast
 import inspect
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-import pytest
-
 import mtl_utils
+import series
 from mtl_utils.training.trainer import Trainer
 
 PACKAGE = Path(mtl_utils.__file__).parent
+SERIES = Path(series.__file__).parent
 # The layers, lowest first: a module may import from its own layer and the ones before it, never after.
-LAYERS = ("core", "data", "modeling", "evaluation", "training", "serving", "notebook")
+LAYERS = ("core", "data", "modeling", "evaluation", "training", "serving")
 FILES = sorted(p for p in PACKAGE.rglob("*.py"))
 MODULES = {".".join(p.relative_to(PACKAGE).with_suffix("").parts).removesuffix(".__init__").removesuffix("__init__"):
            p for p in FILES}
+SERIES_MODULES = {"series." + ".".join(p.relative_to(SERIES).with_suffix("").parts): p
+                  for p in sorted(SERIES.rglob("*.py"))}
+# The teaching package's size, docstrings included: a ceiling that stops machinery creeping back in. Issue 37
+# aimed at about 4,500; the split left 5,540 (every module a notebook teaches, and the refusals of issue 38).
+TEACHING_LINES = 5600
 
 
 def _tree(name: str) -> ast.Module:
@@ -95,28 +102,61 @@ def test_the_series_machinery_is_not_in_the_teaching_package():
         assert (PACKAGE.parent / "tools" / f"{name}.py").is_file()
 
 
+def _imports_series(node: ast.AST) -> bool:
+    if isinstance(node, ast.Import):
+        return any(a.name.split(".")[0] == "series" for a in node.names)
+    return isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").split(".")[0] == "series"
+
+
+def test_the_teaching_package_never_imports_the_series():
+    found = [f"{name or 'mtl_utils'} line {node.lineno}" for name, path in MODULES.items()
+             for node in ast.walk(ast.parse(path.read_text())) if _imports_series(node)]
+    assert not found, f"mtl_utils imports the series' machinery: {found}"
+
+
+def test_the_check_sees_an_import_of_the_series():
+    assert all(_imports_series(ast.parse(code).body[0]) for code in
+               ("from series import store", "import series.runs", "from series.runs import run_key"))
+    assert not _imports_series(ast.parse("from mtl_utils import series_of").body[0])
+
+
+def test_importing_the_teaching_package_loads_neither_the_series_nor_matplotlib():
+    code = "import sys, mtl_utils; print(sorted({m.split('.')[0] for m in sys.modules} & {'series', 'matplotlib'}))"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_the_teaching_package_is_small():
+    lines = sum(len(p.read_text().splitlines()) for p in FILES)
+    assert lines <= TEACHING_LINES, f"mtl_utils has {lines} lines (at most {TEACHING_LINES}): machinery belongs in series"
+
+
+ALL_MODULES = {**{f"mtl_utils.{n}".strip("."): p for n, p in MODULES.items()}, **SERIES_MODULES}
+
+
 def test_no_function_level_import_of_a_project_module():
-    for name in MODULES:
-        for node in ast.walk(_tree(name)):
+    for name, path in ALL_MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 for inner in ast.walk(node):
                     if isinstance(inner, (ast.Import, ast.ImportFrom)):
-                        assert not _project_imports(name, inner), f"{name}.{node.name} imports a project module " \
-                                                                  "inside a function"
+                        module = inner.module if isinstance(inner, ast.ImportFrom) else inner.names[0].name
+                        assert not (getattr(inner, "level", 0) or (module or "").split(".")[0] in ("mtl_utils", "series")), \
+                            f"{name}.{node.name} imports a project module inside a function"
 
 
 def test_only_the_figures_module_imports_matplotlib():
-    for name in MODULES:
-        for node in ast.walk(_tree(name)):
+    for name, path in ALL_MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             if any(n.startswith("matplotlib") for n in names):
-                assert name == "notebook.plots", f"{name} imports matplotlib; figures belong in mtl_utils.notebook.plots"
+                assert name == "series.plots", f"{name} imports matplotlib; figures belong in series.plots"
 
 
 def test_functions_and_classes_are_short():
-    for name in MODULES:
-        for node in ast.walk(_tree(name)):
+    for name, path in ALL_MODULES.items():
+        for node in ast.walk(ast.parse(path.read_text())):
             length = getattr(node, "end_lineno", 0) - getattr(node, "lineno", 0) + 1
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 assert length <= 60, f"{name}.{node.name} is {length} lines long (at most 60)"
@@ -140,6 +180,7 @@ def test_the_top_map_lists_every_layer():
     assert listed == list(LAYERS)
 
 
-@pytest.mark.parametrize("name", sorted(mtl_utils.__all__))
-def test_every_reexported_name_resolves(name):
-    assert getattr(mtl_utils, name) is not None
+def test_the_series_map_lists_its_modules_and_only_those():
+    modules = {n.split(".")[1] for n in SERIES_MODULES if n != "series.__init__"}
+    listed = set(re.findall(r":mod:`~series\.(\w+)`", series.__doc__))
+    assert listed == modules, (sorted(modules - listed), sorted(listed - modules))

@@ -14,15 +14,15 @@ import torch
 from conftest import TASKS
 from transformers import AutoModel
 
-from mtl_utils import records
 from mtl_utils.core import digests, runtime
 from mtl_utils.data import Task
 from mtl_utils.modeling.model import MultiTaskModel
-from mtl_utils.serving import measure, predict
+from mtl_utils.serving import predict
 from mtl_utils.serving import variants as serving
-from mtl_utils.training import runs
 from mtl_utils.training.config import TrainConfig
-from mtl_utils.training.runs import run_key, train_or_load
+from series import records, runs
+from series import serving_measurements as measure
+from series.runs import run_key, train_or_load
 
 
 @pytest.fixture()
@@ -104,13 +104,13 @@ def test_the_run_key_follows_the_base_models_weights_not_its_name(small_tasks, t
     assert run_key(config, small_tasks) != before
 
 
-def test_every_module_the_trainer_imports_is_on_the_training_path():
-    names = {m.__name__ for m in runs.training_path()}
+def test_every_module_the_trainer_imports_is_on_the_training_modules():
+    names = {m.__name__ for m in runs.training_modules()}
     for needed in ("core.seeding", "core.batching", "core.runtime", "core.assets", "modeling.encoder", "modeling.model", "modeling.pooling",
-                   "training.config", "training.sampling", "training.trainer", "training.rounds",
+                   "training.config", "training.sampling", "training.trainer", "training.validation_rounds",
                    "training.frozen_cache", "training.optim", "evaluation.metrics", "data.checks"):
         assert f"mtl_utils.{needed}" in names, needed
-    assert "mtl_utils.training.runs" not in names and "mtl_utils.notebook.plots" not in names
+    assert "series.runs" not in names and "series.plots" not in names
 
 
 # -- 3. a diverged run is never cached or returned as finished ------------------------------------------------
@@ -201,21 +201,21 @@ def test_timing_replay_follows_the_code_the_cpu_and_the_libraries(tmp_path, monk
         calls.append(1)
         return {"speed": pd.DataFrame({"x": [len(calls)]})}
 
-    records.measured("t", {"model": "m"}, measure)
-    assert records.measured("t", {"model": "m"}, measure).replayed and len(calls) == 1
-    records.measured("t", {"model": "m"}, measure, code=(digests,))  # other timed code
+    records.timings("t", {"model": "m"}, measure)
+    assert records.timings("t", {"model": "m"}, measure).replayed and len(calls) == 1
+    records.timings("t", {"model": "m"}, measure, code=(digests,))  # other timed code
     assert len(calls) == 2
     cpu = runtime.cpu()
     monkeypatch.setattr(runtime, "cpu", lambda: {"model": cpu["model"], "flags": [*cpu["flags"], "amx_int8"]})
-    records.measured("t", {"model": "m"}, measure, code=(digests,))  # the same CPU model, other instruction sets
+    records.timings("t", {"model": "m"}, measure, code=(digests,))  # the same CPU model, other instruction sets
     assert len(calls) == 3
     monkeypatch.setattr(runtime, "cpu", lambda: {"model": "Other CPU", "flags": cpu["flags"]})
-    records.measured("t", {"model": "m"}, measure, code=(digests,))
+    records.timings("t", {"model": "m"}, measure, code=(digests,))
     assert len(calls) == 4
     monkeypatch.setattr(records, "_version", lambda package: "99.0")
-    records.measured("t", {"model": "m"}, measure, code=(digests,))
+    records.timings("t", {"model": "m"}, measure, code=(digests,))
     assert len(calls) == 5
-    records.measured("t", {"model": "m", "cpu": "user field"}, measure, code=(digests,))  # no clash with ours
+    records.timings("t", {"model": "m", "cpu": "user field"}, measure, code=(digests,))  # no clash with ours
     assert len(calls) == 6
 
 
@@ -266,7 +266,7 @@ def test_every_serving_measurement_goes_through_on_cpu(model, small_tasks, tiny_
     monkeypatch.setattr(serving, "on_cpu", lambda m: seen.append(m) or real(m))
     texts = list(small_tasks["topic"]["test"]["text"][:8])
     single = {t: MultiTaskModel({t: labels}, model=tiny_model_dir, max_length=32) for t, labels in TASKS.items()}
-    serving.one_vs_two(model, single, texts[:2], texts, repeats=1)
+    measure.one_vs_two(model, single, texts[:2], texts, repeats=1)
     assert len(seen) == 3
     measure.measure_variants(model, {"topic": small_tasks["topic"]}, texts, tmp_path, texts[:4], repeats=1,
                              sensitivity_texts=4, requests=2)

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import TASKS
+
 from mtl_utils.modeling.model import CheckpointError, MultiTaskModel
 
 

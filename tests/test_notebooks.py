@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mtl_utils import paths, records
+from mtl_utils import paths
+from series import records
 from tools.run_notebooks import execute, notebooks
 
 PARAMETERS = yaml.safe_load((Path(__file__).parent / "notebook_parameters.yaml").read_text())

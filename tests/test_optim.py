@@ -6,9 +6,9 @@ import torch
 from torch import nn
 from transformers import BertConfig, BertModel
 
-from mtl_utils import anatomy, optim, protocol
+from mtl_utils import TrainConfig, anatomy, build_model, optim, train
 from mtl_utils.modeling.anatomy import relative_change, snapshot
-from mtl_utils import TrainConfig, build_model, train
+from series import protocol
 
 LR = 1e-4
 

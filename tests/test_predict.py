@@ -6,8 +6,8 @@ import json
 import pytest
 
 from mtl_utils.serving import predict
-from mtl_utils.training.runs import train_or_load
 from mtl_utils.training.config import TrainConfig
+from series.runs import train_or_load
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,15 @@ import pytest
 import torch
 from matplotlib.figure import Figure
 
-from mtl_utils import SentenceEncoder, load_tasks, plots
+from mtl_utils import SentenceEncoder
 from mtl_utils.evaluation.metrics import majority_scores
-from mtl_utils.modeling.pooling import POOLING_MODES
-from mtl_utils.evaluation.probing import (cached_poolings, compare_poolings, embed_poolings, l2_normalize, probe, probe_cv,
-                               probe_table)
+from mtl_utils.evaluation.probing import embed_poolings, l2_normalize, probe, probe_cv
 from mtl_utils.evaluation.similarity import cosine_matrix, nearest_neighbours, project_2d
-from mtl_utils.serving.speed import batching_speed
+from mtl_utils.modeling.pooling import POOLING_MODES
+from mtl_utils.serving.padding import batching_speed
+from series import plots
+from series.corpora import load_tasks
+from series.pooling_probes import cached_poolings, compare_poolings, probe_table
 
 
 @pytest.fixture(scope="module")

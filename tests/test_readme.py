@@ -3,6 +3,7 @@ import re
 from pathlib import Path
 
 import mtl_utils
+import series
 from mtl_utils import paths
 from tools import readme
 
@@ -39,6 +40,11 @@ def test_layout_lists_every_module_and_only_existing_files():
     modules = {str(p.relative_to(package).with_suffix("")) for p in package.glob("*/*.py") if p.stem != "__init__"}
     modules |= {str(p.relative_to(package)) for p in package.glob("*/*/") if (p / "__init__.py").is_file()}
     assert listed == modules, (sorted(modules - listed), sorted(listed - modules))
+    machinery = tree.split("\nseries/", 1)[1].split("\ntools/", 1)[0]
+    listed = {m.group(1) for m in re.finditer(r"^  (\w+)(?:\.py|/)\s", machinery, flags=re.M)}
+    found = {p.stem for p in Path(series.__file__).parent.glob("*.py") if p.stem != "__init__"}
+    found |= {p.name for p in Path(series.__file__).parent.glob("*/") if (p / "__init__.py").is_file()}
+    assert listed == found, (sorted(found - listed), sorted(listed - found))
     for name in ("readme", "book", "run_notebooks", "check_book"):
         assert f"  {name}.py" in tree and (paths.REPO_ROOT / "tools" / f"{name}.py").is_file(), name
     for name in ("Dockerfile", ".dockerignore", "Makefile", "pyproject.toml", ".ci/run", "data/README.md",

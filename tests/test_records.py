@@ -5,7 +5,8 @@ import math
 import numpy as np
 import pytest
 
-from mtl_utils import paths, records
+from mtl_utils import paths
+from series import records
 
 
 def test_save_metrics_roundtrip(tmp_path):
@@ -56,11 +57,11 @@ def test_measurements_are_replayed_and_labelled(tmp_path, monkeypatch):
         return {"speed": pd.DataFrame({"variant": ["fp32", "int8"], "x": [1.0, 1.6]}).set_index("variant"),
                 "plain": pd.DataFrame({"a": [1, 2]})}
 
-    first = records.measured("demo", {"model": "abc", "sentences": 10}, measure)
-    again = records.measured("demo", {"model": "abc", "sentences": 10}, measure)
+    first = records.timings("demo", {"model": "abc", "sentences": 10}, measure)
+    again = records.timings("demo", {"model": "abc", "sentences": 10}, measure)
     assert len(calls) == 1 and not first.replayed and again.replayed and "replayed" in again.note()
     pd.testing.assert_frame_equal(first.tables["speed"], again.tables["speed"])
     pd.testing.assert_frame_equal(first.tables["plain"], again.tables["plain"])
-    records.measured("demo", {"model": "other", "sentences": 10}, measure)
-    records.measured("demo", {"model": "abc", "sentences": 10}, measure, force=True)
+    records.timings("demo", {"model": "other", "sentences": 10}, measure)
+    records.timings("demo", {"model": "abc", "sentences": 10}, measure, force=True)
     assert len(calls) == 3

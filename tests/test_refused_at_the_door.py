@@ -17,10 +17,10 @@ from mtl_utils.core import paths
 from mtl_utils.data import Task
 from mtl_utils.data.checks import check_datasets
 from mtl_utils.data.retrieval import RetrievalSet
-from mtl_utils.training import launch, runs
 from mtl_utils.training import sentence_training as st
 from mtl_utils.training.config import TrainConfig
-from mtl_utils.training.runs import run_key, train_or_load
+from series import launch, pair_runs, runs
+from series.runs import run_key, train_or_load
 
 
 @pytest.fixture()
@@ -103,7 +103,7 @@ def test_the_command_line_exits_2_with_one_line(tmp_path):
     """The real entry point: ``--examples 0`` once trained on the full data; now it is refused at once."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "MTL_CACHE_DIR": str(tmp_path / "cache"),
            "PYTHONPATH": os.pathsep.join(filter(None, [str(paths.REPO_ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run([sys.executable, "-m", "mtl_utils.training.launch", "--examples", "0", "--model",
+    done = subprocess.run([sys.executable, "-m", "series.launch", "--examples", "0", "--model",
                            str(tmp_path / "no-such-model"), "--out", str(tmp_path / "out")],
                           capture_output=True, text=True, env=env, timeout=300)
     lines = done.stderr.strip().splitlines()
@@ -155,9 +155,9 @@ def test_a_read_only_cache_serves_its_finished_run_writing_nothing(small_tasks, 
 
 _LOAD_IN_CHILD = """
 import sys
-from mtl_utils import data
+from series import corpora as data
 from mtl_utils.training.config import TrainConfig
-from mtl_utils.training.runs import train_or_load
+from series.runs import train_or_load
 tasks = data.load_tasks(sizes={"train": 48, "validation": 24, "test": 24})
 config = TrainConfig(model=sys.argv[1], examples=16, batch_size=8, max_length=24, lr=1e-3, head_lr=1e-2)
 print("cached:", train_or_load(config, tasks, cache=sys.argv[2], progress_bar=False).cached)
@@ -215,14 +215,14 @@ def test_a_killed_pair_publish_is_put_back(tiny_model_dir, tmp_path, monkeypatch
     monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
     pairs = st.PairData(["a cat", "a dog", "the sun", "the moon"], ["a kitten", "a puppy", "a star", "a planet"])
     config = st.PairConfig(model=tiny_model_dir, batch_size=2, examples=4, lr=1e-3, max_length=16)
-    first = st.pairs_or_load(config, pairs, progress_bar=False)
-    folder = tmp_path / "pairs" / st.pair_key(config, pairs)
+    first = pair_runs.pairs_or_load(config, pairs, progress_bar=False)
+    folder = tmp_path / "pairs" / pair_runs.pair_key(config, pairs)
     os.replace(folder, folder.with_name(f".old-{folder.name}-deadbeef"))  # killed after the first rename
 
     def trained(*_args, **_kwargs):
         raise AssertionError("trained again")
     monkeypatch.setattr(st, "PairTrainer", trained)
-    again = st.pairs_or_load(config, pairs, progress_bar=False)
+    again = pair_runs.pairs_or_load(config, pairs, progress_bar=False)
     assert again.cached and again.losses == first.losses and folder.is_dir()
 
 
@@ -270,7 +270,7 @@ def test_clean_data_warns_nothing(small_tasks):
 
 
 def test_the_series_retrieval_set_has_no_repeated_passage():
-    from mtl_utils.data.retrieval import load_headline_passages
+    from series.headline_passages import load_headline_passages
     passages = load_headline_passages(quick=True).evaluation.passages
     assert len(set(passages)) == len(passages)
 

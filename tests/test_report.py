@@ -1,11 +1,11 @@
-"""The narrow tables the notebooks show (mtl_utils.notebook.report): the columns a reader needs, formatted,
+"""The narrow tables the notebooks show (series.report): the columns a reader needs, formatted,
 from the full tables the notebooks save."""
 import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_utils.evaluation.comparisons import compare_correct
-from mtl_utils.notebook import report
+from series import report
+from series.comparisons import compare_correct
 
 
 def test_prediction_view_keeps_each_answer_with_its_probability(served):

@@ -3,8 +3,9 @@ BM25 and the clustering score."""
 import numpy as np
 import pytest
 
-from mtl_utils.data.retrieval import RetrievalSet, load_headline_passages
+from mtl_utils.data.retrieval import RetrievalSet
 from mtl_utils.evaluation import retrieval
+from series.headline_passages import load_headline_passages
 
 
 def small_set(n_queries=6, n_passages=9, seed=0):
@@ -63,7 +64,7 @@ def test_bad_retrieval_sets_are_named(build, message):
 
 def test_headline_passage_benchmark_is_leak_free():
     bench = load_headline_passages(quick=True)
-    from mtl_utils.data import load_topic
+    from series.corpora import load_topic
 
     topic = load_topic()
     topic_texts = set().union(*(set(topic[s]["text"]) for s in ("train", "validation", "test")))

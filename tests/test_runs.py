@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_utils import experiments
-from mtl_utils import runs as runs_mod
 from mtl_utils.data import Task
-from mtl_utils.core.digests import code_without_docs
-from mtl_utils.training.runs import code_fingerprint, data_fingerprint, run_key, train_or_load
 from mtl_utils.training.config import TrainConfig
+from series import experiments
+from series import runs as runs_mod
+from series.runs import code_fingerprint, data_fingerprint, run_key, train_or_load
+from series.store import code_without_docs
 
 
 @pytest.fixture()
@@ -107,9 +107,9 @@ def _train_in_child(args):
     model_dir, cache = args
     import os
     os.environ["TQDM_DISABLE"] = "1"
-    from mtl_utils.data import load_tasks
-    from mtl_utils.training.runs import train_or_load as tol
     from mtl_utils.training.config import TrainConfig as TC
+    from series.corpora import load_tasks
+    from series.runs import train_or_load as tol
     tasks = load_tasks(sizes={"train": 48, "validation": 24, "test": 24})
     cfg = TC(model=model_dir, examples=24, batch_size=8, max_length=24, lr=1e-3, head_lr=1e-2)
     result = tol(cfg, tasks, cache=cache, progress_bar=False)
@@ -169,8 +169,8 @@ def test_label_budget_grid_trains_every_budget_and_seed_and_reloads(small_tasks,
 
 
 def test_probes_pair_with_fine_tuned_runs_on_the_same_labelled_subsets(small_tasks, config, tmp_path, monkeypatch):
-    from mtl_utils.data import with_train_labels
     from mtl_utils.evaluation.probing import probe_cv
+    from series.corpora import with_train_labels
 
     monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
     topic = small_tasks["topic"]

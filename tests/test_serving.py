@@ -6,8 +6,8 @@ import torch
 from conftest import TASKS
 
 from mtl_utils.modeling.model import MultiTaskModel
-from mtl_utils.serving import measure
 from mtl_utils.serving import variants as serving
+from series import serving_measurements as measure
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +47,12 @@ def test_onnx_runtime_reproduces_pytorch_and_int8_stays_close(model, texts, tmp_
 def test_speed_and_quality_tables(model, small_tasks):
     tokens = {t: model.encoder.token_ids(list(small_tasks[t]["test"]["text"])) for t in TASKS}
     variants = [serving.torch_variant(model), serving.torch_int8_variant(model, keep_fp32=["heads"])]
-    speed = serving.speed_table(variants, tokens["topic"], batch_size=8, repeats=1)
+    speed = measure.speed_table(variants, tokens["topic"], batch_size=8, repeats=1)
     assert list(speed.index) == ["PyTorch fp32", "PyTorch dynamic int8"]
     # "× baseline" is the ratio of the best throughputs (one row's time over the other's)
     ratio = speed.loc["PyTorch dynamic int8", "sentences/s (best)"] / speed.loc["PyTorch fp32", "sentences/s (best)"]
     assert speed.loc["PyTorch dynamic int8", "× baseline"] == pytest.approx(ratio)
-    quality = serving.quality_table(variants, small_tasks, tokens).set_index(["variant", "task"])
+    quality = measure.quality_table(variants, small_tasks, tokens).set_index(["variant", "task"])
     assert len(quality) == 4
     for task in TASKS:  # the int8 row against numbers computed here from the two variants' own outputs
         labels = small_tasks[task]["test"]["label"].to_numpy()
@@ -71,9 +71,9 @@ def test_quality_table_runs_each_variant_once_and_more_variants_leave_the_rows_b
     calls = []
     fp32 = serving.torch_variant(model)
     counted = serving.Variant(fp32.name, lambda tok, bs: calls.append(len(tok)) or fp32.run(tok, bs))
-    first = serving.quality_table([counted], small_tasks, tokens)
+    first = measure.quality_table([counted], small_tasks, tokens)
     assert len(calls) == len(TASKS), "the reference must run once per task"
-    second = serving.quality_table([counted, serving.torch_int8_variant(model)], small_tasks, tokens)
+    second = measure.quality_table([counted, serving.torch_int8_variant(model)], small_tasks, tokens)
     assert len(calls) == 2 * len(TASKS), "the reference, though it is compared twice, must run once per task"
     # measure_variants scores every variant in one call and splits the rows: the first rows must not move
     assert second.iloc[: len(TASKS)].equals(first) and len(second) == 2 * len(TASKS)
@@ -81,7 +81,7 @@ def test_quality_table_runs_each_variant_once_and_more_variants_leave_the_rows_b
 
 def test_one_model_against_two(model, tiny_model_dir, texts):
     singles = {t: MultiTaskModel({t: labels}, model=tiny_model_dir, max_length=32).eval() for t, labels in TASKS.items()}
-    table = serving.one_vs_two(model, singles, texts[:5], texts, repeats=1)
+    table = measure.one_vs_two(model, singles, texts[:5], texts, repeats=1)
     one, two = table.loc["one multi-task model"], table.loc["two single-task models"]
     assert one["models"] == 1 and two["models"] == 2
     assert two["parameters"] > 1.9 * one["parameters"]
@@ -89,7 +89,7 @@ def test_one_model_against_two(model, tiny_model_dir, texts):
     assert one["throughput × two models"] == pytest.approx(speeds["one multi-task model"] /
                                                            speeds["two single-task models"])
     assert two["parameters"] == sum(sum(p.numel() for p in m.parameters()) for m in singles.values())
-    assert serving.parameter_bytes(model) == one["weights in memory (MB)"] * 1e6
+    assert measure.parameter_bytes(model) == one["weights in memory (MB)"] * 1e6
 
 
 def test_measure_variants_on_the_tiny_model(model, small_tasks, texts, tmp_path):

@@ -9,8 +9,9 @@ import torch
 from conftest import TASKS
 
 from mtl_utils.modeling.model import MultiTaskModel
-from mtl_utils.serving import capped, predict, static_int8
+from mtl_utils.serving import predict, static_int8
 from mtl_utils.serving import variants as serving
+from series import older_cpus as capped
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The run store (mtl_utils.core.store): one key, one publish, one verify, one policy for a damaged entry,
+"""The run store (series.store): one key, one publish, one verify, one policy for a damaged entry,
 for every kind of cached result (trained runs, pair runs, pooled embeddings, replayed timings)."""
 import os
 import warnings
@@ -7,13 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mtl_utils.core import store
-from mtl_utils.evaluation.probing import cached_poolings
+from mtl_utils.core import folders
 from mtl_utils.modeling.encoder import SentenceEncoder
-from mtl_utils.notebook import records
 from mtl_utils.training import sentence_training as st
 from mtl_utils.training.config import TrainConfig
-from mtl_utils.training.runs import run_key, train_or_load
+from series import pair_runs, records, store
+from series.pooling_probes import cached_poolings
+from series.runs import run_key, train_or_load
 
 
 def _flip_a_byte(path):
@@ -102,8 +102,8 @@ def test_a_damaged_pair_run_is_retrained(tiny_model_dir, tmp_path, monkeypatch):
     pairs = st.PairData(["a cat", "a dog", "the sun", "the moon"], ["a kitten", "a puppy", "a star", "a planet"])
     config = st.PairConfig(model=tiny_model_dir, batch_size=2, examples=4, lr=1e-3, max_length=16)
     first, again, third = _damaged_then_repaired(
-        lambda: st.pairs_or_load(config, pairs, progress_bar=False),
-        lambda: tmp_path / "pairs" / st.pair_key(config, pairs) / "encoder.safetensors", "pair run")
+        lambda: pair_runs.pairs_or_load(config, pairs, progress_bar=False),
+        lambda: tmp_path / "pairs" / pair_runs.pair_key(config, pairs) / "encoder.safetensors", "pair run")
     assert not first.cached and not again.cached and third.cached
     assert again.losses == first.losses
 
@@ -127,7 +127,7 @@ def test_a_damaged_measurement_is_measured_again(tmp_path, monkeypatch):
         return {"speed": pd.DataFrame({"variant": ["a", "b"], "seconds": [1.0, 2.0]}).set_index("variant")}
 
     first, again, third = _damaged_then_repaired(
-        lambda: records.measured("demo", {"model": "m"}, measure),
+        lambda: records.timings("demo", {"model": "m"}, measure),
         lambda: next((tmp_path / "measurements").glob("demo-*")) / "tables.json", "measurement")
     assert not first.replayed and not again.replayed and third.replayed and len(calls) == 2
     pd.testing.assert_frame_equal(first.tables["speed"], third.tables["speed"], check_dtype=False)
@@ -138,13 +138,13 @@ def test_a_reader_recovering_between_the_two_renames_does_not_break_the_writer(t
     the writer is between its two renames. The writer's publish then finds its work done, not an error."""
     folder = tmp_path / "k"
     store.publish(folder, lambda tmp: _write({"v": "old"})(None, tmp))
-    real = store.publish_folder
+    real = folders.publish_folder
 
     def racing(tmp, target, aside):
         os.replace(target, aside)        # the writer's first rename ...
         store.recover(target)            # ... a reader puts back the newest finished copy: the writer's ...
         real(tmp, target, aside)         # ... so the writer's second rename finds no tmp
-    monkeypatch.setattr(store, "publish_folder", racing)
+    monkeypatch.setattr(folders, "publish_folder", racing)
     store.publish(folder, lambda tmp: _write({"v": "new"})(None, tmp))
     assert (folder / "v").read_text() == "new" and store.is_finished(folder)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["k"]

@@ -1,4 +1,5 @@
 """The training engine on a tiny BERT: every bad setting refused up front, the loop's behaviour, determinism."""
+import inspect
 import math
 import warnings
 
@@ -6,16 +7,17 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-
 from conftest import TASKS
+
 from mtl_utils import anatomy
-from mtl_utils.data import Task
+from mtl_utils.data import Task, check_datasets
 from mtl_utils.modeling.model import MultiTaskModel
-from mtl_utils.data import check_datasets
+from mtl_utils.training import distributed, freezing, optim, sentence_training
 from mtl_utils.training.config import TrainConfig, chance_loss_weights
+from mtl_utils.training.frozen_cache import cached_forward, clear_shared
 from mtl_utils.training.sampling import TaskBatches, TaskSampler
-from mtl_utils.training.frozen_cache import clear_shared
-from mtl_utils.training.trainer import Trainer, build_model, train
+from mtl_utils.training.step_inputs import FromCache, FromTokens
+from mtl_utils.training.trainer import StepLoss, Trainer, build_model, train
 
 
 @pytest.fixture()
@@ -339,8 +341,8 @@ def test_no_warnings_from_a_plain_run(small_tasks, tiny_config):
 
 
 def test_joint_training_with_a_frozen_head_leaves_it_bit_identical(small_tasks, tiny_config):
-    from mtl_utils import compare_correct
-    from mtl_utils.notebook.experiments import head_unchanged, retention
+    from series import compare_correct
+    from series.experiments import head_unchanged, retention
     config = tiny_config.replace(frozen_heads=("topic",), sampling="uniform")
     result = train(config, small_tasks, progress_bar=False)
     start = build_model(config, small_tasks)
@@ -371,3 +373,105 @@ def test_attention_pooling_trains_in_a_run_even_over_a_frozen_backbone(small_tas
                    progress_bar=False)
     assert result.model.encoder.attention.query.abs().sum() > 0
     assert result.history["cache seconds"].iloc[0] >= 0 and set(result.history["frozen layers"]) == {2}
+
+
+# -- the step a reader is shown: two seams passed in, the same numbers as the step written out -----------
+
+def _inline_step(t: Trainer) -> dict[str, float]:
+    """The step as one function with both branches written out (what ``Trainer.train_step`` computed before its
+    seams): one process, token ids or the frozen cache, clip, update, schedule."""
+    losses = {}
+    for task in next(t.sampler):
+        idx = t.batches[task].next_indices()
+        cache = t.caches.get((task, "train"))
+        if cache is not None:
+            logits = cached_forward(t.model, cache.batch(idx), t.frozen_layers, task)[task]
+        else:
+            ids = t.tokens[task, "train"].ids
+            logits = t.model(**t.model.encoder.collate([ids[i] for i in idx]), tasks=task)[task]
+        losses[task] = torch.nn.functional.cross_entropy(logits, t.labels[task][idx], reduction="sum") / len(idx)
+    sum(t.loss_weights[task] * loss for task, loss in losses.items()).backward()
+    if t.config.max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(t.trainable, t.config.max_grad_norm)
+    t.optimizer.step()
+    t.scheduler.step()
+    t.optimizer.zero_grad(set_to_none=True)
+    return {task: float(loss.detach()) for task, loss in losses.items()}
+
+
+def _ready(config, data) -> Trainer:
+    clear_shared()
+    trainer = Trainer(config, data, progress_bar=False)
+    trainer.begin()
+    trainer.set_round_freezing(trainer.freezing.schedule[0])
+    trainer.model.train()
+    freezing.set_frozen_eval(trainer.model)
+    torch.manual_seed(123)  # the same dropout masks for both
+    return trainer
+
+
+@pytest.mark.parametrize("changes", [{}, {"sampling": "summed"}, {"frozen_layers": 1},
+                                     {"frozen_layers": 1, "frozen_cache": False}, {"max_grad_norm": None}],
+                         ids=["tokens", "summed", "cache", "frozen-no-cache", "no-clipping"])
+def test_one_process_computes_bit_for_bit_what_the_written_out_step_did(small_tasks, tiny_config, changes):
+    config = tiny_config.replace(**changes)
+    shown, written_out = _ready(config, small_tasks), None
+    shown_losses = [shown.train_step() for _ in range(4)]
+    written_out = _ready(config, small_tasks)
+    assert isinstance(shown.inputs, FromCache if config.frozen_layers and config.frozen_cache else FromTokens)
+    assert shown_losses == [_inline_step(written_out) for _ in range(4)]
+    a, b = shown.model.state_dict(), written_out.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_the_step_a_reader_is_shown_has_no_distributed_or_cache_branch():
+    for method in (Trainer.train_step, Trainer.task_batch, StepLoss.forward):
+        code = "\n".join(line.split("#")[0] for line in inspect.getsource(method).splitlines()[1:])
+        body = code.split('"""')[-1]  # after the docstring
+        for word in ("share", "distributed", "world", "cache", "if ", "clip_grad_norm_"):
+            assert word not in body, f"{method.__qualname__} mentions {word!r}"
+
+
+def test_the_seams_one_process_and_many():
+    idx = np.arange(10)
+    rows, divisor = distributed.OneProcess().rows(idx)
+    assert rows is idx and divisor == 10.0
+    for rank in range(3):
+        many = distributed.ManyProcesses(distributed.World(rank, 3))
+        assert [list(r) for r in [many.rows(idx)[0]]] == [list(distributed.share(idx, distributed.World(rank, 3))[0])]
+    losses = {"a": torch.tensor(0.5), "b": torch.tensor(2.0)}
+    assert distributed.OneProcess().loss_values(losses) == {"a": 0.5, "b": 2.0}
+    assert isinstance(distributed.processes(distributed.World()), distributed.OneProcess)
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 0.05])
+def test_the_optimizer_step_clips_only_when_asked(max_grad_norm):
+    weight = torch.nn.Parameter(torch.ones(3))
+    optimizer = torch.optim.SGD([weight], lr=1.0)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    (weight * torch.tensor([3.0, 4.0, 0.0])).sum().backward()  # gradient norm 5
+    optim.optimizer_step(optimizer, scheduler, [weight], max_grad_norm)
+    step = torch.ones(3) - weight.detach()
+    assert float(step.norm()) == pytest.approx(5.0 if max_grad_norm is None else 0.05, rel=1e-5)
+    assert weight.grad is None  # cleared
+
+
+def test_every_trainer_trains_without_clipping_when_max_grad_norm_is_none(small_tasks, tiny_config, tiny_model_dir,
+                                                                          monkeypatch):
+    def refused(*args, **kwargs):
+        raise AssertionError("the gradient was clipped although max_grad_norm is None")
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", refused)
+    config = tiny_config.replace(max_grad_norm=None)
+    assert math.isfinite(Trainer(config, small_tasks, progress_bar=False).fit().steps["loss"].iloc[-1])
+    texts = list(small_tasks["topic"]["train"]["text"][:16])
+    pairs = sentence_training.PairData(texts, texts[::-1], labels=[i % 2 for i in range(16)])
+    for loss in sentence_training.LOSSES:
+        pair_config = sentence_training.PairConfig(model=tiny_model_dir, loss=loss, batch_size=4, examples=8,
+                                                   max_length=32, max_grad_norm=None)
+        assert all(map(math.isfinite, sentence_training.PairTrainer(pair_config, pairs, progress_bar=False)
+                       .fit().losses))
+    contrastive_run = sentence_training.ContrastiveTaskTrainer(config, small_tasks, pairs, 4, 8, progress_bar=False)
+    assert "retrieval" in set(contrastive_run.fit().steps["task"])
+    with pytest.raises(ValueError, match="max_grad_norm must be None"):
+        sentence_training.PairConfig(max_grad_norm=0.0)

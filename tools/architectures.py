@@ -214,7 +214,7 @@ def measure(name: str, folder: str, data) -> dict[str, str]:
 
 def table() -> dict[str, dict[str, str]]:
     """``{architecture: {column: cell}}`` for every architecture, built and measured in a temporary folder."""
-    from mtl_utils import data
+    from series import corpora as data
 
     tasks = data.load_tasks(sizes={"train": 32, "validation": 16, "test": 16})
     out = {}

@@ -17,8 +17,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mtl_utils.core import paths
-from mtl_utils.evaluation.comparisons import excludes_beyond
-from mtl_utils.evaluation.seeds_and_items import holm
+from series.intervals import holm
+from series.statistics import excludes_beyond
 
 README = paths.REPO_ROOT / "README.md"
 BENCHMARKS = paths.REPO_ROOT / "benchmarks" / "results"

@@ -7,6 +7,6 @@
 * :mod:`~mtl_utils.core.progress`: progress bars, one policy;
 * :mod:`~mtl_utils.core.batching`: length-sorted batches, padding, an eval-mode context;
 * :mod:`~mtl_utils.core.digests`: file and text digests, atomic writes (the one place they are defined);
-* :mod:`~mtl_utils.core.store`: the run store: every cached result's key, publish, verify and damaged-entry
-  policy, in one place.
+* :mod:`~mtl_utils.core.folders`: sealed folders, written whole and verified before they are read (the run
+  store of the series, :mod:`series.store`, keeps its entries as such folders).
 """

@@ -6,8 +6,6 @@
   characters they hold) can make two lists share a digest; every cache key over texts uses them;
 * :func:`manifest_of` / :func:`first_mismatch`: a folder's files with their digests, and the first file that no
   longer matches (both the run cache's manifest and a checkpoint's own checksums use them);
-* :func:`code_without_docs` / :func:`code_sha256`: Python source as it runs (no comments, no docstrings), what
-  cache keys over code hash;
 * :func:`write_atomic`: a file written to a unique temporary name beside it and renamed into place, so readers
   and concurrent writers never see half a file;
 * :func:`publish_folder`: a finished temporary folder swapped in for a folder, the old one kept until the new
@@ -15,20 +13,17 @@
 """
 from __future__ import annotations
 
-import ast
 import hashlib
-import inspect
 import os
 import shutil
 import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from types import ModuleType
 
 _FILE_DIGESTS: dict[tuple, str] = {}
 
 
-def _identity(path: Path) -> tuple:
+def file_identity(path: Path) -> tuple:
     stat = path.stat()
     return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
@@ -36,7 +31,7 @@ def _identity(path: Path) -> tuple:
 def file_sha256(path: str | Path) -> str:
     """SHA-256 of a file's bytes (hex), read in 1 MiB blocks and remembered while the file is unchanged."""
     path = Path(path)
-    identity = _identity(path)
+    identity = file_identity(path)
     known = _FILE_DIGESTS.get(identity)
     if known is None:
         digest = hashlib.sha256()
@@ -76,37 +71,6 @@ def first_mismatch(folder: Path, manifest: dict[str, str]) -> tuple[str, str] | 
         if file_sha256(path) != expected:
             return name, "changed"
     return None
-
-
-def code_without_docs(source: str) -> str:
-    """Python source as an AST dump without docstrings: comment and docstring edits do not count."""
-    tree = ast.parse(source)
-    for node in ast.walk(tree):
-        body = getattr(node, "body", None)
-        if isinstance(body, list) and body and isinstance(body[0], ast.Expr) \
-                and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
-            node.body = body[1:] or [ast.Pass()]
-    return ast.dump(tree, include_attributes=False)
-
-
-def code_sha256(modules: Iterable[ModuleType]) -> str:
-    """SHA-256 over the names and the code (:func:`code_without_docs`) of ``modules``, in the order given."""
-    digest = hashlib.sha256()
-    for module in modules:
-        digest.update(module.__name__.encode())
-        digest.update(_module_code(module).encode())
-    return digest.hexdigest()
-
-
-_MODULE_CODE: dict[tuple, str] = {}
-
-
-def _module_code(module: ModuleType) -> str:
-    """:func:`code_without_docs` of a module's source, remembered while its file is unchanged."""
-    identity = (module.__name__, *_identity(Path(inspect.getfile(module))))
-    if identity not in _MODULE_CODE:
-        _MODULE_CODE[identity] = code_without_docs(inspect.getsource(module))
-    return _MODULE_CODE[identity]
 
 
 def write_atomic(target: str | Path, write: Callable[[Path], None]) -> Path:

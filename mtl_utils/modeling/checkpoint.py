@@ -39,7 +39,7 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
-from ..core.digests import first_mismatch, manifest_of, publish_folder
+from mtl_utils.core.digests import first_mismatch, manifest_of, publish_folder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"

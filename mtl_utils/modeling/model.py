@@ -15,8 +15,9 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from ..core.batching import eval_mode
-from .checkpoint import (
+from mtl_utils.core.batching import eval_mode
+from mtl_utils.modeling.backbone import check_encoder_config, check_no_custom_code, quiet_hf
+from mtl_utils.modeling.checkpoint import (
     BACKBONE_DIR,
     FORMAT_VERSION,
     WEIGHTS_FILE,
@@ -25,16 +26,8 @@ from .checkpoint import (
     read_weights,
     save_checkpoint,
 )
-from .encoder import (
-    SentenceEncoder,
-    _quiet_hf,
-    check_batch_size,
-    check_encoder_config,
-    check_no_custom_code,
-    check_sentences,
-    sentence_index,
-)
-from .heads import TaskHead, check_task_spec
+from mtl_utils.modeling.encoder import SentenceEncoder, check_batch_size, check_sentences, sentence_index
+from mtl_utils.modeling.heads import TaskHead, check_task_spec
 
 __all__ = ["CheckpointError", "MultiTaskModel", "TaskHead", "check_task_spec"]
 
@@ -155,7 +148,7 @@ class MultiTaskModel(nn.Module):
         backbone = folder / BACKBONE_DIR
         try:
             check_no_custom_code(backbone)
-            with _quiet_hf():
+            with quiet_hf():
                 backbone_config = AutoConfig.from_pretrained(backbone, trust_remote_code=False)
                 check_encoder_config(backbone_config, str(backbone))
                 tokenizer = AutoTokenizer.from_pretrained(backbone, config=backbone_config, trust_remote_code=False)

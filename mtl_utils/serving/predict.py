@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..core import paths
-from ..modeling.encoder import check_encodable, check_sentences
-from ..modeling.model import CheckpointError, MultiTaskModel
-from . import static_int8, variants
+from mtl_utils.core import paths
+from mtl_utils.modeling.encoder import check_encodable, check_sentences
+from mtl_utils.modeling.model import CheckpointError, MultiTaskModel
+from mtl_utils.serving import static_int8, variants
 
 #: The engines ``--backend`` can serve with (see the module docstring).
 BACKENDS = ("torch", "onnx-int8", "openvino", "openvino-int8")

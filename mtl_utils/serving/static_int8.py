@@ -11,7 +11,7 @@ product to the next without that work. Two engines:
   ranges by min/max over the calibration batches (attention's score products stay fp32).
 
 :func:`save_openvino_int8` stores the calibrated model beside a checkpoint for the command line's
-``--backend openvino-int8``, as an entry of the run store (:mod:`mtl_utils.core.store`: calibrated into a
+``--backend openvino-int8``, as a sealed folder (:mod:`mtl_utils.core.folders`: calibrated into a
 temporary folder, sealed by a manifest, swapped in whole, so a killed calibration keeps what was there) with
 the SHA-256 of the checkpoint weights it was calibrated from. :func:`saved_openvino_int8` serves it only while the manifest matches: a damaged, half-written or
 copied-in model, or one calibrated from other weights, is refused with an error saying to re-create it.
@@ -31,16 +31,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..core import store
-from ..core.batching import length_sorted_batches
-from ..modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
-from ..modeling.model import MultiTaskModel
-from .variants import Variant, batched, export_onnx, on_cpu
+from mtl_utils.core import folders
+from mtl_utils.core.batching import length_sorted_batches
+from mtl_utils.modeling.checkpoint import CONFIG_FILE, WEIGHTS_FILE, read_checkpoint_config
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.serving.variants import Variant, batched, export_onnx, on_cpu
 
 #: Where :func:`save_openvino_int8` puts the calibrated model inside a checkpoint folder.
 OPENVINO_INT8 = "openvino-int8/model.xml"
 #: Beside it: the SHA-256 of the checkpoint weights it was calibrated from (a re-saved checkpoint makes it
-#: stale); the entry's manifest (the run store's) covers the three files.
+#: stale); the folder's manifest covers the three files.
 SOURCE = "openvino-int8/source.json"
 
 
@@ -174,8 +174,8 @@ def unfused(onnx_path: Path) -> Path:
 
 def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Sequence[str],
                        batch_size: int = 8) -> Path:
-    """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` as an entry of the run store
-    (:func:`mtl_utils.core.store.publish`: :data:`OPENVINO_INT8`, its weights and :data:`SOURCE`, sealed by a
+    """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` as a sealed folder
+    (:func:`mtl_utils.core.folders.publish`: :data:`OPENVINO_INT8`, its weights and :data:`SOURCE`, sealed by a
     manifest and swapped in whole), where ``predict --backend openvino-int8`` finds it. ``model`` must be the
     checkpoint's model. Returns the model's path."""
     folder, model = Path(checkpoint), on_cpu(model)  # OpenVINO serves on the CPU
@@ -189,14 +189,14 @@ def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Seq
                                                          len(texts)}, indent=2))
 
     entry = (folder / OPENVINO_INT8).parent
-    store.recover(entry)
-    store.publish(entry, calibrate)
+    folders.recover(entry)
+    folders.publish(entry, calibrate)
     return folder / OPENVINO_INT8
 
 
 def saved_openvino_int8(checkpoint: str | Path) -> Path:
     """The static int8 model :func:`save_openvino_int8` stored in ``checkpoint``, verified against its
-    manifest (:func:`mtl_utils.core.store.verify`) and to come from the checkpoint's present weights;
+    manifest (:func:`mtl_utils.core.folders.verify`) and to come from the checkpoint's present weights;
     ``FileNotFoundError`` (none stored) and ``ValueError`` (damaged, incomplete, copied in, or stale) say to
     re-create it."""
     folder = Path(checkpoint)
@@ -204,13 +204,13 @@ def saved_openvino_int8(checkpoint: str | Path) -> Path:
            f"'{folder}', training_sentences) (notebook 06, section 3, does so for its checkpoint)")
     target, source = folder / OPENVINO_INT8, folder / SOURCE
     entry = target.parent
-    store.recover(entry)
+    folders.recover(entry)
     if not entry.is_dir():
         raise FileNotFoundError(f"{folder} has no static int8 model ({OPENVINO_INT8}): {how}")
     try:
-        store.verify(entry, (target.name, target.with_suffix(".bin").name, source.name))
+        folders.verify(entry, (target.name, target.with_suffix(".bin").name, source.name))
         calibrated_from = json.loads(source.read_text(encoding="utf-8"))[WEIGHTS_FILE]
-    except (store.DamagedEntry, ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
+    except (folders.DamagedEntry, ValueError, UnicodeDecodeError, KeyError, TypeError) as err:
         raise ValueError(f"{entry}: {err} (damaged, half-written, or copied from another checkpoint): "
                          f"re-create it; {how}") from None
     if calibrated_from != read_checkpoint_config(folder)["files"][WEIGHTS_FILE]:

@@ -10,38 +10,29 @@ A :class:`Variant` turns tokenised texts into sentence vectors and every task's 
   quantisation (per-channel weights);
 * static int8 (activation ranges calibrated once) with OpenVINO (NNCF) and ONNX Runtime:
   :mod:`~mtl_utils.serving.static_int8`; all of them measured in one call by
-  :func:`~mtl_utils.serving.measure.measure_variants`.
+  :func:`~series.serving_measurements.measure_variants`.
 
-:func:`speed_table` times variants against each other (alternating runs, one process), :func:`latency_table`
-their single-sentence requests;
-:func:`quality_table` scores them on full test sets, paired against the fp32 model (McNemar), with the cosine
-of their sentence vectors to fp32's; :func:`one_vs_two` compares one multi-task model with two single-task
-models (parameters, memory, latency, throughput).
+The series times and scores them in :mod:`series.serving_measurements` (speed, latency, quality against
+fp32, one multi-task model against two single-task ones).
 """
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
-import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import nn
 
-from ..core.batching import length_sorted_batches
-from ..data.tasks import Task
-from ..evaluation.comparisons import excludes_beyond
-from ..evaluation.metrics import classification_scores, mcnemar, paired_interval
-from ..modeling import anatomy
-from ..modeling.encoder import Tokenized
-from ..modeling.model import MultiTaskModel
+from mtl_utils.core.batching import length_sorted_batches
+from mtl_utils.modeling import anatomy
+from mtl_utils.modeling.encoder import Tokenized
+from mtl_utils.modeling.model import MultiTaskModel
 
 Outputs = tuple[torch.Tensor, dict[str, np.ndarray]]
 
@@ -56,7 +47,7 @@ class Variant:
     description: str = ""
 
 
-class _Both(nn.Module):
+class AllOutputs(nn.Module):
     """The model as one function of token ids and mask: sentence vectors and every head's logits."""
 
     def __init__(self, model: MultiTaskModel) -> None:
@@ -84,7 +75,7 @@ def batched(model: MultiTaskModel, forward: Callable, tokenized: Tokenized, batc
 
 def torch_variant(model: MultiTaskModel, autocast: torch.dtype | None = None, name: str | None = None) -> Variant:
     """The model in PyTorch, eval mode, ``torch.inference_mode()``, optionally under ``torch.autocast``."""
-    both = _Both(model).eval()
+    both = AllOutputs(model).eval()
 
     def forward(ids, mask):
         context = torch.autocast(model.encoder.device.type, dtype=autocast) if autocast else contextlib.nullcontext()
@@ -152,7 +143,7 @@ def export_onnx(model: MultiTaskModel, path: Path, fuse: bool = True) -> Path:
     transformer = model.encoder.transformer
     previous = transformer.config._attn_implementation
     transformer.set_attn_implementation("eager")
-    both = _Both(model).eval()
+    both = AllOutputs(model).eval()
     example = model.encoder.tokenize(["A short example.", "A second, slightly longer example sentence."])
     axes = {"input_ids": {0: "batch", 1: "length"}, "attention_mask": {0: "batch", 1: "length"},
             **{name: {0: "batch"} for name in ["vectors", *model.task_names]}}
@@ -207,160 +198,3 @@ def onnx_variant(model: MultiTaskModel, path: Path, name: str, threads: int | No
         return session.run(outputs, {"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()})
 
     return Variant(name, lambda tok, bs: batched(model, forward, tok, bs), f"ONNX Runtime, {Path(path).name}")
-
-
-def speed_table(variants: Sequence[Variant], tokenized: Tokenized, batch_size: int = 32, repeats: int = 3,
-                baseline: str | None = None) -> pd.DataFrame:
-    """Sentences per second of each variant over ``tokenized``: one warm-up, then ``repeats`` rounds in which
-    the variants alternate (so they share the machine's state); best and median, and the ratio of the best to
-    the baseline's best (default: the first variant)."""
-    for variant in variants:
-        variant.run(Tokenized(tokenized.ids[:batch_size], tokenized.lengths[:batch_size], 0), batch_size)
-    times: dict[str, list[float]] = {v.name: [] for v in variants}
-    for _ in range(repeats):
-        for variant in variants:
-            start = time.perf_counter()
-            variant.run(tokenized, batch_size)
-            times[variant.name].append(time.perf_counter() - start)
-    base = baseline or variants[0].name
-    rows = [{"variant": v.name, "sentences/s (best)": len(tokenized) / min(times[v.name]),
-             "sentences/s (median)": len(tokenized) / float(np.median(times[v.name])),
-             "× baseline": min(times[base]) / min(times[v.name]), "how": v.description} for v in variants]
-    return pd.DataFrame(rows).set_index("variant")
-
-
-def quality_table(variants: Sequence[Variant], data: Mapping[str, Task], tokens: Mapping[str, Tokenized],
-                  batch_size: int = 64) -> pd.DataFrame:
-    """Each variant on the full test set of every task, against the first variant (the fp32 reference):
-    accuracy, agreement of predictions, the paired accuracy difference with its exact interval and McNemar's
-    p, and the cosine of the sentence vectors to the reference's (minimum and 1st percentile)."""
-    outputs = {v.name: {task: v.run(tokens[task], batch_size) for task in tokens} for v in variants}
-    reference = variants[0].name
-    rows = []
-    for variant in variants:
-        for task, tok in tokens.items():
-            vectors, logits = outputs[variant.name][task]
-            ref_vectors, ref_logits = outputs[reference][task]
-            labels = data[task]["test"]["label"].to_numpy()
-            ours = classification_scores(labels, logits[task], data[task].num_labels)
-            theirs = classification_scores(labels, ref_logits[task], data[task].num_labels)
-            interval = paired_interval(ours["correct"], theirs["correct"])
-            cosine = nn.functional.cosine_similarity(vectors, ref_vectors, dim=1).numpy()
-            rows.append({"variant": variant.name, "task": task, "accuracy": ours["accuracy"],
-                         "agreement with fp32": float(np.mean(ours["predictions"] == theirs["predictions"])),
-                         "− fp32": interval["difference"], "low": interval["low"], "high": interval["high"],
-                         "McNemar p": mcnemar(ours["correct"], theirs["correct"]).p_value,
-                         "excludes beyond": excludes_beyond(interval),
-                         "cosine min": float(cosine.min()), "cosine 1st percentile": float(np.quantile(cosine, 0.01))})
-    return pd.DataFrame(rows)
-
-
-@contextlib.contextmanager
-def silent_stderr():
-    """Discard what C++ code writes to the process's stderr (the profiler's start/stop notices)."""
-    saved = os.dup(2)
-    with open(os.devnull, "w") as devnull:
-        os.dup2(devnull.fileno(), 2)
-        try:
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-
-
-def matmul_share(variant: Variant, tokenized: Tokenized, batch_size: int = 32) -> float:
-    """Share of a PyTorch variant's CPU time spent in matrix products (``mm``, ``addmm``, ``bmm``, ``linear``,
-    ``matmul``: PyTorch's profiler, self time), over ``tokenized``."""
-    with silent_stderr(), torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
-        variant.run(tokenized, batch_size)
-    events = [(e.key, e.self_cpu_time_total) for e in prof.key_averages()]
-    total = sum(t for _, t in events)
-    matmul = sum(t for key, t in events if any(op in key.lower() for op in ("addmm", "mm", "matmul", "linear")))
-    return float(matmul / total) if total else float("nan")
-
-
-def parameter_bytes(model: nn.Module) -> int:
-    """Bytes of every parameter and buffer of ``model`` (what loading it puts in memory)."""
-    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-
-
-def latency(model: MultiTaskModel, texts: Sequence[str], tasks: Sequence[str] | None = None) -> np.ndarray:
-    """Seconds per single-sentence request (batch 1), one per text: tokenise, encode once, every head."""
-    both = _Both(model).eval()
-    seconds = []
-    with torch.inference_mode():
-        for text in texts:
-            start = time.perf_counter()
-            batch = model.encoder.tokenize([text])
-            both(batch["input_ids"], batch["attention_mask"])
-            seconds.append(time.perf_counter() - start)
-    return np.array(seconds)
-
-
-def one_vs_two(multi: MultiTaskModel, singles: Mapping[str, MultiTaskModel], texts: Sequence[str],
-               batch_texts: Sequence[str], repeats: int = 3) -> pd.DataFrame:
-    """One multi-task model against one single-task model per task, serving every task for every text:
-    parameters, weights in memory, batch-1 latency (median and 95th percentile over ``texts``; the
-    single-task setup answers with each model in turn) and batch-32 throughput over ``batch_texts``; on the CPU."""
-    multi, singles = on_cpu(multi), {task: on_cpu(m) for task, m in singles.items()}
-    systems = {"one multi-task model": [multi], "two single-task models": list(singles.values())}
-    tokenized = multi.encoder.token_ids(batch_texts)
-    rows = []
-    for name, models in systems.items():
-        latencies = sum(latency(m, texts) for m in models)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for m in models:
-                torch_variant(m).run(tokenized, 32)
-            times.append(time.perf_counter() - start)
-        rows.append({"system": name, "models": len(models), "parameters": sum(sum(p.numel() for p in m.parameters())
-                                                                              for m in models),
-                     "weights in memory (MB)": sum(parameter_bytes(m) for m in models) / 1e6,
-                     "batch-1 latency median (ms)": 1000 * float(np.median(latencies)),
-                     "batch-1 latency p95 (ms)": 1000 * float(np.quantile(latencies, 0.95)),
-                     "batch-32 sentences/s (best)": len(batch_texts) / min(times)})
-    table = pd.DataFrame(rows).set_index("system")
-    table["throughput × two models"] = table["batch-32 sentences/s (best)"] / table.loc["two single-task models",
-                                                                                         "batch-32 sentences/s (best)"]
-    return table
-
-
-def layer_sensitivity(model: MultiTaskModel, tokenized: Tokenized, reference: torch.Tensor,
-                      batch_size: int = 32) -> pd.DataFrame:
-    """Dynamic int8 applied to **one** encoder layer at a time (its linear maps; everything else fp32): how far
-    the sentence vectors move from ``reference`` (fp32's), as the minimum and 1st-percentile cosine."""
-    prefix = anatomy.module_name(model, anatomy.layer_stack(model))
-    layer_names = [f"{prefix}.{i}" for i in range(anatomy.num_layers(model))]
-    rows = []
-    for i in range(len(layer_names)):
-        keep = [name for j, name in enumerate(layer_names) if j != i] + ["heads"]
-        vectors, _ = torch_int8_variant(model, keep_fp32=keep).run(tokenized, batch_size)
-        cosine = nn.functional.cosine_similarity(vectors, reference, dim=1).numpy()
-        rows.append({"only this layer int8": f"layer {i + 1}",
-                     "cosine 1st percentile": float(np.quantile(cosine, 0.01)), "cosine min": float(cosine.min())})
-    return pd.DataFrame(rows).set_index("only this layer int8")
-
-
-def latency_table(variants: Sequence[Variant], tokenized: Tokenized, requests: int = 200,
-                  rounds: int = 2) -> pd.DataFrame:
-    """Batch-1 latency of each variant: ``requests`` single sentences (tokenised already, the same
-    for every variant), one after another; the variants take turns by block, ``rounds`` times (each
-    block warmed by one request). Median and 95th percentile in ms over every timed request.
-
-    Blocks, not one request each in turn: an engine's worker threads keep spinning for a while after
-    a call (OpenMP, TBB), and a request of another engine in that window pays for it; interleaving
-    single requests of PyTorch and OpenVINO doubled OpenVINO's median when this was built."""
-    seconds: dict[str, list[float]] = {v.name: [] for v in variants}
-    singles = [Tokenized([tokenized.ids[i]], [tokenized.lengths[i]], 0)
-               for i in range(min(requests, len(tokenized)))]
-    for _ in range(rounds):
-        for variant in variants:
-            variant.run(singles[0], 1)  # warm-up
-            for single in singles:
-                start = time.perf_counter()
-                variant.run(single, 1)
-                seconds[variant.name].append(time.perf_counter() - start)
-    rows = [{"variant": name, "batch-1 median (ms)": 1000 * float(np.median(s)),
-             "batch-1 p95 (ms)": 1000 * float(np.quantile(s, 0.95))} for name, s in seconds.items()]
-    return pd.DataFrame(rows).set_index("variant")

@@ -1,7 +1,7 @@
 """What defines a training run: :class:`TrainConfig`, validated field by field when it is made (a bad field
 raises ``ValueError`` naming it and what it accepts), and the loss weights policy of notebook 04.
 
-Every field is part of a run's cache key (:mod:`mtl_utils.training.runs`); numbers are stored as plain Python
+Every field is part of a run's cache key (:mod:`series.runs`); numbers are stored as plain Python
 numbers (a NumPy scalar is accepted and converted), so a configuration always serialises.
 """
 from __future__ import annotations
@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..core import runtime
-from ..data.tasks import Task
-from ..modeling.encoder import DEFAULT_MODEL, ENCODER_POOLINGS
+from mtl_utils.core import runtime
+from mtl_utils.data.tasks import Task
+from mtl_utils.modeling.encoder import DEFAULT_MODEL, ENCODER_POOLINGS
 
 SAMPLING_STRATEGIES: tuple[str, ...] = ("proportional", "uniform", "temperature", "summed")
 _RUN_KEY = re.compile(r"^[0-9a-f]{16}$")

@@ -4,6 +4,10 @@
 engine: this module only says who a process is and how the :class:`~mtl_utils.training.trainer.Trainer` shares
 the work.
 
+The :class:`~mtl_utils.training.trainer.Trainer` is given one of two objects that say how a step's batch
+and losses are handled (:func:`processes`): :class:`OneProcess` (the batch is all this process's, its loss
+the batch mean) or :class:`ManyProcesses` (what follows).
+
 How a step is shared (taught in notebook 07): every process draws the *same* task and the same global
 mini-batch (the samplers are seeded alike), and computes the loss of its own contiguous share of it
 (:func:`shard`). Its loss is the *sum* over its share divided by ``global batch size / processes``, so DDP's
@@ -14,19 +18,21 @@ several processes then train the same run in distribution, and weight for weight
 
 Launch (2 processes on this machine; ``--nnodes``/``--rdzv-endpoint`` for several machines)::
 
-    torchrun --nproc-per-node 2 -m mtl_utils.training.launch --tasks topic sentiment
+    torchrun --nproc-per-node 2 -m series.launch --tasks topic sentiment
 """
 from __future__ import annotations
 
 import math
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
+from torch import nn
 
-from ..core import runtime
+from mtl_utils.core import runtime
 
 
 @dataclass(frozen=True)
@@ -99,27 +105,7 @@ def share(indices: np.ndarray, where: World | None = None) -> tuple[np.ndarray, 
     return mine, len(indices) / where.size
 
 
-def all_true(flag: bool, device: torch.device | None = None) -> bool:
-    """Whether ``flag`` holds on every process (``flag`` itself when alone)."""
-    if world().size == 1:
-        return bool(flag)
-    value = torch.tensor([int(bool(flag))], device=device or _collective_device())
-    dist.all_reduce(value, op=dist.ReduceOp.MIN)
-    return bool(value.item())
-
-
-def check_same(value: str, what: str) -> None:
-    """Raise ``RuntimeError`` on every process unless ``value`` is the same on all of them."""
-    if world().size == 1:
-        return
-    values: list = [None] * world().size
-    dist.all_gather_object(values, value)
-    if len(set(values)) > 1:
-        raise RuntimeError(f"the processes disagree on the {what}: {values} (by rank); they must run the same "
-                           "code, data, model files and library versions")
-
-
-def _collective_device() -> torch.device:
+def collective_device() -> torch.device:
     """Where a tensor for a collective call must live: the process's GPU under NCCL, else the CPU."""
     return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
 
@@ -146,3 +132,64 @@ def barrier() -> None:
     """Wait until every process gets here (a no-op when alone)."""
     if world().size > 1:
         dist.barrier()
+
+
+class OneProcess:
+    """How a step's batch and losses are handled when one process trains: every row is its own, and each
+    task's loss is the batch's mean."""
+
+    def rows(self, indices: np.ndarray) -> tuple[np.ndarray, float]:
+        """All of the batch, and its size: the divisor that makes the summed loss the batch's mean."""
+        return indices, float(len(indices))
+
+    def loss_values(self, losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Each task's loss as a number."""
+        return dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
+
+    def wrap(self, step_loss: nn.Module, sampling: str, tasks: tuple[str, ...],
+             current: nn.Module | None = None) -> nn.Module:
+        """The step's loss module as it is."""
+        return step_loss
+
+
+class ManyProcesses(OneProcess):
+    """How a step's batch and losses are handled when several processes train (``torchrun``): each computes
+    its share of the global batch (:func:`share`), the losses are summed over the processes, and the loss
+    module is wrapped in DistributedDataParallel, which averages the gradients."""
+
+    def __init__(self, where: World) -> None:
+        self.world = where
+
+    def rows(self, indices: np.ndarray) -> tuple[np.ndarray, float]:
+        """This process's rows and their divisor (:func:`share`)."""
+        return share(indices, self.world)
+
+    def loss_values(self, losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Each task's loss on the whole (global) batch, from every process's weighted share of it."""
+        local = torch.stack([v.detach().float() for v in losses.values()]) / self.world.size
+        return dict(zip(losses, sum_over_processes(local).tolist()))
+
+    def wrap(self, step_loss: nn.Module, sampling: str, tasks: tuple[str, ...],
+             current: nn.Module | None = None) -> nn.Module:
+        """``step_loss`` in DistributedDataParallel. DDP fixes the trainable parameters when it wraps (and
+        copies the main process's weights to the others), so ``current`` is kept while they stay the same.
+        Unless every step trains every trainable head (summed sampling, or one task), a step leaves some
+        without a gradient: DDP must look for them."""
+        model = step_loss.model
+        trainable = frozenset(name for name, p in model.named_parameters() if p.requires_grad)
+        if current is not None and getattr(current, "trainable", None) == trainable:
+            return current
+        heads = {t for t, head in model.heads.items() if any(p.requires_grad for p in head.parameters())}
+        every_step_all = (sampling == "summed" or len(tasks) == 1) and heads <= set(tasks)
+        device = model.encoder.device
+        wrapped = nn.parallel.DistributedDataParallel(
+            step_loss, device_ids=[device] if device.type == "cuda" else None,
+            find_unused_parameters=not every_step_all, forward_sync_buffers=False)
+        wrapped.trainable = trainable
+        return wrapped
+
+
+def processes(where: World | None = None) -> OneProcess:
+    """:class:`OneProcess` when this process trains alone, else :class:`ManyProcesses`."""
+    where = where or world()
+    return ManyProcesses(where) if where.size > 1 else OneProcess()

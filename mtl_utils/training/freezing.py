@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from ..modeling import anatomy
-from ..modeling.model import MultiTaskModel
+from mtl_utils.modeling import anatomy
+from mtl_utils.modeling.model import MultiTaskModel
 
 FREEZE_PARTS: tuple[str, ...] = ("all", "backbone", "bottom", "head")
 

@@ -32,12 +32,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.batching import eval_mode, length_sorted_batches, pad_ids
-from ..core.digests import texts_sha256
-from ..modeling import anatomy
-from ..modeling.encoder import Tokenized, check_sentences
-from ..modeling.model import MultiTaskModel
-from .freezing import check_k, encoder_frozen, freeze_bottom, set_frozen_eval, unfreeze_all
+from mtl_utils.core.batching import eval_mode, length_sorted_batches, pad_ids
+from mtl_utils.core.digests import texts_sha256
+from mtl_utils.modeling import anatomy
+from mtl_utils.modeling.encoder import Tokenized, check_sentences
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.training.freezing import check_k, encoder_frozen, freeze_bottom, set_frozen_eval, unfreeze_all
 
 LEVELS: tuple[str, ...] = ("tokens", "vectors")
 

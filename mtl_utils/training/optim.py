@@ -13,7 +13,8 @@ layer below at ``xi`` times the rate of the layer above it, and the embeddings l
 
 The layers are found by :mod:`mtl_utils.modeling.anatomy` (the same finder freezing uses), so any BERT-like encoder
 works, whatever its depth. :func:`make_optimizer` builds AdamW, fused into one kernel where PyTorch has one for
-the device (about 7x faster than the per-tensor loop on this series' CPU; the same update rule).
+the device (about 7x faster than the per-tensor loop on this series' CPU; the same update rule);
+:func:`optimizer_step` ends every trainer's step.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from ..modeling.anatomy import HEAD_PREFIX, DepthUnit, depth_units
+from mtl_utils.modeling.anatomy import HEAD_PREFIX, DepthUnit, depth_units
 
 NO_DECAY_HINTS = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
 
@@ -212,6 +213,17 @@ def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, tot
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def optimizer_step(optimizer: torch.optim.Optimizer, scheduler, params, max_grad_norm: float | None) -> None:
+    """The end of every training step, once for all the series' trainers: clip the gradients' norm to
+    ``max_grad_norm`` (``None`` or 0: no clipping), update the weights, advance the schedule, clear the
+    gradients."""
+    if max_grad_norm:
+        nn.utils.clip_grad_norm_(params, max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def lr_schedule(groups: list[dict], warmup_steps: int, total_steps: int) -> pd.DataFrame:

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .config import SAMPLING_STRATEGIES
+from mtl_utils.training.config import SAMPLING_STRATEGIES
 
 
 class TaskSampler:

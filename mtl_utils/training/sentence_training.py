@@ -4,45 +4,37 @@ as one more task of the multi-task model.
 * :class:`PairConfig` and :class:`PairTrainer`: (query, passage) pairs with in-batch negatives, or labelled
   pairs with the cosine loss (SetFit); AdamW with warm-up and decay, as the classification runs use;
   ``mini_batch`` turns on GradCache (:func:`~mtl_utils.training.contrastive.grad_cache_backward`).
-* :func:`pairs_or_load`: a finished pair run cached by its configuration, base model, pairs and code, like
-  :func:`~mtl_utils.training.runs.train_or_load` caches classification runs.
 * :func:`setfit_pairs`: SetFit's pairs from a few labelled sentences (per sentence and iteration, one of the
   same class and one of another).
 * :class:`ContrastiveTaskTrainer`: the series' :class:`~mtl_utils.training.trainer.Trainer` with a head-free
   task added: pair steps with the in-batch loss, spread evenly among the classification steps; everything
-  else (sampler, batches, rates, validation) is the classification run's. :func:`contrastive_task_or_load`
-  caches it.
+  else (sampler, batches, rates, validation) is the classification run's.
+* :func:`step_memory`: what one contrastive step keeps for its backward pass, with and without GradCache.
+
+The series keeps finished pair runs in its run store (:mod:`series.pair_runs`).
 
 Taught in notebook 05 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
-import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors.torch import load_file, save_file
-from torch import nn
 
-from ..core import paths, store
-from ..core.digests import code_sha256, texts_sha256
-from ..core.progress import progress
-from ..core.seeding import set_seed
-from ..data.checks import warn_about
-from ..data.tasks import Task
-from ..modeling.encoder import DEFAULT_MODEL, SentenceEncoder, model_digest
-from ..modeling.model import MultiTaskModel
-from . import contrastive, optim
-from .config import TrainConfig
-from .runs import code_fingerprint, library_versions, run_key
-from .trainer import Trainer, evaluate
+from mtl_utils.core.digests import texts_sha256
+from mtl_utils.core.progress import progress
+from mtl_utils.core.seeding import set_seed
+from mtl_utils.data.tasks import Task
+from mtl_utils.modeling.encoder import DEFAULT_MODEL, SentenceEncoder
+from mtl_utils.training import contrastive, optim
+from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.contrastive import saved_activation_bytes
+from mtl_utils.training.trainer import Trainer
 
 LOSSES = ("in-batch negatives", "cosine")
 
@@ -60,7 +52,7 @@ class PairConfig:
     lr: float = 2e-5
     warmup_ratio: float = 0.1
     weight_decay: float = 0.01
-    max_grad_norm: float = 1.0
+    max_grad_norm: float | None = 1.0
     max_length: int = 64
     scale: float = contrastive.SCALE
     seed: int = 0
@@ -81,6 +73,9 @@ class PairConfig:
             raise ValueError(f"PairConfig.examples must be None or positive, got {self.examples!r}")
         if not self.lr > 0:
             raise ValueError(f"PairConfig.lr must be positive, got {self.lr!r}")
+        if self.max_grad_norm is not None and not self.max_grad_norm > 0:
+            raise ValueError(f"PairConfig.max_grad_norm must be None (no clipping) or positive, got "
+                             f"{self.max_grad_norm!r}")
 
     def replace(self, **changes) -> "PairConfig":
         return dataclasses.replace(self, **changes)
@@ -181,10 +176,7 @@ class PairTrainer:
                 value = contrastive.in_batch_negatives_loss(a, b, c.scale)
             value.backward()
             loss = float(value.detach())
-        nn.utils.clip_grad_norm_(enc.parameters(), c.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        optim.optimizer_step(self.optimizer, self.scheduler, enc.parameters(), c.max_grad_norm)
         return loss
 
     def fit(self) -> PairResult:
@@ -195,41 +187,6 @@ class PairTrainer:
             losses.append(self.train_step(idx))
         self.encoder.eval()
         return PairResult(self.encoder, self.config, losses, round(time.perf_counter() - start, 3))
-
-
-def _key(parts: Mapping) -> str:
-    code = code_sha256([sys.modules[__name__], contrastive]) + code_fingerprint()
-    return store.key({**parts, "code": code, "versions": library_versions()})
-
-
-def pair_key(config: PairConfig, pairs: PairData) -> str:
-    """Cache key of a pair run: configuration, base model files, pairs, code and library versions."""
-    return _key({"config": dataclasses.asdict(config), "base model": model_digest(config.model),
-                 "pairs": pairs.digest()})
-
-
-def pairs_or_load(config: PairConfig, pairs: PairData, force: bool = False,
-                  progress_bar: bool = True) -> PairResult:
-    """Train a pair run, or load it from ``<cache>/pairs/<key>/`` (weights and losses) when it was trained
-    before; ``force`` retrains. The entry is kept by the run store (:func:`mtl_utils.core.store.load_or_make`):
-    a damaged one is reported and retrained, one that a publish killed between its renames is put back."""
-
-    def load(folder: Path) -> PairResult:
-        encoder = SentenceEncoder(config.model, max_length=config.max_length)
-        encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
-        meta = json.loads((folder / "result.json").read_text())
-        return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
-
-    def write(result: PairResult, tmp: Path) -> None:
-        state = {k: v.detach().contiguous() for k, v in result.encoder.state_dict().items()}
-        save_file(state, str(tmp / "encoder.safetensors"))
-        (tmp / "result.json").write_text(json.dumps({"losses": result.losses,
-                                                     "train_seconds": result.train_seconds}))
-
-    folder = paths.cache_dir() / "pairs" / pair_key(config, pairs)
-    result, _ = store.load_or_make(folder, load, lambda: PairTrainer(config, pairs, progress_bar=progress_bar).fit(),
-                                   write, what="pair run", redo="training it again", force=force)
-    return result
 
 
 def setfit_pairs(texts: Sequence[str], labels: Sequence[int], iterations: int, seed: int = 0) -> PairData:
@@ -285,44 +242,22 @@ class ContrastiveTaskTrainer(Trainer):
         loss = contrastive.in_batch_negatives_loss(enc(**enc.collate([a[i] for i in idx])),
                                                    enc(**enc.collate([b[i] for i in idx])))
         loss.backward()
-        nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        optim.optimizer_step(self.optimizer, self.scheduler, self.trainable,
+                             self.config.max_grad_norm)
         return {"retrieval": float(loss.detach())}
 
 
-@dataclass
-class ContrastiveTaskResult:
-    """The multi-task model trained with the contrastive task: its model and which test examples of each
-    classification task it got right."""
-
-    model: MultiTaskModel
-    correct: dict[str, np.ndarray] = field(repr=False)
-    cached: bool = False
-
-    @classmethod
-    def scored(cls, model: MultiTaskModel, data: Mapping[str, Task], tasks: Sequence[str],
-               cached: bool) -> "ContrastiveTaskResult":
-        correct = {t: evaluate(model, data[t], "test")["predictions"] == data[t]["test"]["label"].to_numpy()
-                   for t in tasks}
-        return cls(model, correct, cached)
-
-
-def contrastive_task_or_load(config: TrainConfig, data: Mapping[str, Task], pairs: PairData,
-                             pair_batch_size: int, pair_examples: int, force: bool = False,
-                             progress_bar: bool = True) -> ContrastiveTaskResult:
-    """Train :class:`ContrastiveTaskTrainer` (or load it from ``<cache>/pairs/<key>/``, put back first if a publish
-    was killed between its renames, warning about the data as a fresh run does)."""
-    key = _key({"run": run_key(config, data), "pairs": pairs.digest(), "pair batch": pair_batch_size,
-                "pair examples": pair_examples})
-
-    def make() -> MultiTaskModel:
-        return ContrastiveTaskTrainer(config, data, pairs, pair_batch_size, pair_examples, progress_bar).fit().model
-
-    model, cached = store.load_or_make(paths.cache_dir() / "pairs" / key, lambda f: MultiTaskModel.load(f / "model"),
-                                       make, lambda m, tmp: m.save(tmp / "model"), what="run",
-                                       redo="training it again", force=force)
-    if cached:
-        warn_about(data, config.tasks + config.watch_tasks)  # as the fresh run warns
-    return ContrastiveTaskResult.scored(model, data, config.tasks, cached=cached)
+def step_memory(encoder: SentenceEncoder, pairs: PairData, batch: int, mini_batch: int | None = None) -> float:
+    """MB of activations one contrastive step keeps for its backward pass (training mode, the first
+    ``batch`` pairs): the whole batch's graph, or with GradCache (``mini_batch``) one mini-batch's at a
+    time (the vectors of the whole batch it also keeps are ``batch × 2 × dim`` floats: negligible)."""
+    size = mini_batch or batch
+    queries, passages = encoder.tokenize(pairs.a[:size]), encoder.tokenize(pairs.b[:size])
+    was_training = encoder.training
+    encoder.train()
+    try:
+        with torch.enable_grad():
+            kept = saved_activation_bytes(lambda: (encoder(**queries), encoder(**passages)))
+    finally:
+        encoder.train(was_training)
+    return kept / 2**20

@@ -7,7 +7,7 @@ The loop is :class:`Trainer`, a few small methods in the order they run (``prepa
 sample a task, take a batch of that task, run it through the shared encoder and that task's head, weight
 its loss, backpropagate, clip, step, schedule. With ``sampling="summed"`` every step takes a batch of *each*
 task and backpropagates the weighted sum of their losses (the seed write-up's "summed or weighted" total
-loss). :func:`train` runs it all; :mod:`mtl_utils.training.runs` caches finished runs.
+loss). :func:`train` runs it all; :mod:`series.runs` caches finished runs.
 
 The budget of a run is the number of training examples it sees (``TrainConfig.examples``); ``rounds`` splits
 it into equal parts with a validation after each.
@@ -23,19 +23,20 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from ..core.batching import eval_mode
-from ..core.progress import progress
-from ..core.seeding import set_seed
-from ..data.checks import check_datasets
-from ..data.tasks import SPLITS, Task
-from ..evaluation.metrics import classification_scores
-from ..modeling.encoder import Tokenized
-from ..modeling.model import MultiTaskModel
-from . import distributed, freezing, optim
-from .config import TrainConfig
-from .frozen_cache import FrozenCache, cached_forward, cached_logits
-from .rounds import BestRound, History, RoundFreezing
-from .sampling import TaskBatches, TaskSampler
+from mtl_utils.core.batching import eval_mode
+from mtl_utils.core.progress import progress
+from mtl_utils.core.seeding import set_seed
+from mtl_utils.data.checks import check_datasets
+from mtl_utils.data.tasks import SPLITS, Task
+from mtl_utils.evaluation.metrics import classification_scores
+from mtl_utils.modeling.encoder import Tokenized
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.training import distributed, freezing, optim, step_inputs
+from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.frozen_cache import FrozenCache, cached_logits
+from mtl_utils.training.sampling import TaskBatches, TaskSampler
+from mtl_utils.training.step_inputs import StepInputs
+from mtl_utils.training.validation_rounds import BestRound, History, RoundFreezing
 
 
 def build_model(config: TrainConfig, data: Mapping[str, Task]) -> MultiTaskModel:
@@ -93,65 +94,41 @@ class TrainResult:
 
 @dataclass
 class StepBatch:
-    """One task's mini-batch of a step: labels, the divisor that turns the sum of its losses into its share
-    of the global batch's mean (:func:`~mtl_utils.training.distributed.share`), and its inputs: token ids,
-    or the frozen bottom's cached output."""
+    """One task's mini-batch of a step: labels, the divisor that turns the sum of its losses into its part of
+    the batch's mean, and the encoder's input (token ids, or the frozen bottom's cached output:
+    :mod:`~mtl_utils.training.step_inputs`)."""
 
     labels: torch.Tensor
     divisor: float
-    inputs: dict[str, torch.Tensor] | None = None
-    cached: dict[str, torch.Tensor] | None = None
+    inputs: dict[str, torch.Tensor]
 
 
 class StepLoss(nn.Module):
-    """A step's forward pass as one module call: each task's batch through the shared encoder (its frozen
-    bottom ``k`` layers from the cache) and that task's head, then its loss. Under DDP this is the wrapped
-    module, so a summed step (a batch of every task) is still one forward and one backward."""
+    """A step's forward pass as one module call: each task's batch through the shared encoder and that task's
+    head, then its loss. When several processes train, this is the module DistributedDataParallel wraps, so
+    a summed step (a batch of every task) is still one forward and one backward."""
 
     def __init__(self, model: MultiTaskModel) -> None:
         super().__init__()
         self.model = model
 
-    def forward(self, batches: Mapping[str, StepBatch], k: int) -> dict[str, Tensor]:
-        """``{task: loss}``: the sum of the batch's cross-entropies over its divisor (the
-        batch's mean when one process trains)."""
+    def forward(self, batches: Mapping[str, StepBatch],
+                inputs: StepInputs) -> dict[str, Tensor]:
+        """``{task: loss}``: the sum of the batch's cross-entropies over its
+        divisor (the batch's mean when one process trains)."""
         losses = {}
         for task, batch in batches.items():
-            if batch.cached is not None:     # the top of the encoder from the cache ...
-                logits = cached_forward(self.model, batch.cached, k, task)[task]
-            else:                            # ... or all of it; then that task's head
-                logits = self.model(**batch.inputs, tasks=task)[task]
+            logits = inputs.logits(self.model, batch.inputs, task)  # encoder + head
             loss = nn.functional.cross_entropy(logits, batch.labels, reduction="sum")
             losses[task] = loss / batch.divisor
         return losses
-
-
-def distributed_step_loss(model: MultiTaskModel, world: distributed.World, config: TrainConfig,
-                          current: nn.Module | None = None) -> nn.Module:
-    """:class:`StepLoss` of ``model``; wrapped in DistributedDataParallel when several processes train. DDP
-    fixes the trainable parameters when it wraps (and copies the main process's weights to the others), so it
-    is wrapped again only when they change (``current`` is kept otherwise). Unless every step trains every
-    trainable head (summed sampling, or one task), a step leaves some without a gradient: DDP must look."""
-    trainable = frozenset(name for name, p in model.named_parameters() if p.requires_grad)
-    if current is not None and getattr(current, "trainable", None) == trainable:
-        return current
-    step_loss = StepLoss(model)
-    if world.size > 1:
-        heads = {t for t, head in model.heads.items() if any(p.requires_grad for p in head.parameters())}
-        every_step_all = (config.sampling == "summed" or len(config.tasks) == 1) and heads <= set(config.tasks)
-        device = model.encoder.device
-        step_loss = nn.parallel.DistributedDataParallel(
-            step_loss, device_ids=[device] if device.type == "cuda" else None,
-            find_unused_parameters=not every_step_all, forward_sync_buffers=False)
-    step_loss.trainable = trainable
-    return step_loss
 
 
 class Trainer:
     """Trains one configuration on ``data``; ``Trainer(config, data).fit()`` returns a :class:`TrainResult`.
     Pass ``model`` to continue training an existing model (e.g. from another run); parameters with
     ``requires_grad=False`` are left out of the optimizer, frozen blocks run in eval mode. Collaborators
-    (:mod:`~mtl_utils.training.rounds`): each round's freezing and caches, the history, the best round."""
+    (:mod:`~mtl_utils.training.validation_rounds`): each round's freezing and caches, the history, the best round."""
 
     def __init__(self, config: TrainConfig, data: Mapping[str, Task], model: MultiTaskModel | None = None,
                  progress_bar: bool = True) -> None:
@@ -167,6 +144,7 @@ class Trainer:
         c = self.config
         self.model = build_model(c, self.data) if model is None else model
         self.world = distributed.world()
+        self.processes = distributed.processes(self.world)  # one process, or a share of each batch
         set_seed(c.seed)
         distributed.own_dropout(c.seed, self.world)
         check_heads(self.model, c, self.data)
@@ -205,30 +183,23 @@ class Trainer:
     # -- one step -----------------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
         """One optimizer step of multi-task training; each task's (unweighted) loss."""
-        step_tasks = next(self.sampler)       # 1. this step's task (all tasks when summed)
+        step_tasks = next(self.sampler)  # 1. this step's task (all tasks when summed)
         batches = {t: self.task_batch(t) for t in step_tasks}  # 2. a batch of each
-        losses = self.step_loss(batches, self.k)  # 3. encoder + that task's head: loss
-        values = step_losses(losses, self.world, self.step, self.config)  # all shares
+        losses = self.step_loss(batches, self.inputs)  # 3. encoder + head: loss
+        values = self.processes.loss_values(losses)  # each task's loss, a number
+        check_losses(values, self.step, self.config)
         total = sum(self.loss_weights[t] * loss for t, loss in losses.items())
-        total.backward()                      # 4. the weighted (summed) loss
-        if self.config.max_grad_norm:         # 5. clip the gradient norm
-            nn.utils.clip_grad_norm_(self.trainable, self.config.max_grad_norm)
-        self.optimizer.step()                 # 6. update, advance the schedule
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        total.backward()  # 4. the weighted (summed) loss
+        optim.optimizer_step(self.optimizer, self.scheduler, self.trainable,
+                             self.config.max_grad_norm)  # 5. clip, update, schedule
         return values
 
     def task_batch(self, task: str) -> StepBatch:
-        """The next mini-batch of ``task`` (this process's share when several train)."""
-        idx = self.batches[task].next_indices()            # a mini-batch of that task
-        mine, divisor = distributed.share(idx, self.world)  # rows (all when alone)
-        labels = self.labels[task][mine].to(self.device)
-        cache = self.caches.get((task, "train"))
-        if cache is not None:                  # the encoder's frozen bottom, cached
-            return StepBatch(labels, divisor, cached=cache.batch(mine))
-        ids = self.tokens[task, "train"].ids
-        inputs = self.model.encoder.collate([ids[i] for i in mine])
-        return StepBatch(labels, divisor, inputs=inputs)
+        """The next mini-batch of ``task``: its labels and the encoder's input."""
+        idx = self.batches[task].next_indices()  # a mini-batch of that task
+        rows, divisor = self.processes.rows(idx)  # this process's rows: all, alone
+        labels = self.labels[task][rows].to(self.device)
+        return StepBatch(labels, divisor, self.inputs.batch(task, rows))
 
     # -- rounds -------------------------------------------------------------------------------------------
     def begin(self) -> None:
@@ -237,10 +208,13 @@ class Trainer:
         self.best = BestRound(keep_weights=self.config.rounds > 1)
 
     def set_round_freezing(self, k: int) -> None:
-        """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``."""
-        self.k = k
+        """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``,
+        and the step's inputs from them (:func:`~mtl_utils.training.step_inputs.for_round`)."""
+        self.frozen_layers = k
         self.caches, self.cache_seconds = self.freezing.apply(k, self.tokens)
-        self.step_loss = distributed_step_loss(self.model, self.world, self.config, getattr(self, "step_loss", None))
+        self.inputs = step_inputs.for_round(self.model, self.tokens, self.caches, k)
+        self.step_loss = self.processes.wrap(StepLoss(self.model), self.config.sampling, self.config.tasks,
+                                             getattr(self, "step_loss", None))
 
     def fit_round(self, round_: int, steps: int) -> dict[str, list[float]]:
         """Train ``steps`` steps; returns each task's losses."""
@@ -267,7 +241,7 @@ class Trainer:
         rows = []
         for task in c.tasks + c.watch_tasks:
             val = self.scores(task, "validation") if needed else {"accuracy": float("nan"), "macro_f1": float("nan")}
-            rows.append(self.history.round_row(round_, task, task in c.tasks, losses, val, self.k, seconds,
+            rows.append(self.history.round_row(round_, task, task in c.tasks, losses, val, self.frozen_layers, seconds,
                                                self.cache_seconds))
             if task in c.watch_tasks:
                 rows[-1]["test accuracy"] = self.scores(task, "test")["accuracy"]
@@ -299,19 +273,13 @@ class Trainer:
                            round(train_seconds, 3), steps)
 
 
-def step_losses(losses: Mapping[str, Tensor], world: distributed.World, step: int,
-                config: TrainConfig) -> dict[str, float]:
-    """Each task's loss on the whole (global) mini-batch, from this process's weighted share of it; a NaN or
-    infinite one raises ``FloatingPointError`` naming the task (on every process alike: the values are
-    global)."""
-    names = list(losses)
-    local = torch.stack([losses[t].detach().float() for t in names]) / world.size
-    values = dict(zip(names, distributed.sum_over_processes(local).tolist()))
+def check_losses(values: Mapping[str, float], step: int, config: TrainConfig) -> None:
+    """Raise ``FloatingPointError`` naming the task whose loss is NaN or infinite (on every process alike:
+    the values are the global batch's)."""
     for task, value in values.items():
         if not np.isfinite(value):
             raise FloatingPointError(f"the loss of task '{task}' is {value} at step {step}: lower the learning "
                                      f"rate (lr={config.lr}, head_lr={config.head_lr}) or check the inputs")
-    return values
 
 
 def check_heads(model: MultiTaskModel, config: TrainConfig, data: Mapping[str, Task]) -> None:

@@ -1,7 +1,7 @@
 """The one protocol of the series: every score a notebook reports follows it, unless the notebook says what it
 changes and why.
 
-* **Data**: :func:`mtl_utils.data.load_tasks`, the fixed, leak-free splits; every reported score is on the
+* **Data**: :func:`series.corpora.load_tasks`, the fixed, leak-free splits; every reported score is on the
   **full test set** of its task (topic 1,232 sentences, sentiment 2,551); validation only chooses.
 * **Budget**: a run sees :data:`EXAMPLES_PER_TASK` training examples of each task it trains, in batches of
   :data:`BATCH_SIZE` (single-task: that many; multi-task: that many of each, tasks in turn). It is measured in
@@ -23,9 +23,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..modeling.encoder import DEFAULT_MODEL
-from .optim import check_layer_decay
-from .trainer import TrainConfig
+from mtl_utils.modeling.encoder import DEFAULT_MODEL
+from mtl_utils.training.optim import check_layer_decay
+from mtl_utils.training.trainer import TrainConfig
 
 EXAMPLES_PER_TASK = 4000
 BATCH_SIZE = 8

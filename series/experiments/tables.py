@@ -7,15 +7,15 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ...data.tasks import Task
-from ...evaluation.comparisons import compare_correct, compare_seeds
-from ...evaluation.metrics import wilson_interval
-from ...evaluation.probing import ProbeResult
-from ...modeling import anatomy
-from ...modeling.model import MultiTaskModel
-from ...training import freezing
-from ...training.trainer import TrainResult
-from .grids import Results, budget_name
+from mtl_utils.data.tasks import Task
+from mtl_utils.evaluation.probing import ProbeResult
+from mtl_utils.modeling import anatomy
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.training import freezing
+from mtl_utils.training.trainer import TrainResult
+from series.comparisons import compare_correct, compare_seeds
+from series.experiments.grids import Results, budget_name
+from series.statistics import wilson_interval
 
 
 def label_budget_table(per_budget: Mapping[int | None, Results], data: Mapping[str, Task],
@@ -35,7 +35,7 @@ def versus_probes(per_budget: Mapping[int | None, Results], name: str,
                   task: str) -> pd.DataFrame:
     """The runs ``name`` of :func:`label_budget_grid` minus the probes of :func:`label_budget_probes` on ``task``,
     per budget, paired by seed (the same labelled subset, the same test set): one row per budget in
-    :func:`label_budget_table`'s format (:func:`~mtl_utils.evaluation.comparisons.compare_seeds`)."""
+    :func:`label_budget_table`'s format (:func:`~series.comparisons.compare_seeds`)."""
     labels = data[task]["test"]["label"].to_numpy()
     rows = []
     for n, results in per_budget.items():
@@ -75,8 +75,8 @@ def compare(results: Results, data: Mapping[str, Task], a: str, b: str, task: st
     """Test accuracy of configuration ``a`` minus ``b`` on ``task``, paired.
 
     With two or more seeds: the mean difference with an interval over seeds and test items together
-    (:func:`~mtl_utils.evaluation.comparisons.compare_over_seeds`) and its p-value. With one seed: the
-    exact paired interval over the test examples (:func:`~mtl_utils.evaluation.metrics.paired_interval`) and
+    (:func:`~series.comparisons.compare_over_seeds`) and its p-value. With one seed: the
+    exact paired interval over the test examples (:func:`~series.statistics.paired_interval`) and
     McNemar's exact p-value. The verdict follows the series' rule: a difference is detected when its 95 %
     interval excludes zero; ``excludes beyond`` says what a "no difference detected" rules out.
     """
@@ -171,7 +171,7 @@ def fixed_versus_runs(fixed_name: str, correct_fixed: np.ndarray, results: Resul
     """One fixed model (``correct_fixed``: which test examples of ``task`` it got right, e.g. the frozen
     encoder's probe, which has no training seed) minus the runs of ``name`` over all their seeds, in
     :func:`compare`'s row format: the fixed side repeats on every seed, so the interval carries the runs'
-    noise and the test set's (:func:`~mtl_utils.evaluation.comparisons.compare_seeds`). Taught in notebook 03."""
+    noise and the test set's (:func:`~series.comparisons.compare_seeds`). Taught in notebook 03."""
     seeds = sorted(s for (run, s) in results if run == name)
     if not seeds:
         raise KeyError(f"no runs of '{name}'; the runs are {sorted({run for run, _ in results})}")

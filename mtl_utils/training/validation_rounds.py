@@ -15,13 +15,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..data.tasks import Task
-from ..modeling import anatomy
-from ..modeling.encoder import Tokenized
-from ..modeling.model import MultiTaskModel
-from . import distributed, freezing
-from .config import TrainConfig
-from .frozen_cache import FrozenCache, level_for, shared_cache
+from mtl_utils.data.tasks import Task
+from mtl_utils.modeling import anatomy
+from mtl_utils.modeling.encoder import Tokenized
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.training import distributed, freezing
+from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.frozen_cache import FrozenCache, level_for, shared_cache
 
 
 class RoundFreezing:

@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mtl_utils.evaluation.comparisons import compare_correct, compare_over_seeds, holm_family
-from mtl_utils.evaluation.metrics import PairedDifference, seed_difference
-from mtl_utils.evaluation.seeds_and_items import holm, seeds_and_items
+from series.comparisons import compare_correct, compare_over_seeds, holm_family
+from series.intervals import holm, two_way_interval
+from series.statistics import PairedDifference, seed_difference
 
 SIMULATIONS, SEEDS, ITEMS = 1500, 3, 1000
 
@@ -35,7 +35,7 @@ def _simulate(seed_sd: float, item_sd: float, rng: np.random.Generator) -> tuple
                          ids=["seeds and items", "seeds only", "items only"])
 def test_coverage_is_nominal_when_there_is_no_difference(seed_sd, item_sd):
     a, b = _simulate(seed_sd, item_sd, np.random.default_rng(7))
-    covered = [seeds_and_items(a[k], b[k]) for k in range(SIMULATIONS)]
+    covered = [two_way_interval(a[k], b[k]) for k in range(SIMULATIONS)]
     coverage = np.mean([r.low <= 0 <= r.high for r in covered])
     # 95 % within about 2.5 standard errors of 1,500 runs (a variance part estimated below zero is taken
     # as zero: with no seed noise at all the interval errs on the wide side, 0.97)
@@ -59,7 +59,7 @@ def test_three_agreeing_seeds_do_not_make_forty_sentences_real():
     assert _t_over_seeds(correct_a, correct_b).detected
     assert not compare_over_seeds("A", correct_a, "B", correct_b, "t")["detected"]  # what the series uses
     assert compare_correct("A", correct_a[0], "B", correct_b[0], "t")["p-value"] > 0.5
-    both = seeds_and_items(correct_a, correct_b)
+    both = two_way_interval(correct_a, correct_b)
     assert not both.detected and both.p_value > 0.3, both
     assert both.item_variance > 10 * both.seed_variance  # the noise is the sentences', not the runs'
 
@@ -68,17 +68,17 @@ def test_a_large_difference_is_detected():
     rng = np.random.default_rng(0)
     b = [rng.random(ITEMS) < 0.80 for _ in range(SEEDS)]
     a = [rng.random(ITEMS) < 0.88 for _ in range(SEEDS)]
-    result = seeds_and_items(a, b)
+    result = two_way_interval(a, b)
     assert result.detected and result.low > 0 and result.p_value < 0.05
 
 
 def test_bad_input_names_the_problem():
     with pytest.raises(ValueError, match="at least two seeds"):
-        seeds_and_items([np.ones(5)], [np.ones(5)])
+        two_way_interval([np.ones(5)], [np.ones(5)])
     with pytest.raises(ValueError, match="same seeds and test items"):
-        seeds_and_items([np.ones(5)] * 2, [np.ones(4)] * 2)
+        two_way_interval([np.ones(5)] * 2, [np.ones(4)] * 2)
     with pytest.raises(ValueError, match="A: need one non-empty vector"):
-        seeds_and_items([np.ones(5), np.ones(4)], [np.ones(5)] * 2)
+        two_way_interval([np.ones(5), np.ones(4)], [np.ones(5)] * 2)
 
 
 def test_holm_adjusts_step_down_and_keeps_the_order():
@@ -109,7 +109,7 @@ def test_degrees_of_freedom_follow_the_parts_that_are_kept():
     """Satterthwaite over the mean squares the variance is made of: with the item part taken as zero and the
     seed part kept, the variance is MS_seed / (S n) alone, so its degrees of freedom are S − 1; with both kept,
     they lie between the seeds' S − 1 and the items' n − 1."""
-    from mtl_utils.evaluation.seeds_and_items import _satterthwaite
+    from series.intervals import _satterthwaite
     seeds, items = 3, 100
     scale = seeds * items
     only_seeds = _satterthwaite(10.0, 1.0, 2.0, seeds, items, (10.0 - 2.0) / scale, 2.0 / scale)

@@ -7,11 +7,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ...core.progress import progress
-from ...data.tasks import Task, with_train_labels
-from ...evaluation.probing import ProbeResult, probe_cv
-from ...training.runs import run_key, train_or_load
-from ...training.trainer import TrainConfig, TrainResult
+from mtl_utils.core.progress import progress
+from mtl_utils.data.tasks import Task
+from mtl_utils.evaluation.probing import ProbeResult, probe_cv
+from mtl_utils.training.trainer import TrainConfig, TrainResult
+from series.corpora import with_train_labels
+from series.runs import run_key, train_or_load
 
 Results = dict[tuple[str, int], TrainResult]
 
@@ -63,7 +64,7 @@ def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Tas
     """Every configuration trained (or loaded) with ``n`` labelled ``task`` examples for each ``n`` in ``budgets``
     (``None``: all) and every seed (``seeds``, or per budget: :func:`seeds_for`); the other tasks keep all their
     data. Seed ``s`` trains on the subset
-    :func:`~mtl_utils.data.with_train_labels` draws with ``s``, so the configurations compared at one budget and
+    :func:`~series.corpora.with_train_labels` draws with ``s``, so the configurations compared at one budget and
     seed saw the same labelled examples, and the seeds vary the subset as well as the run. Test sets are whole.
 
     Returns the results per budget (each ready for :func:`comparison_table`) and a long table: budget, labels
@@ -93,7 +94,7 @@ def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, dat
     (:func:`~mtl_utils.evaluation.probing.probe_cv`, ``C`` cross-validated on the ``n`` labels alone) on the vectors of exactly
     the subset :func:`label_budget_grid` trains on with that seed, scored on the whole test set.
     ``train_vectors``/``test_vectors``: one row per text of ``data[task]``'s train/test split, in order (e.g.
-    :func:`~mtl_utils.evaluation.probing.cached_poolings`). Returns the probes per budget and seed, and rows in
+    :func:`~series.pooling_probes.cached_poolings`). Returns the probes per budget and seed, and rows in
     :func:`label_budget_grid`'s format (with the chosen ``C``). Taught in notebook 01."""
     full = data[task]
     for split, vectors in (("train", train_vectors), ("test", test_vectors)):

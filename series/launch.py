@@ -2,16 +2,16 @@
 
 One process::
 
-    python -m mtl_utils.training.launch --tasks topic sentiment --seed 0
+    python -m series.launch --tasks topic sentiment --seed 0
 
 Two processes on this machine (gloo between CPUs, one thread each), the same run::
 
-    torchrun --nproc-per-node 2 -m mtl_utils.training.launch --tasks topic sentiment
+    torchrun --nproc-per-node 2 -m series.launch --tasks topic sentiment
 
 Eight GPUs on each of two machines (NCCL; run on both, ``host0`` being the first)::
 
     torchrun --nnodes 2 --nproc-per-node 8 --rdzv-backend c10d --rdzv-endpoint host0:29500 \\
-        -m mtl_utils.training.launch --tasks topic sentiment --batch-size 64
+        -m series.launch --tasks topic sentiment --batch-size 64
 
 ``--batch-size`` is the *global* mini-batch: every step, each process computes its share of it and
 DistributedDataParallel averages the gradients (:mod:`mtl_utils.training.distributed`), so a run on several
@@ -43,13 +43,15 @@ import numpy as np
 import torch
 import torch.distributed as dist
 
-from ..core import runtime
-from ..core.digests import write_atomic, write_text_atomic
-from ..data.tasks import LABELS, LOADERS, Task
-from . import distributed, protocol
-from .config import SAMPLING_STRATEGIES, TrainConfig
-from .runs import train_or_load
-from .trainer import TrainResult, train
+from mtl_utils.core import runtime
+from mtl_utils.core.digests import write_atomic, write_text_atomic
+from mtl_utils.data.tasks import Task
+from mtl_utils.training import distributed
+from mtl_utils.training.config import SAMPLING_STRATEGIES, TrainConfig
+from mtl_utils.training.trainer import TrainResult, train
+from series import protocol
+from series.corpora import LABELS, LOADERS
+from series.runs import train_or_load
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(/[A-Za-z0-9][A-Za-z0-9._-]*)?$")  # "name" or "owner/name"
 
@@ -63,7 +65,7 @@ class _Parser(argparse.ArgumentParser):
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The command line (``--help`` lists it), every flag checked (:func:`check_args`)."""
-    cli = _Parser(prog="python -m mtl_utils.training.launch", description=__doc__.split("\n")[0],
+    cli = _Parser(prog="python -m series.launch", description=__doc__.split("\n")[0],
                   formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("--tasks", nargs="+", default=["topic", "sentiment"],
                      help=f"tasks to train, of {', '.join(LOADERS)} (default: topic sentiment)")
@@ -173,7 +175,7 @@ def tasks_from(args: argparse.Namespace) -> dict[str, Task]:
 
 
 def config_from(args: argparse.Namespace) -> TrainConfig:
-    """The protocol's run for ``args`` (:func:`mtl_utils.training.protocol.config` with its changes)."""
+    """The protocol's run for ``args`` (:func:`series.protocol.config` with its changes)."""
     changes = {"batch_size": args.batch_size, "sampling": args.sampling, "seed": args.seed,
                "frozen_layers": args.frozen_layers, "gradual_unfreezing": args.gradual_unfreezing,
                "rounds": args.rounds, "lr": args.lr, "head_lr": args.head_lr, "warmup_ratio": args.warmup_ratio}

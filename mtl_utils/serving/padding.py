@@ -7,8 +7,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..core.batching import length_sorted_batches, padded_positions
-from ..modeling.encoder import SentenceEncoder
+from mtl_utils.core.batching import length_sorted_batches, padded_positions
+from mtl_utils.modeling.encoder import SentenceEncoder
 
 
 def throughput(encoder: SentenceEncoder, sentences: Sequence[str], batch_size: int = 32,

@@ -1,52 +1,35 @@
-"""The run store: every result the series computes once and reads back (trained runs, pair runs, pooled
-embeddings, replayed timings) is kept the same way, in one place.
+"""Sealed folders: a folder of files written whole, checked before it is read.
 
-* :func:`key`: an entry's name, a SHA-256 over what the result depends on (given as a JSON-able mapping);
-* an entry is a folder ``<cache>/<kind>/<key>/`` holding its files and ``manifest.json`` (the SHA-256 of every
-  file, written last: :func:`seal`);
-* :func:`publish`: an entry written into a hidden temporary sibling, sealed, then swapped in
-  (:func:`~mtl_utils.core.digests.publish_folder`), so readers never see half an entry;
-* :func:`verify`: an entry whose manifest is missing, unreadable or does not match its files is
+* :func:`publish`: the folder is written into a hidden temporary sibling, sealed with ``manifest.json`` (the
+  SHA-256 of every file, written last: :func:`seal`), then swapped in
+  (:func:`~mtl_utils.core.digests.publish_folder`), so readers never see half of it;
+* :func:`verify`: a folder whose manifest is missing, unreadable or does not match its files is
   :class:`DamagedEntry`;
-* :func:`recover`: a swap killed between its two renames leaves the entry under a hidden name; the newest
-  finished one is put back (the new copy before the old), and what crashed writes left is removed;
-* :func:`load_or_make`: the one policy for every kind: a finished entry is loaded; a damaged one is reported
-  with a one-line warning and made again, never loaded.
+* :func:`recover`: a swap killed between its two renames leaves the folder under a hidden name; the newest
+  finished one is put back (the new copy before the old), and what crashed writes left is removed.
 
-Trained runs add a file lock and the processes of a distributed run around these
-(:func:`mtl_utils.training.runs.train_or_load`); the other kinds are written by one process at a time.
+A static int8 model stored beside its checkpoint is such a folder (:mod:`mtl_utils.serving.static_int8`), and
+so is every entry of the series' run store (:mod:`series.store`), which adds the keys and the policy for a
+damaged entry.
 """
 from __future__ import annotations
 
-import errno
-import hashlib
 import json
 import os
 import shutil
 import time
 import uuid
-import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
 
-from .digests import first_mismatch, manifest_of, publish_folder
+from mtl_utils.core.digests import first_mismatch, manifest_of, publish_folder
 
 MANIFEST = "manifest.json"
-READ_ONLY = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})  # what writing into an unwritable cache raises
 _STALE_SECONDS = 3600  # a temporary folder this old is a killed write's, not a running one's
-T = TypeVar("T")
 
 
 class DamagedEntry(RuntimeError):
-    """A stored entry is incomplete or does not match its manifest."""
-
-
-def key(parts: Mapping, length: int = 16) -> str:
-    """An entry's name: the first ``length`` hex characters of the SHA-256 of ``parts`` as sorted JSON (values
-    JSON cannot hold are written with ``str``)."""
-    blob = json.dumps(parts, sort_keys=True, default=str)
-    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+    """A sealed folder is incomplete or does not match its manifest."""
 
 
 def seal(folder: Path) -> None:
@@ -153,37 +136,3 @@ def publish(folder: Path, write: Callable[[Path], None]) -> Path:
         for leftover_ in (tmp, *asides):
             shutil.rmtree(leftover_, ignore_errors=True)
     return folder
-
-
-def warn_damaged(what: str, folder: Path, err: Exception, redo: str) -> None:
-    """The one warning for a damaged entry, on one line: what it is, where, why, and what happens instead."""
-    why = (str(err).strip().splitlines() or [type(err).__name__])[0]
-    warnings.warn(f"the cached {what} {folder} is damaged ({why}); {redo}", stacklevel=3)
-
-
-def load_or_make(folder: Path, load: Callable[[Path], T], make: Callable[[], T], write: Callable[[T, Path], None],
-                 *, what: str, redo: str = "computing it again", force: bool = False) -> tuple[T, bool]:
-    """``(load(folder), True)`` for a finished entry, else ``(make(), False)`` after publishing it with
-    ``write(value, tmp)``. A damaged entry (:func:`verify`, or an error of ``load`` reading it) is reported
-    with :func:`warn_damaged` and made again; ``force`` makes it again without looking. Where the cache cannot
-    be written, the value made is returned with a one-line warning, unstored."""
-    recover(folder)
-    if folder.is_dir() and not force:
-        try:
-            verify(folder)
-            return load(folder), True
-        except MemoryError:
-            raise
-        except (DamagedEntry, OSError, ValueError, KeyError, RuntimeError) as err:  # never use such an entry
-            if isinstance(err, RuntimeError) and "out of memory" in str(err):
-                raise
-            warn_damaged(what, folder, err, redo)
-    value = make()
-    try:
-        publish(folder, lambda tmp: write(value, tmp))
-    except OSError as err:
-        if err.errno not in READ_ONLY:
-            raise
-        warnings.warn(f"the cache {folder.parent} cannot be written ({err.strerror}): the {what} is not stored",
-                      stacklevel=2)
-    return value, False

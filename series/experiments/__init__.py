@@ -4,29 +4,35 @@
 than B?" for two configurations on one task, paired: over seeds and test sentences together (same seed,
 same test set), or, with a single seed, example by example on the test set (McNemar's exact test and its
 exact interval). Every comparison carries its interval and, when nothing is detected, the largest effect the
-interval leaves possible (:mod:`mtl_utils.evaluation.comparisons`).
+interval leaves possible (:mod:`series.comparisons`).
 
 The functions live in :mod:`.grids`, :mod:`.tables` and :mod:`.analyses`; this module re-exports them, and the
-one-model comparison of :mod:`mtl_utils.evaluation.comparisons`, so a notebook writes ``experiments.run_grid``
+one-model comparison of :mod:`series.comparisons`, so a notebook writes ``experiments.run_grid``
 and ``experiments.compare_correct``.
 """
-from ...evaluation.comparisons import compare_correct
-from .analyses import error_examples, gradient_conflict, head_unchanged, retention
-from .grids import BudgetSeeds, Results, budget_name, label_budget_grid, label_budget_probes, run_grid, seeds_for
-from .sentence import (
+from series.comparisons import compare_correct
+from series.experiments.analyses import error_examples, head_unchanged, retention
+from series.experiments.grids import (
+    BudgetSeeds,
+    Results,
+    budget_name,
+    label_budget_grid,
+    label_budget_probes,
+    run_grid,
+    seeds_for,
+)
+from series.experiments.sentence import (
     measure_runs,
     profile,
     profile_row,
     records_of,
     search_box,
-    semantic_search,
     series_arms,
     setfit_arm,
-    step_memory,
     versus,
     versus_arm,
 )
-from .tables import (
+from series.experiments.tables import (
     accuracy_table,
     compare,
     compare_with_fixed,

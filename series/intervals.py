@@ -11,7 +11,7 @@ there are. McNemar's test on one seed sees only the second.
 The model is the two-way random-effects layout ``d[s, i] = Δ + a[s] + b[i] + e[s, i]``, with the mean's
 variance ``σ²_a / S + σ²_b / n + σ²_e / (S n)``, each part estimated from the two-way mean squares (a part
 that estimates below zero is taken as zero), and a t interval whose degrees of freedom follow
-Satterthwaite's approximation. ``tests/test_seeds_and_items.py`` checks its coverage by simulation with both
+Satterthwaite's approximation. ``tests/test_intervals.py`` checks its coverage by simulation with both
 sources present, and that it refuses to call real a difference that seeds alone would.
 
 :func:`holm` adjusts the p-values of one family of verdicts (Holm 1979: the family-wise error rate held at
@@ -25,11 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from .metrics import CONFIDENCE
+from series.statistics import CONFIDENCE
 
 
 @dataclass(frozen=True)
-class SeedsAndItems:
+class TwoWayInterval:
     """The mean paired difference with its interval, p-value, the variance parts and the degrees of freedom."""
 
     difference: float
@@ -62,8 +62,8 @@ def _matrix(correct: Sequence[np.ndarray], side: str, values: bool = False) -> n
     return np.stack(rows).astype(float)
 
 
-def seeds_and_items(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray],
-                    confidence: float = CONFIDENCE, values: bool = False) -> SeedsAndItems:
+def two_way_interval(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndarray],
+                    confidence: float = CONFIDENCE, values: bool = False) -> TwoWayInterval:
     """A − B over ``S`` paired seeds (``correct_*[s]``: which test items seed ``s`` got right; at least two
     seeds, the same items on both sides). ``values``: per-item scores instead of right/wrong (e.g. each
     query's reciprocal rank); the layout is the same."""
@@ -85,12 +85,12 @@ def seeds_and_items(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.ndar
     item_part = (max(ms_item - ms_res, 0.0) + ms_res) / (n_seeds * n_items)  # σ²_b / n + σ²_e / (S n)
     variance = seed_part + item_part
     if variance == 0:  # every seed and item agree: no noise to measure
-        return SeedsAndItems(mean, mean, mean, 1.0 if mean == 0 else 0.0, float("inf"), 0.0, 0.0, n_seeds,
+        return TwoWayInterval(mean, mean, mean, 1.0 if mean == 0 else 0.0, float("inf"), 0.0, 0.0, n_seeds,
                              n_items)
     df = _satterthwaite(ms_seed, ms_item, ms_res, n_seeds, n_items, seed_part, item_part)
     half = float(stats.t.ppf(0.5 + confidence / 2, df)) * variance ** 0.5
     p = float(2 * stats.t.sf(abs(mean) / variance ** 0.5, df))
-    return SeedsAndItems(mean, mean - half, mean + half, p, df, seed_part, item_part, n_seeds, n_items)
+    return TwoWayInterval(mean, mean - half, mean + half, p, df, seed_part, item_part, n_seeds, n_items)
 
 
 def _satterthwaite(ms_seed: float, ms_item: float, ms_res: float, n_seeds: int, n_items: int,

@@ -8,11 +8,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
-import torch
 
-from ..core.batching import eval_mode
-from ..evaluation.comparisons import excludes_beyond
-from ..modeling.model import MultiTaskModel
+from series.statistics import excludes_beyond
 
 RULE = ("**How to read a comparison.** A − B is paired: the same test set and, over seeds, the same seeds "
         "(same heads' initialisation, same batch order). Over seeds, the 95 % interval carries both the "
@@ -31,8 +28,8 @@ def signed(value: float, digits: int = 3) -> str:
 
 
 def verdict(row: Mapping, digits: int = 3) -> str:
-    """One Markdown sentence for a row of :func:`mtl_utils.notebook.experiments.comparison_table`; a row of a label-budget
-    table (:func:`mtl_utils.notebook.experiments.label_budget_table`) names its budget after the task."""
+    """One Markdown sentence for a row of :func:`series.experiments.comparison_table`; a row of a label-budget
+    table (:func:`series.experiments.label_budget_table`) names its budget after the task."""
     what = f"{row['task']}, {row['labels']} labels" if "labels" in row else row["task"]
     head = (f"**{what}**: {row['A']} − {row['B']} = {signed(row['difference'], digits)} "
             f"[{signed(row['low'], digits)}, {signed(row['high'], digits)}]")
@@ -86,7 +83,7 @@ def interval(value: float, low: float, high: float, digits: int = 3, sign: bool 
 
 
 def probe_view(table: pd.DataFrame, digits: int = 3) -> pd.DataFrame:
-    """:func:`mtl_utils.evaluation.probing.probe_table` for reading (notebook 01): test accuracy with its
+    """:func:`series.pooling_probes.probe_table` for reading (notebook 01): test accuracy with its
     95 % interval, macro-F1, and the paired difference from raw mean pooling with the verdict, one row per
     (task, vectors, pooling), the row labels. The full table (``C``, convergence, McNemar's p) is what the
     notebook saves."""
@@ -137,29 +134,8 @@ def shown(table: pd.DataFrame, columns: Mapping[str, str] | Sequence[str],
     return out.set_index(index) if index else out
 
 
-def data_flow(model: MultiTaskModel, sentences: Sequence[str]) -> pd.DataFrame:
-    """Run ``sentences`` through the model once and list each stage with the shape it produced."""
-    batch = model.encoder.tokenize(list(sentences))
-    rows = [{"stage": "word-piece ids (padded)", "module": "tokenizer", "shape": list(batch["input_ids"].shape),
-             "shared": "yes"}]
-    with eval_mode(model), torch.inference_mode():
-        out = model.encoder.transformer(**batch, output_hidden_states=True)
-        rows.append({"stage": "token vectors after embeddings", "module": "transformer.embeddings",
-                     "shape": list(out.hidden_states[0].shape), "shared": "yes"})
-        for i, hidden in enumerate(out.hidden_states[1:]):
-            rows.append({"stage": f"token vectors after layer {i + 1}", "module": f"encoder.layer[{i}]",
-                         "shape": list(hidden.shape), "shared": "yes"})
-        vectors = model.encoder.pool_tokens(out.last_hidden_state, batch["attention_mask"])
-        rows.append({"stage": f"sentence vectors ({model.encoder.pooling} pooling)", "module": "pooling",
-                     "shape": list(vectors.shape), "shared": "yes"})
-        for name, logits in model.heads_forward(vectors).items():
-            rows.append({"stage": f"{name} logits ({', '.join(model.task_labels[name])})",
-                         "module": f"heads['{name}']", "shape": list(logits.shape), "shared": f"no: {name} only"})
-    return pd.DataFrame(rows)
-
-
 def probe_findings(table: pd.DataFrame, digits: int = 3) -> str:
-    """Markdown bullets on :func:`mtl_utils.evaluation.probing.probe_table`: per task the best probe, the majority
+    """Markdown bullets on :func:`series.pooling_probes.probe_table`: per task the best probe, the majority
     baseline, and every other probe against raw mean pooling, under :data:`RULE`."""
     lines = []
     for task, part in table.groupby("task", sort=False):

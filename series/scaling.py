@@ -1,5 +1,5 @@
 """What notebook 07 runs: the launch command on one process or several, and the comparison of what they
-trained. The training itself is :mod:`mtl_utils.training.launch` under ``torchrun``; this module only starts
+trained. The training itself is :mod:`series.launch` under ``torchrun``; this module only starts
 it (a fresh process per run, as a reader would from a shell) and reads back what its main process wrote.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..core import paths
-from ..modeling.encoder import resolve_model
+from mtl_utils.core import paths
+from mtl_utils.modeling.backbone import resolve_model
 
 DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout", "attention_dropout")
 
@@ -51,7 +51,7 @@ def free_port() -> int:
 
 def command(args: Sequence[str], processes: int = 1) -> list[str]:
     """The command line of one run: the launch module alone, or under ``torchrun`` with ``processes``."""
-    launch = ["-m", "mtl_utils.training.launch", *args]
+    launch = ["-m", "series.launch", *args]
     if processes == 1:
         return [sys.executable, *launch]
     return [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(processes),

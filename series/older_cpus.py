@@ -6,7 +6,7 @@ pick their kernels by the CPU's instruction sets, and both accept a ceiling from
 (the libraries read the variables once). ONNX Runtime's kernels ignore them, so its variants are not
 in these tables. Same cores, clocks and caches: only the instructions differ.
 
-    python -m mtl_utils.serving.capped CHECKPOINT INT8_XML TEXTS_JSON WORKDIR [--repeats 2]
+    python -m series.older_cpus CHECKPOINT INT8_XML TEXTS_JSON WORKDIR [--repeats 2]
 
 prints one JSON object: sentences per second per variant and the profile of bf16 autocast. Taught in
 notebook 06, section 3.
@@ -25,9 +25,10 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from ..core import runtime
-from ..modeling.model import MultiTaskModel
-from . import static_int8, variants
+from mtl_utils.core import runtime
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.serving import static_int8, variants
+from series import serving_measurements
 
 #: Name → (oneDNN ceiling, MKL ceiling); ``None``: the CPU as it is.
 SETTINGS: dict[str, tuple[str, str] | None] = {
@@ -39,7 +40,7 @@ SETTINGS: dict[str, tuple[str, str] | None] = {
 
 def bf16_profile(variant, tokenized, top: int = 4) -> list[dict[str, float | str]]:
     """The ops taking most of a PyTorch variant's CPU time (self time, share of the total)."""
-    with variants.silent_stderr(), torch.profiler.profile(
+    with serving_measurements.silent_stderr(), torch.profiler.profile(
             activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         variant.run(tokenized, 32)
     events = sorted(((e.key, e.self_cpu_time_total) for e in prof.key_averages()),
@@ -60,7 +61,7 @@ def measure(checkpoint: Path, int8: Path, texts: Sequence[str], repeats: int, wo
                                            precision="bf16"),
               static_int8.openvino_variant(model, int8, "OpenVINO static int8")]
     tokenized = model.encoder.token_ids(list(texts))
-    speed = variants.speed_table(chosen, tokenized, repeats=repeats)
+    speed = serving_measurements.speed_table(chosen, tokenized, repeats=repeats)
     return {"speed": speed["sentences/s (best)"].to_dict(),
             "bf16 profile": bf16_profile(bf16, tokenized)}
 

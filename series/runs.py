@@ -1,20 +1,20 @@
 """Finished runs, cached by everything they depend on, so a run is never trained twice and never reused wrongly.
 
 A run's key (:func:`run_key`) covers its configuration, the files of the base model it starts from (weights,
-configuration, tokenizer: :func:`mtl_utils.modeling.encoder.model_digest`, so a re-saved folder or an upgraded
+configuration, tokenizer: :func:`series.store.model_digest`, so a re-saved folder or an upgraded
 model package is a new run), its data (texts, labels *and* label names of every split, checked first), the code
 of the training path (every project module the trainer imports, directly or not, found from the imports
-themselves: :func:`training_path`; without comments and docstrings, so only a change of what runs retrains) and
+themselves: :func:`training_modules`; without comments and docstrings, so only a change of what runs retrains) and
 the versions of the libraries that compute it.
 
-An entry ``<cache>/runs/<key>/`` is kept by the run store (:mod:`mtl_utils.core.store`, as pair runs, pooled
+An entry ``<cache>/runs/<key>/`` is kept by the run store (:mod:`series.store`, as pair runs, pooled
 embeddings and replayed timings are): written to a unique temporary folder and published by one rename, here
 under a file lock per key (two processes training one configuration: the second waits and loads the first's
 result). It carries a manifest of its files' SHA-256, verified on load: a damaged entry is reported, naming it,
 and retrained, never loaded. A loaded run equals a fresh one: same device, same trainable parameters, and the
 same warnings about its data (:func:`mtl_utils.data.checks.warn_about`). A run whose weights or logits are
 not finite raises and is never cached. Temporary folders of crashed runs are removed; a retrain killed between
-the two renames of its swap is put back (:func:`mtl_utils.core.store.recover`). A cache that cannot be
+the two renames of its swap is put back (:func:`series.store.recover`). A cache that cannot be
 written (no lock file can be made) still serves its finished entries, writing nothing.
 """
 from __future__ import annotations
@@ -35,30 +35,40 @@ import pandas as pd
 import sklearn
 import tokenizers
 import torch
+import torch.distributed as dist
 import transformers
 from filelock import FileLock
 
-from ..core import paths, runtime, store
-from ..core.digests import code_sha256, update_with_texts
-from ..data.checks import check_datasets, warn_about
-from ..data.tasks import SPLITS, Task
-from ..modeling.encoder import model_digest
-from ..modeling.model import CheckpointError, MultiTaskModel
-from . import distributed, trainer
-from .config import TrainConfig
-from .trainer import TrainResult, train
+from mtl_utils.core import paths, runtime
+from mtl_utils.core.digests import update_with_texts
+from mtl_utils.data.checks import check_datasets, warn_about
+from mtl_utils.data.tasks import SPLITS, Task
+from mtl_utils.modeling.model import CheckpointError, MultiTaskModel
+from mtl_utils.training import distributed, trainer
+from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.trainer import TrainResult, train
+from series import store
 
 ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz")
 
 
+PROJECT = ("mtl_utils", "series")  # the packages whose code a run's key covers
+
+
 def _imported_modules(module: ModuleType) -> list[ModuleType]:
-    """The project modules ``module`` imports with relative imports (``from .x import y``, ``from . import x``)."""
+    """The project modules ``module`` imports (``from mtl_utils.x import y``, ``from mtl_utils.x import
+    module``, relative imports alike)."""
     found = []
     for node in ast.walk(ast.parse(inspect.getsource(module))):
-        if isinstance(node, ast.ImportFrom) and node.level:
-            base = importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__)
+        if isinstance(node, ast.Import):
+            found += [importlib.import_module(a.name) for a in node.names if a.name.split(".")[0] in PROJECT]
+        elif isinstance(node, ast.ImportFrom):
+            base = (importlib.util.resolve_name("." * node.level + (node.module or ""), module.__package__)
+                    if node.level else node.module or "")
+            if base.split(".")[0] not in PROJECT:
+                continue
             names = [base] if node.module else []
-            if _is_package(base):  # from .pkg import module, from . import module: the modules themselves
+            if _is_package(base):  # from pkg import module: the modules themselves
                 names += [f"{base}.{a.name}" for a in node.names if importlib.util.find_spec(f"{base}.{a.name}")]
             found += [importlib.import_module(name) for name in names]
     return found
@@ -70,7 +80,7 @@ def _is_package(name: str) -> bool:
 
 
 @cache
-def training_path(*roots: ModuleType) -> tuple[ModuleType, ...]:
+def training_modules(*roots: ModuleType) -> tuple[ModuleType, ...]:
     """Every project module the ``roots`` (default: the trainer) depend on through their imports, the roots
     included, sorted by name; found once per process (imports do not change while it runs)."""
     seen: dict[str, ModuleType] = {}
@@ -84,14 +94,34 @@ def training_path(*roots: ModuleType) -> tuple[ModuleType, ...]:
 
 
 def code_fingerprint() -> str:
-    """SHA-256 over the training path's code (:func:`training_path`), docstrings and comments excluded."""
-    return code_sha256(training_path())
+    """SHA-256 over the training path's code (:func:`training_modules`), docstrings and comments excluded."""
+    return store.code_sha256(training_modules())
 
 
 def library_versions() -> dict[str, str]:
     """Versions of the libraries that compute a run."""
     return {"torch": torch.__version__, "transformers": transformers.__version__, "tokenizers": tokenizers.__version__,
             "numpy": np.__version__, "scikit-learn": sklearn.__version__}
+
+
+def all_true(flag: bool, device: torch.device | None = None) -> bool:
+    """Whether ``flag`` holds on every process (``flag`` itself when alone)."""
+    if distributed.world().size == 1:
+        return bool(flag)
+    value = torch.tensor([int(bool(flag))], device=device or distributed.collective_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MIN)
+    return bool(value.item())
+
+
+def check_same(value: str, what: str) -> None:
+    """Raise ``RuntimeError`` on every process unless ``value`` is the same on all of them."""
+    if distributed.world().size == 1:
+        return
+    values: list = [None] * distributed.world().size
+    dist.all_gather_object(values, value)
+    if len(set(values)) > 1:
+        raise RuntimeError(f"the processes disagree on the {what}: {values} (by rank); they must run the same "
+                           "code, data, model files and library versions")
 
 
 def data_fingerprint(tasks: Mapping[str, Task], names: Sequence[str]) -> str:
@@ -115,7 +145,7 @@ def run_key(config: TrainConfig, tasks: Mapping[str, Task]) -> str:
     computed from data a run would refuse."""
     check_datasets(tasks, config.tasks + config.watch_tasks, warn=False)  # the Trainer, or a cache hit, warns
     return store.key({"config": config.to_dict(), "device": runtime.device(config.device).type,
-                      "processes": distributed.world().size, "base model": model_digest(config.model),
+                      "processes": distributed.world().size, "base model": store.model_digest(config.model),
                       "data": data_fingerprint(tasks, config.tasks + config.watch_tasks),
                       "code": code_fingerprint(), "versions": library_versions()})
 
@@ -136,13 +166,13 @@ def save_result(result: TrainResult, folder: Path) -> None:
 
 
 def verify_entry(folder: Path) -> None:
-    """Raise :class:`~mtl_utils.core.store.DamagedEntry` unless every file of the entry exists and matches the manifest
-    (:func:`mtl_utils.core.store.verify`)."""
+    """Raise :class:`~series.store.DamagedEntry` unless every file of the entry exists and matches the manifest
+    (:func:`series.store.verify`)."""
     store.verify(folder, (*ENTRY_FILES, "model/config.json", "model/model.safetensors"))
 
 
 def load_result(folder: Path, config: TrainConfig) -> TrainResult:
-    """Read back a verified entry (see :func:`verify_entry`); a problem raises :class:`~mtl_utils.core.store.DamagedEntry`."""
+    """Read back a verified entry (see :func:`verify_entry`); a problem raises :class:`~series.store.DamagedEntry`."""
     verify_entry(folder)
     try:
         summary = json.loads((folder / "result.json").read_text())
@@ -180,7 +210,7 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
     """
     root = Path(cache or paths.cache_dir()) / "runs"
     key = run_key(config, tasks)
-    distributed.check_same(key, "run key")
+    check_same(key, "run key")
     folder, main = root / key, distributed.world().main
     lock, unwritable = None, None
     if main:
@@ -196,7 +226,7 @@ def train_or_load(config: TrainConfig, tasks: Mapping[str, Task], force: bool = 
             store.recover(folder, tidy_all=True)  # under the lock: a killed swap put back, leftovers gone
         distributed.barrier()  # every process reads after the main one put back a killed swap
         result = _load_cached(folder, config, force, writable=unwritable is None)
-        if distributed.all_true(result is not None):
+        if all_true(result is not None):
             distributed.barrier()  # every process has read the entry before the lock is released
             warn_about(tasks, config.tasks + config.watch_tasks)
             return result
@@ -253,5 +283,5 @@ def _start_model(root: Path, config: TrainConfig) -> MultiTaskModel | None:
 
 
 def _publish(result: TrainResult, root: Path, key: str) -> None:
-    """Write ``result`` as the entry ``root/key`` (:func:`mtl_utils.core.store.publish`)."""
+    """Write ``result`` as the entry ``root/key`` (:func:`series.store.publish`)."""
     store.publish(root / key, lambda tmp: save_result(result, tmp))

@@ -1,29 +1,27 @@
 """Notebook 05's experiments: encoders judged as embeddings (retrieval and clustering), the series' trained
-encoders re-measured, SetFit's few-label arm, and semantic search over the benchmark's passages."""
+encoders re-measured, SetFit's few-label arm, and the search box over the benchmark's passages."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from weakref import WeakKeyDictionary
 
 import numpy as np
 import pandas as pd
-import torch
 
-from ...core.progress import progress
-from ...data.retrieval import HeadlinePassages, RetrievalSet
-from ...data.tasks import Task, with_train_labels
-from ...evaluation.comparisons import compare_scores, compare_seeds
-from ...evaluation.probing import ProbeResult, probe_cv
-from ...evaluation.retrieval import clustering_score, evaluate_encoder, summary
-from ...evaluation.similarity import cosine_matrix
-from ...modeling.encoder import SentenceEncoder
-from ...training import protocol
-from ...training.config import TrainConfig
-from ...training.contrastive import saved_activation_bytes
-from ...training.runs import train_or_load
-from ...training.sentence_training import PairConfig, PairData, pairs_or_load, setfit_pairs
-from ...training.trainer import TrainResult
-from .. import explore
+from mtl_utils.core.progress import progress
+from mtl_utils.data.retrieval import RetrievalSet
+from mtl_utils.data.tasks import Task
+from mtl_utils.evaluation.probing import ProbeResult, probe_cv
+from mtl_utils.evaluation.retrieval import clustering_score, evaluate_encoder, semantic_search, summary
+from mtl_utils.modeling.encoder import SentenceEncoder
+from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.sentence_training import PairConfig, setfit_pairs
+from mtl_utils.training.trainer import TrainResult
+from series import explore, protocol
+from series.comparisons import compare_scores, compare_seeds
+from series.corpora import with_train_labels
+from series.headline_passages import HeadlinePassages
+from series.pair_runs import pairs_or_load
+from series.runs import train_or_load
 
 MAIN = "MRR@10"  # the metric the comparisons are on
 
@@ -89,30 +87,14 @@ def measure_runs(configs: Mapping[str, TrainConfig], tasks: Mapping[str, Task], 
 def versus(name: str, runs: Sequence[pd.DataFrame], other: str, others: Sequence[pd.DataFrame],
            metric: str = MAIN) -> dict:
     """``name`` − ``other`` on the per-query ``metric``, paired by seed (``others`` may repeat one fixed
-    encoder for every seed) and query (:func:`~mtl_utils.evaluation.comparisons.compare_scores`)."""
+    encoder for every seed) and query (:func:`~series.comparisons.compare_scores`)."""
     return compare_scores(name, [r[metric].to_numpy() for r in runs], other,
                           [o[metric].to_numpy() for o in others], f"retrieval ({metric})", metric)
 
 
-def step_memory(encoder: SentenceEncoder, pairs: PairData, batch: int, mini_batch: int | None = None) -> float:
-    """MB of activations one contrastive step keeps for its backward pass (training mode, the first
-    ``batch`` pairs): the whole batch's graph, or with GradCache (``mini_batch``) one mini-batch's at a
-    time (the vectors of the whole batch it also keeps are ``batch × 2 × dim`` floats: negligible)."""
-    size = mini_batch or batch
-    queries, passages = encoder.tokenize(pairs.a[:size]), encoder.tokenize(pairs.b[:size])
-    was_training = encoder.training
-    encoder.train()
-    try:
-        with torch.enable_grad():
-            kept = saved_activation_bytes(lambda: (encoder(**queries), encoder(**passages)))
-    finally:
-        encoder.train(was_training)
-    return kept / 2**20
-
-
 def setfit_arm(model: str | None, task: Task, n: int, seeds: Sequence[int], iterations: int,
                config: PairConfig, force: bool = False) -> tuple[dict[int, ProbeResult], pd.DataFrame]:
-    """SetFit on ``n`` labelled sentences per seed (the subset :func:`~mtl_utils.data.with_train_labels`
+    """SetFit on ``n`` labelled sentences per seed (the subset :func:`~series.corpora.with_train_labels`
     draws, as the fine-tuning and probe arms use): contrastive pairs of those sentences, the encoder trained
     on them with the cosine loss, then a logistic head (``C`` cross-validated on the ``n`` sentences, as the
     probe arm) on its vectors, scored on the full test set. Returns the heads by seed and a table."""
@@ -142,39 +124,10 @@ def versus_arm(name: str, correct: Mapping[int, np.ndarray], other: str, other_c
     return compare_seeds(name, [correct[s] for s in seeds], other, [other_correct[s] for s in seeds], task)
 
 
-def semantic_search(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str,
-                    k: int = 3) -> pd.DataFrame:
-    """The ``k`` passages nearest to ``query`` by cosine similarity under each encoder: encoder, rank,
-    score, article, the passage's first 90 characters."""
-    if not query.strip():
-        raise ValueError("type a query: the search text is empty")
-    rows = []
-    for name, encoder in encoders.items():
-        scores = cosine_matrix(encoder.encode([query]), _passage_vectors(encoder, data))[0]
-        for rank, i in enumerate(np.argsort(-scores)[:k], start=1):
-            passage = data.passages[i]
-            rows.append({"encoder": name, "rank": rank, "score": round(float(scores[i]), 3),
-                         "article": data.corpus_ids[i],
-                         "passage": passage[:90] + ("…" if len(passage) > 90 else "")})
-    return pd.DataFrame(rows)
-
-
-_PASSAGES: "WeakKeyDictionary[SentenceEncoder, dict[tuple[str, ...], np.ndarray]]" = WeakKeyDictionary()
-
-
-def _passage_vectors(encoder: SentenceEncoder, data: RetrievalSet) -> np.ndarray:
-    """The passages' vectors under ``encoder``, computed once per encoder and corpus (and forgotten with
-    the encoder)."""
-    known = _PASSAGES.setdefault(encoder, {})
-    if data.corpus_ids not in known:
-        known[data.corpus_ids] = encoder.encode(list(data.passages), batch_size=64, warn_truncation=False)
-    return known[data.corpus_ids]
-
-
 def search_box(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str, k: int = 3):
     """A text box whose search runs as the reader types (JupyterLab); under papermill or in the static book,
     the table for ``query``. Passage vectors are computed once per encoder
-    (:func:`mtl_utils.notebook.explore.explorer`)."""
+    (:func:`series.explore.explorer`)."""
     import ipywidgets as widgets
 
     control = widgets.Text(value=query, description="query", continuous_update=False,

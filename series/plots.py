@@ -36,7 +36,7 @@ def _img(png: bytes, alt: str) -> str:
 
 def figure_html(fig: Figure, alt: str, dpi: int = 110) -> str:
     """``fig`` as an HTML ``<img>`` with the PNG inline and ``alt`` as its alternative text (for views that
-    are HTML, such as :mod:`mtl_utils.notebook.explore`'s); the figure is closed."""
+    are HTML, such as :mod:`series.explore`'s); the figure is closed."""
     return _img(figure_png(fig, dpi), alt)
 
 
@@ -151,7 +151,7 @@ def embedding_maps(panels: Sequence[MapPanel], ncols: int = 2, point_size: float
 
 
 def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)") -> Figure:
-    """Each comparison of :func:`mtl_utils.notebook.experiments.comparison_table` as a point with its 95 % interval
+    """Each comparison of :func:`series.experiments.comparison_table` as a point with its 95 % interval
     (A minus B, accuracy points) and a zero line; blue where the interval excludes zero."""
     rows = table.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
@@ -171,9 +171,9 @@ def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% i
 
 def label_curve(runs: pd.DataFrame, comparisons: pd.DataFrame, task: str, majority: float) -> Figure:
     """Left: ``task`` test accuracy against its labelled training examples (log scale), one line per
-    experiment of :func:`mtl_utils.notebook.experiments.label_budget_grid` (mean over seeds, bars: min to max), the
+    experiment of :func:`series.experiments.label_budget_grid` (mean over seeds, bars: min to max), the
     majority baseline dashed. Right: each paired comparison of
-    :func:`mtl_utils.notebook.experiments.label_budget_table` (A − B) with its 95 % interval, per budget."""
+    :func:`series.experiments.label_budget_table` (A − B) with its 95 % interval, per budget."""
     runs = runs[runs["task"] == task]
     fig, (left, right) = plt.subplots(1, 2, figsize=(12, 4.2))
     for name, part in runs.groupby("experiment", sort=False):
@@ -273,7 +273,7 @@ def sweep_plot(summary: pd.DataFrame, title: str = "Freezing the bottom k encode
 
 def drift_plot(table: pd.DataFrame, watched: str, trained: str) -> Figure:
     """The watched task's test accuracy and the trained task's validation accuracy per round, one line per
-    continuation run (``table``: :func:`mtl_utils.notebook.experiments.drift_table`); two panels stacked to
+    continuation run (``table``: :func:`series.experiments.drift_table`); two panels stacked to
     fit the book's column."""
     fig, (left, right) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
     for name, part in table.groupby("run", sort=False):

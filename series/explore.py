@@ -24,14 +24,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..core.batching import eval_mode
-from ..core.progress import headless
-from ..evaluation.similarity import cosine_matrix
-from ..modeling import anatomy
-from ..modeling.encoder import SentenceEncoder
-from ..modeling.model import MultiTaskModel
-from ..training import freezing, optim, protocol
-from . import plots
+from mtl_utils.core.batching import eval_mode
+from mtl_utils.core.progress import headless
+from mtl_utils.evaluation.similarity import cosine_matrix
+from mtl_utils.modeling import anatomy
+from mtl_utils.modeling.encoder import SentenceEncoder
+from mtl_utils.modeling.model import MultiTaskModel
+from mtl_utils.training import freezing, optim
+from series import plots, protocol
 
 LIVE_NOTE = "In JupyterLab {what}; this static copy shows {shown}."
 
@@ -129,7 +129,7 @@ def layer_strip(parts: Mapping[str, bool]) -> str:
 def freezing_view(k: int, by_k: Mapping[int, Frozen], sweep: pd.DataFrame) -> str:
     """What freezing the bottom ``k`` layers trains (``by_k``: :func:`freezing_by_k`) and, where the sweep
     ran that k, what it measured: training seconds per run, speed-up and each task's accuracy against k = 0
-    (``sweep``: :func:`mtl_utils.notebook.experiments.sweep_table`)."""
+    (``sweep``: :func:`series.experiments.sweep_table`)."""
     if k not in by_k:
         raise ValueError(f"k must be one of {sorted(by_k)}, got {k!r}")
     count = by_k[k].trainable
@@ -184,7 +184,7 @@ def freezing_explorer(model: MultiTaskModel, sweep: pd.DataFrame, k: int = 0):
 def decay_groups(model: torch.nn.Module, xi: float, lr: float, head_lr: float,
                  weight_decay: float) -> list[dict]:
     """The optimizer's groups under decay ``xi`` (1: uniform rates, split per layer), the top rate matched
-    so that the mean over depth stays ``lr`` (:func:`mtl_utils.training.protocol.mean_matched_lr`)."""
+    so that the mean over depth stays ``lr`` (:func:`series.protocol.mean_matched_lr`)."""
     top = protocol.mean_matched_lr(xi, anatomy.num_layers(model), lr)
     return optim.param_groups(model, top, weight_decay, head_lr, layer_decay=xi)
 

@@ -7,7 +7,7 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
   examples and McNemar's exact test (used for one seed, probes, continuations);
 * :func:`compare_over_seeds`: two configurations run with the same seeds, scored on the same test items:
   one interval that carries both the training runs' noise and the test set's sampling noise
-  (:mod:`mtl_utils.evaluation.seeds_and_items`);
+  (:mod:`series.intervals`);
 * :func:`compare_seeds`: whichever of the two the number of seeds allows (one seed: the first);
 * :func:`compare_scores`: the same for per-item scores instead of right/wrong (a query's reciprocal rank,
   a retrieval metric): the seeds-and-items interval over two or more seeds, a paired t interval over the
@@ -16,18 +16,18 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
 
 A difference is *detected* when its 95 % interval excludes zero; otherwise the row says what the interval
 rules out: ``excludes beyond`` is the largest effect, either way, the interval leaves possible (no power
-computed from the run's own spread). :mod:`mtl_utils.notebook.experiments`, :mod:`mtl_utils.evaluation.probing`
+computed from the run's own spread). :mod:`series.experiments`, :mod:`mtl_utils.evaluation.probing`
 and :mod:`mtl_utils.evaluation.attention_probe` build their tables from these functions.
 """
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
 
-from .metrics import mcnemar, paired_interval
-from .seeds_and_items import holm, seeds_and_items
+from series.intervals import holm, two_way_interval
+from series.statistics import excludes_beyond, mcnemar, paired_interval
 
 
 def compare_correct(a: str, correct_a: np.ndarray, b: str, correct_b: np.ndarray, task: str) -> dict:
@@ -62,13 +62,13 @@ def compare_over_seeds(a: str, correct_a: Sequence[np.ndarray], b: str, correct_
                        task: str) -> dict:
     """Accuracy of ``a`` minus ``b`` over the same seeds *and* test items (``correct_*[i]``: which test examples
     seed ``i`` got right, the same seed on both sides): the interval carries the training runs' noise and the
-    test set's sampling noise (:func:`~mtl_utils.evaluation.seeds_and_items.seeds_and_items`), with its
+    test set's sampling noise (:func:`~series.intervals.two_way_interval`), with its
     p-value, ``excludes beyond`` (the largest effect the interval leaves possible, what a "no difference
     detected" rules out), the per-seed differences and the verdict under the series' rule."""
     if len(correct_a) != len(correct_b) or len(correct_a) < 2:
         raise ValueError(f"{a} and {b} need the same seeds, at least two (got {len(correct_a)} and {len(correct_b)}); "
                          "with one seed use compare_correct")
-    r = seeds_and_items(correct_a, correct_b)
+    r = two_way_interval(correct_a, correct_b)
     acc_a, acc_b = [float(np.mean(c)) for c in correct_a], [float(np.mean(c)) for c in correct_b]
     return {"A": a, "B": b, "task": task, "seeds": r.seeds, "A accuracy": float(np.mean(acc_a)),
             "B accuracy": float(np.mean(acc_b)), "difference": r.difference, "low": r.low, "high": r.high,
@@ -90,7 +90,7 @@ def compare_scores(a: str, scores_a: Sequence[np.ndarray], b: str, scores_b: Seq
            "A accuracy": float(np.mean(mean_a)), "B accuracy": float(np.mean(mean_b)),
            "per seed": [round(x - y, 6) for x, y in zip(mean_a, mean_b)]}
     if len(scores_a) >= 2:
-        r = seeds_and_items(scores_a, scores_b, values=True)
+        r = two_way_interval(scores_a, scores_b, values=True)
         low, high, p, method = r.low, r.high, r.p_value, "paired over seeds and test items (two-way, Satterthwaite t)"
     else:
         d = np.asarray(scores_a[0], dtype=float) - np.asarray(scores_b[0], dtype=float)
@@ -104,12 +104,6 @@ def compare_scores(a: str, scores_a: Sequence[np.ndarray], b: str, scores_b: Seq
     return {**row, "difference": difference, "low": low, "high": high, "p-value": p,
             "excludes beyond": float(max(abs(low), abs(high))), "method": method,
             "detected": bool(low > 0 or high < 0)}
-
-
-def excludes_beyond(row: Mapping) -> float:
-    """The largest effect, either way, that a row's interval (``low``, ``high``) leaves possible: the
-    ``excludes beyond`` field of every row, derived in one place."""
-    return float(max(abs(row["low"]), abs(row["high"])))
 
 
 def holm_family(rows: Sequence[dict], alpha: float = 0.05) -> list[dict]:

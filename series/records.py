@@ -27,12 +27,12 @@ import torch
 import transformers
 from transformers.utils import logging as hf_logging
 
-from ..core import paths, runtime, store
-from ..core.digests import code_sha256, write_text_atomic
-from ..core.seeding import set_seed
-from ..serving import capped, speed, static_int8, variants
-from ..serving import measure as measure_all
-from ..training.runs import training_path
+from mtl_utils.core import paths, runtime
+from mtl_utils.core.digests import write_text_atomic
+from mtl_utils.core.seeding import set_seed
+from mtl_utils.serving import padding, static_int8, variants
+from series import older_cpus, serving_measurements, store
+from series.runs import training_modules
 
 
 def environment() -> dict[str, Any]:
@@ -131,8 +131,8 @@ def save_metrics(folder: str | Path, metrics: dict[str, Any], parameters: dict[s
 
 
 @dataclass
-class Measured:
-    """Tables from :func:`measured`: ``tables`` by name, and ``when`` they were measured (``replayed``: read back
+class Timings:
+    """Tables from :func:`timings`: ``tables`` by name, and ``when`` they were measured (``replayed``: read back
     from the cache rather than measured by this run)."""
 
     tables: dict[str, pd.DataFrame]
@@ -157,21 +157,21 @@ def _version(package: str) -> str | None:
         return None
 
 
-def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.DataFrame]],
-             force: bool = False, code: Sequence[ModuleType] | None = None) -> Measured:
+def timings(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.DataFrame]],
+            force: bool = False, code: Sequence[ModuleType] | None = None) -> Timings:
     """Timing tables cached like trained runs: ``measure()`` runs once per ``key`` and is replayed from
     ``<cache>/measurements/`` afterwards, labelled as such. ``force`` measures again.
 
     The replay is keyed on everything the timings depend on: ``key`` (models, settings), the code of the timed
-    modules ``code`` (default: serving's variants, speed, static_int8, capped and measure, with every project
-    module they import; docstrings and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
+    modules ``code`` (default: serving's variants, padding and static_int8, the series' older_cpus and
+    serving_measurements, with every project module they import; docstrings and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
     machine: CPU model and instruction sets (:func:`mtl_utils.core.runtime.cpu`), cores, threads, device."""
     env = environment()
     identity = {"key": _plain(key), "environment": {k: env[k] for k in ("cpu cores", "torch threads", "device",
                                                                     "device name")},
                 "versions": {p: _version(p) for p in TIMING_LIBRARIES}, "cpu": runtime.cpu(),
-                "code": code_sha256(code or training_path(variants, speed, static_int8, capped,
-                                                   measure_all))}
+                "code": store.code_sha256(code or training_modules(variants, padding, static_int8, older_cpus,
+                                                      serving_measurements))}
     folder = paths.cache_dir() / "measurements" / f"{name}-{store.key(identity)}"
 
     def load(entry: Path) -> tuple[dict[str, pd.DataFrame], str]:
@@ -186,7 +186,7 @@ def measured(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.
 
     (tables, when), replayed = store.load_or_make(folder, load, lambda: (measure(), time.strftime("%Y-%m-%d %H:%M")),
                                                   write, what="measurement", redo="measuring again", force=force)
-    return Measured(tables, when, replayed)
+    return Timings(tables, when, replayed)
 
 
 def _frame(stored: dict) -> pd.DataFrame:
