@@ -8,7 +8,7 @@ it (``tests/test_layout.py`` enforces it):
 2. :mod:`mtl_utils.data`: a task and a retrieval set as the trainer and the evaluations take them, checked;
 3. :mod:`mtl_utils.modeling`: pooling, the sentence encoder, task heads, the multi-task model and its
    checkpoints, the model's anatomy, the data flow through it;
-4. :mod:`mtl_utils.evaluation`: metrics and paired tests, frozen-encoder probes, embedding geometry, retrieval
+4. :mod:`mtl_utils.evaluation`: scores, frozen-encoder probes, embedding geometry, retrieval
    and semantic search, gradient conflict (below training, because a run scores itself);
 5. :mod:`mtl_utils.training`: the configuration, task sampling, freezing and its cache, layer-wise rates, the
    ``Trainer``, contrastive losses and pair training, distributed training;

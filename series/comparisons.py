@@ -16,8 +16,8 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
 
 A difference is *detected* when its 95 % interval excludes zero; otherwise the row says what the interval
 rules out: ``excludes beyond`` is the largest effect, either way, the interval leaves possible (no power
-computed from the run's own spread). :mod:`series.experiments`, :mod:`mtl_utils.evaluation.probing`
-and :mod:`mtl_utils.evaluation.attention_probe` build their tables from these functions.
+computed from the run's own spread). :mod:`series.experiments` and :mod:`series.pooling_probes` build their
+tables from these functions.
 """
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ changes and why.
   warm-up then linear decay to zero, weight decay 0.01, gradient norm clipped at 1, dropout 0.1; texts cut at
   :data:`MAX_LENGTH` word pieces (0.1 % of texts are longer).
 * **Seeds**: :data:`SEEDS`; comparisons pair runs with the same seed (same heads' initialisation, same batch
-  order) on the same test set (:mod:`mtl_utils.evaluation.metrics`).
+  order) on the same test set (:mod:`series.comparisons`).
 
 Why these numbers: measured on this data, a single-task sentiment model reaches 0.80 accuracy after about
 4,000 examples in batches of 8 (batches of 16 need about 6,000: smaller batches take more steps per example),

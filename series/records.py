@@ -6,6 +6,7 @@ files (:mod:`tools.readme`), so they can never drift from the committed notebook
 """
 from __future__ import annotations
 
+import importlib
 import importlib.metadata
 import io
 import json
@@ -30,8 +31,7 @@ from transformers.utils import logging as hf_logging
 from mtl_utils.core import paths, runtime
 from mtl_utils.core.digests import write_text_atomic
 from mtl_utils.core.seeding import set_seed
-from mtl_utils.serving import padding, static_int8, variants
-from series import older_cpus, serving_measurements, store
+from series import store
 from series.runs import training_modules
 
 
@@ -148,6 +148,10 @@ class Timings:
 
 
 TIMING_LIBRARIES = ("torch", "onnx", "onnxruntime", "openvino", "nncf", "numpy")
+#: The timed code replays are keyed on by default (with every project module these import). Named, not imported:
+#: ``python -m series.older_cpus`` runs one of them, and importing ``series`` must not have loaded it already.
+TIMED_MODULES = ("mtl_utils.serving.variants", "mtl_utils.serving.padding", "mtl_utils.serving.static_int8",
+                 "series.older_cpus", "series.serving_measurements")
 
 
 def _version(package: str) -> str | None:
@@ -163,15 +167,15 @@ def timings(name: str, key: dict[str, Any], measure: Callable[[], dict[str, pd.D
     ``<cache>/measurements/`` afterwards, labelled as such. ``force`` measures again.
 
     The replay is keyed on everything the timings depend on: ``key`` (models, settings), the code of the timed
-    modules ``code`` (default: serving's variants, padding and static_int8, the series' older_cpus and
-    serving_measurements, with every project module they import; docstrings and comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
+    modules ``code`` (default: :data:`TIMED_MODULES`, with every project module they import; docstrings and
+    comments excluded), the versions of :data:`TIMING_LIBRARIES`, and the
     machine: CPU model and instruction sets (:func:`mtl_utils.core.runtime.cpu`), cores, threads, device."""
     env = environment()
     identity = {"key": _plain(key), "environment": {k: env[k] for k in ("cpu cores", "torch threads", "device",
                                                                     "device name")},
                 "versions": {p: _version(p) for p in TIMING_LIBRARIES}, "cpu": runtime.cpu(),
-                "code": store.code_sha256(code or training_modules(variants, padding, static_int8, older_cpus,
-                                                      serving_measurements))}
+                "code": store.code_sha256(code or training_modules(
+                    *map(importlib.import_module, TIMED_MODULES)))}
     folder = paths.cache_dir() / "measurements" / f"{name}-{store.key(identity)}"
 
     def load(entry: Path) -> tuple[dict[str, pd.DataFrame], str]:

@@ -56,8 +56,8 @@ PROJECT = ("mtl_utils", "series")  # the packages whose code a run's key covers
 
 
 def _imported_modules(module: ModuleType) -> list[ModuleType]:
-    """The project modules ``module`` imports (``from mtl_utils.x import y``, ``from mtl_utils.x import
-    module``, relative imports alike)."""
+    """The project modules ``module`` imports (``from mtl_utils.x import y``: ``mtl_utils.x``; ``from
+    mtl_utils.x import module``: that module alone; relative imports alike)."""
     found = []
     for node in ast.walk(ast.parse(inspect.getsource(module))):
         if isinstance(node, ast.Import):
@@ -67,9 +67,11 @@ def _imported_modules(module: ModuleType) -> list[ModuleType]:
                     if node.level else node.module or "")
             if base.split(".")[0] not in PROJECT:
                 continue
-            names = [base] if node.module else []
-            if _is_package(base):  # from pkg import module: the modules themselves
-                names += [f"{base}.{a.name}" for a in node.names if importlib.util.find_spec(f"{base}.{a.name}")]
+            modules = [f"{base}.{a.name}" for a in node.names
+                       if _is_package(base) and importlib.util.find_spec(f"{base}.{a.name}")]
+            # from pkg import module: the module itself, not the package (its __init__ may import much more);
+            # from module import name: the module
+            names = modules if len(modules) == len(node.names) else [base, *modules]
             found += [importlib.import_module(name) for name in names]
     return found
 

@@ -104,13 +104,15 @@ def test_the_run_key_follows_the_base_models_weights_not_its_name(small_tasks, t
     assert run_key(config, small_tasks) != before
 
 
-def test_every_module_the_trainer_imports_is_on_the_training_modules():
+def test_every_module_the_trainer_imports_is_among_the_training_modules():
     names = {m.__name__ for m in runs.training_modules()}
     for needed in ("core.seeding", "core.batching", "core.runtime", "core.assets", "modeling.encoder", "modeling.model", "modeling.pooling",
                    "training.config", "training.sampling", "training.trainer", "training.validation_rounds",
-                   "training.frozen_cache", "training.optim", "evaluation.metrics", "data.checks"):
+                   "training.frozen_cache", "training.optim", "training.step_inputs", "training.distributed",
+                   "modeling.backbone", "evaluation.metrics", "data.checks"):
         assert f"mtl_utils.{needed}" in names, needed
     assert "series.runs" not in names and "series.plots" not in names
+    assert "mtl_utils" not in names and "mtl_utils.training" not in names  # packages imported from, not their code
 
 
 # -- 3. a diverged run is never cached or returned as finished ------------------------------------------------

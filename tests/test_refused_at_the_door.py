@@ -221,7 +221,7 @@ def test_a_killed_pair_publish_is_put_back(tiny_model_dir, tmp_path, monkeypatch
 
     def trained(*_args, **_kwargs):
         raise AssertionError("trained again")
-    monkeypatch.setattr(st, "PairTrainer", trained)
+    monkeypatch.setattr(pair_runs, "PairTrainer", trained)
     again = pair_runs.pairs_or_load(config, pairs, progress_bar=False)
     assert again.cached and again.losses == first.losses and folder.is_dir()
 

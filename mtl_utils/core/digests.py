@@ -24,6 +24,7 @@ _FILE_DIGESTS: dict[tuple, str] = {}
 
 
 def file_identity(path: Path) -> tuple:
+    """What changes when a file is written: its resolved path, inode, size, modification and change times."""
     stat = path.stat()
     return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 

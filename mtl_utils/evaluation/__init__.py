@@ -1,7 +1,7 @@
-"""Evaluation: scores, paired comparisons and frozen-encoder probes (below training: a run scores itself).
+"""Evaluation: scores, frozen-encoder probes, embeddings judged (below training: a run scores itself).
 
-* :mod:`~mtl_utils.evaluation.metrics`: scores, intervals, paired tests;
-* :mod:`~mtl_utils.evaluation.probing`: frozen vectors per pooling, cached, and linear probes on them;
+* :mod:`~mtl_utils.evaluation.metrics`: accuracy and macro-F1 from labels or logits, the majority baseline;
+* :mod:`~mtl_utils.evaluation.probing`: frozen vectors per pooling from one pass, and linear probes on them;
 * :mod:`~mtl_utils.evaluation.attention_probe`: a learned attention pooling trained as a probe;
 * :mod:`~mtl_utils.evaluation.similarity`: embedding geometry (cosines, neighbours, 2-D maps);
 * :mod:`~mtl_utils.evaluation.retrieval`: retrieval metrics (as sentence-transformers computes them), BM25,

@@ -1,9 +1,9 @@
 """Multi-task training: one task per mini-batch (or one of each task, losses summed), a task sampler, AdamW with
 warm-up and decay, validation after each round, and the best round's weights kept.
 
-The loop is :class:`Trainer`, a few small methods in the order they run (``prepare_data``,
-``prepare_model``, ``prepare_optimizer``, then ``fit`` = ``fit_round`` + ``validate`` per round,
-``restore_best``, ``test``). Its heart is :meth:`Trainer.train_step`, the step a reader should know by heart:
+The loop is :class:`Trainer`, a few small methods in the order they run (``prepare_model``,
+``prepare_data``, ``prepare_optimizer``, then ``fit``: ``fit_round`` + ``validate`` per round, the best round
+restored, the test sets scored). Its heart is :meth:`Trainer.train_step`, the step a reader should know by heart:
 sample a task, take a batch of that task, run it through the shared encoder and that task's head, weight
 its loss, backpropagate, clip, step, schedule. With ``sampling="summed"`` every step takes a batch of *each*
 task and backpropagates the weighted sum of their losses (the seed write-up's "summed or weighted" total
