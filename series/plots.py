@@ -326,14 +326,8 @@ def lr_profile(tables: Mapping[str, pd.DataFrame], title: str = "Learning rate b
         units = list(ordered["group"])
         ax.plot(range(len(units)), ordered["learning rate"], marker="o", label=label)
     ax.set_xticks(range(len(units)), units, rotation=30, ha="right")
-    ax.set_yscale("log")
-    ax.set_xlabel("parameter group (bottom of the encoder on the left, heads on the right)")
-    ax.set_ylabel("peak learning rate")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _rates_on_a_log_scale(fig, ax, title, "parameter group (bottom of the encoder on the left, heads on "
+                                 "the right)", "peak learning rate")
 
 
 def lr_schedule_plot(schedule: pd.DataFrame, groups: Sequence[str], title: str,
@@ -344,10 +338,13 @@ def lr_schedule_plot(schedule: pd.DataFrame, groups: Sequence[str], title: str,
     for group in groups:
         if group in wide:
             ax.plot(wide.index, wide[group], label=group)
+    return _rates_on_a_log_scale(fig, ax, title, "optimizer step", "learning rate (log scale)")
+
+
+def _rates_on_a_log_scale(fig: Figure, ax, title: str, xlabel: str, ylabel: str) -> Figure:
+    """The finish both learning-rate figures share: a log rate axis, labels, grid and legend."""
     ax.set_yscale("log")
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("learning rate (log scale)")
-    ax.set_title(title)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=8)
     fig.tight_layout()

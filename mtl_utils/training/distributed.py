@@ -134,6 +134,11 @@ def barrier() -> None:
         dist.barrier()
 
 
+def _stacked(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """The tasks' losses, detached, as one float tensor (one collective call carries them all)."""
+    return torch.stack([v.detach().float() for v in losses.values()])
+
+
 class OneProcess:
     """How a step's batch and losses are handled when one process trains: every row is its own, and each
     task's loss is the batch's mean."""
@@ -144,7 +149,7 @@ class OneProcess:
 
     def loss_values(self, losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Each task's loss as a number."""
-        return dict(zip(losses, torch.stack([v.detach().float() for v in losses.values()]).tolist()))
+        return dict(zip(losses, _stacked(losses).tolist()))
 
     def wrap(self, step_loss: nn.Module, sampling: str, tasks: tuple[str, ...],
              current: nn.Module | None = None) -> nn.Module:
@@ -166,7 +171,7 @@ class ManyProcesses(OneProcess):
 
     def loss_values(self, losses: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Each task's loss on the whole (global) batch, from every process's weighted share of it."""
-        local = torch.stack([v.detach().float() for v in losses.values()]) / self.world.size
+        local = _stacked(losses) / self.world.size
         return dict(zip(losses, sum_over_processes(local).tolist()))
 
     def wrap(self, step_loss: nn.Module, sampling: str, tasks: tuple[str, ...],
