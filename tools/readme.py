@@ -56,24 +56,33 @@ def _results() -> dict[str, dict]:
 
 
 def family(r: dict[str, dict]) -> list[dict]:
-    """The comparison rows whose verdicts the README prints (results and claims): one family of tests."""
+    """The comparison rows whose verdicts the README prints (results and claims): one family of tests. A
+    comparison of models trained with one seed stays out of it (:func:`one_seed`); comparisons that train
+    nothing (probes on fixed vectors, the shipped model's poolings) are in it whatever their seed count."""
     m1, m2, m3, m4, m5 = (r.get(n) or {} for n in ("01", "02", "03", "04", "06"))
     m05 = r.get("05") or {}
-    rows = [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", []),
-            *[row for row in m1.get("encoder_vs_bag_of_words", [])
-              if row["task"] == "genre" and "attention_vs_mean" in m1],  # claims() prints it with those
-            *m2.get("sharing", []), *m2.get("genre_variant", {}).get("sharing", []),
-            *m3.get("sweep_comparisons", []), *m3.get("frozen_head", []),
-            *(m3.get("pretrained_vs_random", []) if "frozen_head" in m3 else []),
-            *m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
-            *m4.get("task_sampling", {}).get("comparisons", []),
-            *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"],
-            *m5.get("equal_cost", []), *m5.get("label_budget", {}).get("comparisons", []),
-            *m05.get("pooling_retrieval", []), *m05.get("contrastive", {}).get("comparisons", []),
-            *m05.get("batch_sizes", {}).get("comparisons", []), *m05.get("setfit", {}).get("comparisons", []),
-            *m05.get("series", {}).get("comparisons", []),
-            *m05.get("contrastive_task", {}).get("comparisons", [])]
-    return rows
+    untrained = [*[row for row in m1.get("encoder_vs_bag_of_words", [])
+                   if row["task"] == "genre" and "attention_vs_mean" in m1],  # claims() prints it with those
+                 *m05.get("pooling_retrieval", [])]
+    trained = [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", []),
+               *m2.get("sharing", []), *m2.get("genre_variant", {}).get("sharing", []),
+               *m3.get("sweep_comparisons", []), *m3.get("frozen_head", []),
+               *(m3.get("pretrained_vs_random", []) if "frozen_head" in m3 else []),
+               *m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
+               *m4.get("task_sampling", {}).get("comparisons", []),
+               *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"],
+               *m5.get("equal_cost", []), *m5.get("label_budget", {}).get("comparisons", []),
+               *m05.get("contrastive", {}).get("comparisons", []),
+               *m05.get("batch_sizes", {}).get("comparisons", []), *m05.get("setfit", {}).get("comparisons", []),
+               *m05.get("series", {}).get("comparisons", []),
+               *m05.get("contrastive_task", {}).get("comparisons", [])]
+    return untrained + [row for row in trained if not one_seed(row)]
+
+
+def one_seed(row: dict) -> bool:
+    """Whether ``row`` compares models trained with one seed: its interval covers the test sentences, not
+    another seed's training, so it is labelled "(one seed)" and kept out of the corrected family."""
+    return row.get("seeds") == 1
 
 
 def _interval(row: dict, digits: int = 3) -> str:
@@ -81,8 +90,13 @@ def _interval(row: dict, digits: int = 3) -> str:
 
 
 def _verdict(row: dict) -> str:
-    """The row's verdict after Holm's correction over :func:`family`; a row that loses its verdict says so."""
+    """The row's verdict after Holm's correction over :func:`family`; a row that loses its verdict says so, and a
+    one-seed row says it is one (:func:`one_seed`)."""
     better = row["A"] if row["difference"] > 0 else row["B"]
+    if "detected (Holm)" not in row and one_seed(row):
+        if row["detected"]:
+            return f"(one seed) {better} better on its own (p = {row['p-value']:.2g}; not in the corrected family)"
+        return f"(one seed) no difference detected (excludes beyond ±{excludes_beyond(row):.3f})"
     if "detected (Holm)" not in row:
         raise KeyError(f"{row['A']} − {row['B']} ({row['task']}) is printed but not in family(): add it there")
     if row["detected (Holm)"]:
@@ -218,7 +232,7 @@ def results() -> str:
                 out.append(f"| {n:,} | " + " | ".join(f"{curve['accuracy'][f'{a}/topic/{n}']:.3f}" for a in arms)
                            + f" | {_interval(row)} |")
     if r.get("07"):
-        out += ["", _scaling(r["07"])]
+        out += ["", _scaling(r["07"], _record(paths.RESULTS_DIR / "07.json").get("environment", {}))]
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
 
 
@@ -239,13 +253,14 @@ def _sentence_training(m: dict) -> list[str]:
         out.append(f"| {name} | {row['recall@1']:.3f} | {row['MRR@10']:.3f} | {row['nDCG@10']:.3f} | "
                    f"{'–' if v is None else f'{v:.3f}'} |")
 
-    def line(comparisons: list[dict]) -> str:
-        return "; ".join(f"{row['A']} − {row['B']}: {_interval(row)}, {_verdict(row)}" for row in comparisons)
+    def line(comparisons: list[dict]) -> str:  # rows of one pair differ in what they measure: each says it
+        return "; ".join(f"{row['A']} − {row['B']}, {row['task']}: {_interval(row)}, {_verdict(row)}"
+                         for row in comparisons)
 
     batches = m["batch_sizes"]["table"]
     big = batches[-1]
     out += ["", "Contrastive training against MiniLM as shipped (paired over seeds and queries): "
-            + line(m["contrastive"]["comparisons"]) + ". Batch size at equal examples (one seed, MRR@10): "
+            + line(m["contrastive"]["comparisons"]) + ". Batch size at equal examples: "
             + line(m["batch_sizes"]["comparisons"]) + f"; GradCache keeps {big['saved activations (MB)']:.0f} MB "
             f"of activations for a batch of {big['batch']} where the whole batch's graph keeps "
             f"{big['full-batch activations (MB)']:.0f} MB.",
@@ -253,12 +268,13 @@ def _sentence_training(m: dict) -> list[str]:
             "accuracy): " + line(m["setfit"]["comparisons"]) + ".",
             "", "What classification training does to retrieval (each encoder − MiniLM as shipped, MRR@10, paired "
             "over seeds and queries): " + line(m["series"]["comparisons"]) + ". The contrastive task added to "
-            "the multi-task model: " + line(m["contrastive_task"]["comparisons"]) + "."]
+            "the multi-task model (paired over test items): " + line(m["contrastive_task"]["comparisons"]) + "."]
     return out
 
 
-def _scaling(m: dict) -> str:
-    """Notebook 07: two processes against one, same global batch; the speed of each arm."""
+def _scaling(m: dict, environment: dict) -> str:
+    """Notebook 07: two processes against one, same global batch; the speed of each arm on the machine that
+    ran it (``environment`` of its record)."""
     agree, arms = m["agreement"], m["arms"]
     two, threads = agree["2 processes vs 1 (same global batch)"], agree["2 threads vs 1 (one process)"]
     base = arms["1 process × 1 thread"]["s per step"]
@@ -266,7 +282,8 @@ def _scaling(m: dict) -> str:
             f"batch: after {m['steps']} steps of the multi-task run the weights differ by at most "
             f"{two['max |difference|']:.1e} (two threads against one: {threads['max |difference|']:.1e}; half the "
             f"batch: {agree['half batch vs full (yardstick)']['max |difference|']:.1e}). Speed against one process "
-            f"with one thread on this 2-core machine: two processes "
+            f"with one thread, on the run's {environment.get('cpu cores', '?')}-core "
+            f"{environment.get('cpu', 'CPU')}: two processes "
             f"{base / arms['2 processes × 1 thread']['s per step']:.2f}×, one process with two threads "
             f"{base / arms['1 process × 2 threads']['s per step']:.2f}×.")
 
