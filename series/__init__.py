@@ -13,7 +13,8 @@ What the notebooks teach is :mod:`mtl_utils`, which never imports this package (
 * :mod:`~series.experiments`: grids of runs, their tables, and analyses of finished runs;
 * :mod:`~series.statistics`: Wilson intervals, McNemar's exact test and its paired interval, minimum
   detectable effects; :mod:`~series.intervals`: the interval over seeds and test sentences, Holm's
-  adjustment; :mod:`~series.comparisons`: paired comparisons in one row format;
+  adjustment; :mod:`~series.comparisons`: paired comparisons in one row format, judged against a declared
+  margin; :mod:`~series.primer`: simulated test sets with a known truth (notebook 08);
 * :mod:`~series.report`: Markdown verdicts and small tables; :mod:`~series.plots`: every figure (the only
   module that imports matplotlib); :mod:`~series.explore`: live controls, static under papermill;
 * :mod:`~series.records`: what a notebook run leaves behind (its numbers, its environment, replayed timings);

@@ -12,18 +12,22 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
 * :func:`compare_scores`: the same for per-item scores instead of right/wrong (a query's reciprocal rank,
   a retrieval metric): the seeds-and-items interval over two or more seeds, a paired t interval over the
   items with one;
-* :func:`holm_family`: the verdicts of one table as one family (Holm's adjustment of their p-values).
+* :func:`holm_family`: the verdicts of one table as one family (Holm's adjustment of their p-values);
+* :func:`with_margin`: a table judged against its equivalence margin, declared before its runs.
 
 A difference is *detected* when its 95 % interval excludes zero; otherwise the row says what the interval
 rules out: ``excludes beyond`` is the largest effect, either way, the interval leaves possible (no power
-computed from the run's own spread). :mod:`series.experiments` and :mod:`series.pooling_probes` build their
+computed from the run's own spread). With a declared margin ``m`` the verdict has three outcomes
+(:func:`outcome`): *A better* (or *B*), *equivalent within ±m* when the interval lies inside ±m (two one-sided
+tests at 2.5 % each), or *inconclusive*. :mod:`series.experiments` and :mod:`series.pooling_probes` build their
 tables from these functions.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 from series.intervals import holm, two_way_interval
@@ -112,3 +116,25 @@ def holm_family(rows: Sequence[dict], alpha: float = 0.05) -> list[dict]:
     verdict to the correction can say so."""
     adjusted = holm([row["p-value"] for row in rows])
     return [{**row, "Holm p-value": float(p), "detected (Holm)": bool(p < alpha)} for row, p in zip(rows, adjusted)]
+
+
+def with_margin(table: pd.DataFrame, margin: float) -> pd.DataFrame:
+    """``table`` (rows of this module's format) judged against an equivalence margin ``margin`` (in the
+    metric's units, declared before the runs): each row gains ``margin`` and ``equivalent``, whether its 95 %
+    interval lies inside ±margin. That is two one-sided tests (A − B > −m, A − B < +m) at 2.5 % each: a
+    difference too small to matter is shown, not merely not detected."""
+    if not (isinstance(margin, (int, float)) and not isinstance(margin, bool) and 0 < margin < 1):
+        raise ValueError(f"margin must be a positive number below 1 (a difference of accuracies), got {margin!r}")
+    inside = (table["low"] >= -margin) & (table["high"] <= margin)
+    return table.assign(margin=float(margin), equivalent=inside.astype(bool))
+
+
+def outcome(row: Mapping, detected: str = "detected") -> str:
+    """The verdict of a row in words: ``"<A> better"`` / ``"<B> better"`` when ``row[detected]`` (the
+    interval excludes zero; ``"detected (Holm)"`` in a family), else ``"equivalent within ±m"`` or
+    ``"inconclusive"`` for a row judged :func:`with_margin`, else ``"no difference detected"``."""
+    if row[detected]:
+        return f"{row['A'] if row['difference'] > 0 else row['B']} better"
+    if "margin" in row and not pd.isna(row["margin"]):
+        return f"equivalent within ±{row['margin']:.3g}" if row["equivalent"] else "inconclusive"
+    return "no difference detected"

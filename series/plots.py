@@ -150,19 +150,27 @@ def embedding_maps(panels: Sequence[MapPanel], ncols: int = 2, point_size: float
     return fig
 
 
-def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)") -> Figure:
-    """Each comparison of :func:`series.experiments.comparison_table` as a point with its 95 % interval
-    (A minus B, accuracy points) and a zero line; blue where the interval excludes zero."""
-    rows = table.reset_index(drop=True)
+def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)",
+                    xlabel: str = "test accuracy difference (A − B)") -> Figure:
+    """A forest plot: each comparison of a table in :mod:`series.comparisons`' format as a point with its
+    95 % interval, zero marked. Where a row carries a margin declared before its runs
+    (:func:`~series.comparisons.with_margin`), the band ±margin is shaded behind it. Colour by verdict:
+    blue where the interval excludes zero, green where it lies inside the margin (equivalent), grey
+    otherwise (inconclusive, or no margin declared and no difference detected)."""
+    rows = table.reset_index(drop=True).to_dict("records")
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
     y = np.arange(len(rows))[::-1]
-    for yi, r in zip(y, rows.to_dict("records")):
-        colour = "tab:blue" if r["detected"] else "tab:grey"
+    for yi, r in zip(y, rows):
+        margin = r.get("margin")
+        if margin is not None and not pd.isna(margin):
+            ax.fill_betweenx([yi - 0.35, yi + 0.35], -margin, margin, color="tab:green", alpha=0.15, lw=0)
+        colour = ("tab:blue" if r["detected"] else
+                  "tab:green" if r.get("equivalent") is True else "tab:grey")
         ax.errorbar(r["difference"], yi, xerr=[[r["difference"] - r["low"]], [r["high"] - r["difference"]]],
                     fmt="o", color=colour, capsize=3)
     ax.axvline(0, color="black", lw=1)
-    ax.set_yticks(y, [f"{r['task']}: {r['A']} − {r['B']}" for r in rows.to_dict("records")])
-    ax.set_xlabel("test accuracy difference (A − B); blue: the interval excludes 0")
+    ax.set_yticks(y, [f"{r['task']}: {r['A']} − {r['B']}" for r in rows])
+    ax.set_xlabel(f"{xlabel}\nblue: interval excludes 0; green: inside the shaded margin; grey: neither")
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
@@ -468,5 +476,53 @@ def tradeoff_plot(table: pd.DataFrame, metric: str = "MRR@10") -> Figure:
     right.set(xlabel="test accuracy (○ topic, □ sentiment)", ylabel=f"retrieval {metric}",
               title="What classification costs retrieval")
     fig.legend(loc="lower center", ncol=2, fontsize=8, bbox_to_anchor=(0.5, -0.02 - 0.045 * len(table) / 2))
+    fig.tight_layout()
+    return fig
+
+
+def holm_plot(p_values: Sequence[float], alpha: float = 0.05,
+              title: str = "Holm's step-down test over one family") -> Figure:
+    """Holm's procedure as a picture: the p-values sorted (x: their rank), each against its threshold
+    α / (m − rank + 1); the procedure calls every p-value below its threshold up to the first one above,
+    and none after it. Called points are blue, the rest grey; the plain α line is dashed."""
+    p = np.sort(np.asarray(p_values, dtype=float))
+    m = len(p)
+    rank = np.arange(1, m + 1)
+    thresholds = alpha / (m - rank + 1)
+    stop = int(np.argmax(p > thresholds)) if (p > thresholds).any() else m
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    ax.step(rank, thresholds, where="mid", color="black", lw=1, label="Holm threshold α / (m − rank + 1)")
+    ax.axhline(alpha, color="grey", ls="--", lw=1, label=f"α = {alpha} (each test alone)")
+    ax.scatter(rank[:stop], p[:stop], color="tab:blue", zorder=3, label="called (Holm)")
+    ax.scatter(rank[stop:], p[stop:], color="tab:grey", zorder=3, label="not called")
+    ax.set_yscale("log")
+    ax.set_xticks(rank)
+    ax.set_xlabel("rank of the p-value (smallest first)")
+    ax.set_ylabel("p-value (log scale)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def coverage_plot(tables: Mapping[str, pd.DataFrame], confidence: float = 0.95,
+                  title: str = "How often each interval calls a difference that is not there") -> Figure:
+    """One group of bars per setting (``tables``: setting -> :func:`series.primer.coverage` table): the
+    share of simulated comparisons with no true difference in which each interval excludes zero, against
+    the 1 − confidence a 95 % interval promises (dashed)."""
+    settings = list(tables)
+    methods = list(next(iter(tables.values())).index)
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    width = 0.8 / len(methods)
+    for j, method in enumerate(methods):
+        values = [tables[s].loc[method, "calls a difference that is not there"] for s in settings]
+        ax.bar(np.arange(len(settings)) + (j - (len(methods) - 1) / 2) * width, values, width, label=method)
+    ax.axhline(1 - confidence, color="black", ls="--", lw=1, label=f"promised: {1 - confidence:.0%}")
+    ax.set_xticks(np.arange(len(settings)), settings)
+    ax.set_ylabel("share of comparisons called wrongly")
+    ax.set_title(title)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
     fig.tight_layout()
     return fig

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 
 import pandas as pd
 
+from series.comparisons import outcome
 from series.statistics import excludes_beyond
 
 RULE = ("**How to read a comparison.** A − B is paired: the same test set and, over seeds, the same seeds "
@@ -38,6 +39,12 @@ def verdict(row: Mapping, digits: int = 3) -> str:
     if row["detected"]:
         better = row["A"] if row["difference"] > 0 else row["B"]
         return f"{head} ({how}, p = {row['p-value']:.3g}): **{better} is better**."
+    if "margin" in row and not pd.isna(row["margin"]):
+        if row["equivalent"]:
+            return (f"{head} ({how}): **equivalent within ±{row['margin']:.3g}**, the margin declared before "
+                    "the runs (the interval lies inside it).")
+        return (f"{head} ({how}): **inconclusive**: the interval reaches ±{excludes_beyond(row):.{digits}f}, "
+                f"beyond the declared margin ±{row['margin']:.3g}.")
     return (f"{head} ({how}): no difference detected; the interval excludes effects beyond "
             f"±{excludes_beyond(row):.{digits}f}.")
 
@@ -60,8 +67,7 @@ def comparison_view(table: pd.DataFrame, digits: int = 3, extra: Sequence[str] =
         "A − B [95% interval]": [f"{signed(d, digits)} [{signed(lo, digits)}, {signed(hi, digits)}]"
                                  for d, lo, hi in zip(table["difference"], table["low"], table["high"])],
         "p": table["p-value"].map(lambda p: f"{p:.3g}"),
-        "verdict": ["A better" if d and x > 0 else "B better" if d else "no difference detected"
-                    for d, x in zip(table["detected"], table["difference"])]})
+        "verdict": [outcome({**row, "A": "A", "B": "B"}) for row in table.to_dict("records")]})
     for column in ("seeds", "seed"):
         if column in table:
             out[column] = table[column]

@@ -69,3 +69,35 @@ def test_compare_scores_over_seeds_and_with_one_seed():
     assert not one["detected"] and one["seeds"] == 1 and "paired t" in one["method"]
     with pytest.raises(ValueError, match="same seeds"):
         compare_scores("A", better, "B", same[:2], "retrieval", "MRR@10")
+
+
+def test_a_declared_margin_gives_three_verdicts_that_match_two_one_sided_tests():
+    """Equivalent within ±m exactly when both one-sided t tests (A − B > −m and A − B < +m) reject at
+    2.5 %: scipy's on the paired differences of one seed's per-item scores."""
+    from scipy import stats
+
+    from series.comparisons import compare_scores, outcome, with_margin
+
+    rng = np.random.default_rng(1)
+    cases = {"equal": 0.0, "small": 0.002, "big": 0.05}
+    rows = []
+    for name, shift in cases.items():
+        b = rng.random(3000)
+        a = b + shift + rng.normal(0, 0.05, 3000)
+        rows.append(compare_scores(name, [a], "base", [b], "task", "score"))
+        d, m = a - b, 0.01
+        lower = stats.ttest_1samp(d, -m, alternative="greater").pvalue
+        upper = stats.ttest_1samp(d, m, alternative="less").pvalue
+        rows[-1]["tost"] = bool(max(lower, upper) < 0.025)
+    judged = with_margin(pd.DataFrame(rows), 0.01)
+    assert list(judged["equivalent"]) == list(judged["tost"]) == [True, True, False]
+    words = [outcome(row) for row in judged.to_dict("records")]
+    assert words[0] == "equivalent within ±0.01" and words[2] == "big better"
+    wide = with_margin(pd.DataFrame([{**rows[0], "low": -0.02, "high": 0.015}]), 0.01)
+    assert outcome(wide.iloc[0].to_dict()) == "inconclusive"
+    assert "**inconclusive**" in report.verdict({**wide.iloc[0].to_dict(), "seeds": 1})
+    assert "**equivalent within ±0.01**" in report.verdict({**judged.iloc[0].to_dict(), "seeds": 1})
+    assert outcome({**rows[0], "detected": False}) == "no difference detected"  # no margin declared
+    for bad in (0, -0.01, 1.5, True, "0.01"):
+        with pytest.raises(ValueError, match="margin"):
+            with_margin(judged, bad)

@@ -70,6 +70,9 @@ def test_a_refresh_from_the_cache_keeps_the_time_of_the_run_that_trained():
     again = keep_cold_run(first, {**warm, "written": "2026-12-04T09:00:00+0000"})
     assert again["cold run"] == first["cold run"]  # a second warm refresh keeps the run that trained
     assert keep_cold_run({}, warm) == warm
+    never = {"metrics": {"runtime_minutes": 0.12}, "written": "2026-12-06T10:00:00+0000"}
+    assert keep_cold_run(never, {**never, "metrics": {"runtime_minutes": 0.11}}) == {
+        **never, "metrics": {"runtime_minutes": 0.11}}  # trains nothing: no cold run to keep
 
 
 def test_the_index_shows_a_cold_run_marked_with_the_warm_time_below(tmp_path, monkeypatch):

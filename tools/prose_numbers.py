@@ -46,7 +46,7 @@ HOLM = re.compile(r"Holm\s+p\s*=\s*[\d.]+")
 def prose(markdown: str) -> str:
     """``markdown`` without what is not prose: fenced and inline code, math, link targets, URLs, HTML tags."""
     for pattern in (r"```.*?```", r"`[^`]*`", r"\$\$.*?\$\$", r"\$[^$\n]*\$", r"\]\([^)]*\)",
-                    r"https?://\S+", r"<[^>]+>"):
+                    r"https?://\S+", r"</?[A-Za-z][^>]*>"):
         markdown = re.sub(pattern, " ", markdown, flags=re.S)
     return markdown
 

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mtl_utils.core import paths
+from series.comparisons import outcome
 from series.intervals import holm
 from series.statistics import excludes_beyond
 
@@ -34,7 +35,9 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "How a sentence transformer is trained: contrastive loss, retrieval, SetFit, and what "
                     "classification does to the embedding"),
              "06": ("06_serving", "Serving: one pass, two answers, when sharing pays, faster inference"),
-             "07": ("07_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)")}
+             "07": ("07_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)"),
+             "08": ("08_reading_comparisons", "Reading a comparison: pairing, seeds and sentences, Holm, "
+                    "better / equivalent within ±m / inconclusive (the statistics primer)")}
 
 
 def _record(path: Path) -> dict:
@@ -104,6 +107,9 @@ def _verdict(row: dict) -> str:
     if row["detected"]:
         return (f"no difference after Holm's correction (Holm p = {row['Holm p-value']:.2g}; alone "
                 f"p = {row['p-value']:.2g}, {better} better)")
+    if "margin" in row:
+        return outcome(row) if row["equivalent"] else (f"inconclusive (the interval reaches "
+                                                       f"±{excludes_beyond(row):.3f}; margin ±{row['margin']:.3g})")
     return f"no difference detected (excludes beyond ±{excludes_beyond(row):.3f})"
 
 

@@ -81,7 +81,10 @@ def keep_cold_run(old: dict, new: dict) -> dict:
     minutes = old.get("metrics", {}).get("runtime_minutes")
     cold = old.get("cold run") or ({"minutes": round(minutes, 2), "measured": old.get("written", "")[:10]}
                                    if minutes is not None else None)
-    return {**new, "cold run": cold} if cold else new
+    now = new.get("metrics", {}).get("runtime_minutes") or 0.0
+    if cold is None or cold["minutes"] <= 1.2 * now:  # the cache saved nothing (a notebook that trains nothing)
+        return new
+    return {**new, "cold run": cold}
 
 
 def main(argv: list[str] | None = None) -> int:
