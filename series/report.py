@@ -17,7 +17,9 @@ RULE = ("**How to read a comparison.** A − B is paired: the same test set and,
         "training runs' noise and the test sentences' (another draw of either would move the result); with "
         "one seed it is the exact interval over the test sentences (McNemar). A difference is called real "
         "when the interval excludes zero; otherwise the verdict is *no difference detected*, with the "
-        "largest effect the interval leaves possible. A notebook's verdicts are each read alone; the README "
+        "largest effect the interval leaves possible, or, against a margin declared before the runs, "
+        "*equivalent within ±m* (the interval inside ±m) or *inconclusive*. A notebook's verdicts are each "
+        "read alone; the README "
         "reads every verdict it prints as one family (Holm's correction), so a verdict near the line can "
         "be real here and not there.")
 
