@@ -43,10 +43,14 @@ _SCALE = {"%": 100.0, "points": 100.0, "point": 100.0, "M": 1e-6}
 HOLM = re.compile(r"Holm\s+p\s*=\s*[\d.]+")
 
 
-def prose(markdown: str) -> str:
-    """``markdown`` without what is not prose: fenced and inline code, math, link targets, URLs, HTML tags."""
-    for pattern in (r"```.*?```", r"`[^`]*`", r"\$\$.*?\$\$", r"\$[^$\n]*\$", r"\]\([^)]*\)",
-                    r"https?://\S+", r"</?[A-Za-z][^>]*>"):
+def prose(markdown: str, keep_inline: bool = False) -> str:
+    """``markdown`` without what is not prose: fenced code, link targets, URLs, HTML tags and table rules,
+    and (unless ``keep_inline``: words a reader still reads, as the reading limits count them) inline code and
+    math."""
+    patterns = [r"```.*?```", r"\]\([^)]*\)", r"https?://\S+", r"</?[A-Za-z][^>]*>", r"(?m)^\s*\|?[-:| ]+\|?\s*$"]
+    if not keep_inline:
+        patterns += [r"`[^`]*`", r"\$\$.*?\$\$", r"\$[^$\n]*\$"]
+    for pattern in patterns:
         markdown = re.sub(pattern, " ", markdown, flags=re.S)
     return markdown
 

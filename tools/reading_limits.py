@@ -20,20 +20,13 @@ import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tools.prose_numbers import prose
+
 ROOT = Path(__file__).resolve().parents[1]
 MAX_WORDS, MAX_INTERVALS, LONG_SENTENCE, MAX_LONG_SENTENCES, MAX_NOTEBOOK_WORDS = 150, 2, 40, 3, 3000
 INTERVAL = re.compile(r"\[\s*[−+-]?\d[\d.,]*\s*,\s*[−+-]?\d[\d.,]*\s*\]")
 _SENTENCE_END = re.compile(r"(?<=[.!?:])\s+(?=[A-Z*(\"'])")
 _BLOCK = re.compile(r"\n\s*\n|\n(?=\s*(?:[*-]|\d+\.)\s)|\n(?=#)")  # paragraphs, list items, headings
-
-
-def _text(markdown: str) -> str:
-    """The words a reader reads: code blocks, HTML tags, link targets and table rules left out."""
-    markdown = re.sub(r"```.*?```", " ", markdown, flags=re.S)
-    markdown = re.sub(r"</?[A-Za-z][^>]*>", " ", markdown)
-    markdown = re.sub(r"\]\([^)]*\)", "]", markdown)
-    markdown = re.sub(r"^\s*\|?[-:| ]+\|?\s*$", " ", markdown, flags=re.M)
-    return markdown
 
 
 def reading_cells(notebook: dict) -> list[tuple[int, str, bool]]:
@@ -94,7 +87,7 @@ class Reading:
 def measure(path: Path) -> Reading:
     """:class:`Reading` of the notebook at ``path``."""
     cells = reading_cells(json.loads(path.read_text()))
-    texts = [_text(text) for _, text, figure in cells if not figure]
+    texts = [prose(text, keep_inline=True) for _, text, figure in cells if not figure]
     words = [len(t.split()) for t in texts]
     sentences = [len(s.split()) for t in texts for block in _BLOCK.split(t)
                  for s in _SENTENCE_END.split(" ".join(block.split())) if s.strip()]
