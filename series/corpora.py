@@ -4,7 +4,9 @@
   sentences of its body, all labelled with the article's topic. Duplicated articles are dropped first and
   the split is made per article, so no article feeds two splits.
 * ``sentiment`` (2 classes): Rotten Tomatoes critic snippets, ``fresh`` -> positive, ``rotten`` ->
-  negative; plot synopses are left out and exact duplicate texts dropped.
+  negative; plot synopses are left out and exact duplicate texts dropped. The split is made per film (the
+  corpus names each snippet's film): no film has snippets in two splits, so a test snippet never shares its
+  film (its title, cast, plot words) with a training one.
 * ``genre`` (3 classes): the original write-up's own task A, *news / opinion / entertainment*, built from the two:
   news = BBC business, politics, sport and tech sentences, entertainment = BBC entertainment sentences,
   opinion = Rotten Tomatoes snippets. Every example keeps the split it has in its source task (so genre never
@@ -13,8 +15,8 @@
   sources, so style alone (a critic's snippet against a BBC sentence) separates opinion: a shortcut that a
   bag-of-words baseline measures (notebook 01).
 
-Split membership comes from a stable hash (SHA-1) of the article text / snippet, ranked within each class,
-so it is identical on every machine and call and does not depend on any random state.
+Split membership comes from a stable hash (SHA-1) of the article text / the film's name, ranked within each
+class, so it is identical on every machine and call and does not depend on any random state.
 """
 from __future__ import annotations
 
@@ -60,6 +62,29 @@ def assign_splits(keys: pd.Series, labels: pd.Series, fractions: dict[str, float
         for split, lo, hi in zip(fractions, cuts[:-1], cuts[1:]):
             out[order[lo:hi]] = split
     return out
+
+
+def assign_group_splits(groups: pd.Series, labels: pd.Series,
+                        fractions: dict[str, float] = SPLIT_FRACTIONS) -> pd.Series:
+    """Assign whole groups (a film's snippets) to one split each, so no group feeds two splits.
+
+    Groups are stratified by their majority label and ordered by :func:`stable_hash` of their name; in that
+    order each group goes to the split whose share of the stratum's rows its middle row falls in, so every
+    split holds close to its fraction of the rows, not only of the groups. Deterministic.
+    """
+    if groups.isna().any():
+        raise ValueError(f"row {groups[groups.isna()].index[0]} has no group: every row needs one to be split by group")
+    frame = pd.DataFrame({"group": groups.to_numpy(), "label": labels.to_numpy()})
+    per_group = frame.groupby("group")["label"].agg(rows="size", label=lambda s: int(s.mode().iloc[0]))
+    bounds = np.cumsum([fractions[s] for s in fractions])
+    split_of: dict[str, str] = {}
+    for _, stratum in per_group.groupby("label"):
+        order = sorted(stratum.index, key=lambda g: stable_hash(str(g)))
+        rows = stratum.loc[order, "rows"].to_numpy()
+        middle = (np.cumsum(rows) - rows / 2) / rows.sum()
+        for group, m in zip(order, middle):
+            split_of[group] = list(fractions)[int(np.searchsorted(bounds, m))]
+    return groups.map(split_of)
 
 
 def split_sentences(text: str) -> list[str]:
@@ -115,7 +140,7 @@ def _sentiment_frame() -> pd.DataFrame:
     df = df.assign(text=df["text"].map(lambda t: " ".join(str(t).split())))
     df = df[df["text"].str.len() > 0].drop_duplicates("text")
     df = df.assign(label=(df["category"] == "fresh").astype("int64")).reset_index(drop=True)
-    df["split"] = assign_splits(df["text"], df["label"])
+    df["split"] = assign_group_splits(df["movie_name"], df["label"])
     return df
 
 
