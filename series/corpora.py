@@ -1,4 +1,4 @@
-"""The three tasks of the series, built from real corpora with deterministic, leak-free splits.
+"""The tasks of the series, built from real corpora with deterministic, leak-free splits.
 
 * ``topic`` (5 classes): BBC News. Each article gives three examples, its headline and the first two
   sentences of its body, all labelled with the article's topic. Duplicated articles are dropped first and
@@ -7,6 +7,10 @@
   negative; plot synopses are left out and exact duplicate texts dropped. The split is made per film (the
   corpus names each snippet's film): no film has snippets in two splits, so a test snippet never shares its
   film (its title, cast, plot words) with a training one.
+* ``headlines`` and ``sentences`` (5 classes each): the related pair. The topic task cut in two by what a
+  text is: an article's headline, or one of the first two sentences of its body. Same label space, same
+  articles' splits, different kinds of text: sharing an encoder between them is the setting in which
+  multi-task learning is expected to pay (MT-DNN's related tasks), beside the unrelated topic + sentiment.
 * ``genre`` (3 classes): the original write-up's own task A, *news / opinion / entertainment*, built from the two:
   news = BBC business, politics, sport and tech sentences, entertainment = BBC entertainment sentences,
   opinion = Rotten Tomatoes snippets. Every example keeps the split it has in its source task (so genre never
@@ -194,6 +198,24 @@ def load_sentiment(quick: bool = False, sizes: dict[str, int] | None = None) -> 
     return _shrink(task, {**(QUICK_SIZES if quick else {}), **(sizes or {})})
 
 
+def _topic_part(name: str, headline: bool, quick: bool, sizes: dict[str, int] | None) -> Task:
+    frame = _topic_frame()
+    task = _finish(name, TOPIC_LABELS, frame[(frame["position"] == 0) == headline])
+    return _shrink(task, {**(QUICK_SIZES if quick else {}), **(sizes or {})})
+
+
+def load_headlines(quick: bool = False, sizes: dict[str, int] | None = None) -> Task:
+    """The topic of a BBC headline alone (the related pair's first task). ``quick`` and ``sizes`` as for
+    :func:`load_topic`."""
+    return _topic_part("headlines", True, quick, sizes)
+
+
+def load_sentences(quick: bool = False, sizes: dict[str, int] | None = None) -> Task:
+    """The topic of a BBC body sentence alone, the first two of each article (the related pair's second
+    task). ``quick`` and ``sizes`` as for :func:`load_topic`."""
+    return _topic_part("sentences", False, quick, sizes)
+
+
 @lru_cache(maxsize=None)
 def _genre_frame() -> pd.DataFrame:
     topic, sentiment = _topic_frame(), _sentiment_frame()
@@ -218,8 +240,10 @@ def load_genre(quick: bool = False, sizes: dict[str, int] | None = None) -> Task
 
 
 #: Every task of the series by name: its loader and its label names (what a command line may name).
-LOADERS = {"topic": load_topic, "sentiment": load_sentiment, "genre": load_genre}
-LABELS = {"topic": TOPIC_LABELS, "sentiment": SENTIMENT_LABELS, "genre": GENRE_LABELS}
+LOADERS = {"topic": load_topic, "sentiment": load_sentiment, "genre": load_genre, "headlines": load_headlines,
+           "sentences": load_sentences}
+LABELS = {"topic": TOPIC_LABELS, "sentiment": SENTIMENT_LABELS, "genre": GENRE_LABELS,
+          "headlines": TOPIC_LABELS, "sentences": TOPIC_LABELS}
 
 
 def load_tasks(quick: bool = False, sizes: dict[str, int] | None = None) -> dict[str, Task]:
