@@ -68,21 +68,24 @@ def assign_splits(keys: pd.Series, labels: pd.Series, fractions: dict[str, float
     return out
 
 
-def assign_group_splits(groups: pd.Series, labels: pd.Series,
-                        fractions: dict[str, float] = SPLIT_FRACTIONS) -> pd.Series:
+def assign_group_splits(groups: pd.Series, labels: pd.Series, fractions: dict[str, float] = SPLIT_FRACTIONS,
+                        strata: int = 5) -> pd.Series:
     """Assign whole groups (a film's snippets) to one split each, so no group feeds two splits.
 
-    Groups are stratified by their majority label and ordered by :func:`stable_hash` of their name; in that
-    order each group goes to the split whose share of the stratum's rows its middle row falls in, so every
-    split holds close to its fraction of the rows, not only of the groups. Deterministic.
+    Groups are stratified by their share of label 1 (``strata`` equal bins: mostly panned films, mixed ones,
+    mostly praised ones) and ordered by :func:`stable_hash` of their name; in that order each group goes to
+    the split whose share of the stratum's rows its middle row falls in. So every split holds close to its
+    fraction of the rows and of each label (the sentiment splits' positive shares differ by under a point),
+    not only of the groups. Deterministic.
     """
     if groups.isna().any():
         raise ValueError(f"row {groups[groups.isna()].index[0]} has no group: every row needs one to be split by group")
     frame = pd.DataFrame({"group": groups.to_numpy(), "label": labels.to_numpy()})
-    per_group = frame.groupby("group")["label"].agg(rows="size", label=lambda s: int(s.mode().iloc[0]))
+    per_group = frame.groupby("group")["label"].agg(rows="size", share="mean")
+    per_group["stratum"] = np.minimum((per_group["share"] * strata).astype(int), strata - 1)
     bounds = np.cumsum([fractions[s] for s in fractions])
     split_of: dict[str, str] = {}
-    for _, stratum in per_group.groupby("label"):
+    for _, stratum in per_group.groupby("stratum"):
         order = sorted(stratum.index, key=lambda g: stable_hash(str(g)))
         rows = stratum.loc[order, "rows"].to_numpy()
         middle = (np.cumsum(rows) - rows / 2) / rows.sum()

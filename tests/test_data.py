@@ -52,6 +52,15 @@ def test_fractions_and_balance(tasks, name):
     assert (shares.max(axis=1) - shares.min(axis=1)).max() < 0.02, shares
 
 
+def test_no_film_feeds_two_sentiment_splits():
+    """The sentiment split is made per film: a test snippet never shares its film with a training one."""
+    frame = data._sentiment_frame()
+    assert frame.groupby("movie_name")["split"].nunique().max() == 1
+    assert frame["movie_name"].notna().all()
+    with pytest.raises(ValueError, match="row 1 has no group"):
+        data.assign_group_splits(pd.Series(["a", None]), pd.Series([0, 1]))
+
+
 def test_sentiment_source(tasks):
     sentiment = tasks["sentiment"]
     assert sentiment.labels == ("negative", "positive")
@@ -152,3 +161,15 @@ def test_label_budget_subset_is_stratified_seeded_and_leaves_the_other_splits(ta
     for bad in (3, 0, 2.5, True):
         with pytest.raises(ValueError, match="one per class"):
             data.with_train_labels(topic, bad)
+
+
+def test_the_related_pair_cuts_the_topic_task_by_kind_of_text():
+    """headlines + sentences are the topic task, split for split: the same labels and articles' splits,
+    headlines (a few words) on one side, body sentences on the other."""
+    topic, headlines, sentences = data.load_topic(), data.load_headlines(), data.load_sentences()
+    assert headlines.labels == sentences.labels == topic.labels
+    for split in ("train", "validation", "test"):
+        together = pd.concat([headlines[split], sentences[split]])
+        assert sorted(together["text"]) == sorted(topic[split]["text"]), split
+    assert headlines["train"]["text"].str.split().str.len().median() < sentences["train"]["text"].str.split().str.len().median()
+    assert set(data.LOADERS) >= {"headlines", "sentences"} and data.LABELS["headlines"] == topic.labels
