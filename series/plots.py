@@ -214,6 +214,31 @@ def label_curve(runs: pd.DataFrame, comparisons: pd.DataFrame, task: str, majori
     return fig
 
 
+def learning_curve(table: pd.DataFrame, budget: int,
+                   title: str = "Validation accuracy against examples seen (one seed)") -> Figure:
+    """One panel per task: validation accuracy against examples per task (log scale), a line per experiment
+    of :func:`series.experiments.learning_curve`, the protocol's ``budget`` dashed."""
+    tasks = [t for t in TASK_ORDER if t in set(table["task"])] + sorted(set(table["task"]) - set(TASK_ORDER))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 3.8), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        part = table[table["task"] == task]
+        for name, line in part.groupby("experiment", sort=False):
+            ax.plot(line["examples per task"], line["validation accuracy"], marker="o", label=name)
+        ax.axvline(budget, color="grey", ls="--", lw=1, label=f"the protocol's budget ({budget:,})")
+        ax.set_xscale("log")
+        points = sorted(part["examples per task"].unique())
+        ax.set_xticks(points, [f"{int(n):,}" for n in points])
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(f"{task} examples seen (log scale)")
+        ax.set_ylabel(f"{task} validation accuracy")
+        ax.set_title(f"{task}")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
 def training_curves(results: Mapping[str, object], window: int = 20) -> Figure:
     """Per-task training loss (moving average over ``window`` of that task's steps) against the task's own
     step count, one panel per task, one line per run (``results``: name -> TrainResult)."""

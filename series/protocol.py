@@ -12,9 +12,9 @@ changes and why.
 * **Seeds**: :data:`SEEDS`; comparisons pair runs with the same seed (same heads' initialisation, same batch
   order) on the same test set (:mod:`series.comparisons`).
 
-Why these numbers: measured on this data, a single-task sentiment model reaches 0.80 accuracy after about
-4,000 examples in batches of 8 (batches of 16 need about 6,000: smaller batches take more steps per example),
-and the budget of three seeds of every configuration in notebook 02 fits its 30-minute limit on two CPU cores.
+Why these numbers: notebook 02 draws the learning curves (one seed, validation accuracy at
+:data:`CURVE_BUDGETS` examples per task) and shows where the budget sits on them; the whole series, three
+seeds of every configuration, has to fit 150 minutes on two CPU cores from an empty run cache.
 
 A run that several notebooks need (the single-task models, the multi-task model) is the same configuration
 everywhere, so it trains once for the whole series and later notebooks load it from the run cache.
@@ -36,11 +36,20 @@ SEEDS: tuple[int, ...] = (0, 1, 2)
 # Quick mode (the tests): the same recipe on small data.
 QUICK_EXAMPLES_PER_TASK = 400
 QUICK_SEEDS: tuple[int, ...] = (0,)
+# The learning curves' points, in examples per task (the budget among them), as multiples of it.
+CURVE_POINTS: tuple[float, ...] = (0.5, 1.0, 2.0)
 
 
 def examples_per_task(quick: bool = False) -> int:
     """Training examples per task of one run."""
     return QUICK_EXAMPLES_PER_TASK if quick else EXAMPLES_PER_TASK
+
+
+def curve_budgets(quick: bool = False) -> list[int]:
+    """Examples per task at which notebook 02's learning curves are drawn: :data:`CURVE_POINTS` × the budget
+    (quick mode stops at the budget: the tests check the machinery, not the plateau)."""
+    points = [p for p in CURVE_POINTS if p <= 1] if quick else CURVE_POINTS
+    return [round(point * examples_per_task(quick)) for point in points]
 
 
 def seeds(quick: bool = False, first: int = 0) -> list[int]:

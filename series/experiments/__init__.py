@@ -11,7 +11,7 @@ encoders judged as embeddings, SetFit, the search box); this module re-exports t
 one-model comparison of :mod:`series.comparisons`, so a notebook writes ``experiments.run_grid``
 and ``experiments.compare_correct``.
 """
-from series.comparisons import compare_correct
+from series.comparisons import compare_correct, with_margin
 from series.experiments.analyses import error_examples, head_unchanged, retention
 from series.experiments.grids import (
     BudgetSeeds,
@@ -19,8 +19,10 @@ from series.experiments.grids import (
     budget_name,
     label_budget_grid,
     label_budget_probes,
+    learning_curve,
     run_grid,
     seeds_for,
+    validation_accuracy,
 )
 from series.experiments.sentence import (
     measure_runs,

@@ -39,6 +39,32 @@ def run_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], seeds
     return results, pd.DataFrame(rows)
 
 
+def validation_accuracy(result: TrainResult, data: Mapping[str, Task], task: str) -> float:
+    """Accuracy of a finished run's model on ``task``'s validation split (what a budget is chosen on)."""
+    texts, labels = list(data[task]["validation"]["text"]), data[task]["validation"]["label"].to_numpy()
+    logits = result.model.logits(texts, tasks=task, warn_truncation=False)[task]
+    return float((logits.argmax(axis=1) == labels).mean())
+
+
+def learning_curve(configs: Mapping[str, TrainConfig], data: Mapping[str, Task],
+                   budgets: Mapping[str, Sequence[int]], seed: int, force: bool = False) -> pd.DataFrame:
+    """Each configuration trained (or loaded) once per budget of ``budgets[name]`` examples *per task*, with
+    one seed: a row per configuration, budget and task with its validation accuracy (what a budget is chosen
+    on), test accuracy and training seconds. A budget that equals a configuration's own is the same run,
+    from the run cache."""
+    rows = []
+    for name, config in configs.items():
+        for n in budgets[name]:
+            run = config.replace(examples=n * len(config.tasks), seed=seed)
+            result = train_or_load(run, data, force=force, progress_bar=False)
+            for task in run.tasks:
+                rows.append({"experiment": name, "task": task, "examples per task": n,
+                             "validation accuracy": validation_accuracy(result, data, task),
+                             "test accuracy": float(result.correct(data, task).mean()),
+                             "train seconds": result.train_seconds, "cached": result.cached})
+    return pd.DataFrame(rows)
+
+
 BudgetSeeds = Sequence[int] | Mapping[int | None, Sequence[int]]
 
 

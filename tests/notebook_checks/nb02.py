@@ -1,20 +1,38 @@
-"""Notebook 02 (multi-task model): every model learns well beyond the majority class, the multi-task run
-gives each task its budget, paired comparisons are complete, the checkpoint reloads exactly; the genre variant
-(the seed's task A beside sentiment) learns beyond chance and is compared, paired."""
+"""Notebook 02 (multi-task model): the learning curves cover half, once and twice the budget (multi-task from
+once); every model learns well beyond the majority class, the multi-task run gives each task its budget,
+paired comparisons are complete at both fairnesses (same examples, same updates) and judged against the
+margin declared before the runs, the checkpoint reloads exactly."""
 from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
     base = m["majority_baseline"]
     # margins over the majority class seen in quick runs, with room for noise
-    margins = {"topic": 0.3, "sentiment": 0.05}
+    margins = {"topic": 0.3, "sentiment": 0.05 if m["budget"] > 1000 else 0.0}  # quick: 400 film-split snippets
     for task, margin in margins.items():
         for run in (f"single-task {task}", "multi-task"):
             assert m["accuracy"][f"{run}/{task}"]["mean"] > base[task] + margin, (run, task, m["accuracy"])
         assert m["probe"][task]["accuracy"] > base[task] + margin
     assert m["steps_per_task"]["topic"] == m["steps_per_task"]["sentiment"]  # round-robin: equal steps per task
-    assert {(r["task"], r["B"]) for r in m["sharing"]} == {("topic", "single-task topic"),
-                                                           ("sentiment", "single-task sentiment")}
+    arms = {"multi-task", "multi-task, half per task"}
+    assert {(r["A"], r["task"], r["B"]) for r in m["sharing"]} == {
+        (a, t, f"single-task {t}") for a in arms for t in ("topic", "sentiment")}
+    assert all(r["margin"] == m["margin"] > 0 and r["equivalent"] == (-m["margin"] <= r["low"] and r["high"] <= m["margin"])
+               for r in m["sharing"])
+    budget, curve = m["budget"], m["learning_curve"]
+    points = {(r["experiment"], r["task"]): [] for r in curve}
+    for r in curve:
+        points[(r["experiment"], r["task"])].append(r["examples per task"])
+        assert 0 <= r["validation accuracy"] <= 1
+    full = budget > 1000  # quick runs stop the curve at the budget
+    for t in ("topic", "sentiment"):
+        assert points[(f"single-task {t}", t)] == [budget // 2, budget] + ([2 * budget] if full else [])
+        assert points[("multi-task", t)] == [budget] + ([2 * budget] if full else [])
+    # the budget's point is the grid's own run (same configuration and seed, loaded from the run cache)
+    at_budget = {(r["experiment"], r["task"]): r["test accuracy"] for r in curve if r["examples per task"] == budget}
+    seed = m["seeds"][0]
+    for t in ("topic", "sentiment"):
+        assert abs(at_budget[(f"single-task {t}", t)] - m["per_seed"][f"single-task {t}/{t}/{seed}"]) < 1e-9
     for row in m["sharing"] + m["versus_probe"]:
         check_comparison(row)
     assert len(m["versus_probe"]) == 2 * 2 * len(m["seeds"])
@@ -22,15 +40,3 @@ def check(m: dict) -> None:
     assert all(-1 <= c <= 1 for c in cosines.values()) and len(set(round(c, 6) for c in cosines.values())) > 1
     assert 0 <= m["neutral_news"]["share called positive"] <= 1
     assert m["reload_max_abs_diff"] < 1e-5
-    # the seed's task A (genre) beside sentiment, top layer trained: learnt beyond chance, paired, cosines valid
-    g = m["genre_variant"]
-    assert g["frozen_layers"] >= 1
-    for run in ("multi-task genre + sentiment", "single-task genre"):
-        assert g["accuracy"][f"{run}/genre"]["mean"] > g["majority_baseline"]["genre"] + 0.3, (run, g["accuracy"])
-    assert {(r["task"], r["B"]) for r in g["sharing"]} == {("genre", "single-task genre"),
-                                                           ("sentiment", "single-task sentiment")}
-    for row in g["sharing"]:
-        check_comparison(row)
-    for pair, cosines in g["gradient_cosine_before"].items():
-        assert len(cosines) == len({k for k in m["gradient_cosine"] if k.startswith("before")}), pair
-        assert all(-1 <= c <= 1 for c in cosines.values()), pair
