@@ -46,7 +46,16 @@ from series import (
     store,
 )
 from series.comparisons import compare_correct, compare_over_seeds, compare_seeds
-from series.corpora import describe, load_genre, load_sentiment, load_tasks, load_topic, with_train_labels
+from series.corpora import (
+    describe,
+    load_genre,
+    load_headlines,
+    load_sentences,
+    load_sentiment,
+    load_tasks,
+    load_topic,
+    with_train_labels,
+)
 from series.headline_passages import load_headline_passages
 from series.pooling_probes import cached_poolings, compare_poolings, probe_table
 from series.runs import run_key, train_or_load

@@ -74,7 +74,7 @@ def family(r: dict[str, dict]) -> list[dict]:
                *m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
                *m4.get("task_sampling", {}).get("comparisons", []),
                *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"],
-               *m5.get("equal_cost", []), *m5.get("label_budget", {}).get("comparisons", []),
+               *m5.get("sharing_pays", {}).get("comparisons", []),
                *m05.get("contrastive", {}).get("comparisons", []),
                *m05.get("batch_sizes", {}).get("comparisons", []), *m05.get("setfit", {}).get("comparisons", []),
                *m05.get("series", {}).get("comparisons", []),
@@ -231,17 +231,16 @@ def results() -> str:
                     "| variant | " + " | ".join(settings) + " |", "|---|" + "---|" * len(settings)]
             for name in m["capped"][settings[0]]:
                 out.append(f"| {name} | " + " | ".join(f"{m['capped'][s][name]:.2f}×" for s in settings) + " |")
-        if "label_budget" in m:
-            curve = m["label_budget"]
-            arms = ("multi-task", "single-task", "frozen encoder + probe")
-            out += ["", "Scarce labels (06 § 2b): topic test accuracy by labelled topic sentences, the top layer "
-                    "trained (frozen encoder: logistic regression on its vectors, `C` cross-validated on the "
-                    "labels), mean over seeds; multi − single paired over seeds and test sentences:", "",
-                    "| topic labels | " + " | ".join(arms) + " | multi − single |", "|---|---|---|---|---|"]
-            multi = [row for row in curve["comparisons"] if row["A"] == "multi-task"]  # one per budget, in order
-            for n, row in zip(curve["labels"], multi, strict=True):
-                out.append(f"| {n:,} | " + " | ".join(f"{curve['accuracy'][f'{a}/topic/{n}']:.3f}" for a in arms)
-                           + f" | {_interval(row)} |")
+        if "sharing_pays" in m:
+            pays = m["sharing_pays"]
+            out += ["", "When sharing pays (06 § 2): the scarce task's test accuracy, multi-task minus single-task, "
+                    "the whole encoder trained, paired over seeds and test sentences; a related pair (headline "
+                    "topic beside body-sentence topic) and an unrelated one (topic beside sentiment):", "",
+                    "| pair | scarce task's labels | multi-task | single-task | multi − single | verdict |",
+                    "|---|---|---|---|---|---|"]
+            for row in pays["comparisons"]:
+                out.append(f"| {row['pair']} | {row['labels']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
+                           f"{_interval(row)} | {_verdict(row)} |")
     if r.get("07"):
         out += ["", _scaling(r["07"], _record(paths.RESULTS_DIR / "07.json").get("environment", {}))]
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
@@ -337,13 +336,10 @@ def claims() -> str:
         m and "; ".join(f"{'same examples' if row['A'] == 'multi-task' else 'same updates'}, {row['task']}: "
                         f"{_verdict(row)}" for row in m["sharing"]))
     m = r["06"]
-    add("(the same, at the cost of one model)", "06 § 2: half the examples per task, top layer trained, paired",
-        m and "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["equal_cost"]))
-    if m and "label_budget" in m:
-        add("... (when one task's labels are scarce)", "06 § 2b: topic at 50 labels … all, sentiment whole; multi- vs "
-            "single-task (top layer trained), paired over seeds",
-            "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
-                      for row in m["label_budget"]["comparisons"] if row["A"] == "multi-task"))
+    if m and "sharing_pays" in m:
+        add("... (when one task's labels are scarce, and the tasks related or not)", "06 § 2: the scarce task at "
+            "few and at all labels, multi- vs single-task, full fine-tuning, paired over seeds",
+            "; ".join(f"{row['pair']}, {row['labels']} labels: {_verdict(row)}" for row in m["sharing_pays"]["comparisons"]))
     m4 = r["04"]
     add("losses summed or weighted", "04: summed steps (a batch of each task: half the steps) vs alternating, then "
         "a sum weighted by 1/ln(classes) vs the plain sum (multi-task, top layer trained), paired over seeds",

@@ -1,5 +1,5 @@
 """Notebook 06 (serving): one pass answers every task exactly as separate calls do, sharing doubles
-throughput, int8 (dynamic and static, ONNX Runtime and OpenVINO) stays close to fp32, the capped-CPU
+throughput, when sharing pays is measured on a related and an unrelated pair, int8 (dynamic and static, ONNX Runtime and OpenVINO) stays close to fp32, the capped-CPU
 table has every variant on every setting, the command line answers with PyTorch and OpenVINO int8."""
 from notebook_checks import check_comparison
 
@@ -40,22 +40,12 @@ def check(m: dict) -> None:
     assert {row["CPU"] for row in m["bf16_profile"]} == set(settings)
     assert m["cli_answers"]
     assert m["cli_int8_gap"] < 0.15, "OpenVINO int8 behind the command line answers as fp32 does"
-    assert len(m["equal_cost"]) == 2 and len(m["equal_per_task"]) == 2
-    assert m["cost_frozen_layers"] == 5  # part 2 trains the top layer of the six (notebook 03's k = 5)
-    # scarce labels: every arm at every budget, above the majority class with all labels; paired rows sane
-    curve = m["label_budget"]
-    assert curve["labels"] == sorted(curve["labels"]) and len(curve["labels"]) >= 2
-    everything = curve["labels"][-1]
-    for arm in ("multi-task", "single-task", "frozen encoder + probe"):
-        assert all(f"{arm}/topic/{n}" in curve["accuracy"] for n in curve["labels"]), arm
-        assert curve["accuracy"][f"{arm}/topic/{everything}"] > 0.5, arm  # majority class: 0.25
-    assert len(curve["comparisons"]) == 2 * len(curve["labels"])
-    pairs = {(row["A"], row["B"]) for row in curve["comparisons"]}
-    assert pairs == {("multi-task", "single-task"), ("single-task", "frozen encoder + probe")}, pairs
-    for row in curve["comparisons"]:
-        assert row["task"] == "topic"
+    # when sharing pays: both pairs at both label budgets, multi vs single on the scarce task, full fine-tuning
+    pays = m["sharing_pays"]
+    rows = {(r["pair"], r["labels"]): r for r in pays["comparisons"]}
+    assert {pair for pair, _ in rows} == {"related", "unrelated"} and len(rows) == 4, sorted(rows)
+    for (pair, labels), row in rows.items():
+        assert (row["A"], row["B"]) == ("multi-task", "single-task") and row["margin"] == pays["margin"] > 0
         check_comparison(row)
-    # part 2's full-budget runs are 2b's runs with all labels (the same configuration, loaded from the run cache)
-    topic = next(r for r in m["equal_per_task"] if r["task"] == "topic")
-    assert abs(topic["A accuracy"] - curve["accuracy"][f"multi-task/topic/{everything}"]) < 1e-9, topic
-    assert abs(topic["B accuracy"] - curve["accuracy"][f"single-task/topic/{everything}"]) < 1e-9, topic
+    runs = pays["runs"]
+    assert all(r["accuracy"] > 0.3 for r in runs if r["task"] in ("headlines", "topic") and r["budget"] == "all")
