@@ -243,6 +243,32 @@ def test_best_round_is_restored(small_tasks, tiny_config, monkeypatch):
     assert any(not torch.equal(snapshots[1][n], snapshots[2][n]) for n in snapshots[1])
 
 
+def test_without_model_selection_the_last_round_is_kept(small_tasks, tiny_config, monkeypatch):
+    """The same rigged validation as above: with keep_best_round=False the run keeps round 2, its last, as a
+    one-round run keeps its only one (the fair arm against a run with nothing to choose from)."""
+    real_validate, real_scores = Trainer.validate, Trainer.scores
+    snapshots = {}
+
+    def scores(self, task, split):
+        result = real_scores(self, task, split)
+        if split == "validation":
+            result = {**result, "macro_f1": 0.9 if self.step <= self.total_steps // 2 else 0.2}
+        return result
+
+    def validate(self, round_, losses, seconds):
+        real_validate(self, round_, losses, seconds)
+        snapshots[round_] = {k: v.clone() for k, v in self.model.state_dict().items()}
+
+    monkeypatch.setattr(Trainer, "scores", scores)
+    monkeypatch.setattr(Trainer, "validate", validate)
+    result = train(tiny_config.replace(rounds=2, keep_best_round=False), small_tasks, progress_bar=False)
+    assert result.best_round == 2 and len(result.history["round"].unique()) >= 2
+    for name, value in result.model.state_dict().items():
+        assert torch.equal(value, snapshots[2][name])
+    with pytest.raises(ValueError, match="keep_best_round"):
+        tiny_config.replace(keep_best_round="no")
+
+
 def test_best_round_is_chosen_by_validation(small_tasks, tiny_config):
     result = train(tiny_config.replace(rounds=3, examples=72), small_tasks, progress_bar=False)
     trained = result.history[result.history["trained"]]

@@ -201,8 +201,8 @@ def results() -> str:
                 "against uniform rates):", ""]
         out += [f"* {row['A']}: {_interval(row)}, {_verdict(row)}" for row in m["comparisons"]]
         if "task_sampling" in m:
-            out += ["", "Which task each step trains (multi-task, top layer trained, the same 8,000 examples; "
-                    "each against round-robin): " + "; ".join(
+            out += ["", "Which task each step trains (multi-task, the whole encoder trained, the same examples and "
+                    "steps; against round-robin): " + "; ".join(
                         f"{row['A']} − round-robin, {row['task']}: {_interval(row)}, {_verdict(row)}"
                         for row in m["task_sampling"]["comparisons"]) + "."]
     if r["05"]:
@@ -341,8 +341,8 @@ def claims() -> str:
             "few and at all labels, multi- vs single-task, full fine-tuning, paired over seeds",
             "; ".join(f"{row['pair']}, {row['labels']} labels: {_verdict(row)}" for row in m["sharing_pays"]["comparisons"]))
     m4 = r["04"]
-    add("losses summed or weighted", "04: summed steps (a batch of each task: half the steps) vs alternating, then "
-        "a sum weighted by 1/ln(classes) vs the plain sum (multi-task, top layer trained), paired over seeds",
+    add("losses summed or weighted", "04: summed steps (half a batch of each task) vs alternating steps, the same "
+        "steps and examples, the whole encoder trained, paired over seeds",
         m4 and "loss_combination" in m4 and "; ".join(
             f"{row['A']} − {row['B']}, {row['task']}: {_interval(row)}, {_verdict(row)}"
             for row in m4["loss_combination"]["comparisons"]))

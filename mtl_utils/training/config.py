@@ -75,8 +75,8 @@ class TrainConfig:
     (``None``: as many examples as every trained task's training set together, one pass when tasks are
     sampled in proportion to their sizes); ``sampling="summed"`` takes a batch of every task per step, so
     ``ceil(examples / (batch_size × tasks))`` steps, the same number for each task. ``rounds`` equal parts,
-    each followed by a validation; the round with the best mean validation macro-F1 is kept (with one round
-    there is nothing to choose, and no validation is run).
+    each followed by a validation; the round with the best mean validation macro-F1 is kept, or the last with
+    ``keep_best_round=False`` (with one round there is nothing to choose, and no validation is run).
 
     Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for
     ``lr``); ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.training.optim`).
@@ -96,6 +96,7 @@ class TrainConfig:
     batch_size: int = 16
     examples: int | None = None
     rounds: int = 1
+    keep_best_round: bool = True
     lr: float = 5e-5
     head_lr: float | dict[str, float] | None = None
     layer_decay: float | None = None
@@ -148,7 +149,7 @@ class TrainConfig:
         if self.sampling not in SAMPLING_STRATEGIES:
             raise _bad("sampling", self.sampling, f"one of {SAMPLING_STRATEGIES}")
         self._check_loss_weights()
-        for name in ("length_bucketing", "frozen_cache", "gradual_unfreezing"):
+        for name in ("length_bucketing", "frozen_cache", "gradual_unfreezing", "keep_best_round"):
             if not isinstance(getattr(self, name), bool):
                 raise _bad(name, getattr(self, name), "True or False")
         both = set(self.watch_tasks) & set(self.tasks)

@@ -205,7 +205,7 @@ class Trainer:
     def begin(self) -> None:
         """Start counting: no steps taken, nothing recorded, no best round yet."""
         self.step, self.history = 0, History()
-        self.best = BestRound(keep_weights=self.config.rounds > 1)
+        self.best = BestRound(keep_weights=self.config.rounds > 1, last=not self.config.keep_best_round)
 
     def set_round_freezing(self, k: int) -> None:
         """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``,

@@ -71,10 +71,11 @@ class RoundFreezing:
 
 class BestRound:
     """The round with the best score so far (round 0, before training, never counts) and, if ``keep_weights``,
-    a copy of its weights to restore at the end."""
+    a copy of its weights to restore at the end. With ``last``, the latest round counts as the best whatever
+    its score (no model selection)."""
 
-    def __init__(self, keep_weights: bool) -> None:
-        self.keep_weights = keep_weights
+    def __init__(self, keep_weights: bool, last: bool = False) -> None:
+        self.keep_weights, self.last = keep_weights and not last, last
         self.score, self.round = -1.0, 1
         self.state: dict[str, torch.Tensor] | None = None
 
@@ -82,7 +83,7 @@ class BestRound:
         """Record ``round_`` if its ``score`` beats every earlier round's (the main process's score decides for
         every process: GPUs of different kinds may round differently)."""
         score = distributed.broadcast(score)
-        if round_ > 0 and score > self.score:
+        if round_ > 0 and (self.last or score > self.score):
             self.score, self.round = score, round_
             if self.keep_weights:
                 self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -1,5 +1,7 @@
 """Notebook 04 (layer-wise learning rates): groups, rates, schedule, the weight-change mechanism, paired
-comparisons of every configuration against uniform rates; summed vs alternating and weighted vs plain losses."""
+comparisons of every configuration against uniform rates, judged against margins declared before the runs;
+gradual unfreezing keeps its last round (no selection, as uniform); summed vs alternating at equal steps and
+examples; round-robin vs proportional sampling, all with the whole encoder trained."""
 from notebook_checks import check_comparison
 
 
@@ -30,9 +32,10 @@ def check(m: dict) -> None:
         assert m["top_lr"][name] == rates[0]
     assert {r["A"] for r in m["comparisons"]} == set(m["experiments"]) - {"uniform"}
     for row in m["comparisons"]:
-        assert row["B"] == "uniform"
+        assert row["B"] == "uniform" and row["margin"] > 0
         check_comparison(row)
-    assert m["accuracy"]["uniform"] > m["majority_baseline"] + 0.05
+    assert m["gradual_best_round"] == m["gradual_rounds"], "gradual unfreezing must keep its last round"
+    assert m["accuracy"]["uniform"] > m["majority_baseline"] + (0.05 if len(m["seeds"]) > 1 else 0.0)  # quick: 400
     # gradual unfreezing is an arm like the others; forgetting: uniform and decayed continuations, paired
     assert "gradual unfreezing" in m["experiments"]
     decayed = [f"ξ = {xi}" for xi in m["forget_decays"]]
@@ -44,30 +47,25 @@ def check(m: dict) -> None:
         assert row["share of topic's gain kept"] <= 1.5, row  # a share of the starting model's gain
     assert {(r["A"], r["task"]) for r in m["forgetting_protection"]} == {(name, task) for name in decayed
                                                                            for task in ("topic", "sentiment")}
-    # summed vs alternating steps, plain vs chance-weighted sum: half the steps, both tasks learnt, paired
+    # summed vs alternating: the same steps and examples (half a batch of each task per summed step)
     lc = m["loss_combination"]
-    assert lc["steps"]["summed"] == lc["steps"]["summed, weighted 1/ln C"] == -(-lc["steps"]["alternating"] // 2)
-    assert lc["weights"]["topic"] < 1 < lc["weights"]["sentiment"]  # 1/ln 5 and 1/ln 2
-    # topic is learnt in every arm; quick runs (400 examples, only the top layer trained) leave sentiment at
-    # its majority class, so there it must only not fall below it (a broken head or loss would)
-    for run in ("alternating", "summed", "summed, weighted 1/ln C"):
+    assert lc["steps"]["summed"] == lc["steps"]["alternating"], lc["steps"]
+    assert lc["weights"]["topic"] < 1 < lc["weights"]["sentiment"]  # 1/ln 5 and 1/ln 2, shown not trained
+    for run in ("alternating", "summed"):
         assert lc["accuracy"][f"{run}/topic"] > lc["majority_baseline"]["topic"] + 0.3, (run, lc["accuracy"])
         assert lc["accuracy"][f"{run}/sentiment"] > lc["majority_baseline"]["sentiment"] - 0.05, (run, lc["accuracy"])
     assert {(r["A"], r["B"], r["task"]) for r in lc["comparisons"]} == {
-        (a, b, t) for a, b in (("summed", "alternating"), ("summed, weighted 1/ln C", "summed"))
-        for t in ("topic", "sentiment")}
+        ("summed", "alternating", t) for t in ("topic", "sentiment")}
     for row in lc["comparisons"]:
+        assert row["margin"] > 0
         check_comparison(row)
-    # task sampling: round-robin, proportional and temperature shares of steps; each paired with round-robin
+    # task sampling: round-robin and proportional shares of steps, paired, the whole encoder trained
     ts = m["task_sampling"]
     in_proportion = ts["sizes"]["topic"] / sum(ts["sizes"].values())
     assert ts["shares"]["round-robin"]["topic"] == 0.5
     assert abs(ts["shares"]["proportional"]["topic"] - in_proportion) < 1e-12, ts["shares"]
-    low, high = sorted((in_proportion, 0.5))  # temperature sits between proportional and round-robin
-    assert low <= ts["shares"]["temperature T = 2"]["topic"] <= high, ts["shares"]
-    assert {(r["A"], r["task"]) for r in ts["comparisons"]} == {
-        (a, t) for a in ("proportional", "temperature T = 2") for t in ("topic", "sentiment")}
+    assert {(r["A"], r["task"]) for r in ts["comparisons"]} == {("proportional", t) for t in ("topic", "sentiment")}
     for row in ts["comparisons"]:
-        assert row["B"] == "round-robin"
+        assert row["B"] == "round-robin" and row["margin"] > 0
         check_comparison(row)
     assert abs(ts["accuracy"]["round-robin/topic"] - lc["accuracy"]["alternating/topic"]) < 1e-12
