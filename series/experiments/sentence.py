@@ -71,7 +71,8 @@ def measure_runs(configs: Mapping[str, TrainConfig], tasks: Mapping[str, Task], 
                  seeds: Sequence[int], force: bool = False) -> tuple[pd.DataFrame, dict, dict]:
     """Every configuration and seed loaded from the run cache (trained if missing), its encoder profiled:
     rows (encoder, seed, the metrics, test accuracy of each task it trained, cached), the per-query
-    metrics and the runs, both by ``(name, seed)``."""
+    metrics and the runs, both by ``(name, seed)``. The clustering score is left out (``None``) for an
+    encoder trained on topic: k-means would be judged on the labels its head was trained to separate."""
     rows, per_query, results = [], {}, {}
     bar = progress([(n, s) for n in configs for s in seeds], desc="encoders", unit="encoder")
     for name, seed in bar:
@@ -80,6 +81,7 @@ def measure_runs(configs: Mapping[str, TrainConfig], tasks: Mapping[str, Task], 
         table, v = profile(result.model.encoder, bench, tasks["topic"], seed)
         per_query[name, seed], results[name, seed] = table, result
         accuracy = {f"{t} accuracy": float(result.correct(tasks, t).mean()) for t in result.config.tasks}
+        v = None if "topic" in result.config.tasks else v
         rows.append(profile_row(name, table, v, seed=seed, cached=result.cached, **accuracy))
     return pd.DataFrame(rows), per_query, results
 

@@ -40,3 +40,16 @@ def check(m: dict) -> None:
     assert {"MiniLM as shipped", "multi-task (02)", "multi-task + contrastive"} <= encoders, encoders
     assert {row["task"] for row in m["contrastive_task"]["comparisons"]} == {"retrieval (MRR@10)", "topic",
                                                                              "sentiment"}
+    # fair arms: every batch size and the contrastive task over the protocol's seeds, judged against the
+    # margins declared before their runs; the batch's rate scaled with it (square-root rule)
+    seeds = len(m["contrastive"]["per seed"])
+    for row in m["batch_sizes"]["comparisons"] + m["contrastive_task"]["comparisons"]:
+        assert row["seeds"] == seeds and row["margin"] > 0, row
+    rates = {row["batch"]: row["lr"] for row in m["batch_sizes"]["table"]}
+    for b, lr in rates.items():
+        assert abs(lr / rates[sizes[0]] - (b / sizes[0]) ** 0.5) < 1e-9, rates
+    assert len(m["contrastive_task"]["seeds"]) == seeds
+    # no encoder is clustered on the labels it was trained to separate
+    for row in m["series"]["table"]:
+        if row.get("topic accuracy") is not None:
+            assert row["V-measure (topic)"] is None, row
