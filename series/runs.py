@@ -49,7 +49,7 @@ from mtl_utils.training.config import TrainConfig
 from mtl_utils.training.trainer import TrainResult, train
 from series import store
 
-ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz")
+ENTRY_FILES = ("result.json", "history.csv", "steps.csv", "test.csv", "predictions.npz", "seen.npz")
 
 
 PROJECT = ("mtl_utils", "series")  # the packages whose code a run's key covers
@@ -160,6 +160,7 @@ def save_result(result: TrainResult, folder: Path) -> None:
     result.steps.to_csv(folder / "steps.csv", index=False)
     result.test.to_csv(folder / "test.csv", index=False)
     np.savez(folder / "predictions.npz", **result.predictions)
+    np.savez(folder / "seen.npz", **result.seen)
     summary = {"config": result.config.to_dict(), "best_round": result.best_round,
                "train_seconds": result.train_seconds, "confusion": {k: v.tolist() for k, v in result.confusion.items()},
                "frozen": [name for name, p in result.model.named_parameters() if not p.requires_grad]}
@@ -180,6 +181,8 @@ def load_result(folder: Path, config: TrainConfig) -> TrainResult:
         summary = json.loads((folder / "result.json").read_text())
         with np.load(folder / "predictions.npz") as stored:
             predictions = {k: stored[k] for k in stored.files}
+        with np.load(folder / "seen.npz") as stored:
+            seen = {k: stored[k] for k in stored.files}
         test = pd.read_csv(folder / "test.csv")
         if test.empty:
             raise store.DamagedEntry("test.csv has no rows")
@@ -192,7 +195,7 @@ def load_result(folder: Path, config: TrainConfig) -> TrainResult:
                            confusion={k: np.array(v) for k, v in summary["confusion"].items()},
                            predictions=predictions, best_round=summary["best_round"],
                            train_seconds=summary["train_seconds"], steps=pd.read_csv(folder / "steps.csv"),
-                           cached=True)
+                           cached=True, seen=seen)
     except (CheckpointError, KeyError, ValueError, OSError, pd.errors.ParserError) as err:
         raise store.DamagedEntry(f"{type(err).__name__}: {err}") from None
 

@@ -501,3 +501,19 @@ def test_every_trainer_trains_without_clipping_when_max_grad_norm_is_none(small_
     assert "retrieval" in set(contrastive_run.fit().steps["task"])
     with pytest.raises(ValueError, match="max_grad_norm must be None"):
         sentence_training.PairConfig(max_grad_norm=0.0)
+
+
+def test_a_run_knows_which_training_rows_it_saw(small_tasks, tiny_config, tmp_path, monkeypatch):
+    """``seen``: the rows its batches drew, so another arm can fit on exactly the same examples. Less than
+    one pass draws ceil(examples / batch) batches of distinct rows; the run store keeps them."""
+    config = tiny_config.replace(tasks=("topic",), examples=20, batch_size=8)
+    result = train(config, small_tasks, progress_bar=False)
+    seen = result.seen["topic"]
+    # three batches of up to 8 distinct rows (one of a pass's batches may be its shorter remainder)
+    assert 16 < len(seen) <= 24 and len(np.unique(seen)) == len(seen) < len(small_tasks["topic"]["train"])
+    whole = train(config.replace(examples=200), small_tasks, progress_bar=False)  # several passes: every row
+    assert np.array_equal(whole.seen["topic"], np.arange(len(small_tasks["topic"]["train"])))
+    from series import runs
+    runs.save_result(result, tmp_path / "entry")
+    again = runs.load_result(tmp_path / "entry", config)
+    assert np.array_equal(again.seen["topic"], seen)

@@ -49,6 +49,7 @@ class TaskSampler:
 
 class TaskBatches:
     """Endless shuffled mini-batches (row numbers) of one task's training set; reshuffled after each pass.
+    ``seen`` marks the rows drawn so far (what a fair comparison with a probe fits on).
 
     With ``bucketing`` the shuffled rows are sorted by token length within chunks of 50 batches before
     batching, so a batch holds texts of similar length and pads little; the order of batches is shuffled
@@ -60,6 +61,7 @@ class TaskBatches:
         self.lengths = np.asarray(lengths)
         self.batch_size, self.rng, self.bucketing = batch_size, rng, bucketing
         self._batches: list[np.ndarray] = []
+        self.seen = np.zeros(len(self.lengths), dtype=bool)  # the rows any batch has drawn so far
 
     def _refill(self) -> None:
         order = self.rng.permutation(len(self.lengths))
@@ -74,6 +76,8 @@ class TaskBatches:
         """Row numbers of the next mini-batch."""
         if not self._batches:
             self._refill()
-        return self._batches.pop()
+        batch = self._batches.pop()
+        self.seen[batch] = True
+        return batch
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,8 @@ def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size:
 @dataclass
 class TrainResult:
     """A finished run: the best-by-validation model, per-round history, per-step losses, test metrics,
-    confusion matrices and test predictions per task (for paired comparisons)."""
+    confusion matrices and test predictions per task (for paired comparisons), and ``seen``: the rows of
+    each task's training split that its batches drew (for an arm fitted on exactly the same examples)."""
 
     model: MultiTaskModel
     config: TrainConfig
@@ -86,6 +87,8 @@ class TrainResult:
     train_seconds: float
     steps: pd.DataFrame
     cached: bool = False
+    seen: dict[str, np.ndarray] = field(default_factory=dict)
+
 
     def correct(self, data: Mapping[str, Task], task: str) -> np.ndarray:
         """Which test examples of ``task`` this run got right (for McNemar and bootstrap comparisons)."""
@@ -269,8 +272,9 @@ class Trainer:
         test, confusion, predictions = score_test_sets(self.scores, self.data, c.tasks + c.watch_tasks)
         self.model.eval()
         history, steps = self.history.tables()
+        seen = {t: np.flatnonzero(self.batches[t].seen) for t in c.tasks}  # training rows drawn
         return TrainResult(self.model, c, history, test, confusion, predictions, self.best.round,
-                           round(train_seconds, 3), steps)
+                           round(train_seconds, 3), steps, seen=seen)
 
 
 def check_losses(values: Mapping[str, float], step: int, config: TrainConfig) -> None:

@@ -20,6 +20,7 @@ from series.experiments.grids import (
     label_budget_grid,
     label_budget_probes,
     learning_curve,
+    probes_on_seen,
     run_grid,
     seeds_for,
     validation_accuracy,

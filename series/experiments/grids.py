@@ -9,7 +9,7 @@ import pandas as pd
 
 from mtl_utils.core.progress import progress
 from mtl_utils.data.tasks import Task
-from mtl_utils.evaluation.probing import ProbeResult, probe_cv
+from mtl_utils.evaluation.probing import ProbeResult, probe, probe_cv
 from mtl_utils.training.trainer import TrainConfig, TrainResult
 from series.corpora import with_train_labels
 from series.runs import run_key, train_or_load
@@ -63,6 +63,21 @@ def learning_curve(configs: Mapping[str, TrainConfig], data: Mapping[str, Task],
                              "test accuracy": float(result.correct(data, task).mean()),
                              "train seconds": result.train_seconds, "cached": result.cached})
     return pd.DataFrame(rows)
+
+
+def probes_on_seen(results: Results, name: str, data: Mapping[str, Task], task: str,
+                   vectors: Mapping[str, np.ndarray], seeds: Sequence[int]) -> dict[int, ProbeResult]:
+    """The frozen encoder's fair arm against fine-tuning run ``name``: for each seed, a logistic probe on
+    the frozen ``vectors`` (by split) of exactly the training rows that seed's run drew
+    (:attr:`~mtl_utils.training.trainer.TrainResult.seen`), with ``C`` fixed at 1: the same examples, and no
+    model selection on either side (the run keeps its last step)."""
+    out = {}
+    for seed in seeds:
+        rows = results[(name, seed)].seen[task]
+        y = {s: data[task][s]["label"].to_numpy() for s in ("train", "validation", "test")}
+        out[seed] = probe(vectors["train"][rows], y["train"][rows], vectors["validation"], y["validation"],
+                          vectors["test"], y["test"], C_grid=(1.0,), seed=seed)
+    return out
 
 
 BudgetSeeds = Sequence[int] | Mapping[int | None, Sequence[int]]

@@ -35,7 +35,9 @@ def check(m: dict) -> None:
         assert abs(at_budget[(f"single-task {t}", t)] - m["per_seed"][f"single-task {t}/{t}/{seed}"]) < 1e-9
     for row in m["sharing"] + m["versus_probe"]:
         check_comparison(row)
-    assert len(m["versus_probe"]) == 2 * 2 * len(m["seeds"])
+    # fine-tuning against the frozen probe on the same examples: one row per task, over the seeds, with margin
+    assert {(r["A"], r["task"]) for r in m["versus_probe"]} == {(f"single-task {t}", t) for t in ("topic", "sentiment")}
+    assert all(r["seeds"] == len(m["seeds"]) and r["margin"] == m["margin"] for r in m["versus_probe"])
     cosines = m["gradient_cosine"]
     assert all(-1 <= c <= 1 for c in cosines.values()) and len(set(round(c, 6) for c in cosines.values())) > 1
     assert 0 <= m["neutral_news"]["share called positive"] <= 1

@@ -17,14 +17,16 @@ def check(m: dict) -> None:
         assert m["frozen_all"][task] < m["sweep"]["k=0"]["accuracy"][task]  # random heads learn nothing
         assert m["sweep"]["k=0"]["accuracy"][task] > baseline + 0.05
         assert abs(m["gain_kept_by_k"]["0"][task] - 1) < 1e-9  # k = 0 keeps all of its own gain
-    assert len(m["sweep_comparisons"]) == 2 * (len(ks) - 1)
-    # k = n (heads only, under-trained at the protocol's budget) is judged by its fair arm, the probe
-    frozen = [r for r in m["sweep_comparisons"] if r["A"] == "frozen backbone (probe)"]
-    assert {r["task"] for r in frozen} == set(m["majority_baseline"]) and f"k={n}" not in {
+    # every k against k = 0 (heads only included), and the frozen backbone's second arm, the probe on the same
+    # examples with no selection; all judged against the margin declared before the runs
+    frozen = [r for r in m["sweep_comparisons"] if r["A"] == "frozen backbone (probe, same examples)"]
+    assert len(m["sweep_comparisons"]) == 2 * (len(ks) - 1) + len(frozen) and f"k={n}" in {
         r["A"] for r in m["sweep_comparisons"]}
+    assert {r["task"] for r in frozen} == set(m["majority_baseline"])
     for row in frozen:
         probe = next(p for p in m["heads_only_vs_probe"] if p["task"] == row["task"])
         assert abs(row["A accuracy"] - probe["B accuracy"]) < 1e-12 and row["B"] == "k=0", row
+    assert all(r["margin"] > 0 and r["seeds"] == len(m["seeds"]) for r in m["sweep_comparisons"] + m["heads_only_vs_probe"])
     # scenario 3: joint training with the topic head frozen; the head must not move by a single bit
     assert m["frozen_head_unchanged"] and all(m["frozen_head_unchanged"].values()), m["frozen_head_unchanged"]
     assert {r["task"] for r in m["frozen_head"]} == {"topic", "sentiment"}
