@@ -44,3 +44,5 @@ def check(m: dict) -> None:
         check_comparison(row)
         assert row["B accuracy"] > majority + 0.2, row  # frozen vectors separate topics even from few labels
     assert few["accuracy"][f"full fine-tuning/{few['labels'][-1]}"] > majority + 0.2
+    # the seeded comparisons are judged against margins declared before their runs
+    assert all(r["margin"] > 0 for r in m["attention_vs_mean"] + m["few_labels"]["comparisons"])
