@@ -128,12 +128,14 @@ def label_budget_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Tas
 
 
 def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, data: Mapping[str, Task], task: str,
-                        budgets: Sequence[int | None], seeds: BudgetSeeds, name: str = "frozen encoder + probe"
+                        budgets: Sequence[int | None], seeds: BudgetSeeds, name: str = "frozen encoder + probe",
+                        C_grid: Sequence[float] = (1.0,)
                         ) -> tuple[dict[int | None, dict[int, ProbeResult]], pd.DataFrame]:
     """The frozen-encoder arm of a label-budget experiment: for every budget ``n`` and seed ``s`` (as
-    :func:`label_budget_grid` takes them), a probe
-    (:func:`~mtl_utils.evaluation.probing.probe_cv`, ``C`` cross-validated on the ``n`` labels alone) on the vectors of exactly
-    the subset :func:`label_budget_grid` trains on with that seed, scored on the whole test set.
+    :func:`label_budget_grid` takes them), a probe (:func:`~mtl_utils.evaluation.probing.probe_cv`) on the
+    vectors of exactly the subset :func:`label_budget_grid` trains on with that seed, scored on the whole test
+    set. ``C`` is fixed at 1 by default: no model selection, as the fine-tuned runs keep their last step (a
+    longer ``C_grid`` cross-validates it on the ``n`` labels alone).
     ``train_vectors``/``test_vectors``: one row per text of ``data[task]``'s train/test split, in order (e.g.
     :func:`~series.pooling_probes.cached_poolings`). Returns the probes per budget and seed, and rows in
     :func:`label_budget_grid`'s format (with the chosen ``C``). Taught in notebook 01."""
@@ -154,7 +156,7 @@ def label_budget_probes(train_vectors: np.ndarray, test_vectors: np.ndarray, dat
             subset = with_train_labels(full, n, seed)["train"]
             rows_of_subset = np.array([position[text] for text in subset["text"]])
             result = probe_cv(train_vectors[rows_of_subset], subset["label"].to_numpy(), test_vectors, test_y,
-                              seed=seed)
+                              C_grid=C_grid, seed=seed)
             probes[n][seed] = result
             rows.append({"budget": budget_name(n), "labels": len(subset), "experiment": name,
                          "seed": seed, "task": task, "accuracy": result.accuracy, "C": result.C})

@@ -98,8 +98,8 @@ def setfit_arm(model: str | None, task: Task, n: int, seeds: Sequence[int], iter
                config: PairConfig, force: bool = False) -> tuple[dict[int, ProbeResult], pd.DataFrame]:
     """SetFit on ``n`` labelled sentences per seed (the subset :func:`~series.corpora.with_train_labels`
     draws, as the fine-tuning and probe arms use): contrastive pairs of those sentences, the encoder trained
-    on them with the cosine loss, then a logistic head (``C`` cross-validated on the ``n`` sentences, as the
-    probe arm) on its vectors, scored on the full test set. Returns the heads by seed and a table."""
+    on them with the cosine loss, then a logistic head (``C`` fixed at 1, SetFit's default and the probe
+    arm's: no model selection) on its vectors, scored on the full test set. Returns the heads by seed and a table."""
     results, rows = {}, []
     test_y = task["test"]["label"].to_numpy()
     for seed in progress(list(seeds), desc="SetFit", unit="seed"):
@@ -110,7 +110,7 @@ def setfit_arm(model: str | None, task: Task, n: int, seeds: Sequence[int], iter
         train_X = run.encoder.encode(list(subset["text"]), show_progress=False, warn_truncation=False)
         test_X = run.encoder.encode(list(task["test"]["text"]), batch_size=64, show_progress=False,
                                     warn_truncation=False)
-        results[seed] = probe_cv(train_X, subset["label"].to_numpy(), test_X, test_y, seed=seed)
+        results[seed] = probe_cv(train_X, subset["label"].to_numpy(), test_X, test_y, C_grid=(1.0,), seed=seed)
         rows.append({"experiment": "SetFit", "seed": seed, "labels": len(subset), "pairs": len(pairs),
                      "accuracy": results[seed].accuracy, "C": results[seed].C,
                      "train seconds": run.train_seconds, "cached": run.cached})
