@@ -30,7 +30,7 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "The multi-task model: shared encoder, one head per task, the protocol, the original write-up's task A"),
              "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
              "04": ("04_layerwise_learning_rates",
-                    "Layer-wise rates, gradual unfreezing, summed or weighted losses, task sampling: measured"),
+                    "Layer-wise rates, gradual unfreezing, summed or alternating losses: measured"),
              "05": ("05_sentence_training",
                     "How a sentence transformer is trained: contrastive loss, retrieval, SetFit, and what "
                     "classification does to the embedding"),
@@ -72,7 +72,6 @@ def family(r: dict[str, dict]) -> list[dict]:
                *m3.get("sweep_comparisons", []), *m3.get("frozen_head", []),
                *(m3.get("pretrained_vs_random", []) if "frozen_head" in m3 else []),
                *m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
-               *m4.get("task_sampling", {}).get("comparisons", []),
                *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"],
                *m5.get("sharing_pays", {}).get("comparisons", []),
                *m05.get("contrastive", {}).get("comparisons", []),
@@ -200,11 +199,6 @@ def results() -> str:
         out += ["", "**04 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
                 "against uniform rates):", ""]
         out += [f"* {row['A']}: {_interval(row)}, {_verdict(row)}" for row in m["comparisons"]]
-        if "task_sampling" in m:
-            out += ["", "Which task each step trains (multi-task, the whole encoder trained, the same examples and "
-                    "steps; against round-robin): " + "; ".join(
-                        f"{row['A']} − round-robin, {row['task']}: {_interval(row)}, {_verdict(row)}"
-                        for row in m["task_sampling"]["comparisons"]) + "."]
     if r["05"]:
         out += ["", *_sentence_training(r["05"])]
     if r["06"]:
