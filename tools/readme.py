@@ -343,11 +343,6 @@ def claims() -> str:
     m = r["03"]
     add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
         m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))
-    if r["06"] and "label_budget" in r["06"]:
-        add("... (at small training sets)", "06 § 2b: top layer trained − frozen encoder + probe, by topic labels, "
-            "paired over seeds", "; ".join(f"{row['labels']} labels {_interval(row)}, {_verdict(row)}"
-                                           for row in r["06"]["label_budget"]["comparisons"]
-                                           if row["B"] == "frozen encoder + probe"))
     if r["01"] and "few_labels" in r["01"]:
         add("... (against full fine-tuning, by training-set size)", "01 § 9: full fine-tuning vs the frozen encoder + "
             "probe on the same topic labels, paired over seeds",
