@@ -34,17 +34,19 @@ from series.statistics import excludes_beyond, mcnemar, paired_interval
 
 
 def has_bf16_units() -> bool:
-    """Whether the CPU reports AMX bf16 tiles, where bf16 products pay. Elsewhere they are slower than
-    fp32: notebook 06 § 3c measures it, and on the Xeon of its committed run capped to AVX-512's bf16
-    instructions without AMX, bf16 autocast ran at 0.72× fp32 (measured while building this)."""
-    return "amx_bf16" in runtime.cpu()["flags"]
+    """Whether the CPU has bf16 product instructions (AMX bf16 tiles, or AVX-512's bf16 dot products), where
+    bf16 pays. Without either, oneDNN emulates bf16 and it runs slower than fp32: notebook 06 § 3c measures
+    both cases on one machine by capping its instruction sets."""
+    flags = runtime.cpu()["flags"]
+    return "amx_bf16" in flags or "avx512_bf16" in flags
 
 
 def inference_variants(model: MultiTaskModel, folder: Path, calibration: Sequence[str]
                        ) -> list[variants.Variant]:
     """Every variant notebook 06 compares, PyTorch fp32 first: PyTorch dynamic int8, ONNX Runtime
     fp32 / dynamic int8 (fused graph) / static int8, OpenVINO fp32 / static int8 (NNCF, calibrated
-    on ``calibration``), and where the CPU has AMX bf16 units PyTorch autocast bf16 and OpenVINO bf16.
+    on ``calibration``), and where the CPU has bf16 instructions (:func:`has_bf16_units`) PyTorch autocast
+    bf16 and OpenVINO bf16.
     Exports go to ``folder``."""
     fused = variants.export_onnx(model, folder / "model.onnx")
     raw = static_int8.unfused(fused)
