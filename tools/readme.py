@@ -166,8 +166,8 @@ def results() -> str:
         if "few_labels" in m:
             few = m["few_labels"]
             out.append("With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the same "
-                       "labelled sentences (`C` cross-validated on them), mean over seeds: " + "; ".join(
-                           _few_labels_row(few["accuracy"], row) for row in few["comparisons"]) + ".")
+                       "labelled sentences (`C` fixed at 1: no model selection on either side), mean over seeds: "
+                       + "; ".join(_few_labels_row(few["accuracy"], row) for row in few["comparisons"]) + ".")
     if r["02"]:
         m = r["02"]
         acc = m["accuracy"]
