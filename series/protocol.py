@@ -13,7 +13,7 @@ changes and why.
   order) on the same test set (:mod:`series.comparisons`).
 
 Why these numbers: notebook 02 draws the learning curves (one seed, validation accuracy at
-:data:`CURVE_BUDGETS` examples per task) and shows where the budget sits on them; the whole series, three
+:func:`curve_budgets` examples per task) and shows where the budget sits on them; the whole series, three
 seeds of every configuration, has to fit 150 minutes on two CPU cores from an empty run cache.
 
 A run that several notebooks need (the single-task models, the multi-task model) is the same configuration

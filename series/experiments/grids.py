@@ -10,7 +10,7 @@ import pandas as pd
 from mtl_utils.core.progress import progress
 from mtl_utils.data.tasks import Task
 from mtl_utils.evaluation.probing import ProbeResult, probe, probe_cv
-from mtl_utils.training.trainer import TrainConfig, TrainResult
+from mtl_utils.training.trainer import TrainConfig, TrainResult, evaluate
 from series.corpora import with_train_labels
 from series.runs import run_key, train_or_load
 
@@ -41,9 +41,7 @@ def run_grid(configs: Mapping[str, TrainConfig], data: Mapping[str, Task], seeds
 
 def validation_accuracy(result: TrainResult, data: Mapping[str, Task], task: str) -> float:
     """Accuracy of a finished run's model on ``task``'s validation split (what a budget is chosen on)."""
-    texts, labels = list(data[task]["validation"]["text"]), data[task]["validation"]["label"].to_numpy()
-    logits = result.model.logits(texts, tasks=task, warn_truncation=False)[task]
-    return float((logits.argmax(axis=1) == labels).mean())
+    return float(evaluate(result.model, data[task], "validation")["accuracy"])
 
 
 def learning_curve(configs: Mapping[str, TrainConfig], data: Mapping[str, Task],
