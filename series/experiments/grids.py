@@ -70,9 +70,9 @@ def probes_on_seen(results: Results, name: str, data: Mapping[str, Task], task: 
     (:attr:`~mtl_utils.training.trainer.TrainResult.seen`), with ``C`` fixed at 1: the same examples, and no
     model selection on either side (the run keeps its last step)."""
     out = {}
+    y = {s: data[task][s]["label"].to_numpy() for s in ("train", "validation", "test")}
     for seed in seeds:
         rows = results[(name, seed)].seen[task]
-        y = {s: data[task][s]["label"].to_numpy() for s in ("train", "validation", "test")}
         out[seed] = probe(vectors["train"][rows], y["train"][rows], vectors["validation"], y["validation"],
                           vectors["test"], y["test"], C_grid=(1.0,), seed=seed)
     return out
