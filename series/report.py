@@ -61,7 +61,8 @@ def comparison_view(table: pd.DataFrame, digits: int = 3, extra: Sequence[str] =
     """A compact display of a comparison table: accuracies, difference with interval, p, the verdict, then
     the columns ``extra`` of ``table`` (rounded); ``drop`` leaves out columns a cell's text already states
     (``"task"`` when every row is one task); ``index`` makes columns the row labels (a value repeated down
-    the rows is then shown once)."""
+    the rows is then shown once). A row judged against a margin names it in its verdict ("equivalent
+    within ±0.01", "inconclusive at ±0.01"), so the table needs no margin column."""
     out = pd.DataFrame({
         "task": table["task"], "A": table["A"], "B": table["B"],
         **{f"{side} {table['metric'].iloc[0] if 'metric' in table else 'accuracy'}": table[f"{side} accuracy"]
@@ -69,7 +70,7 @@ def comparison_view(table: pd.DataFrame, digits: int = 3, extra: Sequence[str] =
         "A − B [95% interval]": [f"{signed(d, digits)} [{signed(lo, digits)}, {signed(hi, digits)}]"
                                  for d, lo, hi in zip(table["difference"], table["low"], table["high"])],
         "p": table["p-value"].map(lambda p: f"{p:.3g}"),
-        "verdict": [outcome({**row, "A": "A", "B": "B"}) for row in table.to_dict("records")]})
+        "verdict": [_verdict(row) for row in table.to_dict("records")]})
     for column in ("seeds", "seed"):
         if column in table:
             out[column] = table[column]
@@ -80,6 +81,11 @@ def comparison_view(table: pd.DataFrame, digits: int = 3, extra: Sequence[str] =
         out[column] = table[column].round(digits) if table[column].dtype.kind == "f" else table[column]
     out = out.drop(columns=list(drop))
     return out.set_index(list(index)) if index else out
+
+
+def _verdict(row: Mapping) -> str:
+    said = outcome({**row, "A": "A", "B": "B"})
+    return f"{said} at ±{row['margin']:.3g}" if said == "inconclusive" else said
 
 
 def interval(value: float, low: float, high: float, digits: int = 3, sign: bool = False) -> str:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from series import report
-from series.comparisons import compare_correct
+from series.comparisons import compare_correct, with_margin
 
 
 def test_prediction_view_keeps_each_answer_with_its_probability(served):
@@ -53,6 +53,17 @@ def test_comparison_view_adds_drops_and_indexes_columns():
     assert view["kept"].iloc[0] == 0.975
     with pytest.raises(ValueError, match=r"no column\(s\) \['gone'\]"):
         report.comparison_view(table, extra=["gone"])
+
+
+def test_comparison_view_names_the_margin_in_the_verdict():
+    a = np.arange(400) < 300
+    b = a.copy()
+    b[[0, 1, 2, 300, 301, 302]] ^= True  # three disagreements each way: a zero difference
+    table = with_margin(pd.DataFrame([compare_correct("x", a, "y", b, "topic")]), 0.05)
+    assert list(report.comparison_view(table)["verdict"]) == ["equivalent within ±0.05"]
+    wide = with_margin(table.drop(columns=["margin", "equivalent"]), 0.001)
+    assert list(report.comparison_view(wide)["verdict"]) == ["inconclusive at ±0.001"]
+    assert "margin" not in report.comparison_view(wide)
 
 
 def test_shown_selects_renames_and_rounds():
