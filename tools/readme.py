@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 import sys
 from collections.abc import Callable
@@ -92,24 +93,32 @@ def _interval(row: dict, digits: int = 3) -> str:
 
 
 def _verdict(row: dict) -> str:
-    """The row's verdict after Holm's correction over :func:`family`; a row that loses its verdict says so, and a
-    one-seed row says it is one (:func:`one_seed`)."""
+    """The row's verdict after Holm's correction over :func:`family`: better, equivalent within ±m or
+    inconclusive (a row that loses its verdict to the correction is inconclusive, and says so); a one-seed
+    row says it is one (:func:`one_seed`)."""
     better = row["A"] if row["difference"] > 0 else row["B"]
     if "detected (Holm)" not in row and one_seed(row):
         if row["detected"]:
             return f"(one seed) {better} better on its own (p = {row['p-value']:.2g}; not in the corrected family)"
-        return f"(one seed) no difference detected (excludes beyond ±{excludes_beyond(row):.3f})"
+        return f"(one seed) {_undetected(row)}"
     if "detected (Holm)" not in row:
         raise KeyError(f"{row['A']} − {row['B']} ({row['task']}) is printed but not in family(): add it there")
     if row["detected (Holm)"]:
         return f"**{better} better** (Holm p = {row['Holm p-value']:.2g})"
     if row["detected"]:
-        return (f"no difference after Holm's correction (Holm p = {row['Holm p-value']:.2g}; alone "
+        return (f"inconclusive after Holm's correction (Holm p = {row['Holm p-value']:.2g}; alone "
                 f"p = {row['p-value']:.2g}, {better} better)")
-    if "margin" in row:
-        return outcome(row) if row["equivalent"] else (f"inconclusive (the interval reaches "
-                                                       f"±{excludes_beyond(row):.3f}; margin ±{row['margin']:.3g})")
-    return f"no difference detected (excludes beyond ±{excludes_beyond(row):.3f})"
+    return _undetected(row)
+
+
+def _undetected(row: dict) -> str:
+    """Equivalent within ±m or inconclusive, against the margin the notebook declared for the row."""
+    if row.get("margin") is None or math.isnan(row["margin"]):
+        raise ValueError(f"{row['A']} − {row['B']} ({row['task']}) has no declared margin: judge it with "
+                         "series.comparisons.with_margin in its notebook")
+    if row["equivalent"]:
+        return outcome(row)
+    return f"inconclusive (the interval reaches ±{excludes_beyond(row):.3f}; margin ±{row['margin']:.3g})"
 
 
 def _top_layer(m: dict) -> str:
