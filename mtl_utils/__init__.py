@@ -29,7 +29,7 @@ from mtl_utils.core.progress import progress
 from mtl_utils.core.seeding import set_seed
 from mtl_utils.data.retrieval import RetrievalSet
 from mtl_utils.data.tasks import SPLITS, Task
-from mtl_utils.evaluation import attention_probe, metrics, probing, retrieval, similarity
+from mtl_utils.evaluation import attention_probe, metrics, probing, retrieval, similarity, sts
 from mtl_utils.evaluation.attention_probe import fit_probe, token_vectors, top_pieces
 from mtl_utils.evaluation.gradient_conflict import gradient_conflict
 from mtl_utils.evaluation.metrics import majority_scores

@@ -45,13 +45,19 @@ from series import (
     statistics,
     store,
 )
-from series.comparisons import compare_correct, compare_over_seeds, compare_seeds
+from series.comparisons import (
+    compare_correct,
+    compare_correlations,
+    compare_over_seeds,
+    compare_seeds,
+)
 from series.corpora import (
     describe,
     load_genre,
     load_headlines,
     load_sentences,
     load_sentiment,
+    load_sts,
     load_tasks,
     load_topic,
     with_train_labels,

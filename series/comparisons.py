@@ -12,6 +12,8 @@ Two shapes of evidence, one row format (``A``, ``B``, ``task``, accuracies, ``di
 * :func:`compare_scores`: the same for per-item scores instead of right/wrong (a query's reciprocal rank,
   a retrieval metric): the seeds-and-items interval over two or more seeds, a paired t interval over the
   items with one;
+* :func:`compare_correlations`: the same for a correlation with human ratings (STS), which is not a mean
+  over items: a paired bootstrap over the items and the seeds;
 * :func:`holm_family`: the verdicts of one table as one family (Holm's adjustment of their p-values);
 * :func:`with_margin`: a table judged against its equivalence margin, declared before its runs.
 
@@ -30,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from series.intervals import holm, two_way_interval
+from series.intervals import _matrix, holm, two_way_interval
 from series.statistics import excludes_beyond, mcnemar, paired_interval
 
 
@@ -107,6 +109,51 @@ def compare_scores(a: str, scores_a: Sequence[np.ndarray], b: str, scores_b: Seq
     difference = float(np.mean(mean_a) - np.mean(mean_b))
     return {**row, "difference": difference, "low": low, "high": high, "p-value": p,
             "excludes beyond": float(max(abs(low), abs(high))), "method": method,
+            "detected": bool(low > 0 or high < 0)}
+
+
+def compare_correlations(a: str, cosines_a: Sequence[np.ndarray], b: str, cosines_b: Sequence[np.ndarray],
+                         ratings: np.ndarray, task: str = "STS benchmark", n_boot: int = 2000,
+                         seed: int = 0) -> dict:
+    """Spearman correlation with human ``ratings`` of ``a`` minus ``b`` (``cosines_*[s]``: seed ``s``'s
+    cosine of every rated pair, the same seeds and pairs on both sides; a fixed encoder repeats its one
+    vector), in the row format of :func:`compare_scores` (the correlations in ``A accuracy``/``B accuracy``).
+
+    A rank correlation is not a mean over pairs, so the two-way interval does not apply; the interval is a
+    paired percentile bootstrap instead: each draw resamples the pairs and, over two or more seeds, the
+    seeds (the hierarchical bootstrap of Saravanan et al., 2020), both sides on the same draw, so it carries
+    the training runs' noise and the test pairs'. With three seeds the seed part has three values to draw
+    from, and is coarse. p: twice the smaller share of draws on either side of zero."""
+    x, y = (_matrix(c, side, values=True) for c, side in ((cosines_a, "A"), (cosines_b, "B")))
+    ratings = np.asarray(ratings, dtype=float)
+    if x.shape != y.shape or ratings.shape != (x.shape[1],):
+        raise ValueError(f"{a} and {b} need the same seeds and one cosine per rated pair (got {x.shape}, "
+                         f"{y.shape} and {ratings.shape} ratings)")
+    n_seeds, n_pairs = x.shape
+
+    def spearman(scores: np.ndarray, gold: np.ndarray) -> np.ndarray:  # one per row of scores
+        r, g = stats.rankdata(scores, axis=1), stats.rankdata(gold)
+        r, g = r - r.mean(axis=1, keepdims=True), g - g.mean()
+        return (r @ g) / np.maximum(np.linalg.norm(r, axis=1) * np.linalg.norm(g), 1e-300)
+
+    rho_a, rho_b = spearman(x, ratings), spearman(y, ratings)
+    rng = np.random.default_rng(seed)
+    draws = np.empty(n_boot)
+    for i in range(n_boot):
+        items = rng.integers(0, n_pairs, n_pairs)
+        rows = rng.integers(0, n_seeds, n_seeds) if n_seeds > 1 else np.zeros(1, dtype=int)
+        gold = ratings[items]
+        draws[i] = float(np.mean(spearman(x[rows][:, items], gold) - spearman(y[rows][:, items], gold)))
+    low, high = (float(v) for v in np.quantile(draws, [0.025, 0.975]))
+    tail = min(int(np.sum(draws <= 0)), int(np.sum(draws >= 0)))
+    difference = float(rho_a.mean() - rho_b.mean())
+    return {"A": a, "B": b, "task": task, "metric": "Spearman", "seeds": n_seeds,
+            "A accuracy": float(rho_a.mean()), "B accuracy": float(rho_b.mean()),
+            "per seed": [round(float(d), 6) for d in rho_a - rho_b], "difference": difference,
+            "low": low, "high": high, "p-value": min(1.0, 2 * (tail + 1) / (n_boot + 1)),
+            "excludes beyond": float(max(abs(low), abs(high))),
+            "method": ("hierarchical bootstrap over seeds and test items (pairs)" if n_seeds > 1
+                       else "bootstrap over test items (pairs), one seed"),
             "detected": bool(low > 0 or high < 0)}
 
 

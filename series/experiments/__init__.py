@@ -33,6 +33,7 @@ from series.experiments.sentence import (
     search_box,
     series_arms,
     setfit_arm,
+    sts_runs,
     versus,
     versus_arm,
 )

@@ -1,5 +1,6 @@
 """Notebook 05's experiments: encoders judged as embeddings (retrieval and clustering), the series' trained
-encoders re-measured, SetFit's few-label arm, and the search box over the benchmark's passages."""
+encoders re-measured, human-judged similarity (STS), SetFit's few-label arm, and the search box over the
+benchmark's passages."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -10,6 +11,7 @@ import pandas as pd
 from mtl_utils.core.progress import progress
 from mtl_utils.data.retrieval import RetrievalSet
 from mtl_utils.data.tasks import Task
+from mtl_utils.evaluation import sts
 from mtl_utils.evaluation.probing import ProbeResult, probe_cv
 from mtl_utils.evaluation.retrieval import clustering_score, evaluate_encoder, semantic_search, summary
 from mtl_utils.modeling.encoder import SentenceEncoder
@@ -84,6 +86,21 @@ def measure_runs(configs: Mapping[str, TrainConfig], tasks: Mapping[str, Task], 
         v = None if "topic" in result.config.tasks else v
         rows.append(profile_row(name, table, v, seed=seed, cached=result.cached, **accuracy))
     return pd.DataFrame(rows), per_query, results
+
+
+def sts_runs(encoders: Mapping[str, Mapping[int, SentenceEncoder]], pairs: pd.DataFrame
+             ) -> tuple[pd.DataFrame, dict]:
+    """Every encoder (by name, then seed; one object listed under several seeds is encoded once) scored on
+    rated sentence pairs (:func:`series.corpora.load_sts`): rows (encoder, seed, Spearman, Pearson) and
+    the cosines by ``(name, seed)``, for :func:`~series.comparisons.compare_correlations`."""
+    rows, cosines, done = [], {}, {}
+    for name, by_seed in encoders.items():
+        for seed, encoder in by_seed.items():
+            if id(encoder) not in done:
+                done[id(encoder)] = sts.pair_cosines(encoder, pairs["sentence1"], pairs["sentence2"])
+            cosines[name, seed] = done[id(encoder)]
+            rows.append({"encoder": name, "seed": seed, **sts.sts_scores(cosines[name, seed], pairs["score"])})
+    return pd.DataFrame(rows), cosines
 
 
 def versus(name: str, runs: Sequence[pd.DataFrame], other: str, others: Sequence[pd.DataFrame],
