@@ -1,11 +1,12 @@
 """Human-judged similarity: the STS benchmark as shipped, its scores, and the paired bootstrap comparison."""
 import numpy as np
+import pandas as pd
 import pytest
 from notebook_checks import check_comparison
 from scipy import stats
 
 from mtl_utils.evaluation import sts
-from series import corpora
+from series import corpora, experiments
 from series.comparisons import compare_correlations
 
 
@@ -81,3 +82,16 @@ def test_seeds_that_disagree_widen_the_interval():
              {"steady": compare_correlations("x", steady, "ref", reference, ratings, n_boot=400),
               "varied": compare_correlations("x", varied, "ref", reference, ratings, n_boot=400)}.items()}
     assert width["varied"] > 1.5 * width["steady"], width
+
+
+def test_sts_versus_pairs_the_arms_by_seed():
+    rng = np.random.default_rng(3)
+    ratings = rng.uniform(0, 5, 120)
+    pairs = pd.DataFrame({"score": ratings})
+    good, poor = _seeds(ratings, 1.0, 2, rng), _seeds(ratings, 4.0, 2, rng)
+    cosines = {("good", 0): good[0], ("good", 1): good[1], ("poor", 0): poor[0], ("poor", 1): poor[1],
+               ("one seed", 0): poor[0]}
+    table = experiments.sts_versus(cosines, pairs, [("good", "poor")])
+    assert list(table["A"]) == ["good"] and table["seeds"].iloc[0] == 2 and table["detected"].iloc[0]
+    with pytest.raises(ValueError, match="'good' and 'one seed' need cosines for the same seeds"):
+        experiments.sts_versus(cosines, pairs, [("good", "one seed")])

@@ -34,6 +34,7 @@ from series.experiments.sentence import (
     series_arms,
     setfit_arm,
     sts_runs,
+    sts_versus,
     versus,
     versus_arm,
 )

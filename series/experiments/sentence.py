@@ -19,7 +19,7 @@ from mtl_utils.training.config import TrainConfig
 from mtl_utils.training.sentence_training import PairConfig, setfit_pairs
 from mtl_utils.training.trainer import TrainResult
 from series import explore, protocol
-from series.comparisons import compare_scores, compare_seeds
+from series.comparisons import compare_correlations, compare_scores, compare_seeds
 from series.corpora import with_train_labels
 from series.headline_passages import HeadlinePassages
 from series.pair_runs import pairs_or_load
@@ -101,6 +101,22 @@ def sts_runs(encoders: Mapping[str, Mapping[int, SentenceEncoder]], pairs: pd.Da
             cosines[name, seed] = done[id(encoder)]
             rows.append({"encoder": name, "seed": seed, **sts.sts_scores(cosines[name, seed], pairs["score"])})
     return pd.DataFrame(rows), cosines
+
+
+def sts_versus(cosines: Mapping[tuple[str, int], np.ndarray], pairs: pd.DataFrame,
+               arms: Sequence[tuple[str, str]]) -> pd.DataFrame:
+    """A − B in Spearman correlation with the ratings of ``pairs`` for each ``(A, B)`` of ``arms``, from
+    :func:`sts_runs`' cosines, paired by seed and pair (:func:`~series.comparisons.compare_correlations`)."""
+    def seeds(name: str) -> list[int]:
+        return sorted(s for n, s in cosines if n == name)
+
+    rows = []
+    for a, b in arms:
+        if not seeds(a) or seeds(a) != seeds(b):
+            raise ValueError(f"{a!r} and {b!r} need cosines for the same seeds (got {seeds(a)} and {seeds(b)})")
+        rows.append(compare_correlations(a, [cosines[a, s] for s in seeds(a)], b,
+                                         [cosines[b, s] for s in seeds(b)], pairs["score"].to_numpy()))
+    return pd.DataFrame(rows)
 
 
 def versus(name: str, runs: Sequence[pd.DataFrame], other: str, others: Sequence[pd.DataFrame],
