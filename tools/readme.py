@@ -78,7 +78,8 @@ def family(r: dict[str, dict]) -> list[dict]:
                *m05.get("contrastive", {}).get("comparisons", []),
                *m05.get("batch_sizes", {}).get("comparisons", []), *m05.get("setfit", {}).get("comparisons", []),
                *m05.get("series", {}).get("comparisons", []),
-               *m05.get("contrastive_task", {}).get("comparisons", [])]
+               *m05.get("contrastive_task", {}).get("comparisons", []),
+               *m05.get("sts", {}).get("comparisons", [])]
     return untrained + [row for row in trained if not one_seed(row)]
 
 
@@ -282,6 +283,15 @@ def _sentence_training(m: dict) -> list[str]:
             "", "What classification training does to retrieval (each encoder − MiniLM as shipped, MRR@10, paired "
             "over seeds and queries): " + line(m["series"]["comparisons"]) + ". The contrastive task added to "
             "the multi-task model (paired over test items): " + line(m["contrastive_task"]["comparisons"]) + "."]
+    if "sts" in m:
+        sts = m["sts"]
+        published = sts["published"].get("all-MiniLM-L6-v2 (MTEB, STSBenchmark)")
+        out += ["", f"Human-judged similarity ({sts['pairs']:,} STS benchmark test pairs; Spearman correlation of "
+                "each pair's cosine with the ratings, paired over seeds and pairs; MTEB publishes "
+                f"{published / 100:.4f} for MiniLM as shipped):", "",
+                "| A − B | A | B | A − B [95%] | verdict |", "|---|---|---|---|---|"]
+        out += [f"| {row['A']} − {row['B']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
+                f"{_interval(row)} | {_verdict(row)} |" for row in sts["comparisons"]]
     return out
 
 
