@@ -6,10 +6,9 @@ anything on it: the cosine of the two sentences' vectors, correlated with the ra
 Spearman's rank correlation is the score SBERT (Reimers & Gurevych, 2019) and MTEB report, because only
 the order of the cosines matters to a search or a threshold, not their scale; Pearson is shown beside it.
 
-Taught in notebook 05 (§ 6). Example::
+Taught in notebook 05 (§ 6). Example, for all-MiniLM-L6-v2 (Spearman 0.820, MTEB's score)::
 
-    cosines = pair_cosines(encoder, pairs["sentence1"], pairs["sentence2"])
-    sts_scores(cosines, pairs["score"])   # {"spearman": 0.82, "pearson": 0.83} for all-MiniLM-L6-v2
+    sts_scores(pair_cosines(encoder, pairs["sentence1"], pairs["sentence2"]), pairs["score"])
 """
 from __future__ import annotations
 
@@ -25,8 +24,7 @@ def pair_cosines(encoder: SentenceEncoder, first: Sequence[str], second: Sequenc
                  batch_size: int = 64) -> np.ndarray:
     """The cosine of ``first[i]`` and ``second[i]``'s sentence vectors, for every pair ``i``: ``[n]``. Each
     distinct sentence is encoded once."""
-    first, second = list(first), list(second)
-    if len(first) != len(second):
+    if len(first := list(first)) != len(second := list(second)):
         raise ValueError(f"each pair needs two sentences: {len(first)} first and {len(second)} second")
     texts = list(dict.fromkeys(first + second))
     vectors = encoder.encode(texts, batch_size=batch_size, show_progress=False, warn_truncation=False)
