@@ -89,6 +89,34 @@ def similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = "
     return fig
 
 
+def in_batch_matrix(panels: Mapping[str, np.ndarray]) -> Figure:
+    """What in-batch negatives are, drawn: per encoder (``panels``: name -> ``[B, B]`` cosines of B
+    headlines, the rows, with their B passages, the columns), one batch's similarity matrix. The diagonal
+    (outlined) holds each headline's own passage, the rest of its row its negatives; a dot marks the passage
+    each headline scores highest, the one it would retrieve. One colour scale for every panel."""
+    matrices = {name: np.asarray(m, dtype=float) for name, m in panels.items()}
+    if not matrices or any(m.ndim != 2 or m.shape[0] != m.shape[1] for m in matrices.values()):
+        raise ValueError(f"need square [B, B] matrices, got {[m.shape for m in matrices.values()]}")
+    low = min(float(m.min()) for m in matrices.values())
+    high = max(float(m.max()) for m in matrices.values())
+    fig, axes = plt.subplots(1, len(matrices), figsize=(4.3 * len(matrices), 4.2), squeeze=False)
+    for ax, (name, m) in zip(axes[0], matrices.items()):
+        b = len(m)
+        image = ax.imshow(m, cmap="viridis", vmin=low, vmax=high)
+        for i in range(b):
+            ax.add_patch(plt.Rectangle((i - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="white", lw=1.5))
+        picks = m.argmax(axis=1)
+        ax.plot(picks, range(b), "o", color="tab:red", markersize=4)
+        ax.set_title(f"{name}\n{int((picks == np.arange(b)).sum())} of {b} rows pick their own passage",
+                     fontsize=10)
+        ax.set_xlabel("passage (column i: headline i's own)")
+        ax.set_ylabel("headline")
+        ax.set_xticks(range(b), [str(i + 1) for i in range(b)])
+        ax.set_yticks(range(b), [str(i + 1) for i in range(b)])
+    fig.colorbar(image, ax=axes[0].tolist(), label="cosine similarity", shrink=0.8)
+    return fig
+
+
 def interval_bars(table: pd.DataFrame, group: str, label: str, title: str, xlabel: str) -> Figure:
     """Horizontal bars of accuracy with 95 % intervals, one panel per task: ``table`` has columns task,
     ``label`` (the bar's name), accuracy, low, high and optionally ``majority baseline`` (dashed line);

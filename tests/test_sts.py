@@ -1,4 +1,5 @@
-"""Human-judged similarity: the STS benchmark as shipped, its scores, and the paired bootstrap comparison."""
+"""Human-judged similarity (the STS benchmark as shipped, its scores, the paired bootstrap comparison) and
+the in-batch similarity figure of notebook 05."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -6,7 +7,7 @@ from notebook_checks import check_comparison
 from scipy import stats
 
 from mtl_utils.evaluation import sts
-from series import corpora, experiments
+from series import corpora, experiments, load_headline_passages
 from series.comparisons import compare_correlations
 
 
@@ -95,3 +96,23 @@ def test_sts_versus_pairs_the_arms_by_seed():
     assert list(table["A"]) == ["good"] and table["seeds"].iloc[0] == 2 and table["detected"].iloc[0]
     with pytest.raises(ValueError, match="'good' and 'one seed' need cosines for the same seeds"):
         experiments.sts_versus(cosines, pairs, [("good", "one seed")])
+
+
+def test_the_in_batch_figure_counts_the_rows_that_pick_their_own_passage():
+    from series import plots
+
+    rng = np.random.default_rng(4)
+    noise = rng.uniform(0, 0.5, (6, 6))
+    figure = plots.in_batch_matrix({"shipped": noise, "trained": noise + np.eye(6)})
+    titles = [ax.get_title() for ax in figure.axes[:2]]
+    assert titles[1].endswith("6 of 6 rows pick their own passage"), titles
+    with pytest.raises(ValueError, match=r"need square \[B, B\] matrices"):
+        plots.in_batch_matrix({"x": np.zeros((2, 3))})
+
+
+def test_held_out_pairs_spread_over_the_evaluation_set():
+    bench = load_headline_passages(quick=True)
+    batch = experiments.held_out_pairs(bench, 5)
+    assert len(batch) == 5 and batch["headline"].is_unique and batch["headline"].iloc[0] == bench.evaluation.queries[0]
+    with pytest.raises(ValueError, match="n must be between 2"):
+        experiments.held_out_pairs(bench, 1)

@@ -26,6 +26,7 @@ from series.experiments.grids import (
     validation_accuracy,
 )
 from series.experiments.sentence import (
+    held_out_pairs,
     measure_runs,
     profile,
     profile_row,

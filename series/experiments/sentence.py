@@ -88,6 +88,18 @@ def measure_runs(configs: Mapping[str, TrainConfig], tasks: Mapping[str, Task], 
     return pd.DataFrame(rows), per_query, results
 
 
+def held_out_pairs(bench: HeadlinePassages, n: int) -> pd.DataFrame:
+    """``n`` evaluation headlines spread evenly over the set (and so over its topics), each with its own
+    passage (``headline``, ``passage``): a batch of held-out pairs, as § 2's in-batch loss sees one."""
+    e = bench.evaluation
+    if not 2 <= n <= len(e):
+        raise ValueError(f"n must be between 2 and the {len(e)} evaluation headlines, got {n}")
+    passage = dict(zip(e.corpus_ids, e.passages))
+    picks = np.linspace(0, len(e) - 1, n).round().astype(int)
+    return pd.DataFrame([{"headline": e.queries[i], "passage": passage[min(e.relevant[e.query_ids[i]])]}
+                         for i in picks])
+
+
 def sts_runs(encoders: Mapping[str, Mapping[int, SentenceEncoder]], pairs: pd.DataFrame
              ) -> tuple[pd.DataFrame, dict]:
     """Every encoder (by name, then seed; one object listed under several seeds is encoded once) scored on
