@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from series.intervals import _matrix, holm, two_way_interval
+from series.intervals import per_seed_matrix, holm, two_way_interval
 from series.statistics import excludes_beyond, mcnemar, paired_interval
 
 
@@ -125,7 +125,7 @@ def compare_correlations(a: str, cosines_a: Sequence[np.ndarray], b: str, cosine
     the training runs' noise and the test pairs'. With three seeds the seed part has three values to draw
     from, and is coarse. p: from the draws' standard error (normal approximation; a share of draws could
     not go below ``1 / n_boot``, which Holm's correction over a large family would punish)."""
-    x, y = (_matrix(c, side, values=True) for c, side in ((cosines_a, "A"), (cosines_b, "B")))
+    x, y = (per_seed_matrix(c, side, values=True) for c, side in ((cosines_a, "A"), (cosines_b, "B")))
     ratings = np.asarray(ratings, dtype=float)
     if x.shape != y.shape or ratings.shape != (x.shape[1],):
         raise ValueError(f"{a} and {b} need the same seeds and one cosine per rated pair (got {x.shape}, "

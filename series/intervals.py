@@ -53,7 +53,9 @@ class TwoWayInterval:
         return float(max(abs(self.low), abs(self.high)))
 
 
-def _matrix(correct: Sequence[np.ndarray], side: str, values: bool = False) -> np.ndarray:
+def per_seed_matrix(correct: Sequence[np.ndarray], side: str, values: bool = False) -> np.ndarray:
+    """``[seeds, items]`` of one side's per-seed vectors (right answers, or scores with ``values``), checked
+    to be non-empty and of one length; errors name the ``side``."""
     rows = [np.asarray(c, dtype=float if values else bool) for c in correct]
     if not rows or len({r.shape for r in rows}) != 1 or rows[0].ndim != 1 or rows[0].size == 0:
         shapes = [r.shape for r in rows]
@@ -67,7 +69,7 @@ def two_way_interval(correct_a: Sequence[np.ndarray], correct_b: Sequence[np.nda
     """A − B over ``S`` paired seeds (``correct_*[s]``: which test items seed ``s`` got right; at least two
     seeds, the same items on both sides). ``values``: per-item scores instead of right/wrong (e.g. each
     query's reciprocal rank); the layout is the same."""
-    a, b = _matrix(correct_a, "A", values), _matrix(correct_b, "B", values)
+    a, b = per_seed_matrix(correct_a, "A", values), per_seed_matrix(correct_b, "B", values)
     if a.shape != b.shape:
         raise ValueError(f"A and B need the same seeds and test items (got {a.shape} and {b.shape})")
     n_seeds, n_items = a.shape

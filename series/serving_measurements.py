@@ -33,12 +33,16 @@ from mtl_utils.serving.variants import AllOutputs, Variant, torch_int8_variant, 
 from series.statistics import excludes_beyond, mcnemar, paired_interval
 
 
-def has_bf16_units() -> bool:
+BF16_FLAGS = ("amx_bf16", "avx512_bf16")  # the CPU flags of bf16 product instructions
+
+
+def has_bf16_units(flags: Sequence[str] | None = None) -> bool:
     """Whether the CPU has bf16 product instructions (AMX bf16 tiles, or AVX-512's bf16 dot products), where
     bf16 pays. Without either, oneDNN emulates bf16 and it runs slower than fp32: notebook 06 § 3c measures
-    both cases on one machine by capping its instruction sets."""
-    flags = runtime.cpu()["flags"]
-    return "amx_bf16" in flags or "avx512_bf16" in flags
+    both cases on one machine by capping its instruction sets. ``flags``: a recorded CPU's (default: this
+    one's)."""
+    flags = runtime.cpu()["flags"] if flags is None else flags
+    return any(flag in flags for flag in BF16_FLAGS)
 
 
 def inference_variants(model: MultiTaskModel, folder: Path, calibration: Sequence[str]

@@ -286,9 +286,9 @@ def _sentence_training(m: dict) -> list[str]:
     if "sts" in m:
         sts = m["sts"]
         published = sts["published"].get("all-MiniLM-L6-v2 (MTEB, STSBenchmark)")
+        mteb = f"; MTEB publishes {published / 100:.4f} for MiniLM as shipped" if published else ""
         out += ["", f"Human-judged similarity ({sts['pairs']:,} STS benchmark test pairs; Spearman correlation of "
-                "each pair's cosine with the ratings, paired over seeds and pairs; MTEB publishes "
-                f"{published / 100:.4f} for MiniLM as shipped):", "",
+                f"each pair's cosine with the ratings, paired over seeds and pairs{mteb}):", "",
                 "| A − B | A | B | A − B [95%] | verdict |", "|---|---|---|---|---|"]
         out += [f"| {row['A']} − {row['B']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
                 f"{_interval(row)} | {_verdict(row)} |" for row in sts["comparisons"]]

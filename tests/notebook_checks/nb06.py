@@ -2,6 +2,7 @@
 throughput, when sharing pays is measured on a related and an unrelated pair, int8 (dynamic and static, ONNX Runtime and OpenVINO) stays close to fp32, the capped-CPU
 table has every variant on every setting, the command line answers with PyTorch and OpenVINO int8."""
 from notebook_checks import check_comparison
+from series.serving_measurements import has_bf16_units
 
 
 def check(m: dict) -> None:
@@ -31,8 +32,7 @@ def check(m: dict) -> None:
     assert all(0 < t["median"] <= t["p95"] for t in m["latency_ms"].values()), m["latency_ms"]
     assert m["best_within_goal"] in m["speed"] and m["best_within_goal_ratio"] >= 1.0
     bf16 = {"PyTorch autocast bfloat16", "OpenVINO bf16"}
-    has_bf16 = bool({"amx_bf16", "avx512_bf16"} & set(m["cpu"]["flags"]))
-    assert (bf16 <= set(m["speed"])) == has_bf16, "bf16 rows only where the CPU has bf16 instructions"
+    assert (bf16 <= set(m["speed"])) == has_bf16_units(m["cpu"]["flags"]), "bf16 rows only where the CPU has bf16 instructions"
     settings = ("this CPU", "AVX-512 + VNNI, no AMX", "AVX-512, no VNNI, no AMX")
     assert set(m["capped"]) == set(settings), m["capped"]
     for setting in settings:
