@@ -56,6 +56,47 @@ def verdicts(table: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(f"* {verdict(row, digits)}" for row in table.to_dict("records"))
 
 
+def findings(table: pd.DataFrame, digits: int = 3, quote: int = 2) -> str:
+    """The verdicts of a comparison table in a few lines a learner can hold, the finding first: one bullet
+    per verdict (``<A> better``, ``equivalent within ±m``, ``inconclusive at ±m``), naming its rows with
+    their differences. At most ``quote`` intervals are quoted (rows that found a difference first, the
+    largest first); the table and the forest plot shown with it (:func:`comparison_view`,
+    :func:`series.plots.difference_plot`) carry every interval, and notebook 08 teaches how to read them.
+
+    >>> print(findings(sharing))  # doctest: +SKIP
+    **multi-task − single-task** (3 seeds, paired over seeds and test sentences):
+    * **multi-task better**: topic (+0.008 [+0.002, +0.014]).
+    * **inconclusive at ±0.01**: sentiment (+0.012 [−0.015, +0.039])."""
+    rows = table.to_dict("records")
+    if not rows:
+        raise ValueError("findings of an empty comparison table")
+    varying = {c for c in ("task", "labels", "A", "B") if c in table and table[c].astype(str).nunique() > 1}
+
+    def name(row: Mapping) -> str:
+        sides = " − ".join(str(row[side]) for side in "AB" if side in varying)
+        parts = [str(row["task"])] if "task" in varying and str(row["task"]) not in sides or not varying else []
+        budget = f"{row.get('labels')} labels"
+        parts += [budget] if "labels" in varying and budget not in ", ".join(parts) else []
+        return ", ".join(parts + ([sides] if sides else []))
+
+    order = sorted(range(len(rows)), key=lambda i: (not rows[i]["detected"], -abs(rows[i]["difference"])))
+    quoted, groups = set(order[:quote]), {}
+    for i, row in enumerate(rows):
+        number = (interval(row["difference"], row["low"], row["high"], digits, sign=True) if i in quoted
+                  else signed(row["difference"], digits))
+        said = outcome(row) if row["detected"] else _verdict(row)
+        groups.setdefault(said, []).append(f"{name(row)} ({number})")
+    seeds = {int(row.get("seeds", 1)) for row in rows}
+    how = ("" if len(seeds) > 1 else " (one seed, paired over test sentences)" if seeds == {1}
+           else f" ({seeds.pop()} seeds, paired over seeds and test sentences)")
+    pair = ("paired differences, A − B" if {"A", "B"} <= varying
+            else " − ".join("…" if side in varying else str(rows[0][side]) for side in "AB"))
+    lines = [f"**{pair}**{how}:"]
+    lines += [f"* **{said}**: {'; '.join(items)}." for said, items in
+              sorted(groups.items(), key=lambda kv: (not kv[0].endswith("better"), "inconclusive" in kv[0]))]
+    return "\n".join(lines)
+
+
 def comparison_view(table: pd.DataFrame, digits: int = 3, extra: Sequence[str] = (),
                     drop: Sequence[str] = (), index: Sequence[str] = ()) -> pd.DataFrame:
     """A compact display of a comparison table: accuracies, difference with interval, p, the verdict, then

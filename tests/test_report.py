@@ -86,3 +86,41 @@ def test_probe_findings_give_what_the_paired_interval_excludes():
            "(excludes beyond ±0.010)" in text
     assert "cls, raw − mean, raw: −0.030 [−0.050, −0.010]: **worse** (McNemar p = 0.02)" in text
     assert "±0.920" not in text
+
+
+def _row(task, a, b, difference, low, high, detected, margin=0.01, seeds=3):
+    return {"task": task, "A": a, "B": b, "difference": difference, "low": low, "high": high,
+            "detected": detected, "p-value": 0.01 if detected else 0.4, "seeds": seeds, "margin": margin,
+            "equivalent": -margin <= low and high <= margin}
+
+
+def test_findings_lead_with_the_verdict_and_quote_at_most_two_intervals():
+    from tools.reading_limits import INTERVAL
+
+    table = pd.DataFrame([_row("topic", "attention", "mean", 0.001, -0.005, 0.007, False),
+                          _row("sentiment", "attention", "mean", 0.007, 0.001, 0.013, True),
+                          _row("genre", "attention", "mean", -0.002, -0.030, 0.026, False),
+                          _row("news", "attention", "mean", -0.020, -0.030, -0.010, True)])
+    text = report.findings(table)
+    lines = text.splitlines()
+    assert lines[0] == "**attention − mean** (3 seeds, paired over seeds and test sentences):"
+    assert lines[1] == "* **attention better**: sentiment (+0.007 [+0.001, +0.013])."
+    assert lines[2] == "* **mean better**: news (−0.020 [−0.030, −0.010])."
+    assert lines[3] == "* **equivalent within ±0.01**: topic (+0.001)."
+    assert lines[4] == "* **inconclusive at ±0.01**: genre (−0.002)."
+    assert len(INTERVAL.findall(text)) == 2
+    assert len(INTERVAL.findall(report.findings(table, quote=4))) == 4
+
+
+def test_findings_name_what_varies_and_refuse_an_empty_table():
+    table = pd.DataFrame([_row("retrieval", "topic model", "shipped", -0.2, -0.25, -0.15, True, seeds=1),
+                          _row("retrieval", "sentiment model", "shipped", -0.1, -0.15, -0.05, True, seeds=1)])
+    text = report.findings(table)
+    assert text.startswith("**… − shipped** (one seed, paired over test sentences):")
+    assert "topic model (−0.200 [−0.250, −0.150]); sentiment model (−0.100 [−0.150, −0.050])" in text
+    both = pd.DataFrame([_row("topic", "multi", "single topic", 0.008, 0.002, 0.014, True),
+                         _row("sentiment", "half", "single sentiment", -0.01, -0.03, 0.005, False)])
+    assert report.findings(both).startswith("**paired differences, A − B**")
+    assert "* **inconclusive at ±0.01**: half − single sentiment (−0.010 [−0.030, +0.005])." in report.findings(both)
+    with pytest.raises(ValueError, match="empty"):
+        report.findings(both.iloc[:0])
