@@ -179,26 +179,30 @@ def embedding_maps(panels: Sequence[MapPanel], ncols: int = 2, point_size: float
 
 
 def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)",
-                    xlabel: str = "test accuracy difference (A − B)") -> Figure:
+                    xlabel: str = "test accuracy difference (A − B)",
+                    legend: str = "blue: interval excludes 0; green: inside the shaded margin; grey: neither",
+                    detected: str = "detected", ax=None) -> Figure:
     """A forest plot: each comparison of a table in :mod:`series.comparisons`' format as a point with its
     95 % interval, zero marked. Where a row carries a margin declared before its runs
     (:func:`~series.comparisons.with_margin`), the band ±margin is shaded behind it. Colour by verdict:
     blue where the interval excludes zero, green where it lies inside the margin (equivalent), grey
-    otherwise (inconclusive, or no margin declared and no difference detected)."""
+    otherwise (inconclusive, or no margin declared and no difference detected). ``detected`` names the
+    column that says a difference was found (``"detected (Holm)"`` in the README's family, whose ``legend``
+    says so); ``ax`` draws into an existing panel."""
     rows = table.reset_index(drop=True).to_dict("records")
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5)) if ax is None else (ax.figure, ax)
     y = np.arange(len(rows))[::-1]
     for yi, r in zip(y, rows):
         margin = r.get("margin")
         if margin is not None and not pd.isna(margin):
             ax.fill_betweenx([yi - 0.35, yi + 0.35], -margin, margin, color="tab:green", alpha=0.15, lw=0)
-        colour = ("tab:blue" if r["detected"] else
+        colour = ("tab:blue" if r[detected] else
                   "tab:green" if r.get("equivalent") is True else "tab:grey")
         ax.errorbar(r["difference"], yi, xerr=[[r["difference"] - r["low"]], [r["high"] - r["difference"]]],
                     fmt="o", color=colour, capsize=3)
     ax.axvline(0, color="black", lw=1)
-    ax.set_yticks(y, [f"{r['task']}: {r['A']} − {r['B']}" for r in rows])
-    ax.set_xlabel(f"{xlabel}\nblue: interval excludes 0; green: inside the shaded margin; grey: neither")
+    ax.set_yticks(y, [r.get("label") or f"{r['task']}: {r['A']} − {r['B']}" for r in rows])
+    ax.set_xlabel(f"{xlabel}\n{legend}" if legend else xlabel)
     ax.set_title(title)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -85,3 +85,22 @@ def test_the_index_shows_a_cold_run_marked_with_the_warm_time_below(tmp_path, mo
     table = readme.runtimes()
     assert "| 15.4 min † | 2026-12-02 |" in table
     assert "03 (1.5 min on 2026-12-03)" in table and "**15.4 min**" in table
+
+
+def test_each_chapter_has_a_fresh_forest_plot_of_its_verdicts(tmp_path, monkeypatch):
+    assert readme.stale_forests() == []
+    chapters = readme.forests(readme._results())
+    assert set(chapters) >= {"01", "02", "05"}
+    text = readme.README.read_text()
+    for number, (path, _, drawn) in chapters.items():
+        assert f"notebooks/results/figures/{path.name}" in text and drawn
+    # a figure drawn from other rows is stale
+    monkeypatch.setattr(readme, "FIGURES", tmp_path)
+    assert len(readme.stale_forests()) == len(chapters)
+    readme.write_forests()
+    assert readme.stale_forests() == []
+    chapters = readme.family_by_chapter
+    monkeypatch.setattr(readme, "family_by_chapter", lambda r: {
+        n: [{**row, "high": row["high"] + 1} for row in rows] if n == "01" else rows
+        for n, rows in chapters(r).items()})
+    assert readme.stale_forests() == [paths.relative(tmp_path / "verdicts-01.png")]

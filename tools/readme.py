@@ -10,6 +10,7 @@ is rendered from ``notebooks/results/NN.json`` (written by each notebook's full 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import re
@@ -63,24 +64,96 @@ def family(r: dict[str, dict]) -> list[dict]:
     """The comparison rows whose verdicts the README prints (results and claims): one family of tests. A
     comparison of models trained with one seed stays out of it (:func:`one_seed`); comparisons that train
     nothing (probes on fixed vectors, the shipped model's poolings) are in it whatever their seed count."""
-    m1, m2, m3, m4, m5 = (r.get(n) or {} for n in ("01", "02", "03", "04", "06"))
-    m05 = r.get("05") or {}
-    untrained = [*[row for row in m1.get("encoder_vs_bag_of_words", [])
-                   if row["task"] == "genre" and "attention_vs_mean" in m1],  # claims() prints it with those
-                 *m05.get("pooling_retrieval", [])]
-    trained = [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", []),
-               *m2.get("sharing", []),
-               *m3.get("sweep_comparisons", []), *m3.get("frozen_head", []),
-               *(m3.get("pretrained_vs_random", []) if "frozen_head" in m3 else []),
-               *m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
-               *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"],
-               *m5.get("sharing_pays", {}).get("comparisons", []),
-               *m05.get("contrastive", {}).get("comparisons", []),
-               *m05.get("batch_sizes", {}).get("comparisons", []), *m05.get("setfit", {}).get("comparisons", []),
-               *m05.get("series", {}).get("comparisons", []),
-               *m05.get("contrastive_task", {}).get("comparisons", []),
-               *m05.get("sts", {}).get("comparisons", [])]
-    return untrained + [row for row in trained if not one_seed(row)]
+    return [row for rows in family_by_chapter(r).values() for row in rows]
+
+
+def family_by_chapter(r: dict[str, dict]) -> dict[str, list[dict]]:
+    """:func:`family`'s rows by the notebook that measured them (each chapter's forest plot)."""
+    m1, m2, m3, m4, m6 = (r.get(n) or {} for n in ("01", "02", "03", "04", "06"))
+    m5 = r.get("05") or {}
+    untrained = {"01": [row for row in m1.get("encoder_vs_bag_of_words", [])
+                        if row["task"] == "genre" and "attention_vs_mean" in m1],  # claims() prints it with those
+                 "05": m5.get("pooling_retrieval", [])}
+    trained = {"01": [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", [])],
+               "02": m2.get("sharing", []),
+               "03": [*m3.get("sweep_comparisons", []), *m3.get("frozen_head", []),
+                      *(m3.get("pretrained_vs_random", []) if "frozen_head" in m3 else [])],
+               "04": [*m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
+                      *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"]],
+               "05": [*m5.get("contrastive", {}).get("comparisons", []),
+                      *m5.get("batch_sizes", {}).get("comparisons", []),
+                      *m5.get("setfit", {}).get("comparisons", []), *m5.get("series", {}).get("comparisons", []),
+                      *m5.get("contrastive_task", {}).get("comparisons", []),
+                      *m5.get("sts", {}).get("comparisons", [])],
+               "06": m6.get("sharing_pays", {}).get("comparisons", [])}
+    chapters = {n: [*untrained.get(n, []), *[row for row in rows if not one_seed(row)]]
+                for n, rows in trained.items()}
+    return {n: rows for n, rows in chapters.items() if rows}
+
+
+FIGURES = paths.RESULTS_DIR / "figures"
+LEGEND = "blue: better after Holm's correction; green: equivalent within the shaded margin; grey: inconclusive"
+
+
+def _label(row: dict) -> str:
+    budget = f"{row['labels']} labels" if "labels" in row else ""
+    what = row["task"] if budget in str(row["task"]) else f"{row['task']}, {budget}"
+    return f"{what}: {row['A']} − {row['B']}"
+
+
+def forests(r: dict[str, dict]) -> dict[str, tuple[Path, str, list[dict]]]:
+    """Per chapter, its forest plot's path, the digest of what it draws, and the rows it draws: every
+    verdict of :func:`family` with its interval, margin and verdict after Holm's correction."""
+    out = {}
+    for number, rows in family_by_chapter(r).items():
+        drawn = [{"label": _label(row), **{k: row.get(k) for k in ("task", "A", "B", "difference", "low", "high",
+                                                                    "margin", "equivalent", "detected (Holm)")}}
+                 for row in rows]
+        digest = hashlib.sha256(json.dumps(drawn, sort_keys=True).encode()).hexdigest()
+        out[number] = (FIGURES / f"verdicts-{number}.png", digest, drawn)
+    return out
+
+
+def write_forests() -> list[Path]:
+    """Draw every chapter's forest plot (:func:`forests`) into :data:`FIGURES`, the digest of its rows in
+    the PNG's ``Description``, so ``--check`` can tell a stale figure from a fresh one."""
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from series import plots
+
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, (path, digest, drawn) in forests(_results()).items():
+        with plt.rc_context({"font.size": 9}):
+            fig = plots.difference_plot(
+                pd.DataFrame(drawn), title=f"{number} · the README's verdicts, paired differences (95% intervals)",
+                xlabel="A − B (accuracy, MRR@10 or Spearman's ρ, as each row says)", legend=LEGEND,
+                detected="detected (Holm)")
+            fig.set_size_inches(10, 0.32 * len(drawn) + 1.6)
+            fig.tight_layout()
+            fig.savefig(path, format="png", dpi=90, bbox_inches="tight",
+                        metadata={"Software": None, "Description": digest})
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def stale_forests() -> list[str]:
+    """The forest plots missing or drawn from other rows than the committed records give."""
+    from PIL import Image
+
+    stale = []
+    for path, digest, _ in forests(_results()).values():
+        if not path.is_file() or Image.open(path).text.get("Description") != digest:
+            stale.append(paths.relative(path))
+    return stale
+
+
+def _forest(number: str) -> str:
+    """The Markdown image of chapter ``number``'s forest plot."""
+    return (f"![{number}: each verdict of the README as a point with its 95% interval, the margin shaded]"
+            f"(notebooks/results/figures/verdicts-{number}.png)")
 
 
 def one_seed(row: dict) -> bool:
@@ -122,16 +195,23 @@ def _undetected(row: dict) -> str:
     return f"inconclusive (the interval reaches ±{excludes_beyond(row):.3f}; margin ±{row['margin']:.3g})"
 
 
+def _verdicts(rows: list[dict], name: Callable[[dict], str] | None = None) -> list[str]:
+    """A compact table of ``rows``: what each compares, the difference with its interval, the verdict."""
+    name = name or (lambda row: f"{row['A']} − {row['B']}, {row['task']}")
+    return ["| comparison | A − B [95%] | verdict |", "|---|---|---|",
+            *[f"| {name(row)} | {_interval(row)} | {_verdict(row)} |" for row in rows]]
+
+
 def _top_layer(m: dict) -> str:
     """What notebook 03's scenario 3 kept frozen (``frozen_head_k`` bottom layers)."""
     return f"embeddings and bottom {m['frozen_head_k']} layers frozen"
 
 
 def _few_labels_row(accuracy: dict, row: dict) -> str:
-    """One budget of notebook 01 § 9: the subset size, both arms' mean accuracy, the paired difference."""
+    """One budget of notebook 01 § 9: the subset size and both arms' mean accuracy."""
     n = row["sentences"]
-    return (f"{n:,} labels {accuracy[f'full fine-tuning/{n}']:.3f} vs {accuracy[f'frozen encoder + probe/{n}']:.3f}, "
-            f"difference {_interval(row)}, {_verdict(row)}")
+    return (f"{n:,} labels: fine-tuning {accuracy[f'full fine-tuning/{n}']:.3f} − frozen "
+            f"{accuracy[f'frozen encoder + probe/{n}']:.3f}")
 
 
 def runtimes() -> str:
@@ -175,9 +255,10 @@ def results() -> str:
                                           for t, v in m["mean_probe"].items()) + ".")
         if "few_labels" in m:
             few = m["few_labels"]
-            out.append("With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the same "
-                       "labelled sentences (`C` fixed at 1: no model selection on either side), mean over seeds: "
-                       + "; ".join(_few_labels_row(few["accuracy"], row) for row in few["comparisons"]) + ".")
+            out += ["", "With few labels (01 § 9), topic, full fine-tuning vs the frozen encoder + probe on the "
+                    "same labelled sentences (`C` fixed at 1: no model selection on either side), mean over seeds:",
+                    "", *_verdicts(few["comparisons"], lambda row: _few_labels_row(few["accuracy"], row))]
+        out += ["", _forest("01")]
     if r["02"]:
         m = r["02"]
         acc = m["accuracy"]
@@ -191,8 +272,9 @@ def results() -> str:
                        f"{multi['mean']:.3f} ± {multi['std'] or 0:.3f} | {_interval(row)}: {_verdict(row)} |")
         half = [r for r in m["sharing"] if r["A"] != "multi-task"]
         if half:
-            out += ["", f"At the same encoder updates ({half[0]['A']}: half the examples of each task), multi − "
-                    "single: " + "; ".join(f"{r['task']} {_interval(r)}, {_verdict(r)}" for r in half) + "."]
+            out += ["", f"At the same encoder updates ({half[0]['A']}: half the examples of each task):", "",
+                    *_verdicts(half, lambda row: f"multi − single, {row['task']}")]
+        out += ["", _forest("02")]
     if r["03"]:
         m = r["03"]
         out += ["", "**03 · Freezing the bottom k layers** (multi-task, same budget; paired against k = 0):", "",
@@ -201,14 +283,15 @@ def results() -> str:
         for name, v in m["sweep"].items():
             out.append(f"| {v['k']} | {v['trainable']:,} | {v['train_seconds'] / base:.2g}× | "
                        f"{v['accuracy']['topic']:.3f} | {v['accuracy']['sentiment']:.3f} |")
-        for row in m.get("frozen_head", []):
-            out.append(f"\nJoint training with the topic head frozen − all heads trainable ({_top_layer(m)}), "
-                       f"{row['task']}: {_interval(row)}, {_verdict(row)}.")
+        if m.get("frozen_head"):
+            out += ["", f"Joint training with the topic head frozen − all heads trainable ({_top_layer(m)}):", "",
+                    *_verdicts(m["frozen_head"], lambda row: f"head frozen − trainable, {row['task']}")]
+        out += ["", _forest("03")]
     if r["04"]:
         m = r["04"]
         out += ["", "**04 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
                 "against uniform rates):", ""]
-        out += [f"* {row['A']}: {_interval(row)}, {_verdict(row)}" for row in m["comparisons"]]
+        out += [*_verdicts(m["comparisons"], lambda row: f"{row['A']} − {row['B']}"), "", _forest("04")]
     if r["05"]:
         out += ["", *_sentence_training(r["05"])]
     if r["06"]:
@@ -245,6 +328,7 @@ def results() -> str:
             for row in pays["comparisons"]:
                 out.append(f"| {row['pair']} | {row['labels']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
                            f"{_interval(row)} | {_verdict(row)} |")
+            out += ["", _forest("06")]
     if r.get("07"):
         out += ["", _scaling(r["07"], _record(paths.RESULTS_DIR / "07.json").get("environment", {}))]
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
@@ -267,22 +351,18 @@ def _sentence_training(m: dict) -> list[str]:
         out.append(f"| {name} | {row['recall@1']:.3f} | {row['MRR@10']:.3f} | {row['nDCG@10']:.3f} | "
                    f"{'–' if v is None else f'{v:.3f}'} |")
 
-    def line(comparisons: list[dict]) -> str:  # rows of one pair differ in what they measure: each says it
-        return "; ".join(f"{row['A']} − {row['B']}, {row['task']}: {_interval(row)}, {_verdict(row)}"
-                         for row in comparisons)
-
     batches = m["batch_sizes"]["table"]
     big = batches[-1]
-    out += ["", "Contrastive training against MiniLM as shipped (paired over seeds and queries): "
-            + line(m["contrastive"]["comparisons"]) + ". Batch size at equal examples: "
-            + line(m["batch_sizes"]["comparisons"]) + f"; GradCache keeps {big['saved activations (MB)']:.0f} MB "
-            f"of activations for a batch of {big['batch']} where the whole batch's graph keeps "
-            f"{big['full-batch activations (MB)']:.0f} MB.",
-            "", f"SetFit on {m['setfit']['labels']} labelled topic sentences (01 § 9's subsets, topic test "
-            "accuracy): " + line(m["setfit"]["comparisons"]) + ".",
-            "", "What classification training does to retrieval (each encoder − MiniLM as shipped, MRR@10, paired "
-            "over seeds and queries): " + line(m["series"]["comparisons"]) + ". The contrastive task added to "
-            "the multi-task model (paired over test items): " + line(m["contrastive_task"]["comparisons"]) + "."]
+    out += ["", "Contrastive training against MiniLM as shipped, and batch size at equal examples (paired over "
+            "seeds and queries); SetFit on "
+            f"{m['setfit']['labels']} labelled topic sentences (01 § 9's subsets, topic test accuracy):", "",
+            *_verdicts([*m["contrastive"]["comparisons"], *m["batch_sizes"]["comparisons"],
+                        *m["setfit"]["comparisons"]]),
+            "", f"GradCache keeps {big['saved activations (MB)']:.0f} MB of activations for a batch of "
+            f"{big['batch']} where the whole batch's graph keeps {big['full-batch activations (MB)']:.0f} MB.",
+            "", "What classification training does to retrieval (MRR@10, paired over seeds and queries), and the "
+            "contrastive task added to the multi-task model (paired over test items):", "",
+            *_verdicts([*m["series"]["comparisons"], *m["contrastive_task"]["comparisons"]])]
     if "sts" in m:
         sts = m["sts"]
         published = sts["published"].get("all-MiniLM-L6-v2 (MTEB, STSBenchmark)")
@@ -292,7 +372,7 @@ def _sentence_training(m: dict) -> list[str]:
                 "| A − B | A | B | A − B [95%] | verdict |", "|---|---|---|---|---|"]
         out += [f"| {row['A']} − {row['B']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
                 f"{_interval(row)} | {_verdict(row)} |" for row in sts["comparisons"]]
-    return out
+    return [*out, "", _forest("05")]
 
 
 def _scaling(m: dict, environment: dict) -> str:
@@ -419,12 +499,15 @@ def main(argv: list[str] | None = None) -> int:
     current = README.read_text()
     fresh = render(current)
     if args.check:
-        if fresh != current:
-            print("README.md differs from the committed results: run `python -m tools.readme`", file=sys.stderr)
+        stale = stale_forests()
+        if fresh != current or stale:
+            print(f"README.md{' and ' + ', '.join(stale) if stale else ''} differ from the committed results: "
+                  "run `python -m tools.readme`", file=sys.stderr)
             return 1
         return 0
     README.write_text(fresh)
-    print(f"updated {paths.relative(README)}")
+    figures = write_forests()
+    print(f"updated {paths.relative(README)} and {len(figures)} forest plots in {paths.relative(FIGURES)}")
     return 0
 
 
