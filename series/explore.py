@@ -76,9 +76,15 @@ def explorer(control: Any, render: Callable[[Any], str], static: Callable[[], st
     return live
 
 
+#: Cell padding for an explorer's tables: a widget's HTML gets none of JupyterLab's DataFrame styling.
+TABLE_STYLE = ("<style>.mtl-explorer td, .mtl-explorer th {padding: 3px 10px; text-align: right} "
+               ".mtl-explorer td:first-child, .mtl-explorer th:first-child {text-align: left} "
+               ".mtl-explorer {border-collapse: collapse; margin: 4px 0}</style>")
+
+
 def table_html(table: pd.DataFrame) -> str:
-    """A small table as HTML without its 0..N index."""
-    return table.to_html(index=False, border=0, escape=True, na_rep="–")
+    """A small table as HTML without its 0..N index, its cells padded (:data:`TABLE_STYLE`)."""
+    return TABLE_STYLE + table.to_html(index=False, border=0, escape=True, na_rep="–", classes="mtl-explorer")
 
 
 # --- notebook 03: how many layers to freeze -------------------------------------------------------------------

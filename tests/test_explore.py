@@ -153,3 +153,11 @@ def test_sentence_explorer_answers_with_probes_on_frozen_vectors(live, served, s
         explore.Neighbourhood.of_probes(encoder, probes, ["a", "b", "c"], ["x"] * 3, vectors[:2])
     with pytest.raises(ValueError, match="not a fitted classifier"):
         explore.Neighbourhood.of_probes(encoder, {"topic": (None, ["a"])}, ["a"], ["x"], vectors[:1])
+
+
+def test_explorer_tables_are_padded():
+    import pandas as pd
+
+    from series.explore import TABLE_STYLE, table_html
+    html = table_html(pd.DataFrame({"task": ["topic"], "accuracy": [0.9]}))
+    assert html.startswith(TABLE_STYLE) and 'class="dataframe mtl-explorer"' in html and "padding" in TABLE_STYLE
