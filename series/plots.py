@@ -117,6 +117,43 @@ def in_batch_matrix(panels: Mapping[str, np.ndarray]) -> Figure:
     return fig
 
 
+def attention_weights(snippets: Sequence[tuple[Sequence[str], np.ndarray]],
+                      title: str = "Where the learned query looks") -> Figure:
+    """One panel per text: the attention-pooling weight of each word piece (bars, in reading order), with
+    mean pooling's ``1 / pieces`` dashed for scale; ``snippets`` holds each text's pieces and weights."""
+    fig, axes = plt.subplots(len(snippets), 1, figsize=(9, 2.1 * len(snippets)), squeeze=False)
+    for ax, (pieces, weights) in zip(axes[:, 0], snippets):
+        weights = np.asarray(weights, dtype=float)
+        x = np.arange(len(pieces))
+        ax.bar(x, weights, color=np.where(weights > 1 / len(pieces), "tab:orange", "tab:blue"))
+        ax.axhline(1 / len(pieces), ls="--", color="black", lw=1, label="mean pooling: 1 / pieces")
+        ax.set_xticks(x, pieces, rotation=60, ha="right", fontsize=8)
+        ax.set_xlim(-0.6, len(pieces) - 0.4)
+        ax.set_ylabel("weight")
+        ax.legend(fontsize=8, loc="upper right")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def gradient_cosine(table: pd.DataFrame, title: str = "Do the two tasks pull the same way?") -> Figure:
+    """The cosine between the tasks' gradients per unit of the encoder (``table``: one row per unit, bottom
+    first, one column per model), zero marked: above it the tasks agree, below it they conflict."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(table))
+    for column in table.columns:
+        ax.plot(x, table[column].to_numpy(), marker="o", label=column)
+    ax.axhline(0, color="black", lw=1)
+    ax.set_xticks(x, list(table.index))
+    ax.set_xlabel("encoder unit (bottom to top)")
+    ax.set_ylabel("cosine of the tasks' gradients")
+    ax.set_title(title)
+    ax.legend(fontsize=9)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def interval_bars(table: pd.DataFrame, group: str, label: str, title: str, xlabel: str) -> Figure:
     """Horizontal bars of accuracy with 95 % intervals, one panel per task: ``table`` has columns task,
     ``label`` (the bar's name), accuracy, low, high and optionally ``majority baseline`` (dashed line);
@@ -312,18 +349,25 @@ def confusion_matrices(confusion: Mapping[str, np.ndarray], labels: Mapping[str,
     return fig
 
 
-def sweep_plot(summary: pd.DataFrame, title: str = "Freezing the bottom k encoder layers") -> Figure:
-    """Two panels against k, stacked to fit the book's column: test accuracy per task (mean over seeds with
-    min–max, majority class dashed) and seconds of the training loop per run (log scale)."""
+def sweep_plot(summary: pd.DataFrame, comparisons: pd.DataFrame,
+               title: str = "Freezing the bottom k encoder layers") -> Figure:
+    """Two panels against k, stacked to fit the book's column: what freezing costs, each task's paired
+    difference from k = 0 with its 95 % interval (``comparisons``: rows of
+    :func:`series.experiments.comparison_table` whose ``A`` names an experiment of ``summary``, the margin
+    shaded where declared), and seconds of the training loop per run (log scale)."""
     fig, (left, right) = plt.subplots(2, 1, figsize=(7, 7), sharex=True)
-    for task, rows in summary.groupby("task", sort=False):
-        stats = rows.groupby("k")["accuracy"].agg(["mean", "min", "max"])
-        line = left.errorbar(stats.index, stats["mean"], yerr=[stats["mean"] - stats["min"], stats["max"] - stats["mean"]],
-                             marker="o", capsize=3, label=task)
-        left.axhline(rows["majority baseline"].iloc[0], ls="--", color=line[0].get_color(), alpha=0.6,
-                     label=f"{task}: majority class")
-    left.set_ylabel("test accuracy (bars: min–max over seeds)")
-    left.set_title("accuracy vs k")
+    k_of = summary.drop_duplicates("experiment").set_index("experiment")["k"]
+    rows = comparisons[comparisons["A"].isin(k_of.index)].assign(k=lambda t: t["A"].map(k_of))
+    if "margin" in rows and rows["margin"].notna().any():
+        margin = float(rows["margin"].dropna().iloc[0])
+        left.axhspan(-margin, margin, color="tab:green", alpha=0.12, lw=0, label=f"margin ±{margin:g}")
+    for offset, (task, part) in zip((-0.06, 0.06, 0.0), rows.groupby("task", sort=False)):
+        part = part.sort_values("k")
+        left.errorbar(part["k"] + offset, part["difference"], capsize=3, marker="o", label=task,
+                      yerr=[part["difference"] - part["low"], part["high"] - part["difference"]])
+    left.axhline(0, color="black", lw=1)
+    left.set_ylabel("test accuracy, k − (k = 0)\n(95% interval over seeds and sentences)")
+    left.set_title("what freezing costs, paired against k = 0")
     left.legend(fontsize=9)
     time_k = summary.drop_duplicates(["k", "seed"]).groupby("k")["train seconds"].mean()
     right.plot(time_k.index, time_k.values, marker="o", color="tab:gray")

@@ -1,7 +1,7 @@
 """Words from numbers: Markdown verdicts for comparisons, and small tables a notebook shows as they are.
 
 Notebook cells that present a result call these and display what they return, so a cell stays a few lines
-and every sentence follows the same rule (:data:`RULE`).
+and every sentence words a verdict the same way (notebook 08 teaches how to read them).
 """
 from __future__ import annotations
 
@@ -11,18 +11,6 @@ import pandas as pd
 
 from series.comparisons import outcome
 from series.statistics import excludes_beyond
-
-RULE = ("**How to read a comparison.** A − B is paired: the same test set and, over seeds, the same seeds "
-        "(same heads' initialisation, same batch order). Over seeds, the 95 % interval carries both the "
-        "training runs' noise and the test sentences' (another draw of either would move the result); with "
-        "one seed it is the exact interval over the test sentences (McNemar). A difference is called real "
-        "when the interval excludes zero; otherwise the verdict is *no difference detected*, with the "
-        "largest effect the interval leaves possible, or, against a margin declared before the runs, "
-        "*equivalent within ±m* (the interval inside ±m) or *inconclusive*. A notebook's verdicts are each "
-        "read alone; the README "
-        "reads every verdict it prints as one family (Holm's correction), so a verdict near the line can "
-        "be real here and not there.")
-
 
 
 def signed(value: float, digits: int = 3) -> str:
@@ -95,6 +83,18 @@ def findings(table: pd.DataFrame, digits: int = 3, quote: int = 2) -> str:
     lines += [f"* **{said}**: {'; '.join(items)}." for said, items in
               sorted(groups.items(), key=lambda kv: (not kv[0].endswith("better"), "inconclusive" in kv[0]))]
     return "\n".join(lines)
+
+
+def summary_rows(table: pd.DataFrame, digits: int = 3) -> dict[str, str]:
+    """Each comparison of ``table`` as one entry of a summary table: ``"<task>[, <n> labels]: A − B"`` to
+    ``"<difference> [<interval>], <verdict>"`` (a chapter's closing table of what it measured)."""
+    out = {}
+    for row in table.to_dict("records"):
+        budget = f", {row['labels']} labels" if "labels" in row and str(row["labels"]) not in str(row["task"]) else ""
+        out[f"{row['task']}{budget}: {row['A']} − {row['B']}"] = (
+            f"{interval(row['difference'], row['low'], row['high'], digits, sign=True)}, "
+            f"{outcome(row) if row['detected'] else _verdict(row)}")
+    return out
 
 
 def comparison_view(table: pd.DataFrame, digits: int = 3, extra: Sequence[str] = (),
@@ -190,22 +190,24 @@ def shown(table: pd.DataFrame, columns: Mapping[str, str] | Sequence[str],
 
 
 def probe_findings(table: pd.DataFrame, digits: int = 3) -> str:
-    """Markdown bullets on :func:`series.pooling_probes.probe_table`: per task the best probe, the majority
-    baseline, and every other probe against raw mean pooling, under :data:`RULE`."""
+    """Markdown bullets on :func:`series.pooling_probes.probe_table`, the finding first: per task the best
+    probe and the majority baseline, then which probes fell below raw mean pooling, rose above it, or showed
+    no difference (paired on the test sentences; the intervals are in the table and figure beside it)."""
     lines = []
     for task, part in table.groupby("task", sort=False):
         probes = part[part["pooling"] != "majority class"]
         base = part[part["pooling"] == "majority class"]["accuracy"].iloc[0]
         best = probes.loc[probes["accuracy"].idxmax()]
-        lines.append(f"* **{task}**: best {best['pooling']} pooling on {best['vectors']} vectors, "
-                     f"{best['accuracy']:.{digits}f} [{best['low']:.{digits}f}, {best['high']:.{digits}f}], against "
-                     f"{base:.{digits}f} for the majority class.")
+        said = {"below raw mean": [], "above raw mean": [], "no difference detected": []}
         for row in probes.dropna(subset=["vs mean"]).to_dict("records"):
             detected = row["vs mean low"] > 0 or row["vs mean high"] < 0
-            tail = (f"**{'better' if row['vs mean'] > 0 else 'worse'}** (McNemar p = {row['McNemar p']:.2g})" if detected
-                    else f"no difference detected (excludes beyond ±{row['excludes beyond']:.{digits}f})")
-            lines.append(f"  * {row['pooling']}, {row['vectors']} − mean, raw: {signed(row['vs mean'], digits)} "
-                         f"[{signed(row['vs mean low'], digits)}, {signed(row['vs mean high'], digits)}]: {tail}")
+            kind = ("no difference detected" if not detected else
+                    "above raw mean" if row["vs mean"] > 0 else "below raw mean")
+            said[kind].append(f"{row['pooling']} {row['vectors']} ({signed(row['vs mean'], digits)})")
+        lines.append(f"* **{task}**: best, {best['pooling']} pooling on {best['vectors']} vectors, "
+                     f"{best['accuracy']:.{digits}f} (majority class {base:.{digits}f}). "
+                     + " ".join(f"{kind.capitalize()}: {', '.join(names)}." for kind, names in said.items()
+                                if names))
     return "\n".join(lines)
 
 

@@ -77,15 +77,13 @@ def test_shown_selects_renames_and_rounds():
         report.shown(table, ["nDCG@10"])
 
 
-def test_probe_findings_give_what_the_paired_interval_excludes():
-    """The paired difference's interval, not the probe's accuracy interval (both are low/high-like)."""
+def test_probe_findings_lead_with_the_best_probe_and_sort_the_others_by_verdict():
+    """Sorted by the paired difference's interval, not the probe's accuracy interval (both are low/high-like)."""
     rows = probe_rows().assign(**{"McNemar p": [float("nan"), 0.02, 0.36, float("nan")],
                                   "excludes beyond": [float("nan"), 0.05, 0.01, float("nan")]})
     text = report.probe_findings(rows)
-    assert "max, L2-normalised − mean, raw: +0.004 [−0.004, +0.010]: no difference detected " \
-           "(excludes beyond ±0.010)" in text
-    assert "cls, raw − mean, raw: −0.030 [−0.050, −0.010]: **worse** (McNemar p = 0.02)" in text
-    assert "±0.920" not in text
+    assert text == ("* **topic**: best, mean pooling on raw vectors, 0.900 (majority class 0.250). "
+                    "Below raw mean: cls raw (−0.030). No difference detected: max L2-normalised (+0.004).")
 
 
 def _row(task, a, b, difference, low, high, detected, margin=0.01, seeds=3):
@@ -124,3 +122,11 @@ def test_findings_name_what_varies_and_refuse_an_empty_table():
     assert "* **inconclusive at ±0.01**: half − single sentiment (−0.010 [−0.030, +0.005])." in report.findings(both)
     with pytest.raises(ValueError, match="empty"):
         report.findings(both.iloc[:0])
+
+
+def test_summary_rows_name_each_comparison_with_its_interval_and_verdict():
+    table = pd.DataFrame([_row("topic", "attention", "mean", 0.001, -0.005, 0.007, False),
+                          _row("sentiment", "attention", "mean", 0.007, 0.001, 0.013, True)])
+    assert report.summary_rows(table) == {
+        "topic: attention − mean": "+0.001 [−0.005, +0.007], equivalent within ±0.01",
+        "sentiment: attention − mean": "+0.007 [+0.001, +0.013], attention better"}
