@@ -53,8 +53,9 @@ def test_pages_declare_their_scripts_once_and_a_theme_mode(site):
 
 
 def test_the_book_reads_in_a_browser(site, tmp_path):
-    """tools/check_book.py at 1280×900: no console error, every image loads, no table cut off by the column,
-    the search finds pages. Needs Chromium and playwright (skipped without them)."""
+    """tools/check_book.py at 1280×900 and at a phone's 390×844: no console error, every image loads, no table
+    cut off by the column, no phone page wider than the phone, the search finds pages. Needs Chromium and
+    playwright (skipped without them)."""
     import shutil
 
     pytest.importorskip("playwright")
@@ -66,3 +67,4 @@ def test_the_book_reads_in_a_browser(site, tmp_path):
     problems = check_book.check(site, tmp_path, browser)
     assert problems == []  # no broken image, console error, dead search, nor a table cut off at 1280 px
     assert (tmp_path / "03_freezing_tradeoffs.png").is_file() and (tmp_path / "search.png").is_file()
+    assert (tmp_path / "phone-03_freezing_tradeoffs.png").is_file()

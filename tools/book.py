@@ -47,6 +47,8 @@ CSS = """\
 .cell_output table td { white-space: normal; max-width: 22em; overflow-wrap: break-word; }
 .cell_output table { table-layout: auto; }
 article table { font-size: 0.85rem; }
+/* On a phone: a long module path in inline code wraps instead of widening the page (tools/check_book.py). */
+article code.literal, article code.literal span.pre { white-space: normal; overflow-wrap: anywhere; }
 /* Figures: a click opens the image at full size. */
 .cell_output img { cursor: zoom-in; }
 .mtl-zoom { position: fixed; inset: 0; z-index: 2000; display: flex; align-items: center;
@@ -87,6 +89,7 @@ PREFACE, ORIGINAL = "preface.md", "original_writeup.md"
 def readme_page(readme: str) -> str:
     """The README as the book's last page: its own title, links to notebooks point at their chapters."""
     readme = re.sub(r"\A# [^\n]*", "# Set-up, results and layout", readme)
+    readme = re.sub(r"\]\(notebooks/results/figures/", "](figures/", readme)  # copied beside it by prepare()
     return re.sub(r"\]\(notebooks/(\d\d_[\w]+)\.ipynb\)", r"](\1.ipynb)", readme)
 
 
@@ -105,6 +108,7 @@ def prepare(source: Path) -> Path:
     (source / "index.md").write_text((paths.NOTEBOOKS_DIR / PREFACE).read_text())
     shutil.copy(paths.NOTEBOOKS_DIR / ORIGINAL, source / ORIGINAL)
     (source / "readme.md").write_text(readme_page((paths.REPO_ROOT / "README.md").read_text()))
+    shutil.copytree(paths.RESULTS_DIR / "figures", source / "figures")  # the README's forest plots
     for nb in notebooks():
         shutil.copy(nb, source / nb.name)
     return source

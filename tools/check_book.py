@@ -1,7 +1,9 @@
-"""Open every page of the built book in headless Chromium at 1280×900: fail on a console error, a page error,
-an image that did not load or a table whose columns the text column cuts off (a table wider than the
-scrolling box around it, or than the article), check that the search page finds a word of the book, and save
-a screenshot of each page (to look at what a reader sees).
+"""Open every page of the built book in headless Chromium at 1280×900 and at a phone's 390×844: fail on a
+console error, a page error, an image that did not load, a table whose columns the text column cuts off at
+1280 px (a table wider than the scrolling box around it, or than the article) or a phone page wider than the
+phone (a reader would scroll the whole page sideways; a wide table scrolls in its own box); check that the
+search page finds a word of the book, and save a screenshot of each page at each width (to look at what a
+reader sees).
 
     make book
     python tools/check_book.py [--site build/book/_build/html] [--screenshots build/book/screenshots]
@@ -23,6 +25,7 @@ from playwright.sync_api import sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
 VIEWPORT = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
 SEARCH_WORD = "pooling"
 # Tables cut off by the column: wider than a box around them that scrolls or hides (up to the article), or
 # reaching past the article's right edge. Each as "table N (first header cells)".
@@ -67,28 +70,41 @@ def check(site: Path, screenshots: Path, browser_path: str) -> list[str]:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=browser_path, args=FLAGS)
             for name in pages:
-                errors: list[str] = []
-                page = browser.new_page(viewport=VIEWPORT)
-                page.on("console", lambda m: errors.append(m.text) if m.type == "error"
-                        and not m.location.get("url", "").endswith("/favicon.ico") else None)  # the browser's own
-                page.on("pageerror", lambda e: errors.append(str(e)))
-                page.goto(f"{base}/{name}", wait_until="networkidle")
-                broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
-                                       ".map(i => i.alt || i.src.slice(0, 60))")
-                images = page.evaluate("document.images.length")
-                tables = page.evaluate("document.querySelectorAll('article table').length")
-                clipped = page.evaluate(CLIPPED_TABLES)
-                page.screenshot(path=str(screenshots / f"{Path(name).stem}.png"), full_page=False)
-                problems += [f"{name}: console error: {e}" for e in errors]
-                problems += [f"{name}: image did not load: {b}" for b in broken]
-                problems += [f"{name}: clipped at {VIEWPORT['width']} px: {t}" for t in clipped]
-                print(f"{name}: {images} images ({len(broken)} broken), {tables} tables ({len(clipped)} clipped), "
-                      f"{len(errors)} console errors")
-                page.close()
+                problems += check_page(browser, base, name, screenshots, VIEWPORT)
+                problems += check_page(browser, base, name, screenshots, PHONE)
             problems += check_search(browser, base, screenshots)
             browser.close()
     finally:
         server.shutdown()
+    return problems
+
+
+def check_page(browser, base: str, name: str, screenshots: Path, viewport: dict) -> list[str]:
+    """One page at one viewport: console and page errors, broken images, and (at the desktop width) tables
+    the column cuts off or (at a phone's) a page wider than the screen; a screenshot saved."""
+    errors: list[str] = []
+    page = browser.new_page(viewport=viewport)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error"
+            and not m.location.get("url", "").endswith("/favicon.ico") else None)  # the browser's own
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{base}/{name}", wait_until="networkidle")
+    broken = page.evaluate("[...document.images].filter(i => !i.complete || i.naturalWidth === 0)"
+                           ".map(i => i.alt || i.src.slice(0, 60))")
+    images = page.evaluate("document.images.length")
+    tables = page.evaluate("document.querySelectorAll('article table').length")
+    phone = viewport is PHONE
+    clipped = [] if phone else page.evaluate(CLIPPED_TABLES)
+    width = page.evaluate("document.documentElement.scrollWidth") if phone else viewport["width"]
+    prefix = "phone-" if phone else ""
+    page.screenshot(path=str(screenshots / f"{prefix}{Path(name).stem}.png"), full_page=False)
+    page.close()
+    where = f"{name} at {viewport['width']} px"
+    problems = [f"{where}: console error: {e}" for e in errors]
+    problems += [f"{where}: image did not load: {b}" for b in broken]
+    problems += [f"{where}: clipped: {t}" for t in clipped]
+    problems += [f"{where}: the page is {width} px wide" for _ in range(width > viewport["width"] + 1)]
+    print(f"{where}: {images} images ({len(broken)} broken), {tables} tables ({len(clipped)} clipped), "
+          f"{len(errors)} console errors{f', page {width} px wide' if phone else ''}")
     return problems
 
 

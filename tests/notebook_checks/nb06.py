@@ -7,7 +7,7 @@ from series.serving_measurements import has_bf16_units
 
 def check(m: dict) -> None:
     assert m["identical_answers"]
-    # one encoder pass must beat two; the full run's goal is 1.8x, but a quick run times 96 sentences once and
+    # one encoder pass must beat two; a full run gives about 1.8x, but a quick run times 96 sentences once and
     # a fresh-clone CI run measured 1.30 (the same code gave 2.14 in the full run)
     assert m["shared_throughput_ratio"] > 1.15, m["one_vs_two"]
     one, two = m["one_vs_two"]["one multi-task model"], m["one_vs_two"]["two single-task models"]
@@ -23,14 +23,16 @@ def check(m: dict) -> None:
             # a variant can change accuracy only on the sentences where it answers differently from fp32
             assert abs(row["− fp32"]) <= 1 - row["agreement with fp32"] + 1e-9, (variant, task, row)
             assert row["cosine 1st percentile"] > 0.8, (variant, task, row)
-        # the served variant can still meet the goal (within 0.5 point of fp32): its interval reaches -0.005
+        # the served variant can still be within 0.5 point of fp32: its interval reaches -0.005
         served = quality[("ONNX Runtime int8 (fused)", task)]
         assert served["high"] >= -0.005, (task, served)
     assert 0.3 < m["matmul_share"] < 1.0
-    # every variant timed at batch 32 and batch 1; the machine recorded; the best variant within the goal
+    # every variant timed at batch 32 and batch 1; the machine recorded; the fastest variant (on medians)
+    # within half a point of fp32
     assert set(m["latency_ms"]) == set(m["speed"]) and m["cpu"]["model"]
     assert all(0 < t["median"] <= t["p95"] for t in m["latency_ms"].values()), m["latency_ms"]
-    assert m["best_within_goal"] in m["speed"] and m["best_within_goal_ratio"] >= 1.0
+    assert m["best_within_half_point"] in m["speed"] and m["best_within_half_point_median"] >= 1.0
+    assert set(m["speed_median"]) == set(m["speed"]) and m["speed_median"]["PyTorch fp32"] == 1
     bf16 = {"PyTorch autocast bfloat16", "OpenVINO bf16"}
     assert (bf16 <= set(m["speed"])) == has_bf16_units(m["cpu"]["flags"]), "bf16 rows only where the CPU has bf16 instructions"
     settings = ("this CPU", "AVX-512 + VNNI, no AMX", "AVX-512, no VNNI, no AMX")
