@@ -16,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 TASK_ORDER = ("topic", "sentiment", "genre")
 
@@ -150,6 +150,28 @@ def gradient_cosine(table: pd.DataFrame, title: str = "Do the two tasks pull the
     ax.set_title(title)
     ax.legend(fontsize=9)
     ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def latency_distributions(samples: pd.DataFrame, title: str = "Batch-1 latency of each variant") -> Figure:
+    """One horizontal box per variant over its single-sentence requests (``samples``: ``variant``, ``ms``,
+    as :func:`series.serving_measurements.latency_samples` gives them): the box spans the middle half, the
+    line is the median, the whiskers reach the 5th and 95th percentiles, dots are the slower and faster
+    requests beyond them; log scale, so a long tail shows."""
+    order = list(dict.fromkeys(samples["variant"]))
+    fig, ax = plt.subplots(figsize=(8, 0.45 * len(order) + 1.6))
+    ax.boxplot([samples.loc[samples["variant"] == v, "ms"].to_numpy() for v in order][::-1], vert=False,
+               whis=(5, 95), widths=0.6, flierprops={"markersize": 2, "alpha": 0.4},
+               medianprops={"color": "black"})
+    ax.set_yticks(np.arange(1, len(order) + 1), order[::-1])
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1, 2, 5)))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("milliseconds per request (log scale); box: middle half, whiskers: 5th to 95th percentile")
+    ax.set_title(title)
+    ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout()
     return fig
 

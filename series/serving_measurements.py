@@ -78,7 +78,7 @@ def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Seq
                      sensitivity_texts: int = 600, requests: int = 200) -> dict[str, pd.DataFrame]:
     """Notebook 06's measurements of the :func:`inference_variants`, in one call (so they can be
     cached and replayed): ``speed`` (batch-32 throughput over ``texts``, batch-1 latency over
-    ``requests`` of them) and ``quality`` (full test sets, paired against fp32); ``sensitivity`` of
+    ``requests`` of them, each request's time in ``latency``) and ``quality`` (full test sets, paired against fp32); ``sensitivity`` of
     each layer to int8; ``mixed``: speed and accuracy of PyTorch int8 with the two most sensitive
     layers kept in fp32, beside plain int8; ``matmul``: the share of fp32's CPU time in matrix
     products. Everything runs on the CPU (:func:`~mtl_utils.serving.variants.on_cpu`)."""
@@ -88,7 +88,8 @@ def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Seq
     tokenized = model.encoder.token_ids(texts)
     tokens = {task: model.encoder.token_ids(list(data[task]["test"]["text"])) for task in data}
     speed = speed_table(chosen, tokenized, batch_size=32, repeats=repeats)
-    speed = speed.join(latency_table(chosen, tokenized, requests))
+    latencies = latency_samples(chosen, tokenized, requests)
+    speed = speed.join(latency_summary(latencies))
     sample = model.encoder.token_ids(texts[:sensitivity_texts])
     sensitivity = layer_sensitivity(model, sample, fp32.run(sample, 32)[0])
     hurt = np.argsort(sensitivity["cosine 1st percentile"].to_numpy(), kind="stable")[:2]
@@ -104,7 +105,7 @@ def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Seq
     mixed = mixed.join(changes.add_prefix("accuracy − fp32: "), how="left")
     share = matmul_share(fp32, model.encoder.token_ids(texts[:256]))
     return {"speed": speed, "quality": quality, "sensitivity": sensitivity,
-            "mixed": mixed.loc[[v.name for v in final]],
+            "mixed": mixed.loc[[v.name for v in final]], "latency": latencies,
             "matmul": pd.DataFrame({"share of fp32 CPU time in matrix products": [share]})}
 
 
@@ -241,16 +242,16 @@ def layer_sensitivity(model: MultiTaskModel, tokenized: Tokenized, reference: to
     return pd.DataFrame(rows).set_index("only this layer int8")
 
 
-def latency_table(variants: Sequence[Variant], tokenized: Tokenized, requests: int = 200,
-                  rounds: int = 2) -> pd.DataFrame:
-    """Batch-1 latency of each variant: ``requests`` single sentences (tokenised already, the same
-    for every variant), one after another; the variants take turns by block, ``rounds`` times (each
-    block warmed by one request). Median and 95th percentile in ms over every timed request.
+def latency_samples(variants: Sequence[Variant], tokenized: Tokenized, requests: int = 200,
+                    rounds: int = 2) -> pd.DataFrame:
+    """Batch-1 latency of each variant, one row per timed request (``variant``, ``ms``): ``requests`` single
+    sentences (tokenised already, the same for every variant), one after another; the variants take turns
+    by block, ``rounds`` times (each block warmed by one request).
 
     Blocks, not one request each in turn: an engine's worker threads keep spinning for a while after
     a call (OpenMP, TBB), and a request of another engine in that window pays for it; interleaving
     single requests of PyTorch and OpenVINO doubled OpenVINO's median when this was built."""
-    seconds: dict[str, list[float]] = {v.name: [] for v in variants}
+    rows = []
     singles = [Tokenized([tokenized.ids[i]], [tokenized.lengths[i]], 0)
                for i in range(min(requests, len(tokenized)))]
     for _ in range(rounds):
@@ -259,7 +260,18 @@ def latency_table(variants: Sequence[Variant], tokenized: Tokenized, requests: i
             for single in singles:
                 start = time.perf_counter()
                 variant.run(single, 1)
-                seconds[variant.name].append(time.perf_counter() - start)
-    rows = [{"variant": name, "batch-1 median (ms)": 1000 * float(np.median(s)),
-             "batch-1 p95 (ms)": 1000 * float(np.quantile(s, 0.95))} for name, s in seconds.items()]
-    return pd.DataFrame(rows).set_index("variant")
+                rows.append({"variant": variant.name, "ms": 1000 * (time.perf_counter() - start)})
+    return pd.DataFrame(rows)
+
+
+def latency_summary(samples: pd.DataFrame) -> pd.DataFrame:
+    """Median and 95th percentile in ms of :func:`latency_samples`, per variant (in their order)."""
+    by = samples.groupby("variant", sort=False)["ms"]
+    return pd.DataFrame({"batch-1 median (ms)": by.median(), "batch-1 p95 (ms)": by.quantile(0.95)})
+
+
+def latency_table(variants: Sequence[Variant], tokenized: Tokenized, requests: int = 200,
+                  rounds: int = 2) -> pd.DataFrame:
+    """Batch-1 latency of each variant (:func:`latency_samples`): median and 95th percentile in ms over every
+    timed request."""
+    return latency_summary(latency_samples(variants, tokenized, requests, rounds))

@@ -1,6 +1,7 @@
 """Serving on the tiny model: variants agree with the model, ONNX Runtime reproduces PyTorch, int8 stays close,
 one model serves both tasks with half the parameters of two."""
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from conftest import TASKS
@@ -95,12 +96,16 @@ def test_one_model_against_two(model, tiny_model_dir, texts):
 def test_measure_variants_on_the_tiny_model(model, small_tasks, texts, tmp_path):
     tables = measure.measure_variants(model, small_tasks, texts, tmp_path, calibration=texts[:16], repeats=1,
                                       sensitivity_texts=20, requests=5)
-    assert set(tables) == {"speed", "quality", "sensitivity", "mixed", "matmul"}
+    assert set(tables) == {"speed", "quality", "sensitivity", "mixed", "matmul", "latency"}
     names = ["PyTorch fp32", "PyTorch dynamic int8", "ONNX Runtime fp32 (fused)", "ONNX Runtime int8 (fused)",
              "ONNX Runtime static int8", "OpenVINO fp32", "OpenVINO static int8"]
     bf16 = ["PyTorch autocast bfloat16", "OpenVINO bf16"] if measure.has_bf16_units() else []
     assert list(tables["speed"].index) == names + bf16
     assert (tables["speed"]["batch-1 p95 (ms)"] >= tables["speed"]["batch-1 median (ms)"]).all()
+    samples = tables["latency"]  # every timed request (5 per round, 2 rounds), summarised in the speed table
+    assert list(samples["variant"].unique()) == names + bf16 and (samples.groupby("variant").size() == 10).all()
+    pd.testing.assert_frame_equal(measure.latency_summary(samples), tables["speed"][list(
+        measure.latency_summary(samples).columns)], check_names=False)
     assert list(tables["quality"]["variant"].unique()) == names + bf16
     assert list(tables["sensitivity"].index) == ["layer 1", "layer 2"]
     assert len(tables["mixed"]) == 4
