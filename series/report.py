@@ -51,10 +51,11 @@ def findings(table: pd.DataFrame, digits: int = 3, quote: int = 2) -> str:
     largest first); the table and the forest plot shown with it (:func:`comparison_view`,
     :func:`series.plots.difference_plot`) carry every interval, and notebook 08 teaches how to read them.
 
-    >>> print(findings(sharing))  # doctest: +SKIP
-    **multi-task − single-task** (3 seeds, paired over seeds and test sentences):
-    * **multi-task better**: topic (+0.008 [+0.002, +0.014]).
-    * **inconclusive at ±0.01**: sentiment (+0.012 [−0.015, +0.039])."""
+    >>> print(findings(attention_table))  # notebook 01's attention vs mean pooling  # doctest: +SKIP
+    **attention pooling − mean pooling** (3 seeds, paired over seeds and test sentences):
+    * **attention pooling better**: sentiment (+0.007 [+0.001, +0.013]).
+    * **equivalent within ±0.01**: topic (+0.001).
+    * **inconclusive at ±0.01**: genre (−0.002 [−0.030, +0.026])."""
     rows = table.to_dict("records")
     if not rows:
         raise ValueError("findings of an empty comparison table")
