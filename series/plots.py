@@ -240,16 +240,16 @@ def embedding_maps(panels: Sequence[MapPanel], ncols: int = 2, point_size: float
 def difference_plot(table: pd.DataFrame, title: str = "Paired differences (95% intervals)",
                     xlabel: str = "test accuracy difference (A − B)",
                     legend: str = "blue: interval excludes 0; green: inside the shaded margin; grey: neither",
-                    detected: str = "detected", ax=None) -> Figure:
+                    detected: str = "detected") -> Figure:
     """A forest plot: each comparison of a table in :mod:`series.comparisons`' format as a point with its
     95 % interval, zero marked. Where a row carries a margin declared before its runs
     (:func:`~series.comparisons.with_margin`), the band ±margin is shaded behind it. Colour by verdict:
     blue where the interval excludes zero, green where it lies inside the margin (equivalent), grey
     otherwise (inconclusive, or no margin declared and no difference detected). ``detected`` names the
     column that says a difference was found (``"detected (Holm)"`` in the README's family, whose ``legend``
-    says so); ``ax`` draws into an existing panel."""
+    says so)."""
     rows = table.reset_index(drop=True).to_dict("records")
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5)) if ax is None else (ax.figure, ax)
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(rows) + 1.5))
     y = np.arange(len(rows))[::-1]
     for yi, r in zip(y, rows):
         margin = r.get("margin")
@@ -383,7 +383,8 @@ def sweep_plot(summary: pd.DataFrame, comparisons: pd.DataFrame,
     if "margin" in rows and rows["margin"].notna().any():
         margin = float(rows["margin"].dropna().iloc[0])
         left.axhspan(-margin, margin, color="tab:green", alpha=0.12, lw=0, label=f"margin ±{margin:g}")
-    for offset, (task, part) in zip((-0.06, 0.06, 0.0), rows.groupby("task", sort=False)):
+    by_task = rows.groupby("task", sort=False)
+    for offset, (task, part) in zip(np.linspace(-0.06, 0.06, by_task.ngroups), by_task):  # side by side
         part = part.sort_values("k")
         left.errorbar(part["k"] + offset, part["difference"], capsize=3, marker="o", label=task,
                       yerr=[part["difference"] - part["low"], part["high"] - part["difference"]])

@@ -78,10 +78,10 @@ def measure_variants(model: MultiTaskModel, data: Mapping[str, Task], texts: Seq
                      sensitivity_texts: int = 600, requests: int = 200) -> dict[str, pd.DataFrame]:
     """Notebook 06's measurements of the :func:`inference_variants`, in one call (so they can be
     cached and replayed): ``speed`` (batch-32 throughput over ``texts``, batch-1 latency over
-    ``requests`` of them, each request's time in ``latency``) and ``quality`` (full test sets, paired against fp32); ``sensitivity`` of
-    each layer to int8; ``mixed``: speed and accuracy of PyTorch int8 with the two most sensitive
-    layers kept in fp32, beside plain int8; ``matmul``: the share of fp32's CPU time in matrix
-    products. Everything runs on the CPU (:func:`~mtl_utils.serving.variants.on_cpu`)."""
+    ``requests`` of them), ``latency`` (each of those requests' time) and ``quality`` (full test sets,
+    paired against fp32); ``sensitivity`` of each layer to int8; ``mixed``: speed and accuracy of PyTorch
+    int8 with the two most sensitive layers kept in fp32, beside plain int8; ``matmul``: the share of
+    fp32's CPU time in matrix products. Everything runs on the CPU (:func:`~mtl_utils.serving.variants.on_cpu`)."""
     model = variants.on_cpu(model)
     chosen = inference_variants(model, folder, calibration)
     fp32, torch_int8, ort_int8 = chosen[0], chosen[1], chosen[3]
