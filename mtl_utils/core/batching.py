@@ -1,8 +1,7 @@
 """Batches of tokenised texts: length-sorted order, padding, and a context that switches dropout off.
 
-Every inference loop of the series (encoding, probing embeddings, frozen-layer caches, evaluation) runs the
-same way: texts are tokenised once, sorted by length so that each batch pads little, padded per batch, run
-in eval mode, and written back in input order. These helpers are that recipe's pieces.
+Every inference loop of the series runs the same way: texts are tokenised once, sorted by length so that each batch pads
+little, padded per batch, run in eval mode, and written back in input order; these are the recipe's pieces.
 """
 from __future__ import annotations
 
@@ -42,8 +41,7 @@ def padded_positions(lengths: Sequence[int] | np.ndarray, batches: Sequence[np.n
 
 @contextmanager
 def eval_mode(*modules: nn.Module) -> Iterator[None]:
-    """Run the block with ``modules`` in eval mode (dropout off), then restore the mode of every submodule
-    as it was (a model in training with some blocks in eval mode gets exactly that back)."""
+    """Run the block with ``modules`` in eval mode (dropout off), then restore every submodule's mode as it was."""
     was = [(m, m.training) for module in modules for m in module.modules()]
     for module in modules:
         module.eval()

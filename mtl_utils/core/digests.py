@@ -1,15 +1,10 @@
 """Digests and atomic writes: the one place they are defined.
 
-* :func:`file_sha256`: a file's SHA-256, remembered per process by the file's identity (path, inode, size,
-  modification and change times: any write, and any reset of the modification time, changes the latter), so verifying a checkpoint and then loading it hashes its weights once;
-* :func:`update_with_texts` / :func:`texts_sha256`: texts hashed length-prefixed, so no choice of texts (whatever
-  characters they hold) can make two lists share a digest; every cache key over texts uses them;
-* :func:`manifest_of` / :func:`first_mismatch`: a folder's files with their digests, and the first file that no
-  longer matches (both the run cache's manifest and a checkpoint's own checksums use them);
-* :func:`write_atomic`: a file written to a unique temporary name beside it and renamed into place, so readers
-  and concurrent writers never see half a file;
-* :func:`publish_folder`: a finished temporary folder swapped in for a folder, the old one kept until the new
-  one is in place.
+* :func:`file_sha256`: a file's SHA-256, remembered per process while the file is unchanged (:func:`file_identity`);
+* :func:`update_with_texts` / :func:`texts_sha256`: texts hashed length-prefixed, for every cache key over texts;
+* :func:`manifest_of` / :func:`first_mismatch`: a folder's files with their digests, and the first that differs;
+* :func:`write_atomic`: a file written beside its target and renamed into place, never seen half-written;
+* :func:`publish_folder`: a finished folder swapped in, the old one kept until the new one is in place.
 """
 from __future__ import annotations
 
@@ -24,7 +19,7 @@ _FILE_DIGESTS: dict[tuple, str] = {}
 
 
 def file_identity(path: Path) -> tuple:
-    """What changes when a file is written: its resolved path, inode, size, modification and change times."""
+    """What a write (or a reset modification time) changes: path, inode, size, modification and change times."""
     stat = path.stat()
     return (str(path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns)
 
@@ -44,7 +39,7 @@ def file_sha256(path: str | Path) -> str:
 
 
 def update_with_texts(digest, texts: Iterable[str]) -> None:
-    """Feed ``texts`` into ``digest`` (a ``hashlib`` object), each UTF-8 encoded and prefixed by its length."""
+    """Feed ``texts`` into a ``hashlib`` object, each UTF-8 encoded and length-prefixed (no two lists collide)."""
     for text in texts:
         raw = str(text).encode("utf-8")
         digest.update(len(raw).to_bytes(8, "big") + raw)
@@ -63,8 +58,7 @@ def manifest_of(folder: Path, files: Iterable[Path]) -> dict[str, str]:
 
 
 def first_mismatch(folder: Path, manifest: dict[str, str]) -> tuple[str, str] | None:
-    """The first file of ``manifest`` that is missing from ``folder`` or whose digest changed, as ``(name,
-    "missing" | "changed")``; ``None`` when every file matches."""
+    """First file of ``manifest`` missing or changed in ``folder``: ``(name, "missing" | "changed")``, else ``None``."""
     for name, expected in manifest.items():
         path = folder / name
         if not path.is_file():
@@ -75,8 +69,7 @@ def first_mismatch(folder: Path, manifest: dict[str, str]) -> tuple[str, str] | 
 
 
 def write_atomic(target: str | Path, write: Callable[[Path], None]) -> Path:
-    """Create ``target`` (and its folder): ``write(tmp)`` writes a temporary file beside it, which is then renamed
-    over ``target``. A failure leaves ``target`` as it was and no temporary file behind."""
+    """Create ``target`` by ``write(tmp)`` on a temporary file beside it, then a rename: all or nothing."""
     target = Path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -94,8 +87,7 @@ def write_text_atomic(target: str | Path, text: str) -> Path:
 
 
 def publish_folder(tmp: Path, folder: Path, aside: Path) -> None:
-    """Make the finished folder ``tmp`` become ``folder``: an existing ``folder`` is first renamed to ``aside`` and
-    deleted only once ``tmp`` is in place; if that rename fails, ``folder`` is put back."""
+    """Make the finished folder ``tmp`` become ``folder``; the old one waits at ``aside`` until then, or is put back."""
     if folder.exists():
         os.replace(folder, aside)
     try:

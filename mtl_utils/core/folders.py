@@ -1,16 +1,11 @@
 """Sealed folders: a folder of files written whole, checked before it is read.
 
-* :func:`publish`: the folder is written into a hidden temporary sibling, sealed with ``manifest.json`` (the
-  SHA-256 of every file, written last: :func:`seal`), then swapped in
-  (:func:`~mtl_utils.core.digests.publish_folder`), so readers never see half of it;
-* :func:`verify`: a folder whose manifest is missing, unreadable or does not match its files is
-  :class:`DamagedEntry`;
-* :func:`recover`: a swap killed between its two renames leaves the folder under a hidden name; the newest
-  finished one is put back (the new copy before the old), and what crashed writes left is removed.
+* :func:`publish`: written into a hidden sibling, sealed with ``manifest.json`` (:func:`seal`), then swapped in;
+* :func:`verify`: a folder whose manifest is missing or does not match its files is :class:`DamagedEntry`;
+* :func:`recover`: a swap killed between its two renames is put back, and what crashed writes left is removed.
 
-A static int8 model stored beside its checkpoint is such a folder (:mod:`mtl_utils.serving.static_int8`), and
-so is every entry of the series' run store (:mod:`series.store`), which adds the keys and the policy for a
-damaged entry.
+A static int8 model stored beside its checkpoint is such a folder (:mod:`mtl_utils.serving.static_int8`), and so is
+every entry of the series' run store (:mod:`series.store`), which adds the keys and the policy for a damaged entry.
 """
 from __future__ import annotations
 
@@ -39,8 +34,7 @@ def seal(folder: Path) -> None:
 
 
 def verify(folder: Path, required: Iterable[str] = ()) -> None:
-    """Raise :class:`DamagedEntry` unless ``folder`` has a manifest that lists ``required`` and every file it
-    lists exists and matches."""
+    """Raise :class:`DamagedEntry` unless ``folder``'s manifest lists ``required`` and every file it lists matches."""
     path = folder / MANIFEST
     if not path.is_file():
         raise DamagedEntry(f"{MANIFEST} is missing (an entry from an interrupted or older write)")
@@ -69,8 +63,7 @@ def is_finished(folder: Path) -> bool:
 
 
 def siblings(folder: Path) -> tuple[list[Path], list[Path]]:
-    """The hidden folders writes of ``folder`` left beside it: (new copies ``.tmp-*``, entries moved aside
-    ``.old-*``)."""
+    """The hidden folders writes of ``folder`` left beside it: (new copies ``.tmp-*``, moved aside ``.old-*``)."""
     parent = folder.parent
     if not parent.is_dir():
         return [], []
@@ -85,8 +78,7 @@ def _mtime(path: Path) -> float:
 
 
 def leftover(folder: Path) -> Path | None:
-    """Where a swap killed between its two renames left ``folder``: the newest finished new copy, else the
-    newest finished entry moved aside; ``None`` when ``folder`` exists or nothing finished is left."""
+    """Where a killed swap left ``folder``: the newest finished new copy, else entry moved aside; else ``None``."""
     if folder.exists():
         return None
     for kind in siblings(folder):
@@ -97,9 +89,8 @@ def leftover(folder: Path) -> Path | None:
 
 
 def recover(folder: Path, tidy_all: bool = False) -> None:
-    """Put back the entry a killed swap left hidden (:func:`leftover`), then remove leftovers of finished or
-    crashed writes: every one with ``tidy_all`` (the caller holds the entry's lock), else those over an hour
-    old (another process may be writing). A folder that cannot be written is left as it is."""
+    """Put back the entry a killed swap left hidden (:func:`leftover`), then remove what finished or crashed writes
+    left: all with ``tidy_all`` (the caller holds the lock), else what is over an hour old. Unwritable folders stay."""
     found = leftover(folder)
     try:
         if found is not None:

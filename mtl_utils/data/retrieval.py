@@ -12,12 +12,7 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True)
 class RetrievalSet:
-    """Queries, a corpus of passages and which passages answer each query (ids are strings).
-
-    Checked when built: at least one query; unique query and passage ids; no passage text under two ids
-    (scores would then depend on how the ids sort); every query has at least one relevant passage and every
-    relevant id is in the corpus. Errors name the offending ids.
-    """
+    """Queries, passages and which passages answer each query (string ids), checked by :func:`check_retrieval`."""
 
     query_ids: tuple[str, ...]
     queries: tuple[str, ...]
@@ -38,9 +33,8 @@ def _repeated(ids: Sequence[str]) -> list[str]:
 
 def check_retrieval(query_ids: Sequence[str], queries: Sequence[str], corpus_ids: Sequence[str],
                     passages: Sequence[str], relevant: Mapping[str, frozenset[str]]) -> None:
-    """Raise ``ValueError`` naming the problem: no queries, ids and texts of different lengths, repeated
-    query or passage ids, one passage text under two ids, a query without a relevant passage, a relevant id
-    missing from the corpus."""
+    """``ValueError`` naming the problem: no queries, ids and texts of different lengths, repeated ids, a passage text
+    under two ids (scores would depend on how ids sort), a query with no relevant passage, an unknown relevant id."""
     if len(query_ids) == 0:
         raise ValueError("a retrieval set needs at least one query; the query list is empty")
     if len(query_ids) != len(queries) or len(corpus_ids) != len(passages):

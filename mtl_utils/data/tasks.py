@@ -14,10 +14,7 @@ SPLITS: tuple[str, ...] = ("train", "validation", "test")
 
 @dataclass
 class Task:
-    """One classification task: its label names and a DataFrame (``text``, ``label``) per split.
-
-    ``label`` holds integer class ids indexing ``labels``.
-    """
+    """A classification task: its label names and a DataFrame per split (``text``, ``label``: index into ``labels``)."""
 
     name: str
     labels: tuple[str, ...]
@@ -39,8 +36,7 @@ class Task:
 
     def counts(self) -> pd.DataFrame:
         """Examples per split (columns) and label (rows), with totals."""
-        table = pd.DataFrame(
-            {s: df["label"].map(dict(enumerate(self.labels))).value_counts() for s, df in self.splits.items()}
-        ).reindex(list(self.labels)).fillna(0).astype(int)
+        table = pd.DataFrame({s: df["label"].map(dict(enumerate(self.labels))).value_counts()
+                              for s, df in self.splits.items()}).reindex(list(self.labels)).fillna(0).astype(int)
         table.loc["total"] = table.sum()
         return table

@@ -4,11 +4,9 @@
 * :mod:`~mtl_utils.evaluation.probing`: frozen vectors per pooling from one pass, and linear probes on them;
 * :mod:`~mtl_utils.evaluation.attention_probe`: a learned attention pooling trained as a probe;
 * :mod:`~mtl_utils.evaluation.similarity`: embedding geometry (cosines, neighbours, 2-D maps);
-* :mod:`~mtl_utils.evaluation.retrieval`: retrieval metrics (as sentence-transformers computes them), BM25,
-  semantic search, clustering;
+* :mod:`~mtl_utils.evaluation.retrieval`: retrieval metrics, BM25, semantic search, clustering;
 * :mod:`~mtl_utils.evaluation.sts`: human-judged similarity, the STS benchmark's Spearman correlation;
 * :mod:`~mtl_utils.evaluation.gradient_conflict`: whether two tasks pull the shared encoder the same way.
 
-Paired comparisons in the series' row format, and their interval over seeds and sentences, are the series'
-(:mod:`series.comparisons`, :mod:`series.intervals`).
+Paired comparisons over seeds and sentences are the series' (:mod:`series.comparisons`, :mod:`series.intervals`).
 """

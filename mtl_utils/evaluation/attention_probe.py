@@ -2,15 +2,11 @@
 
 The seed write-up weighs mean pooling against max and *attention* pooling. Mean, cls and max
 (:mod:`mtl_utils.modeling.pooling`) have no parameters; attention pooling has one, a query vector ``q``: token ``t``
-gets the weight ``softmax_t(q · h_t / sqrt(d))`` over the sentence's real word pieces, and the sentence
-vector is the weighted sum. With ``q = 0`` every real piece weighs the same: **exactly mean pooling**. So a
-probe that learns ``q`` together with a linear classifier, started at ``q = 0`` and compared with the same
-probe whose ``q`` stays at zero, isolates what learning *where to look* adds over the mean (notebook 01).
-
-It is trained here as a probe on the frozen encoder's token vectors, computed once (:func:`token_vectors`);
-the multi-task model keeps its parameter-free poolings. :func:`fit_probe` trains with AdamW, keeps the epoch
-with the best validation accuracy and scores the test split; :func:`series.comparisons.compare_over_seeds`
-pairs two probes over seeds and test sentences.
+gets the weight ``softmax_t(q · h_t / sqrt(d))`` over the sentence's real word pieces, and the sentence vector is the
+weighted sum. With ``q = 0`` every real piece weighs the same: **exactly mean pooling**. So a probe that learns ``q``
+with a linear classifier, started at ``q = 0``, against the same probe whose ``q`` stays at zero, isolates what learning
+*where to look* adds over the mean (notebook 01). It trains on the frozen encoder's token vectors, computed once
+(:func:`token_vectors`); :func:`series.comparisons.compare_over_seeds` pairs two probes over seeds and sentences.
 """
 from __future__ import annotations
 
@@ -32,8 +28,7 @@ from mtl_utils.modeling.encoder import SentenceEncoder, check_batch_size, check_
 
 @dataclass
 class TokenVectors:
-    """Frozen token vectors of ``n`` texts: ``values [n, longest, hidden]`` (float16, zero beyond each text's
-    length), ``lengths [n]`` (real word pieces, special tokens included) and each text's word-piece ids."""
+    """Frozen token vectors: ``values [n, longest, hidden]`` (float16, zero-padded), ``lengths [n]``, word-piece ids."""
 
     values: torch.Tensor = field(repr=False)
     lengths: torch.Tensor
@@ -74,9 +69,7 @@ def token_vectors(encoder: SentenceEncoder, texts: Sequence[str], batch_size: in
 
 
 class AttentionPoolingProbe(nn.Module):
-    """Attention pooling (:class:`~mtl_utils.modeling.attention_pooling.AttentionPooling`, its query started at
-    zero) and a linear classifier. With ``learn_query=False`` the query stays at zero and the pooling is exactly
-    the masked mean: the control."""
+    """Attention pooling (query from 0) and a linear classifier; ``learn_query=False``: the masked-mean control."""
 
     def __init__(self, hidden_size: int, num_labels: int, learn_query: bool = True) -> None:
         super().__init__()
@@ -97,8 +90,7 @@ class AttentionPoolingProbe(nn.Module):
 
 @dataclass
 class AttentionProbeResult:
-    """A fitted probe: test accuracy and macro-F1, the kept epoch, validation accuracy per epoch, which test
-    examples it got right, and the fitted module."""
+    """A fitted probe: test scores, kept epoch, validation accuracy per epoch, test examples right, the module."""
 
     accuracy: float
     macro_f1: float
@@ -120,10 +112,8 @@ def predict(model: AttentionPoolingProbe, data: TokenVectors, batch_size: int = 
 def fit_probe(train: TokenVectors, train_y: np.ndarray, val: TokenVectors, val_y: np.ndarray, test: TokenVectors,
               test_y: np.ndarray, learn_query: bool = True, seed: int = 0, epochs: int = 15, lr: float = 2e-3,
               weight_decay: float = 1e-4, batch_size: int = 64) -> AttentionProbeResult:
-    """Train :class:`AttentionPoolingProbe` (AdamW, shuffled mini-batches, ``seed`` for the classifier's
-    initialisation and the batch order), keep the epoch with the best validation accuracy (the earliest on
-    ties) and score it on the test split. The control (``learn_query=False``) gets the same seed, so the two
-    share their initial classifier and batch order: a paired comparison."""
+    """Train :class:`AttentionPoolingProbe` (AdamW, shuffled mini-batches; ``seed``: initial classifier, batch order),
+    keep the best epoch on validation (the earliest on ties), score it on test; the control shares the seed (paired)."""
     for name, data, y in (("train", train, train_y), ("validation", val, val_y), ("test", test, test_y)):
         if len(data) != len(y):
             raise ValueError(f"{name}: {len(data)} token-vector rows but {len(y)} labels")
@@ -133,8 +123,7 @@ def fit_probe(train: TokenVectors, train_y: np.ndarray, val: TokenVectors, val_y
     generator = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)
     model = AttentionPoolingProbe(train.values.shape[-1], num_labels, learn_query)
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr,
-                                  weight_decay=weight_decay)
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=lr, weight_decay=weight_decay)
     labels = torch.tensor(np.asarray(train_y), dtype=torch.long)
     best, best_state, curve = -1.0, None, []
     for _ in range(epochs):
@@ -155,8 +144,7 @@ def fit_probe(train: TokenVectors, train_y: np.ndarray, val: TokenVectors, val_y
 
 def top_pieces(model: AttentionPoolingProbe, data: TokenVectors, rows: Sequence[int], tokenizer,
                k: int = 5) -> pd.DataFrame:
-    """For each row, the ``k`` word pieces the learned query weighs most, with their weights (the mean weight
-    of that text's pieces, ``1 / length``, for scale)."""
+    """For each row, the ``k`` word pieces the learned query weighs most, with weights (mean: ``1 / length``)."""
     idx = torch.as_tensor(list(rows))
     with torch.inference_mode():
         weights = model.weights(*data.batch(idx))

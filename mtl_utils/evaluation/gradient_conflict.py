@@ -1,9 +1,8 @@
 """Gradient conflict: do two tasks pull the shared encoder the same way?
 
-For each unit of the encoder (the embeddings, each layer) the two tasks' gradients are compared by their
-cosine: +1 both tasks push that unit's weights the same way, 0 unrelated directions, −1 opposite
-(conflict). Tasks that conflict in the shared layers are the case where sharing an encoder can cost accuracy
-(Yu et al. 2020, *Gradient Surgery for Multi-Task Learning*, measure the same cosine).
+For each encoder unit (the embeddings, each layer) the two tasks' gradients are compared by their cosine: +1 the same
+way, 0 unrelated, −1 opposite (conflict). Tasks that conflict in the shared layers are where sharing an encoder can cost
+accuracy (Yu et al. 2020, *Gradient Surgery for Multi-Task Learning*, measure the same cosine).
 
 Taught in notebook 02 (the multi-task model).
 """
@@ -23,10 +22,7 @@ from mtl_utils.modeling.model import MultiTaskModel
 
 def gradient_conflict(model: MultiTaskModel, data: Mapping[str, Task], tasks: Sequence[str], batches: int = 8,
                       batch_size: int = 16, seed: int = 0) -> pd.DataFrame:
-    """Cosine between the tasks' gradients on each encoder unit (embeddings, each layer), from ``batches``
-    training batches per task (summed), the model in eval mode (no dropout) and left unchanged.
-
-    +1: the tasks pull that unit the same way; 0: unrelated directions; −1: opposite (conflict)."""
+    """Cosine of the tasks' summed gradients over ``batches`` batches per encoder unit (eval mode, model unchanged)."""
     if len(tasks) != 2:
         raise ValueError(f"gradient conflict compares two tasks, got {list(tasks)}")
     units = [u for u in anatomy.depth_units(model) if u.kind in ("layer", "embeddings")][::-1]

@@ -20,10 +20,7 @@ def one_dimensional(values, name: str) -> np.ndarray:
 
 
 def scores(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int | None = None) -> dict[str, float]:
-    """Accuracy and macro-averaged F1 (every class counts the same, whatever its size).
-
-    With ``num_labels`` the macro average runs over every class ``0..num_labels-1``, also ones a model
-    never predicts (they count as F1 = 0)."""
+    """Accuracy and macro-F1 (each class counts the same; with ``num_labels``, classes never predicted too, as F1 0)."""
     y_true, y_pred = one_dimensional(y_true, "y_true"), one_dimensional(y_pred, "y_pred")
     if len(y_true) != len(y_pred):
         raise ValueError(f"{len(y_true)} true labels but {len(y_pred)} predictions")
@@ -35,15 +32,13 @@ def scores(y_true: Sequence[int], y_pred: Sequence[int], num_labels: int | None 
 
 
 def classification_scores(y_true: Sequence[int], logits: np.ndarray, num_labels: int) -> dict:
-    """Scores from logits ``[n, num_labels]``: accuracy, macro-F1, the confusion matrix (rows: true labels,
-    columns: predicted), the predictions and which examples were right (for paired tests)."""
+    """From logits ``[n, labels]``: accuracy, macro-F1, confusion matrix (rows: true), predictions, which were right."""
     logits = np.asarray(logits)
     if logits.ndim != 2 or logits.shape[1] != num_labels:
         raise ValueError(f"logits must be [n, {num_labels}], got shape {logits.shape}")
     y_true = one_dimensional(y_true, "y_true")
     pred = logits.argmax(axis=1)
-    return {**scores(y_true, pred, num_labels),
-            "confusion": confusion_matrix(y_true, pred, labels=range(num_labels)),
+    return {**scores(y_true, pred, num_labels), "confusion": confusion_matrix(y_true, pred, labels=range(num_labels)),
             "predictions": pred, "correct": pred == y_true}
 
 

@@ -1,11 +1,10 @@
 """Frozen-encoder probes: embed texts once with every pooling, then fit a logistic regression per pooling.
 
-:func:`embed_poolings` runs the transformer once per batch and pools the same token vectors with each mode,
-so comparing ``mean``, ``cls`` and ``max`` costs one pass over the data, not three. :func:`probe` chooses the
-regularisation ``C`` on the validation split and scores the test split (:func:`probe_cv`: by cross-validation
-on the training examples alone, for label budgets). :func:`bag_of_words_probe` is the same
-probe on word counts, the baseline without an encoder; :func:`randomly_initialised` gives the encoder's
-architecture without its pretraining.
+:func:`embed_poolings` pools the same token vectors with each mode, so comparing ``mean``, ``cls`` and ``max`` costs one
+pass over the data, not three. :func:`probe` chooses the regularisation ``C`` on the validation split and scores the
+test split (:func:`probe_cv`: by cross-validation on the training examples, for label budgets).
+:func:`bag_of_words_probe` is the same probe on word counts, the baseline without an encoder;
+:func:`randomly_initialised` gives the encoder's architecture without its pretraining.
 """
 from __future__ import annotations
 
@@ -42,10 +41,7 @@ def check_modes(modes: Sequence[str]) -> tuple[str, ...]:
 
 def embed_poolings(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequence[str] = POOLING_MODES,
                    batch_size: int = 32, show_progress: bool | None = None, desc: str = "embed") -> dict[str, np.ndarray]:
-    """Sentence vectors of ``texts`` for each pooling mode: ``{mode: [n, hidden]}``, in input order.
-
-    One transformer pass per batch (length-sorted), every mode pooled from the same token vectors. The vectors
-    are the raw pooled ones: the encoder's own projection and normalisation are not applied."""
+    """``{mode: [n, hidden]}``: ``texts``' raw pooled vectors per mode (input order), one transformer pass per batch."""
     modes = check_modes(modes)
     tokenized = encoder.token_ids(check_sentences(texts))
     batches = length_sorted_batches(tokenized.lengths, check_batch_size(batch_size))
@@ -61,11 +57,7 @@ def embed_poolings(encoder: SentenceEncoder, texts: Sequence[str], modes: Sequen
 
 
 def randomly_initialised(encoder: SentenceEncoder, seed: int = 0) -> SentenceEncoder:
-    """``encoder`` with its transformer replaced by the same architecture at random initial weights (the
-    model's own initialisation, seeded): what pretraining is worth, measured against the same network.
-
-    The tokenizer and settings stay; the returned encoder has a different fingerprint, so its vectors are
-    cached apart from the pretrained ones."""
+    """``encoder`` with its transformer re-initialised at random (same architecture, seeded): pretraining's worth."""
     config = encoder.transformer.config
     with torch.random.fork_rng():  # the caller's random state is left as it was
         torch.manual_seed(seed)
@@ -85,9 +77,8 @@ def l2_normalize(vectors: np.ndarray) -> np.ndarray:
 
 @dataclass
 class ProbeResult:
-    """A fitted probe: test scores, the chosen ``C`` and its validation accuracy per ``C``, which test
-    examples it got right, whether every fit converged, and the fitted classifier (``model``, to answer new
-    vectors: notebook 01's sentence explorer)."""
+    """A fitted probe: test scores, the chosen ``C`` and validation accuracy per ``C``, which test examples it got
+    right, whether every fit converged, and the classifier (``model``: notebook 01's sentence explorer)."""
 
     accuracy: float
     macro_f1: float
@@ -121,18 +112,15 @@ def _scored(model: LogisticRegression, C: float, validation: dict[float, float],
     """The chosen probe scored on the test split."""
     pred = model.predict(_matrix(test_X))
     s = scores(np.asarray(test_y), pred)
-    return ProbeResult(s["accuracy"], s["macro_f1"], C, validation, pred == np.asarray(test_y), converged,
-                       model)
+    return ProbeResult(s["accuracy"], s["macro_f1"], C, validation, pred == np.asarray(test_y), converged, model)
 
 
 def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np.ndarray, test_X: np.ndarray,
           test_y: np.ndarray, C_grid: Sequence[float] = C_GRID, max_iter: int = 2000, seed: int = 0,
           threads: int | None = 1) -> ProbeResult:
-    """Fit a logistic regression on frozen vectors of the train split for each ``C`` in ``C_grid``, keep the
-    one with the best validation accuracy, and score it on the test split.
-
-    The poolings' vectors differ in scale, so one fixed ``C`` would favour some of them; choosing ``C`` on
-    validation gives each its own. ``threads`` caps the BLAS threads of the fit (``None``: no cap)."""
+    """Fit a logistic regression on the train split's vectors for each ``C`` in ``C_grid``, keep the best on validation
+    and score it on the test split. The poolings' vectors differ in scale, so one fixed ``C`` would favour some;
+    choosing ``C`` on validation gives each its own. ``threads`` caps the BLAS threads (``None``: no cap)."""
     fits, validation, converged = {}, {}, True
     with threadpool_limits(threads):
         for C in C_grid:
@@ -146,11 +134,10 @@ def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np
 def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray,
              C_grid: Sequence[float] = C_GRID, folds: int = 5, max_iter: int = 2000, seed: int = 0,
              threads: int | None = 1) -> ProbeResult:
-    """:func:`probe` without a validation split: ``C`` is chosen by stratified ``folds``-fold cross-validation
-    on the training examples themselves (fewer folds when the rarest class has fewer examples), then the probe is
-    refitted on all of them and scored on the test split. For label budgets: a probe given ``n`` labels uses those
-    ``n`` and no others, like a fine-tuning run with no validation. ``validation`` holds the mean cross-validated
-    accuracy per ``C``."""
+    """:func:`probe` without a validation split: ``C`` is chosen by stratified ``folds``-fold cross-validation on the
+    training examples (fewer folds when the rarest class is smaller), then refitted on all of them and scored on the
+    test split. For label budgets: a probe given ``n`` labels uses those ``n`` alone, like a fine-tuning run without
+    validation. ``validation`` holds the mean cross-validated accuracy per ``C``."""
     train_X, train_y = _matrix(train_X), np.asarray(train_y)
     smallest = int(min(np.unique(train_y, return_counts=True)[1])) if train_y.size else 0
     if smallest < 2:
@@ -173,10 +160,8 @@ def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_
 
 def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray], seed: int = 0,
                        **probe_kwargs) -> ProbeResult:
-    """The same logistic probe on TF-IDF word and word-pair counts instead of sentence vectors (vocabulary
-    from the train split, words seen at least twice): the baseline that shows what surface vocabulary alone
-    gets, e.g. a shortcut in how a data set was put together. ``texts``/``labels`` per split (train,
-    validation, test)."""
+    """The same probe on TF-IDF word and word-pair counts (train-split vocabulary, words seen twice or more): what
+    surface vocabulary alone gets, e.g. a data set's shortcut. ``texts``/``labels`` per split."""
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     train_X = vectorizer.fit_transform(list(texts["train"]))
     return probe(train_X, labels["train"], vectorizer.transform(list(texts["validation"])), labels["validation"],

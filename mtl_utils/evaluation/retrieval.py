@@ -1,13 +1,9 @@
 """Retrieval and clustering scores of sentence vectors, computed as sentence-transformers and MTEB compute them.
 
-* :func:`rank_metrics`: per query, recall@1, recall@10, MRR@10 and nDCG@10 from a score matrix, with
-  ``InformationRetrievalEvaluator``'s conventions (hits sorted by score, ties by ascending corpus id; binary
-  relevance; nDCG's ideal ranking puts every relevant passage first). ``tests/test_retrieval.py`` checks it
-  against the evaluator itself.
-* :func:`bm25_scores`: the lexical baseline, BM25 from the ``bm25s`` library (Lucene's variant).
+* :func:`rank_metrics`: per query recall@1, recall@10, MRR@10, nDCG@10, as ``InformationRetrievalEvaluator`` computes;
+* :func:`bm25_scores`: the lexical baseline, BM25 from the ``bm25s`` library (Lucene's variant);
 * :func:`semantic_search`: the passages nearest to a query under each encoder;
-* :func:`clustering_score`: V-measure of k-means on sentence vectors against their labels, as MTEB's
-  clustering tasks score it.
+* :func:`clustering_score`: V-measure of k-means on sentence vectors against their labels (MTEB's clustering).
 
 Taught in notebook 05 (how a sentence transformer is trained).
 """
@@ -29,8 +25,9 @@ METRICS: tuple[str, ...] = ("recall@1", "recall@10", "MRR@10", "nDCG@10")
 
 
 def rank_metrics(scores: np.ndarray, data: RetrievalSet, k: int = 10) -> pd.DataFrame:
-    """One row per query (index: query id): recall@1, recall@``k``, MRR@``k``, nDCG@``k`` and the rank of the
-    first relevant passage (1 = top; ``inf`` beyond the corpus' end never happens: every query has one)."""
+    """One row per query (index: query id): recall@1, recall@``k``, MRR@``k``, nDCG@``k`` and the rank of the first
+    relevant passage, with the evaluator's conventions (ties by ascending corpus id, binary relevance; nDCG's ideal
+    ranking puts every relevant passage first); ``tests/test_retrieval.py`` checks it against the evaluator."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(data.query_ids), len(data.corpus_ids)):
         raise ValueError(f"scores must be queries × passages = {(len(data.query_ids), len(data.corpus_ids))}, "
@@ -47,8 +44,8 @@ def rank_metrics(scores: np.ndarray, data: RetrievalSet, k: int = 10) -> pd.Data
         gains = 1.0 / np.log2(np.arange(2, k + 2))
         ideal = gains[:min(n_relevant, k)].sum()
         rows.append({"recall@1": hits[:1].sum() / n_relevant, f"recall@{k}": top.sum() / n_relevant,
-                     f"MRR@{k}": 1.0 / first if first <= k else 0.0, f"nDCG@{k}": float(gains[:len(top)][top].sum() / ideal),
-                     "rank": first})
+                     f"MRR@{k}": 1.0 / first if first <= k else 0.0,
+                     f"nDCG@{k}": float(gains[:len(top)][top].sum() / ideal), "rank": first})
     return pd.DataFrame(rows, index=pd.Index(data.query_ids, name="query"))
 
 
@@ -59,8 +56,7 @@ def summary(per_query: pd.DataFrame) -> dict[str, float]:
 
 def encoder_scores(encoder: SentenceEncoder, data: RetrievalSet, batch_size: int = 64,
                    show_progress: bool | None = None) -> np.ndarray:
-    """Cosine similarities of every query's vector with every passage's (queries × passages);
-    ``show_progress`` as in :meth:`~mtl_utils.modeling.encoder.SentenceEncoder.encode`."""
+    """Cosine similarities of every query's vector with every passage's (queries × passages)."""
     queries = encoder.encode(list(data.queries), batch_size=batch_size, show_progress=show_progress,
                              warn_truncation=False)
     passages = encoder.encode(list(data.passages), batch_size=batch_size, show_progress=show_progress,
@@ -75,10 +71,8 @@ def evaluate_encoder(encoder: SentenceEncoder, data: RetrievalSet, batch_size: i
 
 
 def bm25_scores(data: RetrievalSet, k1: float = 1.5, b: float = 0.75) -> np.ndarray:
-    """BM25 scores (queries × passages) from ``bm25s``: lower-cased word tokens, English stop words removed,
-    no stemming (the library's defaults)."""
+    """BM25 scores (queries × passages): lower-cased words, English stop words removed, no stemming."""
     import bm25s
-
     retriever = bm25s.BM25(k1=k1, b=b)
     retriever.index(bm25s.tokenize(list(data.passages), show_progress=False), show_progress=False)
     tokens = bm25s.tokenize(list(data.queries), return_ids=False, show_progress=False)
@@ -86,12 +80,10 @@ def bm25_scores(data: RetrievalSet, k1: float = 1.5, b: float = 0.75) -> np.ndar
 
 
 def clustering_score(vectors: np.ndarray, labels: Sequence[int], seed: int = 0) -> float:
-    """V-measure of k-means (as many clusters as labels; MiniBatchKMeans, batch 500, as MTEB clusters) on
-    ``vectors`` against ``labels``: 1 when the clusters are the classes, about 0 when unrelated."""
+    """V-measure of k-means (MiniBatchKMeans, batch 500, as MTEB) of ``vectors`` vs ``labels``: 1 for the classes."""
     labels = np.asarray(labels)
     if len(labels) != len(vectors) or len(labels) < 2:
-        raise ValueError(f"need one label per vector, at least two (got {len(labels)} labels, "
-                         f"{len(vectors)} vectors)")
+        raise ValueError(f"need one label per vector, at least two (got {len(labels)} labels, {len(vectors)} vectors)")
     k = len(np.unique(labels))
     clusters = MiniBatchKMeans(n_clusters=k, batch_size=500, n_init="auto", random_state=seed).fit_predict(vectors)
     return float(v_measure_score(labels, clusters))
@@ -99,8 +91,7 @@ def clustering_score(vectors: np.ndarray, labels: Sequence[int], seed: int = 0) 
 
 def semantic_search(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, query: str,
                     k: int = 3) -> pd.DataFrame:
-    """The ``k`` passages nearest to ``query`` by cosine similarity under each encoder: encoder, rank,
-    score, article, the passage's first 90 characters."""
+    """The ``k`` passages nearest to ``query`` under each encoder: encoder, rank, cosine, article, passage start."""
     if not query.strip():
         raise ValueError("type a query: the search text is empty")
     rows = []
@@ -109,8 +100,7 @@ def semantic_search(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet,
         for rank, i in enumerate(np.argsort(-scores)[:k], start=1):
             passage = data.passages[i]
             rows.append({"encoder": name, "rank": rank, "score": round(float(scores[i]), 3),
-                         "article": data.corpus_ids[i],
-                         "passage": passage[:90] + ("…" if len(passage) > 90 else "")})
+                         "article": data.corpus_ids[i], "passage": passage[:90] + ("…" if len(passage) > 90 else "")})
     return pd.DataFrame(rows)
 
 
@@ -118,8 +108,7 @@ _PASSAGES: "WeakKeyDictionary[SentenceEncoder, dict[tuple[str, ...], np.ndarray]
 
 
 def _passage_vectors(encoder: SentenceEncoder, data: RetrievalSet) -> np.ndarray:
-    """The passages' vectors under ``encoder``, computed once per encoder and corpus (and forgotten with
-    the encoder)."""
+    """The passages' vectors under ``encoder``, once per encoder and corpus (forgotten with it)."""
     known = _PASSAGES.setdefault(encoder, {})
     if data.corpus_ids not in known:
         known[data.corpus_ids] = encoder.encode(list(data.passages), batch_size=64, warn_truncation=False)

@@ -19,14 +19,9 @@ def cosine_matrix(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
     return a_n @ b_n.T
 
 
-def nearest_neighbours(
-    query_vectors: np.ndarray,
-    queries: Sequence[str],
-    corpus_vectors: np.ndarray,
-    corpus_texts: Sequence[str],
-    corpus_labels: Sequence[str] | None = None,
-    k: int = 3,
-) -> pd.DataFrame:
+def nearest_neighbours(query_vectors: np.ndarray, queries: Sequence[str], corpus_vectors: np.ndarray,
+                       corpus_texts: Sequence[str], corpus_labels: Sequence[str] | None = None,
+                       k: int = 3) -> pd.DataFrame:
     """The ``k`` corpus texts most cosine-similar to each query: one row per (query, rank)."""
     if len(query_vectors) != len(queries) or len(corpus_vectors) != len(corpus_texts):
         raise ValueError("each vector needs its text: lengths of vectors and texts differ")
@@ -45,11 +40,8 @@ def nearest_neighbours(
 
 def project_2d(vectors: np.ndarray, method: str = "pca", seed: int = 0, perplexity: float = 30.0,
                threads: int | None = 1) -> np.ndarray:
-    """``[n, 2]`` coordinates of ``vectors`` by ``pca`` or ``tsne`` (t-SNE, PCA-initialised, seeded).
-
-    t-SNE's perplexity is capped at ``(n - 1) / 3`` so that small samples work. ``threads`` caps the
-    BLAS/OpenMP threads (``None``: no cap); one thread keeps t-SNE fast on a busy machine.
-    """
+    """``[n, 2]`` coordinates of ``vectors`` by ``pca`` or ``tsne`` (PCA-initialised, seeded, perplexity capped at
+    ``(n - 1) / 3``). ``threads`` caps BLAS/OpenMP threads (``None``: no cap; one keeps t-SNE fast when busy)."""
     vectors = np.asarray(vectors, dtype=np.float32)
     if method not in ("pca", "tsne"):
         raise ValueError(f"unknown method '{method}'; choose 'pca' or 'tsne'")

@@ -22,8 +22,7 @@ from mtl_utils.modeling.encoder import SentenceEncoder
 
 def pair_cosines(encoder: SentenceEncoder, first: Sequence[str], second: Sequence[str],
                  batch_size: int = 64) -> np.ndarray:
-    """The cosine of ``first[i]`` and ``second[i]``'s sentence vectors, for every pair ``i``: ``[n]``. Each
-    distinct sentence is encoded once."""
+    """Cosine of each pair's sentence vectors, ``first[i]`` with ``second[i]``: ``[n]`` (each sentence encoded once)."""
     if len(first := list(first)) != len(second := list(second)):
         raise ValueError(f"each pair needs two sentences: {len(first)} first and {len(second)} second")
     texts = list(dict.fromkeys(first + second))

@@ -1,19 +1,16 @@
 """The parts of a model, found once: embeddings, the stack of encoder layers, the heads, and depth.
 
-Freezing (:mod:`mtl_utils.training.freezing`), layer-wise learning rates (:mod:`mtl_utils.training.optim`), the frozen-layer
-cache and the weight-change measurements all ask the same questions (where are the layers? which parameters
-sit below, in or above them?); this module answers them with one finder, so they can never disagree.
+Freezing, layer-wise learning rates, the frozen-layer cache and the weight-change measurements all ask where the layers
+are and which parameters sit below, in or above them; one finder answers them all, so they never disagree.
 
-Depth counts steps below the top encoder layer: the heads and the top layer are 0, the layer below it 1,
-..., the embeddings ``L`` (the number of layers).
+Depth counts steps below the top encoder layer: the heads and the top layer are 0, ..., the embeddings ``L``.
 
-What lies *below* layer ``k`` is measured, not assumed (:func:`bottom_parameters`): the parameters that the
-input of layer ``k`` depends on in the model's own forward pass, found once per model with autograd on a
-four-token input. For BERT that is the embeddings and layers ``1..k``; it also catches what an architecture
-shares with every layer (MPNet's relative-position bias, DeBERTa's relative embeddings and their LayerNorm),
-a projection between the embeddings and the layers (ELECTRA, ALBERT) and DeBERTa's convolution after layer 1.
-ALBERT reuses one set of layer weights at every depth, so "the bottom ``k`` layers" (``0 < k < L``) and a
-rate per depth do not exist for it: :func:`layer_stack` says so.
+What lies *below* layer ``k`` is measured, not assumed (:func:`bottom_parameters`): the parameters that the input of
+layer ``k`` depends on in the model's own forward pass (autograd on a four-token input, once per model). For BERT that
+is the embeddings and layers ``1..k``; it also catches what an architecture shares with every layer (MPNet's
+relative-position bias, DeBERTa's relative embeddings and their LayerNorm), a projection between the embeddings and the
+layers (ELECTRA, ALBERT) and DeBERTa's convolution after layer 1. ALBERT reuses one set of layer weights at every depth,
+so "the bottom ``k`` layers" (``0 < k < L``) and a rate per depth do not exist for it: :func:`layer_stack` says so.
 """
 from __future__ import annotations
 
@@ -27,15 +24,13 @@ import torch
 from torch import nn
 
 HEAD_PREFIX = "heads."
-# Where Hugging Face encoders keep their layer stack, relative to the transformer: BERT/RoBERTa/MiniLM,
-# DistilBERT, and generic ``layers`` (e.g. ModernBERT).
+# Where encoders keep their layer stack: BERT/RoBERTa/MiniLM, DistilBERT, generic ``layers`` (e.g. ModernBERT).
 LAYER_PATHS: tuple[str, ...] = ("encoder.layer", "transformer.layer", "layers")
 
 
 def transformer_of(model: nn.Module) -> nn.Module:
-    """The Hugging Face transformer inside ``model``: a MultiTaskModel's ``encoder.transformer``, a
-    SentenceEncoder's ``transformer``, ``model`` itself when it has ``embeddings`` (a bare ``BertModel``), or
-    the one child module that has them."""
+    """The Hugging Face transformer inside ``model``: a MultiTaskModel's or SentenceEncoder's, ``model`` itself when it
+    has ``embeddings`` (a bare ``BertModel``), or the one child module that has them."""
     encoder = getattr(model, "encoder", None)
     if isinstance(getattr(encoder, "transformer", None), nn.Module):
         return encoder.transformer
@@ -61,8 +56,7 @@ def shares_layers(model: nn.Module) -> bool:
 
 
 def layer_stack(model: nn.Module) -> nn.ModuleList:
-    """The transformer's stack of encoder layers (6 for all-MiniLM-L6-v2, 12 for bert-base), found by
-    attribute path (:data:`LAYER_PATHS`), never assumed to have a fixed length."""
+    """The transformer's stack of encoder layers (6 for all-MiniLM-L6-v2), found by :data:`LAYER_PATHS`."""
     transformer = transformer_of(model)
     for path in LAYER_PATHS:
         module = _attr_path(transformer, path)
@@ -107,10 +101,9 @@ def with_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple,
 
 @dataclass(frozen=True)
 class LayerFlow:
-    """What a forward pass of the transformer showed about its layers: ``feeds[k]`` are the names (relative
-    to the transformer) of the parameters that the input of layer ``k`` depends on (``k = L``: the output),
-    and ``output`` says what each layer returns: ``0`` for a tensor, ``n`` for a tuple of ``n`` whose items
-    after the first are ``None``, ``-1`` for anything else."""
+    """What a forward pass showed about the layers: ``feeds[k]``, the names (in the transformer) of the parameters the
+    input of layer ``k`` depends on (``k = L``: the output), and ``output``, what each layer returns: ``0`` a tensor,
+    ``n`` a tuple of ``n`` (all but the first ``None``), ``-1`` anything else."""
 
     feeds: tuple[frozenset[str], ...]
     output: tuple[int, ...]
@@ -128,8 +121,7 @@ def _output_form(out) -> int:
 
 
 def _graph_leaves(tensor: torch.Tensor) -> set[int]:
-    """``id`` of every tensor that ``tensor``'s autograd graph accumulates a gradient into (its parameters),
-    found by walking the graph: no gradient is computed."""
+    """``id`` of each parameter ``tensor``'s autograd graph accumulates a gradient into (walked, none computed)."""
     found, seen, stack = set(), set(), [tensor.grad_fn]
     while stack:
         node = stack.pop()
@@ -144,9 +136,7 @@ def _graph_leaves(tensor: torch.Tensor) -> set[int]:
 
 
 def layer_flow(model: nn.Module) -> LayerFlow:
-    """The :class:`LayerFlow` of ``model``'s transformer, measured once (a four-token input in eval mode, every
-    parameter tracked for that pass only, its autograd graph walked, no gradient computed and no random number
-    drawn) and remembered for the transformer."""
+    """``model``'s :class:`LayerFlow`, measured once (four tokens, eval mode, no gradient or randomness) and cached."""
     transformer = transformer_of(model)
     if transformer in _FLOWS:
         return _FLOWS[transformer]
@@ -170,8 +160,7 @@ def layer_flow(model: nn.Module) -> LayerFlow:
             ids = (torch.arange(1, 5, device=device) % int(transformer.config.vocab_size))[None, :]
             last = transformer(input_ids=ids, attention_mask=torch.ones_like(ids)).last_hidden_state
             name_of = {id(p): n for n, p in params.items()}
-            feeds = [frozenset(name_of[i] for i in _graph_leaves(target) if i in name_of)
-                     for target in [*inputs, last]]
+            feeds = [frozenset(name_of[i] for i in _graph_leaves(target) if i in name_of) for target in [*inputs, last]]
     finally:
         for hook in hooks:
             hook.remove()
@@ -184,9 +173,8 @@ def layer_flow(model: nn.Module) -> LayerFlow:
 
 
 def bottom_parameters(model: nn.Module, k: int) -> list[tuple[str, nn.Parameter]]:
-    """``(name in model, parameter)`` of everything below layer ``k``'s input: what freezing the bottom ``k``
-    layers must freeze so that they compute a fixed function (``k = 0``: nothing; ``k = L``: the whole
-    transformer)."""
+    """``(name in model, parameter)`` of everything below layer ``k``'s input: what freezing the bottom ``k`` layers
+    must freeze (``k = 0``: nothing; ``k = L``: the whole transformer)."""
     transformer = transformer_of(model)
     prefix = module_name(model, transformer)
     prefix = f"{prefix}." if prefix else ""
@@ -209,11 +197,8 @@ def module_name(root: nn.Module, module: nn.Module) -> str:
 
 @dataclass
 class DepthUnit:
-    """A block of parameters that shares one depth (and so one rate under layer-wise decay).
-
-    ``kind`` is ``"head"``, ``"top"`` (parameters above the layers: a projection, a pooler), ``"layer"`` or
-    ``"embeddings"``; ``params`` are ``(name, parameter)`` pairs, trainable or not.
-    """
+    """A block of parameters sharing one depth (one rate under layer-wise decay): ``kind`` ``"head"``, ``"top"`` (above
+    the layers: a projection, a pooler), ``"layer"`` or ``"embeddings"``; ``params``: ``(name, parameter)``."""
 
     name: str
     kind: str
@@ -223,16 +208,12 @@ class DepthUnit:
 
 
 def depth_units(model: nn.Module, head_prefix: str = HEAD_PREFIX) -> list[DepthUnit]:
-    """Every parameter sorted into units from the top down: each head, the parameters above the layers (if
-    any), the layers from last to first, the embeddings.
-
-    A parameter belongs to a layer if it lives in :func:`layer_stack`. Outside the stack, the transformer's
-    parameters go by what they feed (:func:`layer_flow`): to the embeddings if layer 1 or 2 depends on them
-    (the embeddings, and what every layer shares, such as MPNet's position bias), to layer ``j`` if layer
-    ``j + 1`` is the first that depends on them, else above the layers (a final LayerNorm); the encoder's own
-    projection or attention pooling sits above the layers too. So the units frozen by freezing the bottom
-    ``k`` layers are exactly the embeddings and layers ``1..k``.
-    """
+    """Every parameter sorted into units from the top down: each head, the parameters above the layers (if any), the
+    layers from last to first, the embeddings. A parameter belongs to a layer if it lives in :func:`layer_stack`.
+    Outside the stack, the transformer's parameters go by what they feed (:func:`layer_flow`): to the embeddings if
+    layer 1 or 2 depends on them (what every layer shares, such as MPNet's position bias), to layer ``j`` if layer
+    ``j + 1`` is the first that depends on them, else above the layers (a final LayerNorm, the encoder's projection or
+    attention pooling): so freezing the bottom ``k`` freezes exactly the units of the embeddings and layers ``1..k``."""
     stack = layer_stack(model)
     prefix = module_name(model, stack)
     transformer = transformer_of(model)
@@ -294,8 +275,7 @@ def parts(model: nn.Module) -> dict[str, nn.Module]:
 
 
 def parameter_table(model: nn.Module) -> pd.DataFrame:
-    """Parameters per part (embeddings, each encoder layer, projection, each head), trainable ones, their
-    state, and a total row. Parameters outside the listed parts get an ``other`` row, so nothing hides."""
+    """Parameters per part (embeddings, layers, projection, heads; ``other``: the rest), trainable, state, total."""
     found = parts(model)
     listed = {id(p) for module in found.values() for p in module.parameters()}
     rows = []
@@ -327,12 +307,8 @@ def snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 def relative_change(before: Mapping[str, torch.Tensor], after: nn.Module,
                     head_prefix: str = HEAD_PREFIX) -> pd.DataFrame:
-    """How far each depth unit moved: ``||after - before|| / ||before||`` over the unit's parameters, with
-    the absolute change and the unit's size (``before``: a :func:`snapshot` of the same architecture).
-
-    Most rows of the word-embedding table belong to word pieces that never occur in the training batches;
-    they move only by weight decay, so the embeddings' relative change is small by construction.
-    """
+    """How far each depth unit moved: ``||after - before|| / ||before||`` over its parameters, absolute change, size
+    (``before``: a :func:`snapshot`); small for the embeddings by construction (most rows never occur in training)."""
     rows = []
     for unit in depth_units(after, head_prefix):
         delta_sq, base_sq = 0.0, 0.0
@@ -345,7 +321,6 @@ def relative_change(before: Mapping[str, torch.Tensor], after: nn.Module,
             delta_sq += float(((new - old) ** 2).sum())
             base_sq += float((old ** 2).sum())
         rows.append({"unit": unit.name, "kind": unit.kind, "depth": unit.depth,
-                     "parameters": sum(p.numel() for _, p in unit.params),
-                     "absolute change": float(np.sqrt(delta_sq)),
+                     "parameters": sum(p.numel() for _, p in unit.params), "absolute change": float(np.sqrt(delta_sq)),
                      "relative change": float(np.sqrt(delta_sq / base_sq)) if base_sq else float("nan")})
     return pd.DataFrame(rows)

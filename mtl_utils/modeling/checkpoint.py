@@ -2,26 +2,18 @@
 
 A checkpoint is one self-contained folder that loads offline for any base model:
 
-* ``config.json``: encoder settings, tasks and label names, head shape, and a SHA-256 of every other file (the
-  manifest, ``files``);
-* ``model.safetensors``: every weight (no pickle); its metadata holds a digest of the configuration and one of
-  the manifest (every file but the weights themselves, which are written after the backbone), so an edited
-  ``config.json`` (label names, pooling, max length, a file added to or removed from the manifest) is detected,
-  and flipped bytes in the weights too;
+* ``config.json``: encoder settings, tasks and label names, head shape, a SHA-256 of every other file (``files``);
+* ``model.safetensors``: every weight (no pickle), with a digest of the configuration and one of the manifest;
 * ``backbone/``: the transformer's own configuration and the tokenizer files.
 
-Reading refuses a malformed manifest, and any Python file in the folder (``.py``, ``.pyc``) that the manifest
-does not list. These checks find damage and careless edits, not a forger (anyone can write a consistent
-checkpoint): what keeps a checkpoint from running code is that loading never runs any (see
-:meth:`mtl_utils.modeling.model.MultiTaskModel.load`).
+So an edited ``config.json`` (label names, pooling, max length, the manifest) is detected, and flipped bytes in any file
+too; reading also refuses any Python file (``.py``, ``.pyc``) the manifest does not list. These checks find damage and
+careless edits, not a forger; what keeps a checkpoint from running code is that loading runs none.
 
-Saving never deletes what it did not write: a folder that is not a checkpoint of ours (a Hugging Face model
-folder, someone's project) is refused, and files a user added to a checkpoint folder (beside ``config.json``;
-``backbone/`` is the checkpoint's own) are kept on re-save. The
-new checkpoint is written in full into a hidden sibling folder and swapped in (:func:`publish_folder`), so a
-failed save keeps what was there; a save killed between its two renames is recovered on the next save or load.
-Two processes saving or loading one checkpoint folder at the same moment are not coordinated (no lock): give
-each writer its own folder.
+Saving never deletes what it did not write: a folder that is not a checkpoint of ours is refused, and files a user added
+beside ``config.json`` are kept on re-save. The new checkpoint is written in full into a hidden sibling folder and
+swapped in (:func:`publish_folder`), so a failed save keeps what was there; a save killed between its two renames is
+recovered on the next save or load. Nothing coordinates two processes on one folder (no lock): give each writer its own.
 """
 from __future__ import annotations
 
@@ -84,8 +76,7 @@ def _siblings(folder: Path, kind: str) -> list[Path]:
 
 
 def recover(folder: Path) -> None:
-    """Put back a checkpoint that a killed save left only under a hidden name (the newest finished one, new
-    before old), and remove what finished saves left behind."""
+    """Put back what a killed save left hidden (newest finished, new before old); remove what finished saves left."""
     if not folder.exists():
         finished = [p for p in _siblings(folder, "tmp") if is_checkpoint(p)] + _siblings(folder, "old")
         if finished:
@@ -181,8 +172,7 @@ def read_checkpoint_config(folder: Path) -> dict:
 
 
 def _check_manifest(folder: Path, files: dict) -> None:
-    """Refuse a manifest that is not ``{relative path inside folder: SHA-256}``, and Python files it does not
-    list."""
+    """Refuse a manifest that is not ``{relative path inside folder: SHA-256}``, and unlisted Python files."""
     path = folder / CONFIG_FILE
     for name, digest in files.items():
         parts = Path(name).parts
@@ -198,8 +188,7 @@ def _check_manifest(folder: Path, files: dict) -> None:
 
 
 def read_weights(folder: Path, config: dict) -> dict[str, torch.Tensor]:
-    """The weights of a checkpoint whose configuration :func:`read_checkpoint_config` returned, checked against
-    the configuration digest stored with them."""
+    """The weights of a checked checkpoint (:func:`read_checkpoint_config`), verified against their stored digests."""
     path = folder / WEIGHTS_FILE
     try:
         with safe_open(str(path), framework="pt") as handle:

@@ -1,14 +1,13 @@
 """The sentence encoder: a Hugging Face transformer, a pooling step, an optional projection and L2 norm.
 
-What :meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``predict``) accept, in one place
-(:func:`check_sentences`): a string (one sentence), or a list, tuple, NumPy array or pandas Series of strings
-(a Series' index is kept by ``predict``); any other iterable of strings is read once in order. Refused, with
-an error naming the problem: ``None``, bytes (decode them first), dicts and sets (no order), and any item
-that is not a string (named by its index), and text that cannot be UTF-8 encoded. Texts longer than
-``max_length`` word pieces are truncated, with one warning per call saying how many.
+What :meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``predict``) accept
+(:func:`check_sentences`): a string, or a list, tuple, NumPy array or pandas Series of strings (``predict`` keeps a
+Series' index); any other iterable of strings is read once in order. Refused, with an error naming the problem:
+``None``, bytes, dicts and sets (no order), an item that is not a string (named by its index), and text that is not
+valid UTF-8. Texts longer than ``max_length`` word pieces are truncated, with one warning per call.
 
-The transformer and its tokenizer are loaded by :mod:`mtl_utils.modeling.backbone` (encoder models only,
-and never code from a model folder).
+The transformer and its tokenizer are loaded by :mod:`mtl_utils.modeling.backbone` (encoders only, never code from a
+model folder).
 """
 from __future__ import annotations
 
@@ -32,10 +31,10 @@ from mtl_utils.modeling.pooling import POOLING_MODES, pool
 
 # The poolings an encoder can use: the parameter-free ones, and a learned attention pooling (trained with it).
 ENCODER_POOLINGS: tuple[str, ...] = (*POOLING_MODES, "attention")
+
+
 def check_sentences(sentences) -> list[str]:
-    """``sentences`` as a list of strings (a bare string becomes a list of one); see the module docstring
-    for what is accepted. Raises ``TypeError`` naming the problem, and the index of a bad item; ``ValueError``
-    for a text that cannot be UTF-8 encoded (:func:`check_encodable`)."""
+    """``sentences`` as a list of strings (see the module docstring); ``TypeError``/``ValueError`` name any problem."""
     if isinstance(sentences, str):
         check_encodable(sentences, "sentences")
         return [sentences]
@@ -82,12 +81,10 @@ def check_batch_size(batch_size) -> int:
 
 
 def check_encoder_settings(pooling: str, max_length, output_dim) -> None:
-    """A known pooling, ``max_length`` an integer of at least 2 (or ``None``), ``output_dim`` a positive
-    integer (or ``None``: no projection); ``ValueError`` naming the setting otherwise."""
+    """A known pooling, integer ``max_length`` ≥ 2 and ``output_dim`` ≥ 1 (or ``None``), else ``ValueError``."""
     if pooling not in ENCODER_POOLINGS:
         raise ValueError(f"unknown pooling '{pooling}'; choose one of {ENCODER_POOLINGS}")
-    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int)
-                                   or max_length < 2):
+    if max_length is not None and (isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2):
         raise ValueError(f"max_length must be an integer of at least 2 word pieces (or None), got {max_length!r}")
     if output_dim is not None and (isinstance(output_dim, bool) or not isinstance(output_dim, (int, np.integer))
                                    or output_dim < 1):
@@ -97,8 +94,7 @@ def check_encoder_settings(pooling: str, max_length, output_dim) -> None:
 
 @dataclass
 class Tokenized:
-    """Texts tokenised once, unpadded: ``ids[i]`` are text ``i``'s word-piece ids (special tokens included,
-    truncated to ``max_length``); ``truncated`` counts the texts that were cut."""
+    """Texts tokenised once, unpadded: ``ids[i]``, text ``i``'s word pieces (truncated); ``truncated``: texts cut."""
 
     ids: list[list[int]]
     lengths: np.ndarray
@@ -113,21 +109,15 @@ class SentenceEncoder(nn.Module):
 
     Args:
         model: Hugging Face model id or folder; ``None`` means the bundled all-MiniLM-L6-v2.
-        pooling: ``"mean"`` (attention-mask weighted, the default), ``"cls"``, ``"max"``, or ``"attention"`` (a
-            learned query, :mod:`~mtl_utils.modeling.attention_pooling`, trained with the model).
+        pooling: ``"mean"`` (masked, default), ``"cls"``, ``"max"`` or ``"attention"`` (a learned query, trained too).
         normalize: L2-normalise the sentence vectors (cosine similarity becomes a dot product).
-        max_length: word pieces per text; longer texts are truncated. Default: the model's own limit; never more
-            than its position embeddings allow (:func:`position_limit`).
-        output_dim: add a linear projection from the hidden size to this size (a positive integer, e.g. 256);
-            ``None``: no projection.
+        max_length: word pieces per text (longer texts truncated); default the model's own (:func:`position_limit`).
+        output_dim: size of an added linear projection from the hidden size (e.g. 256); ``None``: no projection.
         device: where to compute (default: :func:`mtl_utils.core.runtime.device`).
-        backbone: an already loaded ``(tokenizer, transformer)`` pair (how checkpoints rebuild an encoder
-            without the original model folder); ``model`` is then only its name.
+        backbone: a loaded ``(tokenizer, transformer)`` (how checkpoints rebuild an encoder); ``model`` then names it.
 
-    ``forward`` is differentiable and takes tokenised batches (see :meth:`tokenize`); :meth:`encode` is
-    for inference on raw strings. A new encoder is in eval mode (dropout off) until training asks for
-    ``.train()``.
-    """
+    ``forward`` is differentiable and takes tokenised batches (:meth:`tokenize`); :meth:`encode` is for inference on raw
+    strings. A new encoder is in eval mode (dropout off) until training asks for ``.train()``."""
 
     def __init__(self, model: str | None = None, pooling: str = "mean", normalize: bool = False,
                  max_length: int | None = None, output_dim: int | None = None,
@@ -172,8 +162,7 @@ class SentenceEncoder(nn.Module):
                 "max_length": self.max_length, "output_dim": self.output_dim}
 
     def fingerprint(self) -> str:
-        """A SHA-256 over the configuration and every weight: two encoders with the same fingerprint give the
-        same vectors (what embedding caches are keyed on, so a fine-tuned encoder never reads pretrained ones)."""
+        """SHA-256 of the configuration and every weight: embedding caches' key (same fingerprint, same vectors)."""
         digest = hashlib.sha256(json.dumps(self.config(), sort_keys=True).encode())
         for name, tensor in self.state_dict().items():
             digest.update(name.encode())
@@ -223,8 +212,7 @@ class SentenceEncoder(nn.Module):
 
     def encode_tokenized(self, tokenized: Tokenized, batch_size: int = 32, show_progress: bool | None = None,
                          sort_by_length: bool = True) -> torch.Tensor:
-        """Sentence vectors ``[n, dim]`` (CPU, float32, input order) of already tokenised texts: eval mode,
-        ``torch.inference_mode()``, length-sorted batches unless ``sort_by_length=False``."""
+        """Sentence vectors ``[n, dim]`` (CPU, float32, input order) of tokenised texts, as :meth:`encode`."""
         batch_size = check_batch_size(batch_size)
         out = torch.empty((len(tokenized), self.dim))
         if sort_by_length:
@@ -241,14 +229,10 @@ class SentenceEncoder(nn.Module):
     def encode(self, sentences, batch_size: int = 32, show_progress: bool | None = None,
                convert_to_tensor: bool = False, sort_by_length: bool = True,
                warn_truncation: bool = True) -> np.ndarray | torch.Tensor:
-        """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string).
-
-        Texts are tokenised once, sorted by token length so each batch pads little, embedded in eval mode
-        under ``torch.inference_mode()``, and returned in input order. An empty list gives ``[0, dim]``; an
-        empty string is encoded as the special tokens alone. Truncation warns once per call (unless
-        ``warn_truncation`` is off, as when a short ``max_length`` is chosen on purpose).
-        ``show_progress=None`` shows a bar from 20 batches on.
-        """
+        """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string). Texts are tokenised once, sorted
+        by length so each batch pads little, embedded in eval mode under ``torch.inference_mode()`` and returned in
+        input order; an empty list gives ``[0, dim]``, an empty string the special tokens alone. Truncation warns once
+        per call unless ``warn_truncation`` is off; ``show_progress=None`` shows a bar from 20 batches on."""
         batch_size = check_batch_size(batch_size)
         tokenized = self.token_ids(sentences)
         if warn_truncation:

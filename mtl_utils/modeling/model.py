@@ -1,8 +1,7 @@
 """The multi-task model: one shared sentence encoder, one classification head per task.
 
-Its checkpoints are folders written and verified by :mod:`mtl_utils.modeling.checkpoint`:
-:meth:`MultiTaskModel.save` and :meth:`MultiTaskModel.load` are thin calls into it. Loading never runs code
-from a checkpoint (see :meth:`MultiTaskModel.load`).
+Its checkpoints are folders written and verified by :mod:`mtl_utils.modeling.checkpoint` (:meth:`MultiTaskModel.save`,
+:meth:`MultiTaskModel.load`); loading never runs code from a checkpoint.
 """
 from __future__ import annotations
 
@@ -35,14 +34,13 @@ __all__ = ["CheckpointError", "MultiTaskModel", "TaskHead", "check_task_spec"]
 class MultiTaskModel(nn.Module):
     """A shared :class:`SentenceEncoder` and an ``nn.ModuleDict`` of task heads.
 
-    Tasks are data: ``tasks={"topic": [...5 labels], "sentiment": ["negative", "positive"]}``; a third task
-    is one more entry. ``forward`` returns ``{task: logits}`` for every task or for the ones asked for.
+    Tasks are data: ``tasks={"topic": [...5 labels], "sentiment": ["negative", "positive"]}``; a third task is one more
+    entry. ``forward`` returns ``{task: logits}`` for every task or the ones asked for.
 
     Args:
         tasks: task name -> label names.
         encoder: an existing encoder to share; if ``None`` one is built from ``model``, ``pooling``, ...
-        dropout, hidden_dim: head architecture (``hidden_dim=None``: a single linear layer).
-    """
+        dropout, hidden_dim: head architecture (``hidden_dim=None``: a single linear layer)."""
 
     def __init__(self, tasks: Mapping[str, Sequence[str]], encoder: SentenceEncoder | None = None, *,
                  model: str | None = None, pooling: str = "mean", normalize: bool = False,
@@ -62,8 +60,7 @@ class MultiTaskModel(nn.Module):
         return list(self.task_labels)
 
     def check_tasks(self, tasks: str | Sequence[str] | None) -> list[str]:
-        """Task names to compute (all when ``None``). An unknown name raises ``KeyError`` listing the known
-        ones; an empty list is an error too (it would compute nothing)."""
+        """Task names to compute (all when ``None``); ``KeyError`` for an unknown one, ``ValueError`` for none."""
         if tasks is None:
             return self.task_names
         names = [tasks] if isinstance(tasks, str) else list(tasks)
@@ -97,8 +94,7 @@ class MultiTaskModel(nn.Module):
 
     def predict(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64,
                 warn_truncation: bool = True) -> pd.DataFrame:
-        """One row per sentence: per task the predicted label and each label's probability. A pandas Series'
-        index is kept."""
+        """One row per sentence: each task's predicted label and label probabilities (a Series' index is kept)."""
         texts = check_sentences(sentences)
         table = pd.DataFrame({"sentence": texts}, index=sentence_index(sentences))
         for name, logits in self.logits(texts, tasks, batch_size, warn_truncation).items():
@@ -115,28 +111,22 @@ class MultiTaskModel(nn.Module):
                 "head": dict(self.head_config)}
 
     def save(self, folder: str | Path) -> Path:
-        """Write a self-contained checkpoint into ``folder``, atomically: a failed save keeps what was there, a
-        folder that is not a checkpoint is refused, files a user added to a checkpoint folder are kept
-        (:func:`mtl_utils.modeling.checkpoint.save_checkpoint`)."""
+        """Write a checkpoint into ``folder`` atomically (:func:`mtl_utils.modeling.checkpoint.save_checkpoint`)."""
         state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
 
         def write_backbone(path: Path) -> None:
             self.encoder.transformer.config.save_pretrained(path)
             self.encoder.tokenizer.save_pretrained(path)
-
         return save_checkpoint(folder, self.config(), state, write_backbone)
 
     @classmethod
     def load(cls, folder: str | Path, tasks: Mapping[str, Sequence[str]] | None = None,
              device: str | torch.device | None = None) -> "MultiTaskModel":
-        """Rebuild a saved model (offline: everything comes from the folder), in eval mode.
-
-        Every file is checked against its SHA-256, and the configuration against the digest stored in the
-        weights: a missing, corrupted or edited file raises :class:`CheckpointError` naming it. With
-        ``tasks``, the checkpoint must have exactly those tasks and labels (in order).
-
-        No code from the checkpoint runs: a backbone that asks for custom code, or is not an encoder, raises
-        :class:`CheckpointError` before transformers reads it, and transformers gets ``trust_remote_code=False``."""
+        """Rebuild a saved model, offline (everything comes from the folder) and in eval mode. Every file is checked
+        against its SHA-256 and the configuration against the digest in the weights: a missing, corrupted or edited file
+        raises :class:`CheckpointError` naming it. With ``tasks``, the checkpoint must have exactly those tasks and
+        labels (in order). No code from the checkpoint runs: a backbone that asks for custom code, or is not an encoder,
+        is a :class:`CheckpointError`, and transformers gets ``trust_remote_code=False``."""
         folder = Path(folder)
         config = read_checkpoint_config(folder)
         saved = {name: tuple(labels) for name, labels in config["tasks"].items()}

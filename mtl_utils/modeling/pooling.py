@@ -7,11 +7,7 @@ POOLING_MODES: tuple[str, ...] = ("mean", "cls", "max")
 
 
 def mean_pool(token_embeddings: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """Average the token vectors of each sentence, counting real tokens only (padding has mask 0).
-
-    ``token_embeddings``: ``[batch, tokens, hidden]``; ``attention_mask``: ``[batch, tokens]``.
-    Returns ``[batch, hidden]``.
-    """
+    """Masked mean of token vectors ``[batch, tokens, hidden]`` over each text's real tokens: ``[batch, hidden]``."""
     mask = attention_mask.unsqueeze(-1).to(token_embeddings.dtype)
     summed = (token_embeddings * mask).sum(dim=1)
     counts = mask.sum(dim=1).clamp(min=1e-9)

@@ -5,16 +5,13 @@
     cat sentences.txt | python -m mtl_utils.serving.predict CHECKPOINT --tasks sentiment
     python -m mtl_utils.serving.predict CHECKPOINT --backend openvino-int8 "Shares rose."
 
-``--backend`` picks the engine (notebook 06 measures each): ``torch`` (the model as trained, fp32),
-``onnx-int8`` (ONNX Runtime, dynamic int8, exported on start), ``openvino`` (OpenVINO fp32, exported on
-start) or ``openvino-int8`` (OpenVINO static int8, calibrated once and stored in the checkpoint by
-:func:`mtl_utils.serving.static_int8.save_openvino_int8`).
+``--backend`` picks the engine (notebook 06 measures each): ``torch`` (fp32, as trained), ``onnx-int8`` (ONNX Runtime,
+dynamic int8), ``openvino`` (OpenVINO fp32; both exported on start) or ``openvino-int8`` (OpenVINO static int8, stored
+in the checkpoint by :func:`mtl_utils.serving.static_int8.save_openvino_int8`).
 
-Sentences come from the arguments, else from ``--file`` (one per line), else from standard input (one per
-line; blank lines are skipped). Each task's predicted label and each label's probability are printed as CSV
-(default) or JSON. A missing or corrupted checkpoint (or one that asks to run code of its own: nothing from a
-checkpoint is ever run, and nothing is asked on standard input), no input, or a task the model does not have
-ends with a one-line error and exit status 2.
+Sentences come from the arguments, else ``--file``, else standard input (one per line, blank lines skipped); each task's
+label and label probabilities are printed as CSV (default) or JSON. A missing or corrupted checkpoint (nothing from it
+is ever run), no input, or an unknown task ends with a one-line error and exit status 2.
 """
 from __future__ import annotations
 
@@ -48,8 +45,7 @@ def _where_models_live() -> str:
 
 
 def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
-    """The sentences to answer: arguments, else the file, else standard input (blank lines skipped). Text that
-    is not valid UTF-8 raises ``ValueError`` naming the argument or line."""
+    """The arguments, else the file's or standard input's non-blank lines; ``ValueError`` names text not in UTF-8."""
     if args.sentences:
         for i, sentence in enumerate(args.sentences, start=1):
             check_encodable(sentence, f"sentence argument {i}")
@@ -77,10 +73,8 @@ def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
     return sentences
 
 
-def backend_variant(model: MultiTaskModel, checkpoint: str | Path, backend: str,
-                    folder: Path) -> variants.Variant:
-    """The :class:`~mtl_utils.serving.variants.Variant` that serves ``model`` (loaded from
-    ``checkpoint``) with ``backend`` (one of :data:`BACKENDS`); exports go to ``folder``."""
+def backend_variant(model: MultiTaskModel, checkpoint: str | Path, backend: str, folder: Path) -> variants.Variant:
+    """The :class:`~mtl_utils.serving.variants.Variant` serving ``model`` with ``backend``; exports go to ``folder``."""
     if backend == "torch":
         return variants.torch_variant(model)
     if backend == "openvino-int8":
@@ -97,8 +91,7 @@ def backend_variant(model: MultiTaskModel, checkpoint: str | Path, backend: str,
 
 def answer(model: MultiTaskModel, variant: variants.Variant, sentences: Sequence[str],
            tasks: Sequence[str] | None = None, batch_size: int = 64) -> pd.DataFrame:
-    """What :meth:`MultiTaskModel.predict` returns (label and probabilities per task), computed by
-    ``variant``: one row per sentence."""
+    """What :meth:`MultiTaskModel.predict` returns (one row per sentence), computed by ``variant``."""
     names = model.check_tasks(tasks)
     texts = check_sentences(sentences)
     tokens = model.encoder.token_ids(texts)
@@ -119,16 +112,14 @@ def answer(model: MultiTaskModel, variant: variants.Variant, sentences: Sequence
 
 def main(argv: list[str] | None = None, stdin=None, stdout=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mtl_utils.serving.predict", description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoint", help="a folder written by MultiTaskModel.save: "
-                        + _where_models_live())
+    parser.add_argument("checkpoint", help="a folder written by MultiTaskModel.save: " + _where_models_live())
     parser.add_argument("sentences", nargs="*", help="sentences to answer (default: --file or standard input)")
     parser.add_argument("--file", help="a UTF-8 text file with one sentence per line")
     parser.add_argument("--tasks", nargs="+", help="tasks to answer (default: every task of the model)")
     parser.add_argument("--format", choices=("csv", "json"), default="csv")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--backend", choices=BACKENDS, default="torch",
-                        help="the engine: PyTorch fp32 (default), ONNX Runtime dynamic int8, "
-                        "OpenVINO fp32, or OpenVINO static int8 stored in the checkpoint")
+    parser.add_argument("--backend", choices=BACKENDS, default="torch", help="the engine: PyTorch fp32 (default), "
+                        "ONNX Runtime dynamic int8, OpenVINO fp32, or OpenVINO static int8 stored in the checkpoint")
     args = parser.parse_intermixed_args(argv)  # sentences may come before or after the options
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout

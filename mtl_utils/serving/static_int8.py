@@ -1,20 +1,15 @@
 """Static int8: activation ranges calibrated once on training sentences, then fixed in the graph.
 
-Dynamic int8 (:func:`~mtl_utils.serving.variants.quantize_onnx`) measures every activation's range on
-the fly; static int8 measures them once, on calibration batches, so the graph runs int8 from one matrix
-product to the next without that work. Two engines:
+Dynamic int8 (:func:`~mtl_utils.serving.variants.quantize_onnx`) measures every activation's range on the fly; static
+int8 measures them once on calibration batches, so the graph runs int8 from product to product. Two engines:
 
-* OpenVINO Runtime: :func:`openvino_int8` calibrates the exported graph with NNCF
-  (``nncf.quantize``, its transformer preset: SmoothQuant, then bias correction) and
+* OpenVINO Runtime: :func:`openvino_int8` calibrates with NNCF (SmoothQuant, then bias correction);
   :func:`openvino_variant` runs any OpenVINO model (fp32, bf16 where the CPU has AMX, int8);
-* ONNX Runtime: :func:`onnx_static_int8`, the weight matrices' products in QDQ form, activation
-  ranges by min/max over the calibration batches (attention's score products stay fp32).
+* ONNX Runtime: :func:`onnx_static_int8`, weight products in QDQ form, min/max ranges (attention's stay fp32).
 
-:func:`save_openvino_int8` stores the calibrated model beside a checkpoint for the command line's
-``--backend openvino-int8``, as a sealed folder (:mod:`mtl_utils.core.folders`: calibrated into a
-temporary folder, sealed by a manifest, swapped in whole, so a killed calibration keeps what was there) with
-the SHA-256 of the checkpoint weights it was calibrated from. :func:`saved_openvino_int8` serves it only while the manifest matches: a damaged, half-written or
-copied-in model, or one calibrated from other weights, is refused with an error saying to re-create it.
+:func:`save_openvino_int8` stores the calibrated model beside a checkpoint for ``--backend openvino-int8``, as a sealed
+folder (:mod:`mtl_utils.core.folders`) with the SHA-256 of the weights it was calibrated from;
+:func:`saved_openvino_int8` serves it only while both match, else an error says to re-create it.
 Taught in notebook 06, section 3.
 """
 from __future__ import annotations
@@ -39,8 +34,7 @@ from mtl_utils.serving.variants import Variant, batched, export_onnx, on_cpu
 
 #: Where :func:`save_openvino_int8` puts the calibrated model inside a checkpoint folder.
 OPENVINO_INT8 = "openvino-int8/model.xml"
-#: Beside it: the SHA-256 of the checkpoint weights it was calibrated from (a re-saved checkpoint makes it
-#: stale); the folder's manifest covers the three files.
+#: Beside it: the SHA-256 of the checkpoint weights it was calibrated from (a re-saved checkpoint makes it stale).
 SOURCE = "openvino-int8/source.json"
 
 
@@ -64,16 +58,13 @@ def _quiet_nncf() -> None:
 
 @contextlib.contextmanager
 def _without_progress_bars() -> Iterator[None]:
-    """NNCF's four progress bars (rich) switched off: each phase takes seconds, and in Jupyter rich
-    draws them as widgets, which a saved notebook keeps as empty ``Output()`` lines."""
+    """NNCF's progress bars (rich) off: Jupyter draws them as widgets, kept as empty ``Output()`` lines."""
     from nncf.common.logging import track_progress
-
     original = track_progress.track.__init__
 
     def quiet(self, *args, **kwargs) -> None:
         original(self, *args, **kwargs)
         self.progress.disable = True
-
     track_progress.track.__init__ = quiet
     try:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -83,12 +74,10 @@ def _without_progress_bars() -> Iterator[None]:
 
 
 def openvino_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]], target: Path | None = None):
-    """The exported (unfused) ONNX graph read by OpenVINO and quantised to static int8 by NNCF on
-    ``batches`` (:func:`calibration_batches`); saved as OpenVINO IR at ``target`` if given."""
+    """The exported unfused ONNX graph quantised to static int8 by NNCF on ``batches``; saved as IR at ``target``."""
     _quiet_nncf()
     import nncf
     import openvino as ov
-
     with _without_progress_bars():
         quantized = nncf.quantize(ov.Core().read_model(str(onnx_path)), nncf.Dataset(batches),
                                   model_type=nncf.ModelType.TRANSFORMER, subset_size=len(batches))
@@ -100,13 +89,9 @@ def openvino_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]], target:
 
 def openvino_variant(model: MultiTaskModel, graph, name: str, precision: str = "f32",
                      threads: int | None = None) -> Variant:
-    """Run ``graph`` (an OpenVINO model, or a path to ONNX / IR) with OpenVINO Runtime on the CPU.
-
-    ``precision`` is OpenVINO's inference precision hint for what is not int8: ``"f32"``, or
-    ``"bf16"`` (the default OpenVINO picks by itself on a CPU with AMX; asked for explicitly here so
-    that "fp32" means fp32 on every CPU)."""
+    """Run ``graph`` (an OpenVINO model, or an ONNX / IR path) on the CPU with OpenVINO Runtime; ``precision`` hints
+    what is not int8: ``"f32"`` or ``"bf16"`` (OpenVINO's AMX default; asked for so "fp32" means fp32)."""
     import openvino as ov
-
     if precision not in ("f32", "bf16"):
         raise ValueError(f"precision must be 'f32' or 'bf16', not {precision!r}")
     core = ov.Core()
@@ -118,12 +103,9 @@ def openvino_variant(model: MultiTaskModel, graph, name: str, precision: str = "
     outputs = [compiled.output(n) for n in ["vectors", *model.task_names]]
 
     def forward(ids, mask):
-        result = request.infer({"input_ids": ids.cpu().numpy(),
-                                "attention_mask": mask.cpu().numpy()})
+        result = request.infer({"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()})
         return [result[o] for o in outputs]
-
-    return Variant(name, lambda tok, bs: batched(model, forward, tok, bs),
-                   f"OpenVINO Runtime, {precision} hint")
+    return Variant(name, lambda tok, bs: batched(model, forward, tok, bs), f"OpenVINO Runtime, {precision} hint")
 
 
 class _Reader:
@@ -140,27 +122,22 @@ class _Reader:
 
 
 def onnx_static_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]]) -> Path:
-    """ONNX Runtime's static int8 (QDQ, uint8 activations, per-channel int8 weights) of the exported
-    unfused graph, for the products with a weight matrix; ranges by min/max over ``batches``.
-
-    Not the fused graph: ONNX Runtime's quantiser cannot infer the types around the fused attention
-    and would skip most products. Not attention's score products either: their fixed ranges cost
-    accuracy (measured while building this: about −1 point on sentiment)."""
+    """ONNX Runtime's static int8 (QDQ, uint8 activations, per-channel int8 weights) of the exported unfused graph's
+    products with a weight matrix, ranges by min/max over ``batches``. Not the fused graph: the quantiser cannot infer
+    the types around the fused attention and would skip most products. Not attention's score products either: their
+    fixed ranges cost accuracy (about −1 point on sentiment)."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
     graph = onnx.load(str(onnx_path))
     weights = {i.name for i in graph.graph.initializer}
-    products = [n.name for n in graph.graph.node
-                if n.op_type == "MatMul" and any(x in weights for x in n.input)]
+    products = [n.name for n in graph.graph.node if n.op_type == "MatMul" and any(x in weights for x in n.input)]
     target = onnx_path.with_suffix(".static-int8.onnx")
     root = logging.getLogger()
     level = root.level
     root.setLevel(logging.ERROR)  # the quantiser's advice to pre-process (its shape pass fails here)
     try:
-        quantize_static(str(onnx_path), str(target), _Reader(batches),
-                        quant_format=QuantFormat.QDQ, nodes_to_quantize=products,
-                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+        quantize_static(str(onnx_path), str(target), _Reader(batches), quant_format=QuantFormat.QDQ,
+                        nodes_to_quantize=products, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         per_channel=True, calibrate_method=CalibrationMethod.MinMax)
     finally:
         root.setLevel(level)
@@ -174,10 +151,8 @@ def unfused(onnx_path: Path) -> Path:
 
 def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Sequence[str],
                        batch_size: int = 8) -> Path:
-    """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` as a sealed folder
-    (:func:`mtl_utils.core.folders.publish`: :data:`OPENVINO_INT8`, its weights and :data:`SOURCE`, sealed by a
-    manifest and swapped in whole), where ``predict --backend openvino-int8`` finds it. ``model`` must be the
-    checkpoint's model. Returns the model's path."""
+    """Calibrate static int8 on ``texts`` and store it in ``checkpoint`` as a sealed folder (:data:`OPENVINO_INT8`, its
+    weights, :data:`SOURCE`) for ``--backend openvino-int8``; ``model`` must be the checkpoint's. Returns its path."""
     folder, model = Path(checkpoint), on_cpu(model)  # OpenVINO serves on the CPU
     weights = read_checkpoint_config(folder)["files"][WEIGHTS_FILE]
 
@@ -187,7 +162,6 @@ def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Seq
         shutil.rmtree(raw.parent)
         (tmp / Path(SOURCE).name).write_text(json.dumps({WEIGHTS_FILE: weights, "calibration sentences":
                                                          len(texts)}, indent=2))
-
     entry = (folder / OPENVINO_INT8).parent
     folders.recover(entry)
     folders.publish(entry, calibrate)
@@ -195,10 +169,8 @@ def save_openvino_int8(model: MultiTaskModel, checkpoint: str | Path, texts: Seq
 
 
 def saved_openvino_int8(checkpoint: str | Path) -> Path:
-    """The static int8 model :func:`save_openvino_int8` stored in ``checkpoint``, verified against its
-    manifest (:func:`mtl_utils.core.folders.verify`) and to come from the checkpoint's present weights;
-    ``FileNotFoundError`` (none stored) and ``ValueError`` (damaged, incomplete, copied in, or stale) say to
-    re-create it."""
+    """The static int8 model stored in ``checkpoint`` (:func:`save_openvino_int8`), verified against its manifest and
+    the present weights; ``FileNotFoundError`` or ``ValueError`` (damaged, copied in, stale) say to re-create it."""
     folder = Path(checkpoint)
     how = (f"calibrate it with mtl_utils.serving.static_int8.save_openvino_int8(model, "
            f"'{folder}', training_sentences) (notebook 06, section 3, does so for its checkpoint)")

@@ -2,18 +2,13 @@
 
 A :class:`Variant` turns tokenised texts into sentence vectors and every task's logits. The variants:
 
-* :func:`torch_variant`: the model as it is, in PyTorch (fp32), optionally under ``torch.autocast`` (bf16);
-* :func:`torch_int8_variant`: PyTorch's dynamic int8 quantisation of the ``nn.Linear`` layers (weights int8,
-  activations quantised on the fly), optionally keeping some layers in fp32;
-* :func:`onnx_variant`: the model exported to ONNX, its graph fused by ONNX Runtime's transformer optimiser
-  (attention, LayerNorm, GELU), run by ONNX Runtime in fp32 or with ONNX Runtime's own dynamic int8
-  quantisation (per-channel weights);
-* static int8 (activation ranges calibrated once) with OpenVINO (NNCF) and ONNX Runtime:
-  :mod:`~mtl_utils.serving.static_int8`; all of them measured in one call by
-  :func:`~series.serving_measurements.measure_variants`.
+* :func:`torch_variant`: the model in PyTorch (fp32), optionally under ``torch.autocast`` (bf16);
+* :func:`torch_int8_variant`: PyTorch's dynamic int8 of the ``nn.Linear`` layers, optionally keeping some in fp32;
+* :func:`onnx_variant`: ONNX Runtime on the exported graph, fused (attention, LayerNorm, GELU), fp32 or dynamic int8;
+* static int8 (ranges calibrated once) with OpenVINO (NNCF) and ONNX Runtime: :mod:`~mtl_utils.serving.static_int8`.
 
-The series times and scores them in :mod:`series.serving_measurements` (speed, latency, quality against
-fp32, one multi-task model against two single-task ones).
+The series times and scores them all in one call (:func:`series.serving_measurements.measure_variants`: speed, latency,
+quality against fp32, one multi-task model against two single-task ones).
 """
 from __future__ import annotations
 
@@ -39,8 +34,7 @@ Outputs = tuple[torch.Tensor, dict[str, np.ndarray]]
 
 @dataclass
 class Variant:
-    """A way to run the model: ``run(tokenized, batch_size)`` returns sentence vectors ``[n, dim]`` and
-    ``{task: logits [n, labels]}`` in input order."""
+    """A way to run the model: ``run(tokenized, batch_size)``: vectors ``[n, dim]``, ``{task: logits}``, input order."""
 
     name: str
     run: Callable[[Tokenized, int], Outputs]
@@ -81,23 +75,20 @@ def torch_variant(model: MultiTaskModel, autocast: torch.dtype | None = None, na
         context = torch.autocast(model.encoder.device.type, dtype=autocast) if autocast else contextlib.nullcontext()
         with torch.inference_mode(), context:
             return tuple(t.float().cpu().numpy() for t in both(ids, mask))
-
     label = name or ("PyTorch fp32" if autocast is None else f"PyTorch autocast {str(autocast).split('.')[-1]}")
     return Variant(label, lambda tok, bs: batched(model, forward, tok, bs), "eager PyTorch, length-sorted batches")
 
 
 def on_cpu(model: MultiTaskModel) -> MultiTaskModel:
-    """``model`` itself if it is on the CPU, else a copy moved there: serving is measured on the CPU on purpose
-    (int8 kernels are CPU kernels, and fp32 on a GPU against ONNX Runtime on the CPU would compare machines)."""
+    """``model`` itself on the CPU, else a CPU copy: serving is measured on the CPU (int8 kernels are CPU kernels)."""
     if model.encoder.device.type == "cpu":
         return model
     return deepcopy(model).to("cpu").eval()
 
 
 def check_keep_fp32(model: MultiTaskModel, keep_fp32: Sequence[str | int]) -> tuple[str, ...]:
-    """Module-name prefixes to keep in fp32: names as in ``model.named_modules()``, or encoder layer indices
-    (``0`` is the bottom layer). A bare string, another type, an index out of range or a name that matches no
-    module raises ``ValueError`` (a silent miss would quantise everything under an "fp32 kept" label)."""
+    """Module-name prefixes kept in fp32: names as in ``model.named_modules()``, or layer indices (``0``: the bottom).
+    Anything else, or a name matching no module, is a ``ValueError`` (a silent miss would mislabel "fp32 kept")."""
     if isinstance(keep_fp32, (str, bytes)):
         raise ValueError(f"keep_fp32 must be a list of layer names or indices, e.g. [{keep_fp32!r}], not a string")
     layers = anatomy.layer_stack(model)
@@ -115,10 +106,8 @@ def check_keep_fp32(model: MultiTaskModel, keep_fp32: Sequence[str | int]) -> tu
     return tuple(out)
 
 
-def torch_int8_variant(model: MultiTaskModel, keep_fp32: Sequence[str | int] = (), name: str | None = None
-                       ) -> Variant:
-    """PyTorch dynamic int8 quantisation of every ``nn.Linear`` of the model, on the CPU, except the modules
-    named in ``keep_fp32`` (see :func:`check_keep_fp32`) and their children. The original model is not changed."""
+def torch_int8_variant(model: MultiTaskModel, keep_fp32: Sequence[str | int] = (), name: str | None = None) -> Variant:
+    """PyTorch dynamic int8 of each ``nn.Linear`` (CPU, on a copy) but under ``keep_fp32`` (:func:`check_keep_fp32`)."""
     keep_fp32 = check_keep_fp32(model, keep_fp32)
     copy = deepcopy(model).to("cpu").eval()
     targets = {n for n, m in copy.named_modules()
@@ -133,12 +122,9 @@ def torch_int8_variant(model: MultiTaskModel, keep_fp32: Sequence[str | int] = (
 
 
 def export_onnx(model: MultiTaskModel, path: Path, fuse: bool = True) -> Path:
-    """Export the model (sentence vectors and every head) to ONNX with dynamic batch and length, using eager
-    attention so that ONNX Runtime's optimiser recognises and fuses BERT's attention; the fused graph is saved
-    beside it (``*.opt.onnx``) and returned. With ``fuse=False`` the
-    plain export is returned (what OpenVINO and NNCF read), without running the optimiser."""
+    """Export the model (vectors, every head) to ONNX with dynamic batch and length and eager attention for ONNX
+    Runtime's optimiser to fuse; returns the fused ``*.opt.onnx``, or with ``fuse=False`` the plain export."""
     from onnxruntime.transformers import optimizer
-
     path.parent.mkdir(parents=True, exist_ok=True)
     transformer = model.encoder.transformer
     previous = transformer.config._attn_implementation
@@ -166,11 +152,9 @@ def export_onnx(model: MultiTaskModel, path: Path, fuse: bool = True) -> Path:
 
 
 def quantize_onnx(path: Path, exclude: Sequence[str] = ()) -> Path:
-    """ONNX Runtime's dynamic int8 quantisation (per-channel weights) of an ONNX model; nodes whose names
-    contain one of ``exclude`` stay fp32."""
+    """ONNX Runtime's dynamic int8 (per-channel weights) of an ONNX model; nodes named with an ``exclude`` stay fp32."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
-
     names = [n.name for n in onnx.load(str(path)).graph.node if any(x in n.name for x in exclude)] if exclude else None
     target = path.with_suffix(".int8.onnx")
     root = logging.getLogger()
@@ -187,7 +171,6 @@ def quantize_onnx(path: Path, exclude: Sequence[str] = ()) -> Path:
 def onnx_variant(model: MultiTaskModel, path: Path, name: str, threads: int | None = None) -> Variant:
     """Run an exported model (:func:`export_onnx`, :func:`quantize_onnx`) with ONNX Runtime on the CPU."""
     import onnxruntime as ort
-
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or torch.get_num_threads()
     options.log_severity_level = 3
@@ -196,5 +179,4 @@ def onnx_variant(model: MultiTaskModel, path: Path, name: str, threads: int | No
 
     def forward(ids, mask):
         return session.run(outputs, {"input_ids": ids.cpu().numpy(), "attention_mask": mask.cpu().numpy()})
-
     return Variant(name, lambda tok, bs: batched(model, forward, tok, bs), f"ONNX Runtime, {Path(path).name}")

@@ -1,8 +1,7 @@
-"""What defines a training run: :class:`TrainConfig`, validated field by field when it is made (a bad field
-raises ``ValueError`` naming it and what it accepts), and the loss weights policy of notebook 04.
+"""What defines a training run: :class:`TrainConfig`, validated field by field when made (a bad field raises
+``ValueError`` naming it and what it accepts), and notebook 04's loss weights.
 
-Every field is part of a run's cache key (:mod:`series.runs`); numbers are stored as plain Python
-numbers (a NumPy scalar is accepted and converted), so a configuration always serialises.
+Every field is part of a run's cache key (:mod:`series.runs`); NumPy scalars become Python numbers, so it serialises.
 """
 from __future__ import annotations
 
@@ -68,26 +67,22 @@ def _names(name: str, value) -> tuple[str, ...]:
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (and so its cache key), validated when it is made: a bad
-    field raises ``ValueError`` naming the field and what it accepts.
+    """Everything that defines a training run (and so its cache key), validated when it is made.
 
-    Budget: ``examples`` training examples seen in total, ``ceil(examples / batch_size)`` optimizer steps
-    (``None``: as many examples as every trained task's training set together, one pass when tasks are
-    sampled in proportion to their sizes); ``sampling="summed"`` takes a batch of every task per step, so
-    ``ceil(examples / (batch_size × tasks))`` steps, the same number for each task. ``rounds`` equal parts,
-    each followed by a validation; the round with the best mean validation macro-F1 is kept, or the last with
-    ``keep_best_round=False`` (with one round there is nothing to choose, and no validation is run).
+    Budget: ``examples`` training examples seen in all (``None``: the trained tasks' training sets together), in
+    ``ceil(examples / batch_size)`` steps, or ``ceil(examples / (batch_size × tasks))`` with ``sampling="summed"`` (a
+    batch of every task per step). ``rounds`` equal parts, each followed by a validation; the round with the best mean
+    validation macro-F1 is kept, or the last with ``keep_best_round=False`` (one round: no validation).
 
-    Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for
-    ``lr``); ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.training.optim`).
+    Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for ``lr``);
+    ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.training.optim`).
 
     Freezing (:mod:`mtl_utils.training.freezing`): ``frozen_layers=k`` freezes the embeddings and the bottom ``k``
-    encoder layers; ``frozen_heads`` freezes those tasks' heads. With ``frozen_cache`` the frozen bottom's
-    output is computed once per text (:mod:`mtl_utils.training.frozen_cache`, exact). ``gradual_unfreezing`` (ULMFiT)
-    trains the heads alone in round 1 and unfreezes one more layer from the top each round, down to
-    ``frozen_layers``. ``init_from`` is the cache key of a finished run whose model training continues from;
-    ``watch_tasks`` are tasks of that model that are not trained but evaluated every round.
-    """
+    layers, ``frozen_heads`` those tasks' heads; with ``frozen_cache`` the frozen bottom's output is computed once per
+    text (:mod:`mtl_utils.training.frozen_cache`, exact). ``gradual_unfreezing`` (ULMFiT) trains the heads alone in
+    round 1 and unfreezes one more layer from the top each round, down to ``frozen_layers``. ``init_from``: the cache
+    key of a finished run whose model training continues from; ``watch_tasks``: tasks of that model evaluated every
+    round, not trained."""
 
     tasks: tuple[str, ...] = ("topic", "sentiment")
     model: str = DEFAULT_MODEL
@@ -202,9 +197,6 @@ class TrainConfig:
 
 
 def chance_loss_weights(data: Mapping[str, Task], tasks: Sequence[str]) -> dict[str, float]:
-    """Loss weights ``1 / ln(classes)``: each task's cross-entropy divided by its value at chance, so every task's
-    weighted loss starts near 1 (an untrained 5-class head starts at ln 5 ≈ 1.61, a 2-class one at ln 2 ≈ 0.69).
-    Taught in notebook 04."""
+    """Loss weights ``1 / ln(classes)``: each task's cross-entropy over its value at chance, so every weighted loss
+    starts near 1 (an untrained 5-class head at ln 5 ≈ 1.61). Taught in notebook 04."""
     return {t: 1.0 / math.log(data[t].num_labels) for t in tasks}
-
-

@@ -1,17 +1,13 @@
 """The losses that make a sentence transformer, in a few lines each, and the GradCache trick.
 
-* :func:`in_batch_negatives_loss`: each query's positive passage must out-score every other passage of the
-  batch: cross-entropy over scaled cosine similarities (sentence-transformers'
-  ``MultipleNegativesRankingLoss``; ``tests/test_contrastive.py`` checks they agree).
-* :func:`cosine_similarity_loss`: pairs labelled similar (1) or not (0), the squared error between their
-  cosine and the label (SetFit's default, sentence-transformers' ``CosineSimilarityLoss``).
-* :func:`grad_cache_backward`: the in-batch loss of a large batch within the memory of a small one (Gao et
-  al., 2021; ``CachedMultipleNegativesRankingLoss``): embed every mini-batch without a graph, take the loss's
-  gradient with respect to the vectors, then re-embed each mini-batch with a graph and push that gradient
-  through it. The gradient equals the full batch's (tested), dropout included (each re-embedding replays its
-  random state).
-* :func:`saved_activation_bytes`: what a forward pass keeps for its backward pass, the memory that grows
-  with the batch.
+* :func:`in_batch_negatives_loss`: sentence-transformers' ``MultipleNegativesRankingLoss``
+  (``tests/test_contrastive.py`` checks they agree);
+* :func:`cosine_similarity_loss`: SetFit's default, sentence-transformers' ``CosineSimilarityLoss``;
+* :func:`grad_cache_backward`: the in-batch loss of a large batch within the memory of a small one (Gao et al., 2021;
+  ``CachedMultipleNegativesRankingLoss``): embed every mini-batch without a graph, take the loss's gradient with respect
+  to the vectors, then re-embed each mini-batch with a graph and push that gradient through it. The gradient equals the
+  full batch's (tested), dropout included (each re-embedding replays its random state);
+* :func:`saved_activation_bytes`: what a forward pass keeps for its backward pass (grows with the batch).
 
 Taught in notebook 05 (how a sentence transformer is trained).
 """
@@ -64,15 +60,13 @@ def grad_cache_backward(encoder: nn.Module, queries: Sequence[Batch], passages: 
 
 
 def saved_activation_bytes(forward: Callable[[], Tensor]) -> int:
-    """Bytes of the tensors autograd keeps for the backward pass while ``forward()`` runs (each storage
-    counted once): the activation memory of a training step, which grows with the batch."""
+    """Bytes autograd keeps for backward while ``forward()`` runs (each storage once): a step's activation memory."""
     seen: dict[int, int] = {}
 
     def pack(t: Tensor) -> Tensor:
         storage = t.untyped_storage()
         seen[storage.data_ptr()] = storage.nbytes()
         return t
-
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
         forward()
     return sum(seen.values())

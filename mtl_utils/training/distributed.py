@@ -1,20 +1,14 @@
-"""Training on several processes with PyTorch's own engine: ``torchrun`` starts the processes,
-``torch.distributed`` connects them (gloo on CPUs, NCCL on GPUs) and
-:class:`~torch.nn.parallel.DistributedDataParallel` (DDP) averages the gradients. Nothing here is a home-made
-engine: this module only says who a process is and how the :class:`~mtl_utils.training.trainer.Trainer` shares
-the work.
+"""Training on several processes with PyTorch's own engine: ``torchrun`` starts them, ``torch.distributed`` connects
+them (gloo on CPUs, NCCL on GPUs), :class:`~torch.nn.parallel.DistributedDataParallel` (DDP) averages the gradients.
+This module says who a process is and how the :class:`~mtl_utils.training.trainer.Trainer` shares the work
+(:func:`processes`: :class:`OneProcess`, the batch and its mean loss all its own, or :class:`ManyProcesses`).
 
-The :class:`~mtl_utils.training.trainer.Trainer` is given one of two objects that say how a step's batch
-and losses are handled (:func:`processes`): :class:`OneProcess` (the batch is all this process's, its loss
-the batch mean) or :class:`ManyProcesses` (what follows).
-
-How a step is shared (taught in notebook 07): every process draws the *same* task and the same global
-mini-batch (the samplers are seeded alike), and computes the loss of its own contiguous share of it
-(:func:`shard`). Its loss is the *sum* over its share divided by ``global batch size / processes``, so DDP's
-average of the gradients is the gradient of the global batch's mean loss, even when the shares differ in
-size. One process started without ``torchrun`` is a world of one and computes exactly what it computed
-before (the mean of its batch). With dropout on, every process draws its own masks (:func:`own_dropout`):
-several processes then train the same run in distribution, and weight for weight only with dropout off.
+How a step is shared (taught in notebook 07): every process draws the *same* task and the same global mini-batch (the
+samplers are seeded alike), and computes the loss of its own contiguous share of it (:func:`shard`). Its loss is the
+*sum* over its share divided by ``global batch size / processes``, so DDP's average of the gradients is the gradient of
+the global batch's mean loss, even when the shares differ in size; a process without ``torchrun`` is a world of one.
+With dropout on, every process draws its own masks (:func:`own_dropout`): several processes then train the same run in
+distribution, and weight for weight only with dropout off.
 
 Launch (2 processes on this machine; ``--nnodes``/``--rdzv-endpoint`` for several machines)::
 
@@ -66,8 +60,7 @@ def backend(device: torch.device) -> str:
 
 
 def init(device: str | None = None) -> World:
-    """Join the process group ``torchrun`` set up (a no-op when not launched, or already joined) and pin a
-    GPU process to its own GPU (``cuda:$LOCAL_RANK``). Returns :func:`world`."""
+    """Join ``torchrun``'s process group (no-op if not launched or joined); a GPU process gets ``cuda:$LOCAL_RANK``."""
     if not launched() or dist.is_initialized():
         return world()
     dev = runtime.device(device)
@@ -78,16 +71,14 @@ def init(device: str | None = None) -> World:
 
 
 def own_dropout(seed: int, where: World | None = None) -> None:
-    """Give every process but the main one its own stream of random numbers (dropout masks), derived from
-    ``seed``; the main process keeps the stream a single process has."""
+    """Give every process but the main one its own random stream (dropout masks), derived from ``seed``."""
     where = where or world()
     if where.rank:
         torch.manual_seed(seed + 1_000_003 * where.rank)
 
 
 def shard(indices: np.ndarray, where: World | None = None) -> np.ndarray:
-    """This process's contiguous share of a global mini-batch (sizes differ by at most one; empty when the
-    batch has fewer rows than there are processes)."""
+    """This process's contiguous share of a global mini-batch (sizes differ by at most one; may be empty)."""
     where = where or world()
     return indices if where.size == 1 else np.array_split(indices, where.size)[where.rank]
 
@@ -140,8 +131,7 @@ def _stacked(losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 
 class OneProcess:
-    """How a step's batch and losses are handled when one process trains: every row is its own, and each
-    task's loss is the batch's mean."""
+    """One process trains: every row of a step's batch is its own, each task's loss is the batch's mean."""
 
     def rows(self, indices: np.ndarray) -> tuple[np.ndarray, float]:
         """All of the batch, and its size: the divisor that makes the summed loss the batch's mean."""
@@ -158,9 +148,7 @@ class OneProcess:
 
 
 class ManyProcesses(OneProcess):
-    """How a step's batch and losses are handled when several processes train (``torchrun``): each computes
-    its share of the global batch (:func:`share`), the losses are summed over the processes, and the loss
-    module is wrapped in DistributedDataParallel, which averages the gradients."""
+    """Several processes (``torchrun``): each its share (:func:`share`), losses summed, DDP averaging the gradients."""
 
     def __init__(self, where: World) -> None:
         self.world = where
@@ -176,10 +164,9 @@ class ManyProcesses(OneProcess):
 
     def wrap(self, step_loss: nn.Module, sampling: str, tasks: tuple[str, ...],
              current: nn.Module | None = None) -> nn.Module:
-        """``step_loss`` in DistributedDataParallel. DDP fixes the trainable parameters when it wraps (and
-        copies the main process's weights to the others), so ``current`` is kept while they stay the same.
-        Unless every step trains every trainable head (summed sampling, or one task), a step leaves some
-        without a gradient: DDP must look for them."""
+        """``step_loss`` in DistributedDataParallel, which fixes the trainable parameters when it wraps (and copies the
+        main process's weights to the others): ``current`` is kept while they stay the same. Unless every step trains
+        every trainable head (summed sampling, or one task), DDP must look for parameters without a gradient."""
         model = step_loss.model
         trainable = frozenset(name for name, p in model.named_parameters() if p.requires_grad)
         if current is not None and getattr(current, "trainable", None) == trainable:

@@ -2,13 +2,12 @@
 
 * :func:`freeze_all`: the whole model (nothing learns: a model used for inference only);
 * :func:`freeze_backbone`: the embeddings and every encoder layer (only the heads learn: a probe);
-* :func:`freeze_bottom`: the embeddings and the bottom ``k`` encoder layers, with whatever else their output
-  depends on (measured: :func:`mtl_utils.modeling.anatomy.bottom_parameters`);
+* :func:`freeze_bottom`: the embeddings and the bottom ``k`` encoder layers, with whatever their output depends on;
 * :func:`freeze_head`: one task's head.
 
-Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen block should also run in
-eval mode (no dropout) so that it computes a fixed function: :func:`set_frozen_eval` does that after
-``model.train()``, and it is what makes the frozen-layer cache (:mod:`mtl_utils.training.frozen_cache`) exact.
+Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen block should also run in eval mode (no
+dropout) so that it computes a fixed function: :func:`set_frozen_eval` does that after ``model.train()``, and it is what
+makes the frozen-layer cache (:mod:`mtl_utils.training.frozen_cache`) exact.
 """
 from __future__ import annotations
 
@@ -46,9 +45,8 @@ def freeze_all(model: nn.Module) -> nn.Module:
 
 
 def freeze_bottom(model: MultiTaskModel, k: int) -> MultiTaskModel:
-    """Freeze everything below layer ``k``'s output: the embeddings, the bottom ``k`` encoder layers and what
-    they share with the layers above (``k=0`` freezes nothing; ``k=L`` the whole transformer). For ALBERT,
-    whose layers share their weights, only ``0`` and ``L`` exist (a ``ValueError`` says so)."""
+    """Freeze all below layer ``k``'s output (:func:`~mtl_utils.modeling.anatomy.bottom_parameters`): the embeddings,
+    the bottom ``k`` layers and what they share with the rest; ``k=0``: nothing, ``k=L``: all (ALBERT: only these)."""
     check_k(model, k)
     for _, param in anatomy.bottom_parameters(model, k):
         param.requires_grad_(False)
@@ -56,8 +54,7 @@ def freeze_bottom(model: MultiTaskModel, k: int) -> MultiTaskModel:
 
 
 def freeze_backbone(model: MultiTaskModel) -> MultiTaskModel:
-    """Freeze the embeddings and every encoder layer; the heads (and a projection, if any) stay trainable.
-    With mean pooling and no projection this is a linear probe on fixed sentence embeddings."""
+    """Freeze the embeddings and all encoder layers (heads, projection train): with mean pooling, a linear probe."""
     return freeze_bottom(model, anatomy.num_layers(model))
 
 
@@ -69,8 +66,7 @@ def freeze_head(model: MultiTaskModel, task: str) -> MultiTaskModel:
 
 
 def freeze(model: MultiTaskModel, part: str, k: int | None = None, task: str | None = None) -> MultiTaskModel:
-    """Freeze by intent: ``part`` is ``"all"``, ``"backbone"``, ``"bottom"`` (with ``k``) or ``"head"`` (with
-    ``task``)."""
+    """Freeze ``part``: ``"all"``, ``"backbone"``, ``"bottom"`` (with ``k``) or ``"head"`` (with ``task``)."""
     if part == "all":
         return freeze_all(model)
     if part == "backbone":
@@ -110,9 +106,7 @@ def encoder_frozen(model: MultiTaskModel) -> bool:
 
 
 def set_frozen_eval(model: MultiTaskModel) -> MultiTaskModel:
-    """Put every fully frozen module of the transformer (the embeddings, an encoder layer, a projection inside
-    the transformer such as ELECTRA's, the whole transformer) and every frozen head in eval mode: no dropout,
-    so it computes a fixed function. Call it after ``model.train()``."""
+    """Eval mode (no dropout) for every fully frozen transformer module and frozen head; call after ``.train()``."""
     for block in [*anatomy.transformer_of(model).modules(), *model.heads.values()]:
         if _all_frozen(block):
             block.eval()
@@ -120,8 +114,7 @@ def set_frozen_eval(model: MultiTaskModel) -> MultiTaskModel:
 
 
 def unfreezing_schedule(n_layers: int, rounds: int, final_frozen: int = 0) -> list[int]:
-    """Frozen bottom layers per round for gradual unfreezing (ULMFiT): round 1 trains the heads only (all
-    ``n_layers`` frozen), each later round unfreezes one more layer from the top, never below ``final_frozen``."""
+    """Frozen bottom layers per round of gradual unfreezing (ULMFiT): all, one fewer each round, to ``final_frozen``."""
     if not 0 <= final_frozen <= n_layers:
         raise ValueError(f"final_frozen must be in 0..{n_layers}, got {final_frozen}")
     return [max(final_frozen, n_layers - r) for r in range(rounds)]

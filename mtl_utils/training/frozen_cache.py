@@ -1,24 +1,19 @@
 """Frozen layers computed once.
 
-When the embeddings and the bottom ``k`` encoder layers are frozen and run in eval mode, they are a fixed
-function of the text: their output for each training sentence can be computed once and kept. Training then
-runs only the layers above ``k``, the pooling and the heads, on the cached token vectors
-(:func:`cached_forward`). When the whole encoder is frozen, the cache holds the pooled sentence vectors and
-only the heads run. :func:`check_equivalence` shows, on real sentences, that this is exact.
+When the embeddings and the bottom ``k`` encoder layers are frozen and in eval mode, they are a fixed function of the
+text: their output for each training sentence can be computed once, and training runs only the layers above ``k``, the
+pooling and the heads on the cached token vectors (:func:`cached_forward`); with the whole encoder frozen, only the
+heads run, on cached sentence vectors. :func:`check_equivalence` shows, on real sentences, that this is exact.
 
-The cache never re-implements an architecture's layer call. It keeps what the model's own forward pass hands
-to layer ``k`` (a forward pre-hook reads it), and the cached pass is the model's own forward too, with the
-layers below ``k`` passing their input through untouched and layer ``k`` handed the cached vectors
-(:func:`transformer_from`): masks, position biases, rotary and relative embeddings are computed by the model
-as always. It is exact for every architecture of the README's table (BERT, DistilBERT, RoBERTa, XLM-R,
-DeBERTa-v2, ELECTRA, MPNet, ModernBERT; ``tools/architectures.py`` measures it). What it assumes: everything
-below layer ``k`` is frozen (:func:`~mtl_utils.training.freezing.freeze_bottom` sees to it) and draws no
-random numbers in training (its dropout sits in modules that :func:`~mtl_utils.training.freezing.set_frozen_eval`
-puts in eval mode, not in the transformer's own forward code).
+The cache never re-implements a layer call: it keeps what the model's own forward hands to layer ``k`` (a forward
+pre-hook reads it), and the cached pass is the model's own forward too, the layers below ``k`` passing their input
+through and layer ``k`` handed the cached vectors (:func:`transformer_from`), so masks, position biases, rotary and
+relative embeddings are computed as always. It is exact for every architecture of the README's table
+(``tools/architectures.py`` measures it), provided everything below layer ``k`` is frozen and draws no random numbers in
+training (its dropout sits in modules that :func:`~mtl_utils.training.freezing.set_frozen_eval` puts in eval mode).
 
-Caches are shared in memory (:func:`shared_cache`) under the frozen weights' identity (the encoder's
-fingerprint), so runs that differ only in their seed reuse them, and a sweep over k = 1, 2, ... runs each
-layer once per text.
+Caches are shared in memory (:func:`shared_cache`) under the frozen weights' identity (the encoder's fingerprint), so
+runs that differ only in their seed reuse them, and a sweep over k = 1, 2, ... runs each layer once per text.
 """
 from __future__ import annotations
 
@@ -92,9 +87,8 @@ def _passing_through(form: int):
 
 def transformer_from(model: nn.Module, input_ids: torch.Tensor, attention_mask: torch.Tensor, start: int = 0,
                      hidden: torch.Tensor | None = None, stop: int | None = None) -> torch.Tensor:
-    """Token vectors from the transformer's own forward pass on a padded batch: the input of layer ``stop``
-    (``None`` or ``L``: the transformer's output). With ``hidden``, the vectors layer ``start`` receives
-    (e.g. from a cache), the layers below ``start`` are not run."""
+    """Token vectors from the transformer's own forward on a padded batch: the input of layer ``stop`` (``None`` or
+    ``L``: the output); with ``hidden`` (e.g. cached) handed to layer ``start``, the layers below are not run."""
     n = anatomy.num_layers(model)
     stop = None if stop is None or stop == n else stop
     if hidden is not None and (start == n or start == stop):
@@ -108,26 +102,21 @@ def transformer_from(model: nn.Module, input_ids: torch.Tensor, attention_mask: 
 
 
 def bottom_states(model: MultiTaskModel, inputs: dict[str, torch.Tensor], k: int) -> torch.Tensor:
-    """Token vectors after the embeddings and the bottom ``k`` encoder layers (as the model's mode sets): what
-    the model's forward hands to layer ``k + 1`` (``k = L``: the transformer's output)."""
+    """Token vectors the model's forward hands to layer ``k + 1`` (``k = L``: the transformer's output), mode as set."""
     return transformer_from(model, inputs["input_ids"], inputs["attention_mask"], stop=k)
 
 
 def level_for(model: MultiTaskModel, k: int) -> str:
-    """``"vectors"`` when every encoder parameter is frozen and ``k`` is all layers (only the heads train),
-    else ``"tokens"``."""
+    """``"vectors"`` when the whole encoder is frozen and ``k`` is all layers, else ``"tokens"``."""
     return "vectors" if k == anatomy.num_layers(model) and encoder_frozen(model) else "tokens"
 
 
 @dataclass
 class FrozenCache:
-    """The output of the frozen bottom of the model for a list of texts, in input order.
-
-    ``level="tokens"``: ``states[i]`` is ``[length_i, hidden]``, text ``i``'s token vectors after layer ``k``
-    (padding not stored), and ``ids[i]`` its token ids (padded with ``pad_id`` in a batch: the layers above
-    ``k`` get the masks and positions the model computes from them); ``level="vectors"``: ``vectors`` is
-    ``[n, dim]``, the pooled sentence vectors.
-    """
+    """The frozen bottom's output for a list of texts, in input order. ``level="tokens"``: ``states[i]`` is
+    ``[length_i, hidden]``, text ``i``'s token vectors after layer ``k`` (padding not stored), and ``ids[i]`` its token
+    ids (padded with ``pad_id`` in a batch: the layers above ``k`` get the masks and positions the model computes from
+    them); ``level="vectors"``: ``vectors`` ``[n, dim]``, the pooled sentence vectors."""
 
     k: int
     level: str
@@ -153,8 +142,7 @@ class FrozenCache:
         return sum(s.numel() * s.element_size() for s in self.states)
 
     def batch(self, idx: Sequence[int] | np.ndarray) -> dict[str, torch.Tensor]:
-        """A mini-batch for :func:`cached_forward`: padded token vectors, their token ids and mask, or sentence
-        vectors."""
+        """A mini-batch for :func:`cached_forward`: padded token vectors, their ids and mask, or sentence vectors."""
         idx = [int(i) for i in idx]
         if self.level == "vectors":
             return {"vectors": self.vectors[idx]}
@@ -172,8 +160,7 @@ def _check_level(model: MultiTaskModel, k: int, level: str) -> None:
 
 def build_cache(model: MultiTaskModel, texts: Sequence[str] | Tokenized, k: int, level: str | None = None,
                 batch_size: int = 64) -> FrozenCache:
-    """Compute the frozen bottom's output for ``texts`` once: eval mode (no dropout), no gradients,
-    length-sorted batches. ``level`` defaults to :func:`level_for` (the model's current freezing)."""
+    """Compute the frozen bottom's output for ``texts`` once (eval mode, no gradients); ``level``: :func:`level_for`."""
     check_k(model, k)
     level = level or level_for(model, k)
     _check_level(model, k, level)
@@ -218,8 +205,7 @@ def cached_vectors(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int
 
 def cached_forward(model: MultiTaskModel, batch: dict[str, torch.Tensor], k: int,
                    tasks: str | Sequence[str] | None = None) -> dict[str, torch.Tensor]:
-    """``{task: logits}`` from a cache batch: what ``model(...)`` computes when the bottom ``k`` layers are
-    frozen and in eval mode, without running them."""
+    """``{task: logits}`` from a cache batch: ``model(...)`` with the bottom ``k`` frozen, without running it."""
     return model.heads_forward(cached_vectors(model, batch, k), tasks)
 
 
@@ -237,8 +223,7 @@ def cached_logits(model: MultiTaskModel, cache: FrozenCache, tasks: str | Sequen
 
 def extend_cache(model: MultiTaskModel, source: FrozenCache, k: int, level: str = "tokens",
                  batch_size: int = 64) -> FrozenCache:
-    """A cache at layer ``k`` (or of sentence vectors) from a token cache at a lower layer ``source.k``: only
-    layers ``source.k..k-1`` run (eval mode, no gradients), then pooling for ``level="vectors"``."""
+    """A cache at layer ``k`` (or of vectors) from a lower token cache: only layers ``source.k..k-1`` run (no grad)."""
     check_k(model, k)
     _check_level(model, k, level)
     if source.level != "tokens" or source.k > k:
@@ -264,17 +249,15 @@ SHARED_BYTES = 1_500_000_000
 
 
 def texts_key(weights_id: str, encoder_config: dict, texts: Sequence[str]) -> str:
-    """Identity of a list of texts under fixed frozen weights (``weights_id``) and encoder settings. Each text
-    is length-prefixed, so no choice of texts can make two lists share a key."""
+    """Identity of texts under fixed frozen weights and encoder settings (length-prefixed: no two lists share one)."""
     return texts_sha256(texts, f"{weights_id}|{sorted(encoder_config.items())}|{len(texts)}")
 
 
 def shared_cache(model: MultiTaskModel, texts: Sequence[str], k: int, weights_id: str | None,
                  level: str | None = None, batch_size: int = 64) -> FrozenCache:
-    """:func:`build_cache`, reusing what was computed before for the same frozen weights (``weights_id``, e.g.
-    ``model.encoder.fingerprint()`` taken before training): the same cache is returned from memory
-    (``seconds=0``), or one at a lower layer is extended by the missing layers only. ``weights_id=None``
-    always builds. The most recently used caches are kept up to :data:`SHARED_BYTES`."""
+    """:func:`build_cache`, reusing what was computed for the same frozen weights (``weights_id``, e.g. the encoder's
+    fingerprint before training; ``None``: always build): the same cache from memory (``seconds=0``), or a lower one
+    extended by the missing layers; the caches last used are kept up to :data:`SHARED_BYTES`."""
     level = level or level_for(model, k)
     if weights_id is None:
         return build_cache(model, texts, k, level, batch_size)
@@ -326,15 +309,12 @@ def check_equivalence(model: MultiTaskModel, sentences: Sequence[str], k: int, s
     cache_out, cache_grads = run(lambda: cached_forward(model, cache.batch(range(len(sentences))), k))
     if set(full_grads) != set(cache_grads):
         raise AssertionError(f"different parameters received gradients: {set(full_grads) ^ set(cache_grads)}")
-    result = {
-        "k": k,
-        "sentences": len(sentences),
-        "tokens per sentence (max)": int(inputs["attention_mask"].sum(1).max()),
-        "trainable tensors compared": len(full_grads),
-        "logits max abs diff": max((full_out[t] - cache_out[t]).abs().max().item() for t in full_out),
-        "gradients max abs diff": max((full_grads[n] - cache_grads[n]).abs().max().item() for n in full_grads),
-        "largest gradient": max(g.abs().max().item() for g in full_grads.values()),
-    }
+    result = {"k": k, "sentences": len(sentences),
+              "tokens per sentence (max)": int(inputs["attention_mask"].sum(1).max()),
+              "trainable tensors compared": len(full_grads),
+              "logits max abs diff": max((full_out[t] - cache_out[t]).abs().max().item() for t in full_out),
+              "gradients max abs diff": max((full_grads[n] - cache_grads[n]).abs().max().item() for n in full_grads),
+              "largest gradient": max(g.abs().max().item() for g in full_grads.values())}
     model.zero_grad(set_to_none=True)
     unfreeze_all(model)
     model.eval()

@@ -1,8 +1,7 @@
 """Optimizer parameter groups (uniform or layer-wise by depth) and the learning-rate schedule.
 
-Layer-wise learning-rate decay (the ELECTRA / ULMFiT convention): the task heads train at ``head_lr``,
-the top transformer layer (and anything above it, such as a projection) at the base rate ``lr``, each
-layer below at ``xi`` times the rate of the layer above it, and the embeddings lowest::
+Layer-wise learning-rate decay (the ELECTRA / ULMFiT convention): heads at ``head_lr``, the top layer (and anything
+above it) at ``lr``, each layer below at ``xi`` times the rate of the layer above, the embeddings lowest::
 
     heads        head_lr (default lr)
     layer L      lr            (and parameters above the layers, e.g. a projection)
@@ -11,10 +10,9 @@ layer below at ``xi`` times the rate of the layer above it, and the embeddings l
     layer 1      lr * xi ** (L - 1)
     embeddings   lr * xi ** L
 
-The layers are found by :mod:`mtl_utils.modeling.anatomy` (the same finder freezing uses), so any BERT-like encoder
-works, whatever its depth. :func:`make_optimizer` builds AdamW, fused into one kernel where PyTorch has one for
-the device (about 7x faster than the per-tensor loop on this series' CPU; the same update rule);
-:func:`optimizer_step` ends every trainer's step.
+The layers are found by :mod:`mtl_utils.modeling.anatomy`, so any BERT-like encoder works. :func:`make_optimizer` builds
+AdamW, fused into one kernel where PyTorch has one (about 7x faster than the per-tensor loop on this series' CPU; the
+same update rule); :func:`optimizer_step` ends every trainer's step.
 """
 from __future__ import annotations
 
@@ -42,11 +40,9 @@ def check_layer_decay(layer_decay: float | None) -> None:
     if isinstance(layer_decay, bool) or not isinstance(layer_decay, (int, float)):
         raise TypeError(f"layer_decay must be a number in (0, 1] or None, got {type(layer_decay).__name__}")
     if not (math.isfinite(layer_decay) and 0.0 < float(layer_decay) <= 1.0):
-        raise ValueError(
-            f"layer_decay must be in (0, 1], got {layer_decay}: 1 is a uniform rate, 0.8 multiplies each layer's "
-            "rate by 0.8 going down; 0 would freeze every layer below the top (freeze them instead), and a value "
-            "above 1 would make lower layers learn faster than upper ones"
-        )
+        raise ValueError(f"layer_decay must be in (0, 1], got {layer_decay}: 1 is a uniform rate, 0.8 multiplies each "
+                         "layer's rate by 0.8 going down; 0 would freeze every layer below the top (freeze them "
+                         "instead), and a value above 1 would make lower layers learn faster than upper ones")
 
 
 def check_rate(name: str, rate) -> float:
@@ -57,8 +53,7 @@ def check_rate(name: str, rate) -> float:
 
 
 def make_optimizer(groups: list[dict], lr: float) -> torch.optim.AdamW:
-    """AdamW over ``groups``, fused into one kernel when PyTorch supports that for the parameters' device
-    (same update rule, far fewer kernel launches), else the default implementation."""
+    """AdamW over ``groups``, fused into one kernel where PyTorch has one for the device (same rule)."""
     device = next(p for g in groups for p in g["params"]).device
     fused = device.type in ("cpu", "cuda")
     try:
@@ -95,17 +90,13 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: floa
     """AdamW parameter groups.
 
     * ``layer_decay=None``: encoder at ``lr``, heads at ``head_lr`` (groups ``encoder``, ``heads``).
-    * ``layer_decay=xi`` in (0, 1]: one group per depth unit (see :func:`depth_units`): heads at ``head_lr``,
-      the top layer and anything above it at ``lr``, layer ``k`` below the top at ``lr * xi ** k``, the
-      embeddings at ``lr * xi ** L``. ``xi=1`` gives the uniform rates, split per layer.
+    * ``layer_decay=xi`` in (0, 1]: a group per depth unit (:func:`depth_units`): heads at ``head_lr``, the top layer
+      and above at ``lr``, layer ``k`` below the top at ``lr * xi ** k``, the embeddings at ``lr * xi ** L``.
 
-    ``head_lr`` is the heads' rate (default ``lr``), or ``{task: rate}`` for a different rate per head (heads
-    not named take ``lr``). Biases and LayerNorm weights go to ``... (no decay)`` groups with
-    ``weight_decay=0``; frozen parameters (``requires_grad=False``) are left out; empty groups are dropped.
-    Every group also carries ``scale`` (its rate over ``lr``) and ``depth`` (for tables and plots).
-    Raises ``ValueError`` for ``xi`` outside (0, 1] and if any trainable parameter would not land in
-    exactly one group.
-    """
+    ``head_lr`` is the heads' rate (default ``lr``), or ``{task: rate}`` (heads not named take ``lr``). Biases and
+    LayerNorm weights go to ``... (no decay)`` groups with ``weight_decay=0``; frozen parameters are left out; empty
+    groups are dropped. Every group also carries ``scale`` (its rate over ``lr``) and ``depth`` (for tables and plots).
+    Raises ``ValueError`` for ``xi`` outside (0, 1] and if a trainable parameter would not land in exactly one group."""
     check_layer_decay(layer_decay)
     check_rate("lr", lr)
     _check_head_lr(model, head_lr, head_prefix)
@@ -113,14 +104,9 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: floa
 
     def add(label: str, rate: float, depth: int, name: str, param: nn.Parameter) -> None:
         decay = not no_weight_decay(name)
-        group = groups.setdefault((label, decay), {
-            "name": f"{label}{'' if decay else ' (no decay)'}",
-            "params": [],
-            "lr": rate,
-            "weight_decay": weight_decay if decay else 0.0,
-            "scale": rate / lr,
-            "depth": depth,
-        })
+        group = groups.setdefault((label, decay), {"name": f"{label}{'' if decay else ' (no decay)'}", "params": [],
+                                                   "lr": rate, "weight_decay": weight_decay if decay else 0.0,
+                                                   "scale": rate / lr, "depth": depth})
         group["params"].append(param)
 
     if layer_decay is None:  # uniform: no need to find layers, any model works
@@ -145,11 +131,8 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: floa
 
 
 def check_coverage(model: nn.Module, groups: list[dict], strict: bool = False) -> dict:
-    """How the groups cover the model's parameters: counts of trainable tensors, grouped tensors, missing
-    trainable ones, ones in more than one group, and frozen ones that slipped into a group.
-
-    With ``strict`` a ``ValueError`` names the offending parameters when any count but the first two is non-zero.
-    """
+    """How the groups cover the model's parameters: counts of trainable and grouped tensors; trainable ones missing,
+    ones in two groups, frozen ones in a group (``strict``: a ``ValueError`` naming them)."""
     trainable = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     frozen = {id(p): n for n, p in model.named_parameters() if not p.requires_grad}
     counts: dict[int, int] = {}
@@ -159,15 +142,10 @@ def check_coverage(model: nn.Module, groups: list[dict], strict: bool = False) -
     missing = [n for i, n in trainable.items() if i not in counts]
     duplicated = [trainable.get(i, frozen.get(i, "?")) for i, c in counts.items() if c > 1]
     frozen_in = [n for i, n in frozen.items() if i in counts]
-    report = {
-        "trainable tensors": len(trainable),
-        "grouped tensors": sum(counts.values()),
-        "trainable parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
-        "grouped parameters": int(sum(p.numel() for g in groups for p in g["params"])),
-        "missing": missing,
-        "duplicated": duplicated,
-        "frozen in a group": frozen_in,
-    }
+    report = {"trainable tensors": len(trainable), "grouped tensors": sum(counts.values()),
+              "trainable parameters": int(sum(p.numel() for p in model.parameters() if p.requires_grad)),
+              "grouped parameters": int(sum(p.numel() for g in groups for p in g["params"])),
+              "missing": missing, "duplicated": duplicated, "frozen in a group": frozen_in}
     if strict and (missing or duplicated or frozen_in):
         raise ValueError(f"parameter groups do not cover the trainable parameters exactly once: missing "
                          f"{missing[:5]}, duplicated {duplicated[:5]}, frozen in a group {frozen_in[:5]}")
@@ -175,11 +153,8 @@ def check_coverage(model: nn.Module, groups: list[dict], strict: bool = False) -
 
 
 def lr_table(model: nn.Module, groups: list[dict], head_prefix: str = HEAD_PREFIX) -> pd.DataFrame:
-    """One row per depth unit, top down: group, the modules it holds, depth below the top layer, learning
-    rate (0 where every parameter is frozen), the rate relative to the top layer's, parameters, trainable.
-
-    The rates are read from ``groups`` (what the optimizer will get), not recomputed.
-    """
+    """One row per depth unit, top down: group, its modules, depth below the top layer, learning rate (0 where all is
+    frozen), the rate relative to the top layer's, parameters, trainable; rates read from ``groups``."""
     rate_of = {id(p): g["lr"] for g in groups for p in g["params"]}
     top_rate = None
     rows = []
@@ -190,35 +165,25 @@ def lr_table(model: nn.Module, groups: list[dict], head_prefix: str = HEAD_PREFI
         rate = rates[0] if rates else 0.0
         if unit.kind in ("top", "layer") and top_rate is None:
             top_rate = rate
-        rows.append({
-            "group": unit.name + ("" if rates else " (frozen)"),
-            "modules": ", ".join(unit.modules),
-            "depth": unit.depth,
-            "learning rate": rate,
-            "parameters": sum(p.numel() for _, p in unit.params),
-            "trainable": sum(p.numel() for _, p in unit.params if p.requires_grad),
-        })
+        rows.append({"group": unit.name + ("" if rates else " (frozen)"), "modules": ", ".join(unit.modules),
+                     "depth": unit.depth, "learning rate": rate, "parameters": sum(p.numel() for _, p in unit.params),
+                     "trainable": sum(p.numel() for _, p in unit.params if p.requires_grad)})
     table = pd.DataFrame(rows)
     table.insert(4, "relative to top layer", table["learning rate"] / top_rate if top_rate else float("nan"))
     return table
 
 
 def linear_warmup_decay(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
-    """Linear warm-up from 0 to each group's rate, then linear decay to 0; every group scales alike
-    (one factor for all groups, so the layer-wise ratios hold at every step)."""
-
+    """Linear warm-up from 0 to each group's rate, then decay to 0; one factor for all, so layer-wise ratios hold."""
     def factor(step: int) -> float:
         if warmup_steps and step < warmup_steps:
             return (step + 1) / warmup_steps
         return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
-
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def optimizer_step(optimizer: torch.optim.Optimizer, scheduler, params, max_grad_norm: float | None) -> None:
-    """The end of every training step, once for all the series' trainers: clip the gradients' norm to
-    ``max_grad_norm`` (``None`` or 0: no clipping), update the weights, advance the schedule, clear the
-    gradients."""
+    """End of every trainer's step: clip gradients to ``max_grad_norm`` (``None``/0: no clip), step, schedule, zero."""
     if max_grad_norm:
         nn.utils.clip_grad_norm_(params, max_grad_norm)
     optimizer.step()
@@ -227,9 +192,8 @@ def optimizer_step(optimizer: torch.optim.Optimizer, scheduler, params, max_grad
 
 
 def lr_schedule(groups: list[dict], warmup_steps: int, total_steps: int) -> pd.DataFrame:
-    """The rate of every group at every step under :func:`linear_warmup_decay` (a long table: step, group,
-    learning rate), simulated on stand-in parameters so the model is untouched. Groups already handed to a
-    scheduled optimizer are read at their peak (``initial_lr``)."""
+    """Every group's rate at every step under :func:`linear_warmup_decay` (step, group, learning rate), simulated on
+    stand-in parameters; groups already scheduled are read at their peak (``initial_lr``)."""
     dummy = [{"params": [torch.zeros(1, requires_grad=True)], "lr": g.get("initial_lr", g["lr"]), "name": g["name"]}
              for g in groups]
     optimizer = torch.optim.SGD(dummy, lr=groups[0]["lr"] if groups else 0.0)

@@ -1,7 +1,4 @@
-"""Which task trains next, and which rows form its next mini-batch.
-
-:class:`TaskSampler` chooses the task(s) of each step (proportional, round-robin, temperature, or all tasks
-summed); :class:`TaskBatches` yields one task's shuffled, optionally length-bucketed, mini-batches.
+"""Which task trains next (:class:`TaskSampler`), and which rows form its next mini-batch (:class:`TaskBatches`).
 """
 from __future__ import annotations
 
@@ -18,9 +15,7 @@ class TaskSampler:
     * ``proportional``: one task, p(task) proportional to its training-set size;
     * ``uniform``: round-robin, every task in turn (equal steps per task);
     * ``temperature``: p proportional to n ** (1 / T); T=1 is proportional, large T approaches uniform;
-    * ``summed``: every task in every step (their losses are summed); ``probabilities`` are then uniform, the
-      share of each task in the examples seen.
-    """
+    * ``summed``: every task every step (losses summed); ``probabilities``: each task's share of examples."""
 
     def __init__(self, sizes: Mapping[str, int], strategy: str = "proportional", temperature: float = 2.0,
                  rng: np.random.Generator | None = None) -> None:
@@ -48,13 +43,8 @@ class TaskSampler:
 
 
 class TaskBatches:
-    """Endless shuffled mini-batches (row numbers) of one task's training set; reshuffled after each pass.
-    ``seen`` marks the rows drawn so far (what a fair comparison with a probe fits on).
-
-    With ``bucketing`` the shuffled rows are sorted by token length within chunks of 50 batches before
-    batching, so a batch holds texts of similar length and pads little; the order of batches is shuffled
-    again, so consecutive batches are not sorted.
-    """
+    """Endless shuffled mini-batches (row numbers) of a task's training set, reshuffled each pass (``seen``: rows
+    drawn); ``bucketing`` sorts rows by length in chunks of 50 batches (little padding), then shuffles the batches."""
 
     def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int, rng: np.random.Generator,
                  bucketing: bool = True) -> None:
@@ -79,5 +69,3 @@ class TaskBatches:
         batch = self._batches.pop()
         self.seen[batch] = True
         return batch
-
-

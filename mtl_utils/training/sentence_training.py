@@ -1,14 +1,8 @@
-"""Training a sentence encoder on pairs, the way sentence transformers are trained, and the contrastive task
-as one more task of the multi-task model.
+"""Training a sentence encoder on pairs, as sentence transformers are, and the contrastive task in the multi-task model.
 
-* :class:`PairConfig` and :class:`PairTrainer`: (query, passage) pairs with in-batch negatives, or labelled
-  pairs with the cosine loss (SetFit); AdamW with warm-up and decay, as the classification runs use;
-  ``mini_batch`` turns on GradCache (:func:`~mtl_utils.training.contrastive.grad_cache_backward`).
-* :func:`setfit_pairs`: SetFit's pairs from a few labelled sentences (per sentence and iteration, one of the
-  same class and one of another).
-* :class:`ContrastiveTaskTrainer`: the series' :class:`~mtl_utils.training.trainer.Trainer` with a head-free
-  task added: pair steps with the in-batch loss, spread evenly among the classification steps; everything
-  else (sampler, batches, rates, validation) is the classification run's.
+* :class:`PairConfig`, :class:`PairTrainer`: in-batch negatives or the cosine loss (SetFit), GradCache optional;
+* :func:`setfit_pairs`: SetFit's pairs from a few labelled sentences;
+* :class:`ContrastiveTaskTrainer`: the :class:`~mtl_utils.training.trainer.Trainer` with a head-free pair task added;
 * :func:`step_memory`: what one contrastive step keeps for its backward pass, with and without GradCache.
 
 The series keeps finished pair runs in its run store (:mod:`series.pair_runs`).
@@ -41,8 +35,7 @@ LOSSES = ("in-batch negatives", "cosine")
 
 @dataclass(frozen=True)
 class PairConfig:
-    """One pair run. ``examples``: pairs seen (``None``: one pass over the pairs); ``mini_batch``: GradCache
-    chunk size (``None``: the whole batch in one graph). Bad fields raise ``ValueError`` naming them."""
+    """One pair run. ``examples``: pairs seen (``None``: one pass); ``mini_batch``: GradCache chunk size."""
 
     model: str = DEFAULT_MODEL
     loss: str = "in-batch negatives"
@@ -182,17 +175,15 @@ class PairTrainer:
     def fit(self) -> PairResult:
         self.encoder.train()
         start, losses = time.perf_counter(), []
-        for idx in progress(self.batches, desc="pair steps", unit="step", disable=not self.progress_bar,
-                            leave=False):
+        for idx in progress(self.batches, desc="pair steps", unit="step", disable=not self.progress_bar, leave=False):
             losses.append(self.train_step(idx))
         self.encoder.eval()
         return PairResult(self.encoder, self.config, losses, round(time.perf_counter() - start, 3))
 
 
 def setfit_pairs(texts: Sequence[str], labels: Sequence[int], iterations: int, seed: int = 0) -> PairData:
-    """SetFit's contrastive pairs from labelled sentences: for each of ``iterations`` passes and each sentence,
-    one pair with another sentence of its class (label 1) and one with a sentence of another class (0). Every
-    class needs at least two sentences."""
+    """SetFit's pairs: for each of ``iterations`` passes and each sentence, one pair with a sentence of its class (label
+    1) and one of another class (0). Every class needs at least two sentences."""
     labels = np.asarray(labels)
     classes, counts = np.unique(labels, return_counts=True)
     if len(classes) < 2 or counts.min() < 2:
@@ -215,9 +206,8 @@ def _interleaved(total: int, n: int) -> frozenset[int]:
 
 
 class ContrastiveTaskTrainer(Trainer):
-    """:class:`~mtl_utils.training.trainer.Trainer` with the contrastive task added: ``pair_examples`` pairs
-    in batches of ``pair_batch_size``, the in-batch loss on the shared encoder's vectors (no head), its steps
-    spread evenly among the classification steps, which stay exactly those of ``config``."""
+    """:class:`~mtl_utils.training.trainer.Trainer` plus the contrastive task: ``pair_examples`` pairs, the in-batch
+    loss on the shared encoder's vectors (no head), its steps spread among the unchanged classification steps."""
 
     def __init__(self, config: TrainConfig, data: Mapping[str, Task], pairs: PairData, pair_batch_size: int,
                  pair_examples: int, progress_bar: bool = True) -> None:
@@ -248,9 +238,8 @@ class ContrastiveTaskTrainer(Trainer):
 
 
 def step_memory(encoder: SentenceEncoder, pairs: PairData, batch: int, mini_batch: int | None = None) -> float:
-    """MB of activations one contrastive step keeps for its backward pass (training mode, the first
-    ``batch`` pairs): the whole batch's graph, or with GradCache (``mini_batch``) one mini-batch's at a
-    time (the vectors of the whole batch it also keeps are ``batch × 2 × dim`` floats: negligible)."""
+    """MB of activations one contrastive step keeps for backward (training mode, the first ``batch`` pairs): the whole
+    batch's graph, or with GradCache (``mini_batch``) one mini-batch's at a time."""
     size = mini_batch or batch
     queries, passages = encoder.tokenize(pairs.a[:size]), encoder.tokenize(pairs.b[:size])
     was_training = encoder.training

@@ -1,13 +1,10 @@
 """Where a training step's inputs come from: the sentences' token ids, or the frozen bottom's cache.
 
-The :class:`~mtl_utils.training.trainer.Trainer` asks its inputs for a task's mini-batch (:meth:`batch`), and
-the step's loss asks them for that batch's logits (:meth:`logits`). Which of the two it is is decided once
-per round (:func:`for_round`), so the step itself has no branch:
+The :class:`~mtl_utils.training.trainer.Trainer` asks its inputs for a task's mini-batch (:meth:`batch`), the step's
+loss for that batch's logits (:meth:`logits`); :func:`for_round` picks them once per round, so the step has no branch:
 
 * :class:`FromTokens`: the whole encoder runs on each batch;
-* :class:`FromCache`: the bottom ``k`` layers are frozen, their output for every training sentence was
-  computed once (:mod:`mtl_utils.training.frozen_cache`), and only the layers above run. The logits are the
-  same as :class:`FromTokens` gives (``tests/test_freezing.py``).
+* :class:`FromCache`: only the layers above the frozen, cached bottom ``k`` run; the same logits (tested).
 
 Taught in notebook 02 (the step) and notebook 03 (the cache).
 """

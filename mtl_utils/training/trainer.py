@@ -1,16 +1,13 @@
-"""Multi-task training: one task per mini-batch (or one of each task, losses summed), a task sampler, AdamW with
-warm-up and decay, validation after each round, and the best round's weights kept.
+"""Multi-task training: one task per mini-batch (or one of each, losses summed), AdamW with warm-up and decay,
+validation after each round, and the best round's weights kept.
 
-The loop is :class:`Trainer`, a few small methods in the order they run (``prepare_model``,
-``prepare_data``, ``prepare_optimizer``, then ``fit``: ``fit_round`` + ``validate`` per round, the best round
-restored, the test sets scored). Its heart is :meth:`Trainer.train_step`, the step a reader should know by heart:
-sample a task, take a batch of that task, run it through the shared encoder and that task's head, weight
-its loss, backpropagate, clip, step, schedule. With ``sampling="summed"`` every step takes a batch of *each*
-task and backpropagates the weighted sum of their losses (the seed write-up's "summed or weighted" total
-loss). :func:`train` runs it all; :mod:`series.runs` caches finished runs.
-
-The budget of a run is the number of training examples it sees (``TrainConfig.examples``); ``rounds`` splits
-it into equal parts with a validation after each.
+The loop is :class:`Trainer`, small methods in the order they run (``prepare_model``, ``prepare_data``,
+``prepare_optimizer``, then ``fit``: ``fit_round`` + ``validate`` per round, the best round restored, the test sets
+scored). Its heart is :meth:`Trainer.train_step`, the step to know by heart: sample a task, take a batch of it, run it
+through the shared encoder and that task's head, weight its loss, backpropagate, clip, step, schedule. With
+``sampling="summed"`` every step backpropagates the weighted sum of a batch of *each* task (the seed write-up's "summed
+or weighted" total loss). A run's budget is the training examples it sees (``TrainConfig.examples``), split into
+``rounds`` equal parts with a validation after each; :func:`train` runs it all.
 """
 from __future__ import annotations
 
@@ -40,8 +37,7 @@ from mtl_utils.training.validation_rounds import BestRound, History, RoundFreezi
 
 
 def build_model(config: TrainConfig, data: Mapping[str, Task]) -> MultiTaskModel:
-    """The model a run of ``config`` starts from: the pretrained encoder and fresh heads, initialised after
-    ``set_seed(config.seed)`` (so the same config always starts from the same weights)."""
+    """The model a run of ``config`` starts from: pretrained encoder, fresh heads seeded by ``config.seed``."""
     set_seed(config.seed)
     return MultiTaskModel({t: data[t].labels for t in config.tasks}, model=config.model, pooling=config.pooling,
                           max_length=config.max_length, dropout=config.dropout, hidden_dim=config.hidden_dim,
@@ -57,9 +53,8 @@ def task_logits(model: MultiTaskModel, tokens: Tokenized, task: str, batch_size:
 
 def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size: int = 64,
              cache: FrozenCache | None = None, tokens: Tokenized | None = None) -> dict:
-    """Accuracy, macro-F1, confusion matrix (rows: true, columns: predicted), predictions and which examples
-    were right, on ``task[split]``; through ``cache`` when the bottom of the model is frozen and cached
-    (``tokens``: the split already tokenised, to skip tokenising again)."""
+    """Accuracy, macro-F1, confusion matrix (rows: true), predictions and which were right on ``task[split]``; through
+    ``cache`` when the frozen bottom is cached (``tokens``: the split already tokenised)."""
     if cache is not None:
         logits = cached_logits(model, cache, task.name, batch_size)[task.name]
     else:
@@ -73,9 +68,7 @@ def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size:
 
 @dataclass
 class TrainResult:
-    """A finished run: the best-by-validation model, per-round history, per-step losses, test metrics,
-    confusion matrices and test predictions per task (for paired comparisons), and ``seen``: the rows of
-    each task's training split that its batches drew (for an arm fitted on exactly the same examples)."""
+    """A finished run: best-by-validation model, history, step losses, test scores, confusion, predictions, ``seen``."""
 
     model: MultiTaskModel
     config: TrainConfig
@@ -89,7 +82,6 @@ class TrainResult:
     cached: bool = False
     seen: dict[str, np.ndarray] = field(default_factory=dict)
 
-
     def correct(self, data: Mapping[str, Task], task: str) -> np.ndarray:
         """Which test examples of ``task`` this run got right (for McNemar and bootstrap comparisons)."""
         return self.predictions[task] == data[task]["test"]["label"].to_numpy()
@@ -97,9 +89,8 @@ class TrainResult:
 
 @dataclass
 class StepBatch:
-    """One task's mini-batch of a step: labels, the divisor that turns the sum of its losses into its part of
-    the batch's mean, and the encoder's input (token ids, or the frozen bottom's cached output:
-    :mod:`~mtl_utils.training.step_inputs`)."""
+    """One task's mini-batch of a step: labels, the divisor that turns the sum of its losses into its part of the
+    batch's mean, and the encoder's input (:mod:`~mtl_utils.training.step_inputs`)."""
 
     labels: torch.Tensor
     divisor: float
@@ -107,9 +98,8 @@ class StepBatch:
 
 
 class StepLoss(nn.Module):
-    """A step's forward pass as one module call: each task's batch through the shared encoder and that task's
-    head, then its loss. When several processes train, this is the module DistributedDataParallel wraps, so
-    a summed step (a batch of every task) is still one forward and one backward."""
+    """A step's forward pass as one module call: each task's batch through the shared encoder and its head, then its
+    loss; with several processes, the module DDP wraps (a summed step stays one forward and one backward)."""
 
     def __init__(self, model: MultiTaskModel) -> None:
         super().__init__()
@@ -128,10 +118,8 @@ class StepLoss(nn.Module):
 
 
 class Trainer:
-    """Trains one configuration on ``data``; ``Trainer(config, data).fit()`` returns a :class:`TrainResult`.
-    Pass ``model`` to continue training an existing model (e.g. from another run); parameters with
-    ``requires_grad=False`` are left out of the optimizer, frozen blocks run in eval mode. Collaborators
-    (:mod:`~mtl_utils.training.validation_rounds`): each round's freezing and caches, the history, the best round."""
+    """Trains one configuration on ``data``: ``Trainer(config, data).fit()`` returns a :class:`TrainResult`; ``model``
+    continues an existing model (frozen parameters stay out of the optimizer, frozen blocks in eval mode)."""
 
     def __init__(self, config: TrainConfig, data: Mapping[str, Task], model: MultiTaskModel | None = None,
                  progress_bar: bool = True) -> None:
@@ -211,8 +199,7 @@ class Trainer:
         self.best = BestRound(keep_weights=self.config.rounds > 1, last=not self.config.keep_best_round)
 
     def set_round_freezing(self, k: int) -> None:
-        """This round's freezing: the bottom ``k`` frozen, the rest as the config froze it; caches for ``k``,
-        and the step's inputs from them (:func:`~mtl_utils.training.step_inputs.for_round`)."""
+        """This round's freezing (bottom ``k``; the rest as configured), caches and step inputs from them."""
         self.frozen_layers = k
         self.caches, self.cache_seconds = self.freezing.apply(k, self.tokens)
         self.inputs = step_inputs.for_round(self.model, self.tokens, self.caches, k)
@@ -237,9 +224,8 @@ class Trainer:
                         self.caches.get((task, split)), self.tokens[task, split])
 
     def validate(self, round_: int, losses: dict[str, list[float]], seconds: float) -> None:
-        """A history row per task after a round, with validation scores when something uses them (several
-        rounds to choose from, or watched tasks); offers the round to :class:`BestRound`. A row's ``steps``
-        counts the optimizer steps that trained its task (with summed steps every task counts every step)."""
+        """A history row per task after a round, with validation scores when used (several rounds, or watched tasks);
+        offers the round to :class:`BestRound`. ``steps`` counts the steps that trained the task."""
         c, needed = self.config, self.config.rounds > 1 or bool(self.config.watch_tasks)
         rows = []
         for task in c.tasks + c.watch_tasks:
@@ -278,8 +264,7 @@ class Trainer:
 
 
 def check_losses(values: Mapping[str, float], step: int, config: TrainConfig) -> None:
-    """Raise ``FloatingPointError`` naming the task whose loss is NaN or infinite (on every process alike:
-    the values are the global batch's)."""
+    """Raise ``FloatingPointError`` naming a task whose loss is NaN or infinite (every process agrees)."""
     for task, value in values.items():
         if not np.isfinite(value):
             raise FloatingPointError(f"the loss of task '{task}' is {value} at step {step}: lower the learning "
@@ -296,8 +281,7 @@ def check_heads(model: MultiTaskModel, config: TrainConfig, data: Mapping[str, T
 
 
 def check_finite_weights(model: MultiTaskModel, config: TrainConfig) -> None:
-    """Raise ``FloatingPointError`` naming the first parameter with a NaN or infinite value: such a run is not
-    finished, whatever its last loss was."""
+    """Raise ``FloatingPointError`` naming the first non-finite parameter: the run diverged."""
     for name, param in model.named_parameters():
         if not torch.isfinite(param).all():
             raise FloatingPointError(f"training left non-finite weights in {name}: the run diverged; lower the "

@@ -1,10 +1,6 @@
-"""The Trainer's collaborators, one job each: the freezing of each round (with the frozen-layer caches it makes
-possible), the record of steps and rounds, and the best round kept.
-
-:class:`RoundFreezing` knows the run's freezing schedule (one ``k`` per round: fixed, or gradual unfreezing) and
-sets a round's trainable parameters and caches; :class:`BestRound` remembers the round with the best validation
-score and, when there is more than one round to choose from, its weights; :class:`History` keeps a row per
-task and step and a row per task and round.
+"""The Trainer's collaborators, one job each: :class:`RoundFreezing` (each round's ``k``, fixed or gradual, with the
+frozen-layer caches it makes possible), :class:`History` (a row per task and step, and per task and round) and
+:class:`BestRound` (the round with the best validation score and, with several rounds, its weights).
 """
 from __future__ import annotations
 
@@ -25,10 +21,8 @@ from mtl_utils.training.frozen_cache import FrozenCache, level_for, shared_cache
 
 
 class RoundFreezing:
-    """Each round's frozen bottom ``k`` and, with ``config.frozen_cache``, the cached output of the frozen layers
-    for every tokenised split (shared across runs of the same weights, :func:`shared_cache`).
-
-    Parameters the model had frozen before training (or the config freezes for good) stay frozen."""
+    """Each round's frozen bottom ``k`` and, with ``config.frozen_cache``, the cached output of the frozen layers for
+    every tokenised split (:func:`shared_cache`). What was frozen before training stays frozen."""
 
     def __init__(self, model: MultiTaskModel, config: TrainConfig, data: Mapping[str, Task]) -> None:
         n = anatomy.num_layers(model)
@@ -53,8 +47,7 @@ class RoundFreezing:
 
     def apply(self, k: int, tokens: Mapping[tuple[str, str], Tokenized]
               ) -> tuple[dict[tuple[str, str], FrozenCache], float]:
-        """Freeze the bottom ``k`` (the rest as the config froze it); return the caches for ``k`` by
-        ``(task, split)`` and the seconds spent building them."""
+        """Freeze the bottom ``k`` (the rest as configured); return its caches by ``(task, split)`` and seconds."""
         for param, trainable in self.trainable:
             param.requires_grad_(trainable and id(param) not in self.bottom[k])
         caches: dict[tuple[str, str], FrozenCache] = {}
@@ -70,9 +63,7 @@ class RoundFreezing:
 
 
 class BestRound:
-    """The round with the best score so far (round 0, before training, never counts) and, if ``keep_weights``,
-    a copy of its weights to restore at the end. With ``last``, the latest round counts as the best whatever
-    its score (no model selection)."""
+    """The best round so far (round 0 never counts), its weights if ``keep_weights``; ``last``: the latest is best."""
 
     def __init__(self, keep_weights: bool, last: bool = False) -> None:
         self.keep_weights, self.last = keep_weights and not last, last
@@ -80,8 +71,7 @@ class BestRound:
         self.state: dict[str, torch.Tensor] | None = None
 
     def offer(self, round_: int, score: float, model: torch.nn.Module) -> None:
-        """Record ``round_`` if its ``score`` beats every earlier round's (the main process's score decides for
-        every process: GPUs of different kinds may round differently)."""
+        """Record ``round_`` if its ``score`` beats all before (the main process's decides: GPUs may round apart)."""
         score = distributed.broadcast(score)
         if round_ > 0 and (self.last or score > self.score):
             self.score, self.round = score, round_
@@ -95,9 +85,8 @@ class BestRound:
 
 
 class History:
-    """What a run did: ``steps`` (a row per task and optimizer step: round, step, the task's own step count, its
-    loss) and ``rounds`` (a row per task and round: steps, mean training loss, validation scores, freezing and
-    seconds)."""
+    """What a run did: ``steps`` (a row per task and step: round, step, the task's own step count, its loss) and
+    ``rounds`` (a row per task and round: steps, mean loss, validation scores, freezing, seconds)."""
 
     def __init__(self) -> None:
         self.step_rows: list[dict] = []
