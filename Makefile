@@ -53,6 +53,7 @@ benchmark: $(STAMP)    ## speed tables of the README
 	$(PY) benchmarks/encode_throughput.py
 	$(PY) benchmarks/freezing_cache.py
 	$(PY) benchmarks/serving.py
+	$(PY) benchmarks/search.py
 
 format: $(STAMP)       ## wrap the notebooks' code to the book's 88 columns (ruff format, AST-identical)
 	$(VENV)/bin/ruff format notebooks

@@ -48,7 +48,7 @@ from mtl_utils.modeling.data_flow import data_flow
 from mtl_utils.modeling.encoder import DEFAULT_MODEL, SentenceEncoder
 from mtl_utils.modeling.model import CheckpointError, MultiTaskModel
 from mtl_utils.modeling.pooling import POOLING_MODES, mean_pool, pool
-from mtl_utils.serving import padding, static_int8, variants
+from mtl_utils.serving import padding, quantized_search, static_embedding, static_int8, variants
 from mtl_utils.serving.padding import batching_speed
 from mtl_utils.training import (
     contrastive,

@@ -96,3 +96,26 @@ def load_headline_passages(quick: bool = False) -> HeadlinePassages:
                "held-out headline or passage also in training": int(seen.sum()),
                "held-out passage repeated": int((repeated & ~seen).sum())}
     return HeadlinePassages(train.drop(columns="split").reset_index(drop=True), evaluation, dropped)
+
+
+def headline_sentences(benchmark: HeadlinePassages, per_article: int = 8) -> tuple[list[str], list[list[str]]]:
+    """Each training article's headline and its body sentences past the lead (at most ``per_article``, the
+    benchmark's passage first): the pairs notebook 06's static model trains on. Training articles only, so no
+    text of the evaluation's corpus or queries is among them."""
+    bodies = _articles().set_index("article")["text"]
+    headlines, sentences = [], []
+    for article, headline in zip(benchmark.train["article"], benchmark.train["headline"]):
+        body = split_sentences(bodies[article].partition("\n")[2])[LEAD_SENTENCES:LEAD_SENTENCES + per_article]
+        headlines.append(headline)
+        sentences.append([s for s in body if s])
+    return headlines, sentences
+
+
+def validation_queries(benchmark: HeadlinePassages) -> RetrievalSet:
+    """The validation articles' headlines as queries against the benchmark's corpus (which holds their
+    passages): what a training budget is chosen on, never the test headlines."""
+    e = benchmark.evaluation
+    headline = _pairs(_articles()).set_index("article")["headline"]
+    asked = [a for a in e.corpus_ids if a not in e.relevant]
+    return RetrievalSet(tuple(asked), tuple(headline[a].strip() for a in asked), e.corpus_ids, e.passages,
+                        {a: frozenset([a]) for a in asked})

@@ -650,3 +650,49 @@ def coverage_plot(tables: Mapping[str, pd.DataFrame], confidence: float = 0.95,
     ax.legend(fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def static_curve(curve: pd.DataFrame, epochs: int, references: Mapping[str, float],
+                 title: str = "Training the static table on headlines (one seed)") -> Figure:
+    """The static model's validation MRR@10 (left axis) and training loss (right) by epoch, the chosen
+    ``epochs`` dashed, ``references`` (name → validation MRR@10) as horizontal lines."""
+    fig, ax = plt.subplots(figsize=(10, 3.8))
+    ax.plot(curve["epoch"], curve["validation MRR@10"], marker="o", color="C0", label="static, validation MRR@10")
+    for i, (name, value) in enumerate(references.items()):
+        ax.axhline(value, color=f"C{i + 2}", ls=":", lw=1.2, label=name)
+    ax.axvline(epochs, color="grey", ls="--", lw=1, label=f"chosen: {epochs} epochs")
+    loss = ax.twinx()
+    loss.plot(curve["epoch"], curve["loss"], color="C1", alpha=0.6, label="training loss (right)")
+    loss.set_ylabel("in-batch training loss")
+    ax.set(xlabel="epoch (each training headline once, with one of its sentences)",
+           ylabel="validation MRR@10", title=title)
+    ax.grid(alpha=0.3)
+    lines = ax.get_legend_handles_labels(), loss.get_legend_handles_labels()
+    ax.legend(lines[0][0] + lines[1][0], lines[0][1] + lines[1][1], fontsize=8, loc="upper left",
+              bbox_to_anchor=(1.12, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def speed_quality_map(points: pd.DataFrame, title: str = "What each shortcut buys and costs") -> Figure:
+    """Each shortcut (rows: ``name``, ``family``, ``speed-up``, ``kept``) as a point: how many times faster
+    than its own fp32 reference it runs (x, log scale) against the share of the reference's quality it keeps
+    (y, %); the 97 % line dashed. Named: every point below it, and each family's fastest point above it (the
+    table beside the figure names the rest)."""
+    fig, ax = plt.subplots(figsize=(9, 5.2))
+    for i, (family, part) in enumerate(points.groupby("family", sort=False)):
+        ax.scatter(part["speed-up"], 100 * part["kept"], s=36, color=f"C{i}", label=family, zorder=3)
+        fastest_kept = part[part["kept"] >= 0.97]["speed-up"].max()
+        for _, row in part.iterrows():  # named: what falls below 97 %, and each family's fastest above it
+            if row["kept"] < 0.97 or row["speed-up"] == fastest_kept:
+                ax.annotate(_short(row["name"], 40), (row["speed-up"], 100 * row["kept"]), fontsize=7,
+                            xytext=(5, -10 if row["kept"] >= 0.97 else 3), textcoords="offset points")
+    ax.axhline(100, color="black", lw=0.8)
+    ax.axhline(97, color="grey", ls="--", lw=1, label="97 % of the reference")
+    ax.set_xscale("log")
+    ax.set(xlabel="times faster than its fp32 reference (medians, log scale)",
+           ylabel="quality kept (% of the reference)", title=title)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig

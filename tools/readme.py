@@ -73,7 +73,8 @@ def family_by_chapter(r: dict[str, dict]) -> dict[str, list[dict]]:
     m5 = r.get("05") or {}
     untrained = {"01": [row for row in m1.get("encoder_vs_bag_of_words", [])
                         if row["task"] == "genre" and "attention_vs_mean" in m1],  # claims() prints it with those
-                 "05": m5.get("pooling_retrieval", [])}
+                 "05": m5.get("pooling_retrieval", []),
+                 "06": m6.get("fast_search", {}).get("index_comparisons", [])}
     trained = {"01": [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", [])],
                "02": m2.get("sharing", []),
                "03": [*m3.get("sweep_comparisons", []), *m3.get("frozen_head", []),
@@ -85,7 +86,9 @@ def family_by_chapter(r: dict[str, dict]) -> dict[str, list[dict]]:
                       *m5.get("setfit", {}).get("comparisons", []), *m5.get("series", {}).get("comparisons", []),
                       *m5.get("contrastive_task", {}).get("comparisons", []),
                       *m5.get("sts", {}).get("comparisons", [])],
-               "06": m6.get("sharing_pays", {}).get("comparisons", [])}
+               "06": [*m6.get("sharing_pays", {}).get("comparisons", []),
+                      *m6.get("fast_search", {}).get("static", {}).get("comparisons", []),
+                      *m6.get("fast_search", {}).get("static", {}).get("probes", [])]}
     chapters = {n: [*untrained.get(n, []), *[row for row in rows if not one_seed(row)]]
                 for n, rows in trained.items()}
     return {n: rows for n, rows in chapters.items() if rows}
@@ -330,10 +333,47 @@ def results() -> str:
             for row in pays["comparisons"]:
                 out.append(f"| {row['pair']} | {row['labels']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
                            f"{_interval(row)} | {_verdict(row)} |")
+        if "fast_search" in m:
+            out += ["", *_fast_search(m["fast_search"])]
+        if "sharing_pays" in m or "fast_search" in m:
             out += ["", _forest("06")]
     if r.get("07"):
         out += ["", _scaling(r["07"], _record(paths.RESULTS_DIR / "07.json").get("environment", {}))]
     return "\n".join(out) if out else "*No committed results yet: run `make refresh`.*"
+
+
+def _fast_search(m: dict) -> list[str]:
+    """Notebook 06 § 5: the static model against BM25 and MiniLM, the smaller indexes against fp32 search,
+    and the transformer against the CPU's fp32 bound, every speed a median measured in one process."""
+    st, rate = m["static"], {row["encoder"]: row["sentences/s (median)"] for row in m["encode"]}
+    mrr, minilm = st["MRR@10"], st["MRR@10"]["MiniLM as shipped"]
+    out = ["Search at the CPU's limit (06 § 5), headline → passage retrieval (05's benchmark); encoding speed "
+           "on its passages, medians in one process:", "",
+           "| encoder | sentences/s | MRR@10 | % of MiniLM's |", "|---|---|---|---|"]
+    speeds = {"MiniLM as shipped": rate["MiniLM fp32"], "static, trained": rate["static"]}
+    for name, value in mrr.items():
+        label = f"{name} ({st['seeds']} seeds)" if name == "static, trained" else name
+        speed = f"{speeds[name]:,.0f}" if name in speeds else "–"
+        out.append(f"| {label} | {speed} | {value:.3f} | {100 * value / minilm:.0f} % |")
+    out += ["", *_verdicts(st["comparisons"] + st["probes"], lambda row: f"{row['A']} − {row['B']}, {row['task']}"),
+            "", f"Smaller indexes of MiniLM's vectors against fp32 (margin ±{m['index_margin']}); search speed over "
+            f"{m['search_corpus']:,} vectors, medians:", "",
+            "| index | bytes per passage in memory | MRR@10 (% of fp32) | queries/s (× fp32) | − fp32 | verdict |",
+            "|---|---|---|---|---|---|"]
+    found = {row["index"]: row["queries/s (median)"] for row in m["search"]}
+    rows = {row["A"]: row for row in m["index_comparisons"]}
+    for row in m["indexes"]:
+        name = row["index"]
+        speed = f"{found[name]:,.0f} ({found[name] / found['fp32']:.2f}×)" if name in found else "–"
+        cells = f"{_interval(rows[name])} | {_verdict(rows[name])}" if name in rows else "– | reference"
+        out.append(f"| {name} | {row['bytes per passage in memory']:,.0f} | {row['MRR@10']:.3f} "
+                   f"({row['% of fp32']:.1f} %) | {speed} | {cells} |")
+    b = m["bound"]
+    shares = ", ".join(f"{name} {share:.0f} %" for name, share in b["% of the fp32 bound"].items())
+    out += ["", f"The transformer against this CPU's arithmetic: {b['GFLOP per sentence']:.2f} GFLOP per sentence "
+            f"({b['pieces per sentence']:.1f} pieces) at a measured {b['GFLOP/s']:.0f} GFLOP/s of fp32 products "
+            f"allow {b['sentences/s']:.0f} sentences/s; measured medians reach {shares} of that bound."]
+    return out
 
 
 def _sentence_training(m: dict) -> list[str]:

@@ -1,0 +1,103 @@
+"""Smaller vectors for search: int8 and binary embeddings, and rescoring what the binary index found.
+
+A corpus of fp32 sentence vectors costs 4 bytes per dimension. Search needs less:
+
+* :class:`Int8Ranges`: each dimension's range, calibrated on held-out vectors, cut into 256 steps: one byte
+  per dimension (4× smaller); the query stays fp32 and is scored against the corpus' steps;
+* :func:`binarize`: the sign of each dimension, 64 to a word (32× smaller), compared by Hamming distance
+  (:func:`hamming_scores`: XOR, then count the bits that differ);
+* :func:`rescore`: the binary index's top ``k`` scored again with the fp32 query against those ``k`` corpus
+  vectors in int8 or fp32, read from disk: the index held in memory stays binary.
+
+This is sentence-transformers' ``quantize_embeddings`` with ``calibration_embeddings`` and its rescoring
+recipe (Shakir, Aarsen & Lee, 2024, "Binary and Scalar Embedding Quantization"). Every function returns a
+``[queries, corpus]`` score matrix (higher is better; ``-inf`` for passages a step did not score), which
+:func:`mtl_utils.evaluation.retrieval.rank_metrics` ranks.
+
+Example::
+
+    ranges = Int8Ranges.calibrate(held_out_vectors)
+    int8_scores = queries @ ranges.dequantize(ranges.quantize(corpus)).T
+    bits = binarize(corpus)
+    rescored = rescore(queries, hamming_scores(binarize(queries), bits), corpus, k=40)
+
+Taught in notebook 06 (serving), § 5.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+
+def _matrix(vectors, name: str) -> np.ndarray:
+    array = np.asarray(vectors, dtype=np.float32)
+    if array.ndim != 2 or not len(array) or not np.isfinite(array).all():
+        raise ValueError(f"{name} must be a non-empty 2-D array of finite numbers, not shape {array.shape}")
+    return array
+
+
+@dataclass(frozen=True)
+class Int8Ranges:
+    """Each dimension's lowest value and step (``(highest - lowest) / 255``) from calibration vectors."""
+
+    low: np.ndarray
+    step: np.ndarray
+
+    @classmethod
+    def calibrate(cls, vectors) -> Int8Ranges:
+        vectors = _matrix(vectors, "calibration vectors")
+        low, high = vectors.min(0), vectors.max(0)
+        return cls(low, np.maximum(high - low, 1e-12) / 255)
+
+    def quantize(self, vectors) -> np.ndarray:
+        """int8 codes, values beyond the calibrated range clipped to its ends."""
+        codes = np.round((_matrix(vectors, "vectors") - self.low) / self.step) - 128
+        return np.clip(codes, -128, 127).astype(np.int8)
+
+    def dequantize(self, codes: np.ndarray) -> np.ndarray:
+        return (codes.astype(np.float32) + 128) * self.step + self.low
+
+
+def binarize(vectors) -> np.ndarray:
+    """One bit per dimension (1 where positive), packed 64 to a word: ``[n, ceil(dims / 64)]`` uint64."""
+    bits = np.packbits(_matrix(vectors, "vectors") > 0, axis=1)
+    padded = np.zeros((len(bits), -(-bits.shape[1] // 8) * 8), dtype=np.uint8)
+    padded[:, :bits.shape[1]] = bits
+    return padded.view(np.uint64)
+
+
+def hamming_scores(query_bits: np.ndarray, corpus_bits: np.ndarray) -> np.ndarray:
+    """Minus the number of bits in which each query differs from each passage (``[queries, corpus]``),
+    counted one 64-bit word at a time across the whole corpus (XOR, then count the ones): NumPy's fastest
+    layout, as each step streams one contiguous column of words."""
+    if query_bits.dtype != np.uint64 or corpus_bits.dtype != np.uint64 or query_bits.shape[1:] != corpus_bits.shape[1:]:
+        raise ValueError("query and corpus bits must be uint64 arrays of the same width (from binarize)")
+    by_word = np.ascontiguousarray(corpus_bits.T)
+    out = np.empty((len(query_bits), len(corpus_bits)), dtype=np.float32)
+    for i, query in enumerate(query_bits):
+        differ = np.zeros(len(corpus_bits), dtype=np.uint16)
+        for column, word in zip(by_word, query):
+            differ += np.bitwise_count(column ^ word)
+        out[i] = -differ.astype(np.float32)
+    return out
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """The column indices of each row's ``k`` highest scores, best first."""
+    return torch.topk(torch.from_numpy(scores), min(k, scores.shape[1]), dim=1).indices.numpy()
+
+
+def rescore(queries, first_pass: np.ndarray, corpus, k: int = 40) -> np.ndarray:
+    """``first_pass``'s top ``k`` per query scored again as ``query · passage`` with the fp32 ``queries`` and
+    the ``corpus`` vectors (fp32, or int8 dequantised); every other passage scores ``-inf``."""
+    queries, corpus = _matrix(queries, "queries"), _matrix(corpus, "corpus")
+    if first_pass.shape != (len(queries), len(corpus)):
+        raise ValueError(f"first_pass must be queries x corpus {(len(queries), len(corpus))}, not "
+                         f"{first_pass.shape}")
+    picked = top_k(first_pass, k)
+    scores = np.full(first_pass.shape, -np.inf, dtype=np.float32)
+    rows = np.arange(len(queries))[:, None]
+    scores[rows, picked] = np.einsum("qd,qkd->qk", queries, corpus[picked])
+    return scores

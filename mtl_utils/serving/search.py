@@ -1,0 +1,88 @@
+"""``python -m mtl_utils.serving.search``: search a file of passages with a static model or a transformer, the
+corpus held as fp32, int8 or binary vectors.
+
+    python -m mtl_utils.serving.search outputs/06_serving/static_model passages.txt "interest rates rise"
+    python -m mtl_utils.serving.search sentence-transformers/all-MiniLM-L6-v2 passages.txt \\
+        --index binary --rescore 40 "interest rates rise"
+
+MODEL is a static model's folder (:meth:`~mtl_utils.serving.static_embedding.StaticEncoder.save`) or any model
+:class:`~mtl_utils.modeling.encoder.SentenceEncoder` loads. CORPUS is a UTF-8 text file, one passage per line
+(blank lines skipped). For each query it prints the top ``-k`` passages: rank, score, line number, passage.
+The int8 ranges are calibrated on the corpus itself; ``--rescore K`` scores a binary index's top K again with
+the int8 vectors (:mod:`~mtl_utils.serving.quantized_search`). Bad arguments stop with one line before any
+model loads.
+
+Taught in notebook 06 (serving), § 5.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from mtl_utils.evaluation.probing import l2_normalize
+from mtl_utils.modeling.encoder import SentenceEncoder
+from mtl_utils.serving import quantized_search as qs
+from mtl_utils.serving.static_embedding import TABLE, StaticEncoder
+
+
+def load_model(name: str) -> Callable[[list[str]], np.ndarray]:
+    """A function from texts to unit vectors: a static model's folder, else a transformer."""
+    if (Path(name) / TABLE).is_file():
+        return StaticEncoder.load(name).encode
+    encoder = SentenceEncoder(name)
+    return lambda texts: l2_normalize(encoder.encode(texts, show_progress=False))
+
+
+def scores(queries: np.ndarray, corpus: np.ndarray, index: str, rescore: int = 0) -> np.ndarray:
+    """``[queries, corpus]`` scores from the corpus held as ``index`` (``fp32``, ``int8`` or ``binary``)."""
+    ranges = qs.Int8Ranges.calibrate(corpus)
+    int8 = ranges.dequantize(ranges.quantize(corpus))
+    if index == "fp32":
+        return queries @ corpus.T
+    if index == "int8":
+        return queries @ int8.T
+    hamming = qs.hamming_scores(qs.binarize(queries), qs.binarize(corpus))
+    return qs.rescore(queries, hamming, int8, rescore) if rescore else hamming
+
+
+def main(argv: list[str] | None = None, stdout=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m mtl_utils.serving.search", description=__doc__.split("\n")[0])
+    parser.add_argument("model", help="a static model's folder, or a transformer's name or folder")
+    parser.add_argument("corpus", type=Path, help="a text file, one passage per line")
+    parser.add_argument("queries", nargs="+", help="one or more queries")
+    parser.add_argument("--index", choices=("fp32", "int8", "binary"), default="fp32")
+    parser.add_argument("--rescore", type=int, default=0, metavar="K", help="binary only: rescore the top K")
+    parser.add_argument("-k", type=int, default=5, help="passages shown per query (default 5)")
+    parser.add_argument("--format", choices=("text", "json"), default="text")
+    args = parser.parse_args(argv)
+    if not args.corpus.is_file():
+        parser.error(f"corpus: no such file {args.corpus}")
+    passages = [(n, line.strip()) for n, line in enumerate(args.corpus.read_text("utf-8").splitlines(), 1)
+                if line.strip()]
+    if not passages or args.k < 1 or args.rescore < 0 or (args.rescore and args.index != "binary"):
+        parser.error("need a corpus with at least one passage, -k of at least 1, and --rescore only with "
+                     "--index binary (K of at least 1)")
+    encode = load_model(args.model)
+    found = scores(encode(args.queries), encode([p for _, p in passages]), args.index, args.rescore)
+    top = qs.top_k(found, args.k)
+    answers = [{"query": q, "results": [{"rank": r, "score": float(found[i, j]), "line": passages[j][0],
+                                         "passage": passages[j][1]} for r, j in enumerate(top[i], 1)
+                                        if np.isfinite(found[i, j])]} for i, q in enumerate(args.queries)]
+    out = stdout or sys.stdout
+    if args.format == "json":
+        out.write(json.dumps(answers, indent=1) + "\n")
+        return 0
+    for answer in answers:
+        out.write(f"{answer['query']}\n")
+        for hit in answer["results"]:
+            out.write(f"  {hit['rank']:>2}  {hit['score']:8.3f}  line {hit['line']:<6} {hit['passage'][:100]}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
