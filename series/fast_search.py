@@ -34,7 +34,7 @@ from mtl_utils.training import contrastive
 from series import store
 from series.runs import library_versions
 
-CURVE_EPOCHS, QUICK_CURVE_EPOCHS = 16, 3  # the learning curve's length; the budget is its best epoch
+CURVE_EPOCHS, QUICK_CURVE_EPOCHS = 30, 3  # the learning curve's length; the budget is its best epoch
 
 
 @dataclass
@@ -60,7 +60,7 @@ def static_scores(model: StaticEncoder, data: RetrievalSet) -> np.ndarray:
 
 def static_runs(encoder: SentenceEncoder, headlines: Sequence[str], sentences: Sequence[Sequence[str]],
                 validation: RetrievalSet, seeds: Sequence[int], quick: bool = False, dims: int = 256,
-                pieces: Sequence[int] | None = None, batch_size: int = 64, force: bool = False) -> StaticRuns:
+                pieces: Sequence[int] | None = None, batch_size: int = 128, force: bool = False) -> StaticRuns:
     """Distil ``encoder``, trace the learning curve with the first seed on ``validation``, train every seed
     for the best epoch's budget in batches of ``batch_size``; cached under ``<cache>/static/<key>/``
     (``force``: again)."""

@@ -369,10 +369,10 @@ def _fast_search(m: dict) -> list[str]:
         out.append(f"| {name} | {row['bytes per passage in memory']:,.0f} | {row['MRR@10']:.3f} "
                    f"({row['% of fp32']:.1f} %) | {speed} | {cells} |")
     b = m["bound"]
-    shares = ", ".join(f"{name} {share:.0f} %" for name, share in b["% of the fp32 bound"].items())
-    out += ["", f"The transformer against this CPU's arithmetic: {b['GFLOP per sentence']:.2f} GFLOP per sentence "
-            f"({b['pieces per sentence']:.1f} pieces) at a measured {b['GFLOP/s']:.0f} GFLOP/s of fp32 products "
-            f"allow {b['sentences/s']:.0f} sentences/s; measured medians reach {shares} of that bound."]
+    reached = "; ".join(f"{row['measured']}: {row['sentences/s (median)']:.0f} sentences/s, "
+                        f"{row['% of the fp32 bound']:.0f} % of the bound" for row in b["rows"])
+    out += ["", f"The transformer against this CPU's arithmetic: {b['MFLOP per piece']:.1f} MFLOP per word piece and "
+            f"{b['GFLOP/s']:.0f} GFLOP/s of fp32 products (measured) bound fp32 encoding; {reached}."]
     return out
 
 

@@ -52,3 +52,30 @@ def check(m: dict) -> None:
         check_comparison(row)
     runs = pays["runs"]
     assert all(r["accuracy"] > 0.3 for r in runs if r["task"] in ("headlines", "topic") and r["budget"] == "all")
+    # § 5: a static model distilled and trained, smaller indexes, the transformer against the CPU's bound
+    fast = m["fast_search"]
+    st = fast["static"]
+    assert st["epochs"] >= 1 and st["dims"] == 256 and st["seeds"] == len(m["seeds"])
+    assert set(st["MRR@10"]) == {"BM25", "MiniLM as shipped", "static, distilled", "static, trained"}
+    assert abs(st["kept_of_minilm"] - st["MRR@10"]["static, trained"] / st["MRR@10"]["MiniLM as shipped"]) < 1e-9
+    for row in [*st["comparisons"], *st["probes"], *fast["index_comparisons"]]:
+        check_comparison(row)
+    assert {r["B"] for r in st["comparisons"]} == {"BM25", "MiniLM as shipped"}
+    assert {r["task"] for r in st["probes"]} == {"topic", "sentiment"}
+    indexes = {r["index"]: r for r in fast["indexes"]}
+    fp32 = indexes["fp32"]
+    assert indexes["binary"]["bytes per passage in memory"] * 32 == fp32["bytes per passage in memory"] == 1536
+    assert abs(indexes["int8"]["MRR@10"] - fp32["MRR@10"]) < 0.02, "int8 rounding barely moves a ranking"
+    assert {r["A"] for r in fast["index_comparisons"]} == set(indexes) - {"fp32"}
+    encode = {r["encoder"]: r["sentences/s (median)"] for r in fast["encode"]}
+    assert encode["static"] > 10 * encode["MiniLM fp32"], encode
+    search = {r["index"]: r for r in fast["search"]}
+    assert all(r["queries/s (slowest)"] <= r["queries/s (median)"] <= r["queries/s (fastest)"] for r in search.values())
+    bound = fast["bound"]
+    assert 15 < bound["MFLOP per piece"] < 30, bound  # about 21 MFLOP a piece for MiniLM-L6
+    for row in bound["rows"]:
+        assert 10 < row["pieces per sentence"] < 100 and row["fp32 bound (sentences/s)"] > 0, row
+    assert 0 < bound["rows"][0]["% of the fp32 bound"] < 150, bound  # fp32 cannot beat its own bound by much
+    assert {p["family"] for p in fast["shortcuts"]} == {"transformer, inference variant", "static model vs MiniLM",
+                                                        "index vs fp32 search"}
+    assert m["search_cli_answers"]
