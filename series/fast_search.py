@@ -25,14 +25,14 @@ import torch
 from mtl_utils.core import paths
 from mtl_utils.core.digests import texts_sha256
 from mtl_utils.data.retrieval import RetrievalSet
+from mtl_utils.evaluation import retrieval
 from mtl_utils.evaluation.retrieval import rank_metrics
 from mtl_utils.modeling.encoder import SentenceEncoder
 from mtl_utils.serving import quantized_search as qs
 from mtl_utils.serving import static_embedding
 from mtl_utils.serving.static_embedding import StaticEncoder, distill, train_static
-from mtl_utils.training import contrastive
 from series import store
-from series.runs import library_versions
+from series.runs import library_versions, training_modules
 
 CURVE_EPOCHS, QUICK_CURVE_EPOCHS = 30, 3  # the learning curve's length; the budget is its best epoch
 
@@ -65,10 +65,13 @@ def static_runs(encoder: SentenceEncoder, headlines: Sequence[str], sentences: S
     for the best epoch's budget in batches of ``batch_size``; cached under ``<cache>/static/<key>/``
     (``force``: again)."""
     epochs = QUICK_CURVE_EPOCHS if quick else CURVE_EPOCHS
-    code = store.code_sha256([static_embedding, contrastive, sys.modules[__name__]])
+    code = store.code_sha256([*training_modules(static_embedding, retrieval), sys.modules[__name__]])
     key = store.key({"encoder": encoder.fingerprint(), "dims": dims, "seeds": list(seeds), "curve": epochs,
-                     "texts": texts_sha256([*headlines, *[s for group in sentences for s in group],
-                                            *validation.queries, *validation.passages]),
+                     "headlines": texts_sha256(headlines), "groups": [len(group) for group in sentences],
+                     "sentences": texts_sha256([s for group in sentences for s in group]),
+                     "validation": [texts_sha256(validation.query_ids), texts_sha256(validation.queries),
+                                    texts_sha256(validation.corpus_ids), texts_sha256(validation.passages),
+                                    {q: sorted(r) for q, r in validation.relevant.items()}],
                      "pieces": None if pieces is None else sorted(set(pieces)), "batch": batch_size, "code": code,
                      "versions": library_versions()})
 
@@ -115,9 +118,10 @@ def index_scores(queries: np.ndarray, corpus: np.ndarray, calibration: np.ndarra
     memory (the rescoring vectors are read from disk, ``k`` per query)."""
     dims = corpus.shape[1]
     ranges = qs.Int8Ranges.calibrate(calibration)
-    int8 = ranges.dequantize(ranges.quantize(corpus))
+    codes = ranges.quantize(corpus)
+    int8 = ranges.dequantize(codes)
     hamming = qs.hamming_scores(qs.binarize(queries), qs.binarize(corpus))
-    out = {"fp32": (queries @ corpus.T, 4.0 * dims), "int8": (queries @ int8.T, float(dims)),
+    out = {"fp32": (queries @ corpus.T, 4.0 * dims), "int8": (ranges.scores(queries, codes), float(dims)),
            "binary": (hamming, dims / 8),
            f"binary, top {k} rescored with int8": (qs.rescore(queries, hamming, int8, k), dims / 8),
            f"binary, top {k} rescored with fp32": (qs.rescore(queries, hamming, corpus, k), dims / 8)}
@@ -125,6 +129,12 @@ def index_scores(queries: np.ndarray, corpus: np.ndarray, calibration: np.ndarra
         q, c = (v[:, :d] / np.linalg.norm(v[:, :d], axis=1, keepdims=True) for v in (queries, corpus))
         out[f"fp32, first {d} dimensions"] = (q @ c.T, 4.0 * d)
     return out
+
+
+def timed_code() -> list:
+    """The modules § 5's timings depend on (replayed while their code is unchanged): this one, and the static
+    model's and the indexes' with everything they import (the encoder included)."""
+    return [sys.modules[__name__], *training_modules(static_embedding, qs)]
 
 
 def _interleaved(jobs: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
@@ -164,8 +174,7 @@ def search_speed(dims: int = 384, corpus: int = 100_000, queries: int = 64, k: i
     q = c[rng.choice(corpus, queries, replace=False)] + 0.1 * rng.standard_normal((queries, dims), np.float32)
     ranges = qs.Int8Ranges.calibrate(c[:1000])
     codes, bits, query_bits = ranges.quantize(c), qs.binarize(c), qs.binarize(q)
-    fp32, int8 = torch.from_numpy(c), torch.from_numpy(codes)
-    weighted = torch.from_numpy(q * ranges.step)  # q · dequantised c ranks as (q ∘ step) · codes
+    fp32 = torch.from_numpy(c)
 
     def rescored() -> np.ndarray:
         picked = qs.top_k(qs.hamming_scores(query_bits, bits), k)
@@ -173,7 +182,7 @@ def search_speed(dims: int = 384, corpus: int = 100_000, queries: int = 64, k: i
         return np.take_along_axis(picked, np.argsort(-exact, axis=1)[:, :10], 1)
 
     jobs = {"fp32": lambda: torch.topk(torch.from_numpy(q) @ fp32.T, 10, dim=1),
-            "int8": lambda: torch.topk(weighted @ int8.T.float(), 10, dim=1),
+            "int8": lambda: qs.top_k(ranges.scores(q, codes), 10),
             "binary": lambda: qs.top_k(qs.hamming_scores(query_bits, bits), 10),
             f"binary, top {k} rescored with int8": rescored}
     for d in truncations:

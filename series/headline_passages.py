@@ -100,8 +100,8 @@ def load_headline_passages(quick: bool = False) -> HeadlinePassages:
 
 def headline_sentences(benchmark: HeadlinePassages, per_article: int = 8) -> tuple[list[str], list[list[str]]]:
     """Each training article's headline and its body sentences past the lead (at most ``per_article``, the
-    benchmark's passage first): the pairs notebook 06's static model trains on. Training articles only, so no
-    text of the evaluation's corpus or queries is among them."""
+    benchmark's passage first): the pairs notebook 06's static model trains on. Training articles only (the
+    split keeps articles apart; a sentence two articles share is not looked for)."""
     bodies = _articles().set_index("article")["text"]
     headlines, sentences = [], []
     for article, headline in zip(benchmark.train["article"], benchmark.train["headline"]):

@@ -664,7 +664,7 @@ def static_curve(curve: pd.DataFrame, epochs: int, references: Mapping[str, floa
     loss = ax.twinx()
     loss.plot(curve["epoch"], curve["loss"], color="C1", alpha=0.6, label="training loss (right)")
     loss.set_ylabel("in-batch training loss")
-    ax.set(xlabel="epoch (each training headline once, with one of its sentences)",
+    ax.set(xlabel="epoch (each training headline at most once, with one of its sentences)",
            ylabel="validation MRR@10", title=title)
     ax.grid(alpha=0.3)
     lines = ax.get_legend_handles_labels(), loss.get_legend_handles_labels()

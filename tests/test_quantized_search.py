@@ -48,6 +48,10 @@ def test_rescoring_every_passage_is_exact_search_and_fewer_leave_the_rest_out():
     assert all(set(np.flatnonzero(np.isfinite(row))) == set(p) for row, p in zip(some, picked))
     with pytest.raises(ValueError, match="first_pass must be queries x corpus"):
         qs.rescore(q, hamming[:, :3], c)
+    with pytest.raises(ValueError, match="queries have 12 dimensions and the corpus 6"):
+        qs.rescore(q, hamming, c[:, :6])
+    with pytest.raises(ValueError, match="k must be a whole number of at least 1, not 0"):
+        qs.rescore(q, hamming, c, k=0)
 
 
 def test_top_k_is_best_first():
@@ -74,9 +78,10 @@ def test_the_command_line_finds_a_passage_by_its_own_text(static_folder, tmp_pat
 
 @pytest.mark.parametrize("args, message", [
     (["missing.txt", "q"], "corpus: no such file"),
-    (["empty.txt", "q"], "need a corpus with at least one passage"),
-    (["passages.txt", "q", "-k", "0"], "-k of at least 1"),
-    (["passages.txt", "q", "--rescore", "5"], "--rescore only with --index binary"),
+    (["empty.txt", "q"], "holds no passage"),
+    (["passages.txt", "q", "-k", "0"], "-k must be at least 1, not 0"),
+    (["passages.txt", "q", "--rescore", "5"], "only with --index binary"),
+    (["passages.txt", "q", "--index", "binary", "--rescore", "-1"], "--rescore K takes K of at least 1"),
 ])
 def test_the_command_line_refuses_bad_input_in_one_line(static_folder, tmp_path, capsys, args, message):
     (tmp_path / "passages.txt").write_text("a passage\n", encoding="utf-8")
@@ -86,3 +91,20 @@ def test_the_command_line_refuses_bad_input_in_one_line(static_folder, tmp_path,
         search.main([str(static_folder), *args])
     assert stop.value.code == 2
     assert message in capsys.readouterr().err.strip().splitlines()[-1]
+
+
+def test_int8_scores_in_integers_match_the_float_product_up_to_the_query_rounding():
+    rng = np.random.default_rng(2)
+    corpus = rng.standard_normal((300, 64)).astype(np.float32)
+    queries = rng.standard_normal((7, 64)).astype(np.float32)
+    ranges = qs.Int8Ranges.calibrate(corpus)
+    codes = ranges.quantize(corpus)
+    exact = queries @ ranges.dequantize(codes).T
+    got = ranges.scores(queries, codes)
+    # each query term is rounded by at most half its scale: a bound on the error of every score
+    scale = np.abs(queries * ranges.step).max(1, keepdims=True) / 127
+    bound = 0.5 * scale * np.abs(codes.astype(np.float32)).sum(1)[None, :] + 1e-3
+    assert np.all(np.abs(got - exact) <= bound)
+    assert np.mean(qs.top_k(got, 1) == qs.top_k(exact, 1)) > 0.8
+    with pytest.raises(ValueError, match="codes must be 2-D int8 of width 64"):
+        ranges.scores(queries, codes.astype(np.int16))

@@ -30,7 +30,7 @@ def test_a_sentence_is_the_mean_of_its_pieces_rows(tokenizer):
         mean = table[ids].mean(0).numpy()
         np.testing.assert_allclose(vector, mean / np.linalg.norm(mean), rtol=1e-5, atol=1e-6)
     assert model.encode([""]).tolist() == [[0.0] * 8]  # no pieces: the zero vector, not NaN
-    assert model.encode([]).shape == (0, 8)
+    assert model.encode([]).shape == (0, 8) and model([]).shape == (0, 8)
 
 
 def test_distill_keeps_only_the_pieces_given_and_refuses_bad_sizes(tiny_encoder):
@@ -78,6 +78,8 @@ def test_training_lowers_the_in_batch_loss_and_checks_its_input(tokenizer):
         train_static(model, queries[:1], [[]], epochs=1)
     with pytest.raises(ValueError, match="batch_size must be between 2 and the 6 queries"):
         train_static(model, queries, positives, epochs=1, batch_size=7)
+    with pytest.raises(ValueError, match="epochs must be a whole number of at least 1, not 0"):
+        train_static(model, queries, positives, epochs=0)
 
 
 def test_a_saved_model_reads_back_the_same(tmp_path, tokenizer):

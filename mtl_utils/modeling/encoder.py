@@ -3,8 +3,8 @@
 What :meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``predict``) accept
 (:func:`check_sentences`): a string, or a list, tuple, NumPy array or pandas Series of strings (``predict`` keeps a
 Series' index); any other iterable of strings is read once in order. Refused, with an error naming the problem:
-``None``, bytes, dicts and sets (no order), an item that is not a string (named by its index), and text that is not
-valid UTF-8. Texts longer than ``max_length`` word pieces are truncated, with one warning per call.
+``None``, bytes, dicts and sets (no order), an item that is not a string (named by its index), and text that cannot
+be UTF-8 encoded. Texts longer than ``max_length`` word pieces are truncated, with one warning per call.
 
 The transformer and its tokenizer are loaded by :mod:`mtl_utils.modeling.backbone` (encoders only, never code from a
 model folder).

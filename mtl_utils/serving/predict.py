@@ -45,7 +45,8 @@ def _where_models_live() -> str:
 
 
 def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
-    """The arguments, else the file's or standard input's non-blank lines; ``ValueError`` names text not in UTF-8."""
+    """The arguments, else the file's or standard input's non-blank lines; ``ValueError`` names text that
+    cannot be UTF-8 encoded."""
     if args.sentences:
         for i, sentence in enumerate(args.sentences, start=1):
             check_encodable(sentence, f"sentence argument {i}")

@@ -3,21 +3,21 @@
 A corpus of fp32 sentence vectors costs 4 bytes per dimension. Search needs less:
 
 * :class:`Int8Ranges`: each dimension's range, calibrated on held-out vectors, cut into 256 steps: one byte
-  per dimension (4× smaller); the query stays fp32 and is scored against the corpus' steps;
+  per dimension (4× smaller); the query is rounded to int8 too and the product runs in integers;
 * :func:`binarize`: the sign of each dimension, 64 to a word (32× smaller), compared by Hamming distance
   (:func:`hamming_scores`: XOR, then count the bits that differ);
 * :func:`rescore`: the binary index's top ``k`` scored again with the fp32 query against those ``k`` corpus
   vectors in int8 or fp32, read from disk: the index held in memory stays binary.
 
 This is sentence-transformers' ``quantize_embeddings`` with ``calibration_embeddings`` and its rescoring
-recipe (Shakir, Aarsen & Lee, 2024, "Binary and Scalar Embedding Quantization"). Every function returns a
-``[queries, corpus]`` score matrix (higher is better; ``-inf`` for passages a step did not score), which
-:func:`mtl_utils.evaluation.retrieval.rank_metrics` ranks.
+recipe (Shakir, Aarsen & Lee, 2024, "Binary and Scalar Embedding Quantization"). :func:`hamming_scores` and
+:func:`rescore` return a ``[queries, corpus]`` score matrix (higher is better; ``-inf`` for passages rescoring
+left out), which :func:`mtl_utils.evaluation.retrieval.rank_metrics` ranks and :func:`top_k` cuts.
 
 Example::
 
     ranges = Int8Ranges.calibrate(held_out_vectors)
-    int8_scores = queries @ ranges.dequantize(ranges.quantize(corpus)).T
+    int8_scores = ranges.scores(queries, ranges.quantize(corpus))
     bits = binarize(corpus)
     rescored = rescore(queries, hamming_scores(binarize(queries), bits), corpus, k=40)
 
@@ -36,6 +36,11 @@ def _matrix(vectors, name: str) -> np.ndarray:
     if array.ndim != 2 or not len(array) or not np.isfinite(array).all():
         raise ValueError(f"{name} must be a non-empty 2-D array of finite numbers, not shape {array.shape}")
     return array
+
+
+def _check_k(k) -> None:
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise ValueError(f"k must be a whole number of at least 1, not {k!r}")
 
 
 @dataclass(frozen=True)
@@ -59,6 +64,19 @@ class Int8Ranges:
     def dequantize(self, codes: np.ndarray) -> np.ndarray:
         return (codes.astype(np.float32) + 128) * self.step + self.low
 
+    def scores(self, queries, codes: np.ndarray) -> np.ndarray:
+        """``queries · dequantize(codes)`` with the product in integers: each query, weighted by the steps, is
+        rounded to int8 on a scale of its own, multiplied with the int8 codes into int32 (``torch._int_mm``,
+        the CPU's int8 dot products), then scaled back, plus each query's constant term. Rounding the query is
+        the only difference from the float product."""
+        weighted = _matrix(queries, "queries") * self.step
+        if codes.dtype != np.int8 or codes.ndim != 2 or codes.shape[1] != weighted.shape[1]:
+            raise ValueError(f"codes must be 2-D int8 of width {weighted.shape[1]} (from quantize)")
+        scale = np.maximum(np.abs(weighted).max(1, keepdims=True), 1e-12) / 127
+        rounded = torch.from_numpy(np.round(weighted / scale).astype(np.int8))
+        products = torch._int_mm(rounded, torch.from_numpy(codes).T).numpy()
+        return scale * products + (queries @ (128 * self.step + self.low))[:, None]
+
 
 def binarize(vectors) -> np.ndarray:
     """One bit per dimension (1 where positive), packed 64 to a word: ``[n, ceil(dims / 64)]`` uint64."""
@@ -72,8 +90,9 @@ def hamming_scores(query_bits: np.ndarray, corpus_bits: np.ndarray) -> np.ndarra
     """Minus the number of bits in which each query differs from each passage (``[queries, corpus]``),
     counted one 64-bit word at a time across the whole corpus (XOR, then count the ones): NumPy's fastest
     layout, as each step streams one contiguous column of words."""
-    if query_bits.dtype != np.uint64 or corpus_bits.dtype != np.uint64 or query_bits.shape[1:] != corpus_bits.shape[1:]:
-        raise ValueError("query and corpus bits must be uint64 arrays of the same width (from binarize)")
+    if query_bits.dtype != np.uint64 or corpus_bits.dtype != np.uint64 or query_bits.ndim != 2 \
+            or query_bits.shape[1:] != corpus_bits.shape[1:]:
+        raise ValueError("query and corpus bits must be 2-D uint64 arrays of the same width (from binarize)")
     by_word = np.ascontiguousarray(corpus_bits.T)
     out = np.empty((len(query_bits), len(corpus_bits)), dtype=np.float32)
     for i, query in enumerate(query_bits):
@@ -86,6 +105,7 @@ def hamming_scores(query_bits: np.ndarray, corpus_bits: np.ndarray) -> np.ndarra
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """The column indices of each row's ``k`` highest scores, best first."""
+    _check_k(k)
     return torch.topk(torch.from_numpy(scores), min(k, scores.shape[1]), dim=1).indices.numpy()
 
 
@@ -93,6 +113,9 @@ def rescore(queries, first_pass: np.ndarray, corpus, k: int = 40) -> np.ndarray:
     """``first_pass``'s top ``k`` per query scored again as ``query · passage`` with the fp32 ``queries`` and
     the ``corpus`` vectors (fp32, or int8 dequantised); every other passage scores ``-inf``."""
     queries, corpus = _matrix(queries, "queries"), _matrix(corpus, "corpus")
+    _check_k(k)
+    if queries.shape[1] != corpus.shape[1]:
+        raise ValueError(f"queries have {queries.shape[1]} dimensions and the corpus {corpus.shape[1]}")
     if first_pass.shape != (len(queries), len(corpus)):
         raise ValueError(f"first_pass must be queries x corpus {(len(queries), len(corpus))}, not "
                          f"{first_pass.shape}")

@@ -40,14 +40,16 @@ def load_model(name: str) -> Callable[[list[str]], np.ndarray]:
 
 def scores(queries: np.ndarray, corpus: np.ndarray, index: str, rescore: int = 0) -> np.ndarray:
     """``[queries, corpus]`` scores from the corpus held as ``index`` (``fp32``, ``int8`` or ``binary``)."""
-    ranges = qs.Int8Ranges.calibrate(corpus)
-    int8 = ranges.dequantize(ranges.quantize(corpus))
     if index == "fp32":
         return queries @ corpus.T
+    if index == "binary" and not rescore:
+        return qs.hamming_scores(qs.binarize(queries), qs.binarize(corpus))
+    ranges = qs.Int8Ranges.calibrate(corpus)
+    codes = ranges.quantize(corpus)
     if index == "int8":
-        return queries @ int8.T
+        return ranges.scores(queries, codes)
     hamming = qs.hamming_scores(qs.binarize(queries), qs.binarize(corpus))
-    return qs.rescore(queries, hamming, int8, rescore) if rescore else hamming
+    return qs.rescore(queries, hamming, ranges.dequantize(codes), rescore)
 
 
 def main(argv: list[str] | None = None, stdout=None) -> int:
@@ -64,9 +66,12 @@ def main(argv: list[str] | None = None, stdout=None) -> int:
         parser.error(f"corpus: no such file {args.corpus}")
     passages = [(n, line.strip()) for n, line in enumerate(args.corpus.read_text("utf-8").splitlines(), 1)
                 if line.strip()]
-    if not passages or args.k < 1 or args.rescore < 0 or (args.rescore and args.index != "binary"):
-        parser.error("need a corpus with at least one passage, -k of at least 1, and --rescore only with "
-                     "--index binary (K of at least 1)")
+    if not passages:
+        parser.error(f"corpus: {args.corpus} holds no passage (every line is blank)")
+    if args.k < 1:
+        parser.error(f"-k must be at least 1, not {args.k}")
+    if args.rescore < 0 or (args.rescore and args.index != "binary"):
+        parser.error("--rescore K takes K of at least 1, and only with --index binary")
     encode = load_model(args.model)
     found = scores(encode(args.queries), encode([p for _, p in passages]), args.index, args.rescore)
     top = qs.top_k(found, args.k)

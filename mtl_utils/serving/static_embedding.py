@@ -11,8 +11,8 @@ piece up in a table and takes the mean, so encoding costs a tokeniser and a sum.
   normalise: sentence-transformers' ``StaticEmbedding`` with mean pooling.
 * :func:`train_static`: the table trained further with in-batch negatives
   (:func:`~mtl_utils.training.contrastive.in_batch_negatives_loss`) on (query, passage) pairs, as
-  sentence-transformers' static retrieval models are (Aarsen, 2025), one passage per query and epoch so no
-  batch holds a query twice.
+  sentence-transformers' static retrieval models are (Aarsen, 2025), one passage per query and epoch, drawn at
+  random, so no batch holds a query twice.
 
 Example::
 
@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from transformers import AutoTokenizer
 
+from mtl_utils.core.batching import eval_mode
 from mtl_utils.modeling.encoder import SentenceEncoder, check_sentences
 from mtl_utils.training.contrastive import in_batch_negatives_loss
 
@@ -53,6 +54,8 @@ class StaticEncoder(nn.Module):
         return self.bag.embedding_dim
 
     def forward(self, sentences: Sequence[str]) -> Tensor:
+        if not sentences:
+            return self.bag.weight.new_zeros(0, self.dims)
         pieces = self.tokenizer(list(sentences), add_special_tokens=False)["input_ids"]
         flat = torch.tensor([i for sentence in pieces for i in sentence], dtype=torch.long)
         starts = torch.tensor([0] + [len(p) for p in pieces[:-1]], dtype=torch.long).cumsum(0)
@@ -85,16 +88,19 @@ class StaticEncoder(nn.Module):
 
 def _framing(tokenizer) -> tuple[list[int], list[int]]:
     """The special pieces the tokenizer puts before and after a sentence (``[CLS]``/``[SEP]``, ``<s>``/...)."""
-    before = [t for t in (tokenizer.cls_token_id or tokenizer.bos_token_id,) if t is not None]
-    after = [t for t in (tokenizer.sep_token_id or tokenizer.eos_token_id,) if t is not None]
-    return before, after
+    def first(*ids):
+        return [next(i for i in ids if i is not None)] if any(i is not None for i in ids) else []
+
+    return first(tokenizer.cls_token_id, tokenizer.bos_token_id), first(tokenizer.sep_token_id,
+                                                                         tokenizer.eos_token_id)
 
 
 @torch.inference_mode()
 def distill(encoder: SentenceEncoder, dims: int = 256, sif: float = 1e-4, pieces: Sequence[int] | None = None,
             batch_size: int = 1024) -> StaticEncoder:
     """A static model of ``encoder``: every vocabulary piece (or only ``pieces``; the rest stay zero) through
-    the transformer alone, PCA to ``dims``, rows weighted by SIF with weight ``sif``."""
+    the transformer alone (in eval mode, on its device), PCA to ``dims``, rows weighted by SIF with weight
+    ``sif``."""
     vocabulary, hidden = len(encoder.tokenizer), encoder.hidden_size
     if not 0 < dims <= hidden:
         raise ValueError(f"dims must be between 1 and the encoder's {hidden}, not {dims}")
@@ -103,12 +109,12 @@ def distill(encoder: SentenceEncoder, dims: int = 256, sif: float = 1e-4, pieces
         raise ValueError(f"pieces must be at least {dims} ids of the vocabulary (0 to {vocabulary - 1})")
     before, after = _framing(encoder.tokenizer)
     outputs = []
-    for chunk in ids.split(batch_size):
-        frame = [torch.full_like(chunk, t)[:, None] for t in before], [torch.full_like(chunk, t)[:, None]
-                                                                       for t in after]
-        x = torch.cat([*frame[0], chunk[:, None], *frame[1]], dim=1)
-        outputs.append(encoder.transformer(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state
-                       .mean(1))
+    with eval_mode(encoder):
+        for chunk in ids.split(batch_size):
+            frame = [torch.tensor([ids_] * len(chunk), dtype=torch.long) for ids_ in (before, after)]
+            x = torch.cat([frame[0], chunk[:, None], frame[1]], dim=1).to(encoder.device)
+            hidden_states = encoder.transformer(input_ids=x, attention_mask=torch.ones_like(x)).last_hidden_state
+            outputs.append(hidden_states.mean(1).float().cpu())
     rows = torch.cat(outputs)
     centred = rows - rows.mean(0)
     _, _, components = torch.linalg.svd(centred, full_matrices=False)
@@ -125,6 +131,8 @@ def train_static(model: StaticEncoder, queries: Sequence[str], positives: Sequen
     """Train ``model`` in place for ``epochs`` passes over ``queries``; each pass pairs every query with one of
     its ``positives`` drawn at random, in shuffled batches of ``batch_size`` (a last, smaller batch dropped).
     Adam at ``lr``; returns the mean loss of each epoch; ``after_epoch(epoch, model)`` runs after each."""
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}")
     if len(queries) != len(positives) or any(len(p) == 0 for p in positives):
         raise ValueError("every query needs at least one positive passage (queries and positives align)")
     if not 2 <= batch_size <= len(queries):

@@ -64,18 +64,26 @@ def check(m: dict) -> None:
     assert {r["task"] for r in st["probes"]} == {"topic", "sentiment"}
     indexes = {r["index"]: r for r in fast["indexes"]}
     fp32 = indexes["fp32"]
-    assert indexes["binary"]["bytes per passage in memory"] * 32 == fp32["bytes per passage in memory"] == 1536
     assert abs(indexes["int8"]["MRR@10"] - fp32["MRR@10"]) < 0.02, "int8 rounding barely moves a ranking"
     assert {r["A"] for r in fast["index_comparisons"]} == set(indexes) - {"fp32"}
     encode = {r["encoder"]: r["sentences/s (median)"] for r in fast["encode"]}
-    assert encode["static"] > 10 * encode["MiniLM fp32"], encode
-    search = {r["index"]: r for r in fast["search"]}
-    assert all(r["queries/s (slowest)"] <= r["queries/s (median)"] <= r["queries/s (fastest)"] for r in search.values())
+    assert encode["static"] > 30 * encode["MiniLM fp32"], encode  # a table lookup against six layers
+    full = len(m["seeds"]) >= 3  # what the prose of the full run says; quick runs are too small to show it
+    if full:
+        mrr = st["MRR@10"]
+        assert mrr["static, distilled"] < mrr["BM25"] < mrr["static, trained"] < mrr["MiniLM as shipped"], mrr
+        assert st["kept_of_minilm"] >= 0.75 and encode["static"] >= 50 * encode["MiniLM fp32"]
+        rescored = indexes["binary, top 40 rescored with int8"]
+        assert rescored["MRR@10"] >= 0.97 * fp32["MRR@10"] and rescored["× less memory"] >= 16, rescored
     bound = fast["bound"]
     assert 15 < bound["MFLOP per piece"] < 30, bound  # about 21 MFLOP a piece for MiniLM-L6
     for row in bound["rows"]:
         assert 10 < row["pieces per sentence"] < 100 and row["fp32 bound (sentences/s)"] > 0, row
     assert 0 < bound["rows"][0]["% of the fp32 bound"] < 150, bound  # fp32 cannot beat its own bound by much
+    if full:  # the prose: fp32 between three fifths and three quarters of its bound, int8 past it
+        fp32_rows = [r for r in bound["rows"] if "fp32" in r["measured"]]
+        assert all(55 <= r["% of the fp32 bound"] <= 80 for r in fp32_rows), bound
+        assert any(r["% of the fp32 bound"] > 100 for r in bound["rows"] if "int8" in r["measured"]), bound
     assert {p["family"] for p in fast["shortcuts"]} == {"transformer, inference variant", "static model vs MiniLM",
                                                         "index vs fp32 search"}
     assert m["search_cli_answers"]
