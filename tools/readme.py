@@ -36,7 +36,8 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
              "05": ("05_sentence_training",
                     "How a sentence transformer is trained: contrastive loss, retrieval, SetFit, human-judged "
                     "similarity (STS), and what classification does to the embedding"),
-             "06": ("06_serving", "Serving: one pass, two answers, when sharing pays, faster inference"),
+             "06": ("06_serving", "Serving: one pass, two answers, when sharing pays, faster inference, static embeddings and "
+                                  "quantized search"),
              "07": ("07_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)"),
              "08": ("08_reading_comparisons", "Reading a comparison: pairing, seeds and sentences, Holm, "
                     "better / equivalent within ±m / inconclusive (the statistics primer)")}
