@@ -19,7 +19,8 @@ What the notebooks teach is :mod:`mtl_utils`, which never imports this package (
   module that imports matplotlib); :mod:`~series.explore`: live controls, static under papermill;
 * :mod:`~series.records`: what a notebook run leaves behind (its numbers, its environment, replayed timings);
 * :mod:`~series.serving_measurements` and :mod:`~series.older_cpus`: notebook 06's timing harnesses;
-  :mod:`~series.fast_search`: its § 5, static runs kept in the store, index scores, encode and search timings;
+  :mod:`~series.fast_search`: its § 5, index scores, encode and search timings; :mod:`~series.static_runs`:
+  the static model kept in the store;
 * :mod:`~series.launch` (``python -m series.launch``, on one process or under ``torchrun``) and
   :mod:`~series.scaling`: notebook 07's experiment glue.
 

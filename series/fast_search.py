@@ -1,8 +1,8 @@
 """Notebook 06 § 5's experiments: a static model distilled from the encoder and trained on headlines (cached
 in the run store), search with smaller vectors, and the timings of encoding and search in one process.
 
-* :func:`static_runs`: :func:`~mtl_utils.serving.static_embedding.distill`, then a learning curve on the
-  validation headlines that picks the training budget, then one trained table per seed at that budget;
+* :func:`static_runs` (from :mod:`series.static_runs`, keyed on its own code): the static model distilled,
+  its budget read off a validation learning curve, one trained table per seed;
 * :func:`index_scores`: the benchmark's score matrices for each way of storing the corpus (fp32, int8,
   binary, binary rescored, fewer dimensions), with the bytes each keeps in memory;
 * :func:`encode_speed`, :func:`search_speed`, :func:`matmul_rate`: timings, medians over interleaved repeats;
@@ -10,106 +10,26 @@ in the run store), search with smaller vectors, and the timings of encoding and 
 """
 from __future__ import annotations
 
-import copy
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from mtl_utils.core import paths
-from mtl_utils.core.digests import texts_sha256
-from mtl_utils.data.retrieval import RetrievalSet
-from mtl_utils.evaluation import retrieval
-from mtl_utils.evaluation.retrieval import rank_metrics
-from mtl_utils.modeling.encoder import SentenceEncoder
+from mtl_utils.evaluation.probing import l2_normalize
 from mtl_utils.serving import quantized_search as qs
 from mtl_utils.serving import static_embedding
-from mtl_utils.serving.static_embedding import StaticEncoder, distill, train_static
-from series import store
-from series.runs import library_versions, training_modules
-
-CURVE_EPOCHS, QUICK_CURVE_EPOCHS = 30, 3  # the learning curve's length; the budget is its best epoch
-
-
-@dataclass
-class StaticRuns:
-    """The distilled table, the learning curve (``epoch``, ``loss``, ``validation MRR@10``), the budget it
-    picked, one trained model per seed, and whether they came from the run cache."""
-
-    distilled: StaticEncoder
-    curve: pd.DataFrame
-    epochs: int
-    trained: dict[int, StaticEncoder]
-    cached: bool
-
-
-def reciprocal_ranks(scores: np.ndarray, data: RetrievalSet) -> np.ndarray:
-    """Each query's MRR@10 term (1 / rank of its passage, 0 beyond the tenth)."""
-    return rank_metrics(scores, data)["MRR@10"].to_numpy()
-
-
-def static_scores(model: StaticEncoder, data: RetrievalSet) -> np.ndarray:
-    return model.encode(data.queries) @ model.encode(data.passages).T
-
-
-def static_runs(encoder: SentenceEncoder, headlines: Sequence[str], sentences: Sequence[Sequence[str]],
-                validation: RetrievalSet, seeds: Sequence[int], quick: bool = False, dims: int = 256,
-                pieces: Sequence[int] | None = None, batch_size: int = 128, force: bool = False) -> StaticRuns:
-    """Distil ``encoder``, trace the learning curve with the first seed on ``validation``, train every seed
-    for the best epoch's budget in batches of ``batch_size``; cached under ``<cache>/static/<key>/``
-    (``force``: again)."""
-    epochs = QUICK_CURVE_EPOCHS if quick else CURVE_EPOCHS
-    code = store.code_sha256([*training_modules(static_embedding, retrieval), sys.modules[__name__]])
-    key = store.key({"encoder": encoder.fingerprint(), "dims": dims, "seeds": list(seeds), "curve": epochs,
-                     "headlines": texts_sha256(headlines), "groups": [len(group) for group in sentences],
-                     "sentences": texts_sha256([s for group in sentences for s in group]),
-                     "validation": [texts_sha256(validation.query_ids), texts_sha256(validation.queries),
-                                    texts_sha256(validation.corpus_ids), texts_sha256(validation.passages),
-                                    {q: sorted(r) for q, r in validation.relevant.items()}],
-                     "pieces": None if pieces is None else sorted(set(pieces)), "batch": batch_size, "code": code,
-                     "versions": library_versions()})
-
-    def make() -> StaticRuns:
-        base = distill(encoder, dims, pieces=pieces)
-        best, rows = {}, []
-
-        def score(epoch: int, model: StaticEncoder) -> None:
-            rows.append({"epoch": epoch, "validation MRR@10": reciprocal_ranks(
-                static_scores(model, validation), validation).mean()})
-            if rows[-1]["validation MRR@10"] > best.get("mrr", -1):
-                best.update(mrr=rows[-1]["validation MRR@10"], epoch=epoch, model=copy.deepcopy(model))
-
-        first = copy.deepcopy(base)
-        losses = train_static(first, headlines, sentences, epochs, batch_size, seed=seeds[0], after_epoch=score)
-        curve = pd.DataFrame(rows).assign(loss=losses)
-        trained = {seeds[0]: best["model"]}
-        for seed in seeds[1:]:
-            trained[seed] = copy.deepcopy(base)
-            train_static(trained[seed], headlines, sentences, best["epoch"], batch_size, seed=seed)
-        return StaticRuns(base, curve, best["epoch"], trained, False)
-
-    def write(runs: StaticRuns, tmp: Path) -> None:
-        runs.distilled.save(tmp / "distilled")
-        for seed, model in runs.trained.items():
-            np.save(tmp / f"seed-{seed}.npy", model.bag.weight.detach().numpy())
-        (tmp / "runs.json").write_text(json.dumps({"epochs": runs.epochs, "curve": runs.curve.to_dict("list")}))
-
-    def load(folder: Path) -> StaticRuns:
-        base = StaticEncoder.load(folder / "distilled")
-        meta = json.loads((folder / "runs.json").read_text())
-        trained = {s: StaticEncoder(torch.from_numpy(np.load(folder / f"seed-{s}.npy", allow_pickle=False)),
-                                    base.tokenizer) for s in seeds}
-        return StaticRuns(base, pd.DataFrame(meta["curve"]), meta["epochs"], trained, True)
-
-    runs, _ = store.load_or_make(paths.cache_dir() / "static" / key, load, make, write, what="static model",
-                                 redo="training it again", force=force)
-    return runs
+from series.runs import training_modules
+from series.static_runs import (  # noqa: F401 (the notebook reaches them as fast_search.*)
+    CURVE_EPOCHS,
+    QUICK_CURVE_EPOCHS,
+    StaticRuns,
+    reciprocal_ranks,
+    static_runs,
+    static_scores,
+)
 
 
 def index_scores(queries: np.ndarray, corpus: np.ndarray, calibration: np.ndarray, k: int = 40,
@@ -126,8 +46,7 @@ def index_scores(queries: np.ndarray, corpus: np.ndarray, calibration: np.ndarra
            f"binary, top {k} rescored with int8": (qs.rescore(queries, hamming, int8, k), dims / 8),
            f"binary, top {k} rescored with fp32": (qs.rescore(queries, hamming, corpus, k), dims / 8)}
     for d in truncations:
-        q, c = (v[:, :d] / np.linalg.norm(v[:, :d], axis=1, keepdims=True) for v in (queries, corpus))
-        out[f"fp32, first {d} dimensions"] = (q @ c.T, 4.0 * d)
+        out[f"fp32, first {d} dimensions"] = (l2_normalize(queries[:, :d]) @ l2_normalize(corpus[:, :d]).T, 4.0 * d)
     return out
 
 
@@ -169,8 +88,7 @@ def search_speed(dims: int = 384, corpus: int = 100_000, queries: int = 64, k: i
     what the vectors mean), top 10 returned: fp32, int8, binary, binary with its top ``k`` rescored, and fp32
     with only the first ``truncations`` dimensions."""
     rng = np.random.default_rng(seed)
-    c = rng.standard_normal((corpus, dims), dtype=np.float32)
-    c /= np.linalg.norm(c, axis=1, keepdims=True)
+    c = l2_normalize(rng.standard_normal((corpus, dims), dtype=np.float32))
     q = c[rng.choice(corpus, queries, replace=False)] + 0.1 * rng.standard_normal((queries, dims), np.float32)
     ranges = qs.Int8Ranges.calibrate(c[:1000])
     codes, bits, query_bits = ranges.quantize(c), qs.binarize(c), qs.binarize(q)
