@@ -55,6 +55,8 @@ from mtl_utils.training import (
     distributed,
     freezing,
     frozen_cache,
+    hard_negatives,
+    matryoshka,
     optim,
     sentence_training,
 )

@@ -7,7 +7,8 @@ What the notebooks teach is :mod:`mtl_utils`, which never imports this package (
 * :mod:`~series.store`: the run store: every cached result (trained runs, pair runs, pooled vectors, replayed
   timings) keyed, published, verified and, when damaged, made again, in one place;
 * :mod:`~series.runs`: trained runs kept in the store (train-or-load), keyed by everything they depend on;
-  :mod:`~series.pair_runs`: pair runs and the contrastive task, the same way;
+  :mod:`~series.pair_runs`: pair runs and the contrastive task, the same way; :mod:`~series.pair_variants`:
+  Matryoshka and hard-negative pair runs;
   :mod:`~series.pooling_probes`: pooled vectors kept in the store, and the probe tables;
 * :mod:`~series.protocol`: the one protocol of the series (splits, budget, rates, seeds);
 * :mod:`~series.experiments`: grids of runs, their tables, and analyses of finished runs;
@@ -38,6 +39,7 @@ from series import (
     headline_passages,
     intervals,
     pair_runs,
+    pair_variants,
     plots,
     pooling_probes,
     protocol,

@@ -1,0 +1,90 @@
+"""Hard negatives: for each query, a passage that looks right and is not, mined with an encoder.
+
+* :func:`mine_hard_negatives`: rank every passage for every query by cosine; take the highest-ranked one
+  that is not the query's own and scores clearly below it (``relative_margin``, as sentence-transformers'
+  ``mine_hard_negatives``). A passage that scores as high as the positive is more often another telling
+  of the same story (a **false negative**) than a hard negative: it is set aside and reported.
+* :func:`hard_negatives_loss`: the in-batch loss with each query's mined negative added to the batch's
+  passages (``MultipleNegativesRankingLoss`` on (anchor, positive, negative) columns, checked equal in
+  ``tests/test_hard_negatives.py``).
+* :class:`HardNegativeTrainer`: pair training with those triplets.
+
+    >>> negatives, set_aside = mine_hard_negatives(query_vectors, passage_vectors)
+
+Taught in notebook 05 (how a sentence transformer is trained).
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from mtl_utils.evaluation.similarity import cosine_matrix
+from mtl_utils.training import contrastive, optim
+from mtl_utils.training.sentence_training import PairConfig, PairData, PairTrainer
+
+
+def mine_hard_negatives(queries: np.ndarray, passages: np.ndarray, relative_margin: float = 0.05
+                        ) -> tuple[np.ndarray, pd.DataFrame]:
+    """For query ``i`` (positive: passage ``i``), the index of the most similar other passage scoring at most
+    ``(1 - relative_margin)`` of the positive's cosine, and a table of the passages set aside for scoring
+    above that (``query``, ``passage``, ``cosine``, ``positive cosine``), highest first."""
+    if len(queries) != len(passages) or len(queries) < 2:
+        raise ValueError(f"mining needs one positive passage per query, at least two: {len(queries)} queries, "
+                         f"{len(passages)} passages")
+    if not 0 <= relative_margin < 1:
+        raise ValueError(f"relative_margin must be in [0, 1), got {relative_margin!r}")
+    scores = cosine_matrix(queries, passages)
+    positive = np.diag(scores).copy()
+    ceiling = positive - relative_margin * np.abs(positive)
+    np.fill_diagonal(scores, -np.inf)
+    too_close = scores > ceiling[:, None]
+    rows, cols = np.nonzero(too_close)
+    set_aside = pd.DataFrame({"query": rows, "passage": cols, "cosine": scores[rows, cols],
+                              "positive cosine": positive[rows]}).sort_values("cosine", ascending=False)
+    eligible = np.where(too_close, -np.inf, scores)
+    return eligible.argmax(axis=1), set_aside.reset_index(drop=True)
+
+
+def hard_negatives_loss(queries: Tensor, positives: Tensor, negatives: Tensor, scale: float = contrastive.SCALE,
+                        duplicate: Tensor | None = None) -> Tensor:
+    """Cross-entropy of each query picking its own positive among the batch's ``B`` positives and ``B`` negatives.
+    ``duplicate[r, k]`` (optional, ``[B, B]`` booleans) drops negative ``k`` from row ``r``'s choices: it is row
+    ``r``'s own positive, mined for another query of the batch."""
+    candidates = torch.cat([F.normalize(positives, dim=-1), F.normalize(negatives, dim=-1)])
+    scores = scale * F.normalize(queries, dim=-1) @ candidates.T                       # [B, 2B]
+    if duplicate is not None:
+        scores = scores.masked_fill(torch.cat([torch.zeros_like(duplicate), duplicate], 1), float("-inf"))
+    return F.cross_entropy(scores, torch.arange(len(queries), device=queries.device))
+
+
+class HardNegativeTrainer(PairTrainer):
+    """:class:`~mtl_utils.training.sentence_training.PairTrainer` on triplets: pair ``i`` and ``negatives[i]``,
+    the index of another pair's passage (from :func:`mine_hard_negatives`)."""
+
+    def __init__(self, config: PairConfig, pairs: PairData, negatives: Sequence[int], **kwargs) -> None:
+        self.negatives = np.asarray(negatives)
+        if self.negatives.shape != (len(pairs),) or not np.all((0 <= self.negatives) & (self.negatives < len(pairs))):
+            raise ValueError(f"negatives: one passage index (0 to {len(pairs) - 1}) per pair, got shape "
+                             f"{self.negatives.shape}")
+        if np.any(self.negatives == np.arange(len(pairs))):
+            raise ValueError(f"negatives: pair {int(np.argmax(self.negatives == np.arange(len(pairs))))} "
+                             "has its own passage as its negative")
+        if config.loss != "in-batch negatives" or config.mini_batch is not None:
+            raise ValueError("the hard-negative trainer wraps the in-batch loss without GradCache "
+                             "(loss='in-batch negatives', mini_batch=None)")
+        super().__init__(config, pairs, **kwargs)
+
+    def train_step(self, idx: np.ndarray) -> float:
+        enc, negatives = self.encoder, self.negatives[idx]
+        a, b = enc(**self.chunks(self.a, idx)[0]), enc(**self.chunks(self.b, idx)[0])
+        n = enc(**self.chunks(self.b, negatives)[0])
+        duplicate = torch.from_numpy(idx[:, None] == negatives[None, :]).to(a.device)
+        loss = hard_negatives_loss(a, b, n, self.config.scale, duplicate)
+        loss.backward()
+        optim.optimizer_step(self.optimizer, self.scheduler, enc.parameters(), self.config.max_grad_norm)
+        return float(loss.detach())
