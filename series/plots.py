@@ -697,3 +697,26 @@ def speed_quality_map(points: pd.DataFrame, title: str = "What each shortcut buy
     ax.legend(fontsize=8, loc="lower left")
     fig.tight_layout()
     return fig
+
+
+def prefix_curve(curves: pd.DataFrame, metric: str = "MRR@10",
+                 title: str = "Retrieval with the first d dimensions of each vector") -> Figure:
+    """``metric`` against the dimensions kept (log scale), one line per ``encoder`` (rows: ``encoder``,
+    ``dims``, ``seed``, ``metric``): the mean over seeds, the band from the lowest seed to the highest."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i, (name, part) in enumerate(curves.groupby("encoder", sort=False)):
+        by_dims = part.groupby("dims")[metric]
+        mean, low, high = by_dims.mean(), by_dims.min(), by_dims.max()
+        seeds = part["seed"].nunique()
+        ax.plot(mean.index, mean, marker="o", color=f"C{i}",
+                label=f"{name} ({seeds} seeds)" if seeds > 1 else name)
+        if seeds > 1:
+            ax.fill_between(mean.index, low, high, color=f"C{i}", alpha=0.2)
+    dims = sorted(curves["dims"].unique())
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(dims, [str(d) for d in dims])
+    ax.set(xlabel="dimensions kept (the first d, re-normalised)", ylabel=f"test {metric}", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig

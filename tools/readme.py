@@ -84,6 +84,8 @@ def family_by_chapter(r: dict[str, dict]) -> dict[str, list[dict]]:
                       *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"]],
                "05": [*m5.get("contrastive", {}).get("comparisons", []),
                       *m5.get("batch_sizes", {}).get("comparisons", []),
+                      *m5.get("hard_negatives", {}).get("comparisons", []),
+                      *m5.get("matryoshka", {}).get("comparisons", []),
                       *m5.get("setfit", {}).get("comparisons", []), *m5.get("series", {}).get("comparisons", []),
                       *m5.get("contrastive_task", {}).get("comparisons", []),
                       *m5.get("sts", {}).get("comparisons", [])],
@@ -378,6 +380,16 @@ def _fast_search(m: dict) -> list[str]:
     return out
 
 
+def _hard_and_nested(m: dict) -> list[str]:
+    """05 § 4-5's verdicts: mined hard negatives and Matryoshka training, each against § 2's runs."""
+    if "hard_negatives" not in m:
+        return []
+    return ["", "Mined hard negatives against in-batch negatives alone, and Matryoshka training against plain "
+            "training at each number of dimensions kept (05 § 4-5; the same pairs, batches and steps as § 2's "
+            "runs, paired over seeds and queries):", "",
+            *_verdicts([*m["hard_negatives"]["comparisons"], *m["matryoshka"]["comparisons"]])]
+
+
 def _sentence_training(m: dict) -> list[str]:
     """Notebook 05: the retrieval benchmark's baselines and contrastive run, the batch sizes, SetFit, and
     what the series' classification training does to retrieval."""
@@ -404,6 +416,7 @@ def _sentence_training(m: dict) -> list[str]:
                         *m["setfit"]["comparisons"]]),
             "", f"GradCache keeps {big['saved activations (MB)']:.0f} MB of activations for a batch of "
             f"{big['batch']} where the whole batch's graph keeps {big['full-batch activations (MB)']:.0f} MB.",
+            *_hard_and_nested(m),
             "", "What classification training does to retrieval (MRR@10, paired over seeds and queries), and the "
             "contrastive task added to the multi-task model (paired over test items):", "",
             *_verdicts([*m["series"]["comparisons"], *m["contrastive_task"]["comparisons"]])]

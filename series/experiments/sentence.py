@@ -182,3 +182,26 @@ def search_box(encoders: Mapping[str, SentenceEncoder], data: RetrievalSet, quer
     return explore.explorer(control, lambda text: explore.table_html(semantic_search(encoders, data, text, k)),
                             lambda: explore.table_html(semantic_search(encoders, data, query, k)),
                             "the box searches as you type", f"the query \u201c{query}\u201d")
+
+
+def set_aside_examples(set_aside: pd.DataFrame, headlines: Sequence[str], passages: Sequence[str],
+                       n: int = 4, width: int = 90) -> pd.DataFrame:
+    """The ``n`` passages the miner set aside with the highest cosines (one per headline), beside the
+    headline and its own passage: false negatives, mostly, to read."""
+    rows = set_aside.drop_duplicates("query").head(n)
+
+    def cut(text: str) -> str:
+        return text if len(text) <= width else text[:width - 1] + "…"
+    return pd.DataFrame({"headline": [headlines[q] for q in rows["query"]],
+                         "its own passage": [cut(passages[q]) for q in rows["query"]],
+                         "own cosine": rows["positive cosine"].round(2).to_numpy(),
+                         "passage set aside": [cut(passages[p]) for p in rows["passage"]],
+                         "cosine": rows["cosine"].round(2).to_numpy()})
+
+
+def prefix_table(prefixes: Mapping[tuple[str, int], Mapping[int, pd.DataFrame]], metric: str = MAIN
+                 ) -> pd.DataFrame:
+    """Long table of ``(encoder, seed) -> {dims: per-query metrics}``: one row per encoder, seed and
+    dimensions kept, with the mean ``metric`` over the queries."""
+    return pd.DataFrame([{"encoder": name, "seed": seed, "dims": d, metric: float(per_query[metric].mean())}
+                         for (name, seed), by_dims in prefixes.items() for d, per_query in by_dims.items()])

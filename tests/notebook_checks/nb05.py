@@ -26,7 +26,7 @@ def check(m: dict) -> None:
     assert 0 < base["MiniLM as shipped"]["V-measure (topic)"] <= 1, base
     rows = [*m["pooling_retrieval"], *m["contrastive"]["comparisons"], *m["batch_sizes"]["comparisons"],
             *m["setfit"]["comparisons"], *m["series"]["comparisons"], *m["contrastive_task"]["comparisons"],
-            *m["sts"]["comparisons"]]
+            *m["sts"]["comparisons"], *m["hard_negatives"]["comparisons"], *m["matryoshka"]["comparisons"]]
     for row in rows:
         check_comparison(row)
     for row in m["contrastive"]["per seed"]:
@@ -62,3 +62,28 @@ def check(m: dict) -> None:
         # (MTEB's STSBenchmark, Spearman 82.03, Pearson 82.74)
         assert abs(shipped[0]["spearman"] - 0.8203) < 0.0005 and abs(shipped[0]["pearson"] - 0.8274) < 0.0005
     assert all(-1 <= row["spearman"] <= 1 and -1 <= row["pearson"] <= 1 for row in sts["table"])
+    _hard_negatives_and_matryoshka(m, seeds)
+
+
+def _hard_negatives_and_matryoshka(m: dict, seeds: int) -> None:
+    """§ 4 and § 5: paired with § 2's runs on every seed, against margins declared before the runs; the
+    miner set aside at least the headlines another passage beats; the curve covers every arm and prefix."""
+    hard, nested = m["hard_negatives"], m["matryoshka"]
+    assert 0 < hard["relative margin"] < 1, hard
+    assert 0 <= hard["headlines beaten by another passage"] <= hard["headlines with passages set aside"]
+    assert hard["headlines with passages set aside"] <= m["benchmark"]["training pairs"], hard
+    assert {row["task"] for row in hard["comparisons"]} == {"retrieval (MRR@10)", "retrieval (recall@1)"}
+    dims = nested["dims"]
+    assert dims == sorted(dims, reverse=True) and len(nested["comparisons"]) == len(dims), nested
+    for row in hard["comparisons"] + nested["comparisons"]:
+        assert row["seeds"] == seeds and row["margin"] > 0, row
+    arms = {row["encoder"] for row in nested["curve"]}
+    assert arms == {"MiniLM as shipped", "contrastive (§ 2)", "Matryoshka"}, arms
+    for arm in arms:
+        curve = {row["dims"]: row["MRR@10"] for row in nested["curve"] if row["encoder"] == arm}
+        assert sorted(curve) == sorted(dims) and all(0 <= v <= 1 for v in curve.values()), curve
+    # the full prefix of § 2's runs is § 2's own score, seed by seed
+    full = sorted(row["MRR@10"] for row in nested["curve"]
+                  if row["encoder"] == "contrastive (§ 2)" and row["dims"] == dims[0])
+    per_seed = sorted(row["MRR@10"] for row in m["contrastive"]["per seed"])
+    assert len(full) == len(per_seed) and all(abs(a - b) < 1e-9 for a, b in zip(full, per_seed)), full
