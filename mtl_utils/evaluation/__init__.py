@@ -1,4 +1,5 @@
-"""Evaluation: scores, frozen-encoder probes, embeddings judged (below training: a run scores itself).
+"""Evaluation: scores, frozen-encoder probes, embeddings judged (below training: a run scores itself). Paired
+comparisons over seeds and sentences are the series' (:mod:`series.comparisons`, :mod:`series.intervals`).
 
 * :mod:`~mtl_utils.evaluation.metrics`: accuracy and macro-F1 from labels or logits, the majority baseline;
 * :mod:`~mtl_utils.evaluation.probing`: frozen vectors per pooling from one pass, and linear probes on them;
@@ -7,6 +8,4 @@
 * :mod:`~mtl_utils.evaluation.retrieval`: retrieval metrics, BM25, semantic search, clustering;
 * :mod:`~mtl_utils.evaluation.sts`: human-judged similarity, the STS benchmark's Spearman correlation;
 * :mod:`~mtl_utils.evaluation.gradient_conflict`: whether two tasks pull the shared encoder the same way.
-
-Paired comparisons over seeds and sentences are the series' (:mod:`series.comparisons`, :mod:`series.intervals`).
 """

@@ -1,12 +1,8 @@
-"""Attention pooling: a learned query scores every token vector, the softmax of the scores weights them.
-
-The seed write-up weighs mean pooling against max and *attention* pooling. Mean, cls and max
-(:mod:`mtl_utils.modeling.pooling`) have no parameters; attention pooling has one, a query vector ``q``: token ``t``
-gets the weight ``softmax_t(q · h_t / sqrt(d))`` over the sentence's real word pieces, and the sentence vector is the
-weighted sum. With ``q = 0`` every real piece weighs the same: **exactly mean pooling**. So a probe that learns ``q``
-with a linear classifier, started at ``q = 0``, against the same probe whose ``q`` stays at zero, isolates what learning
-*where to look* adds over the mean (notebook 01). It trains on the frozen encoder's token vectors, computed once
-(:func:`token_vectors`); :func:`series.comparisons.compare_over_seeds` pairs two probes over seeds and sentences.
+"""Attention pooling as a probe: a learned query ``q`` weights token ``t`` by ``softmax_t(q · h_t / sqrt(d))`` over the
+sentence's real word pieces; at ``q = 0`` that is **exactly mean pooling**. So a probe learning ``q`` from ``q = 0``,
+against the same probe with ``q`` fixed at zero, isolates what learning *where to look* adds over the mean (notebook
+01), on the frozen encoder's token vectors (:func:`token_vectors`); :func:`series.comparisons.compare_over_seeds`
+pairs two probes over seeds and sentences.
 """
 from __future__ import annotations
 

@@ -1,7 +1,5 @@
-"""Scores of a classifier: accuracy and macro-F1 from labels or logits, the majority-class baseline.
-
-Whether a difference between two scores is real (intervals, paired tests, Holm) is the series' statistics
-(:mod:`series.statistics`, :mod:`series.intervals`, :mod:`series.comparisons`).
+"""Scores of a classifier: accuracy and macro-F1 from labels or logits, the majority-class baseline. Whether a
+difference is real: :mod:`series.statistics`, :mod:`series.intervals`, :mod:`series.comparisons`.
 """
 from __future__ import annotations
 

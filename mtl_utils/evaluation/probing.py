@@ -1,10 +1,8 @@
 """Frozen-encoder probes: embed texts once with every pooling, then fit a logistic regression per pooling.
 
-:func:`embed_poolings` pools the same token vectors with each mode, so comparing ``mean``, ``cls`` and ``max`` costs one
-pass over the data, not three. :func:`probe` chooses the regularisation ``C`` on the validation split and scores the
-test split (:func:`probe_cv`: by cross-validation on the training examples, for label budgets).
-:func:`bag_of_words_probe` is the same probe on word counts, the baseline without an encoder;
-:func:`randomly_initialised` gives the encoder's architecture without its pretraining.
+:func:`embed_poolings` pools the same token vectors with each mode (one pass for ``mean``, ``cls`` and ``max``).
+:func:`probe` chooses ``C`` on validation and scores the test split (:func:`probe_cv`: by cross-validation, for label
+budgets); :func:`bag_of_words_probe`: the baseline without an encoder; :func:`randomly_initialised`: no pretraining.
 """
 from __future__ import annotations
 
@@ -118,9 +116,8 @@ def _scored(model: LogisticRegression, C: float, validation: dict[float, float],
 def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np.ndarray, test_X: np.ndarray,
           test_y: np.ndarray, C_grid: Sequence[float] = C_GRID, max_iter: int = 2000, seed: int = 0,
           threads: int | None = 1) -> ProbeResult:
-    """Fit a logistic regression on the train split's vectors for each ``C`` in ``C_grid``, keep the best on validation
-    and score it on the test split. The poolings' vectors differ in scale, so one fixed ``C`` would favour some;
-    choosing ``C`` on validation gives each its own. ``threads`` caps the BLAS threads (``None``: no cap)."""
+    """Fit a logistic regression on the train split's vectors for each ``C`` in ``C_grid`` (poolings differ in scale,
+    so each gets its own), keep the best on validation, score it on test; ``threads`` caps BLAS (``None``: no cap)."""
     fits, validation, converged = {}, {}, True
     with threadpool_limits(threads):
         for C in C_grid:
@@ -134,10 +131,8 @@ def probe(train_X: np.ndarray, train_y: np.ndarray, val_X: np.ndarray, val_y: np
 def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_y: np.ndarray,
              C_grid: Sequence[float] = C_GRID, folds: int = 5, max_iter: int = 2000, seed: int = 0,
              threads: int | None = 1) -> ProbeResult:
-    """:func:`probe` without a validation split: ``C`` is chosen by stratified ``folds``-fold cross-validation on the
-    training examples (fewer folds when the rarest class is smaller), then refitted on all of them and scored on the
-    test split. For label budgets: a probe given ``n`` labels uses those ``n`` alone, like a fine-tuning run without
-    validation. ``validation`` holds the mean cross-validated accuracy per ``C``."""
+    """:func:`probe` without a validation split (label budgets): ``C`` by stratified ``folds``-fold cross-validation on
+    the training examples, refitted on all; ``validation`` holds the mean cross-validated accuracy per ``C``."""
     train_X, train_y = _matrix(train_X), np.asarray(train_y)
     smallest = int(min(np.unique(train_y, return_counts=True)[1])) if train_y.size else 0
     if smallest < 2:

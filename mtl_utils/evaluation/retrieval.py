@@ -1,11 +1,9 @@
-"""Retrieval and clustering scores of sentence vectors, computed as sentence-transformers and MTEB compute them.
+"""Retrieval and clustering scores of sentence vectors, as sentence-transformers and MTEB compute them (notebook 05).
 
 * :func:`rank_metrics`: per query recall@1, recall@10, MRR@10, nDCG@10, as ``InformationRetrievalEvaluator`` computes;
 * :func:`bm25_scores`: the lexical baseline, BM25 from the ``bm25s`` library (Lucene's variant);
 * :func:`semantic_search`: the passages nearest to a query under each encoder;
 * :func:`clustering_score`: V-measure of k-means on sentence vectors against their labels (MTEB's clustering).
-
-Taught in notebook 05 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 
@@ -25,9 +23,8 @@ METRICS: tuple[str, ...] = ("recall@1", "recall@10", "MRR@10", "nDCG@10")
 
 
 def rank_metrics(scores: np.ndarray, data: RetrievalSet, k: int = 10) -> pd.DataFrame:
-    """One row per query (index: query id): recall@1, recall@``k``, MRR@``k``, nDCG@``k`` and the rank of the first
-    relevant passage, with the evaluator's conventions (ties by ascending corpus id, binary relevance; nDCG's ideal
-    ranking puts every relevant passage first); ``tests/test_retrieval.py`` checks it against the evaluator."""
+    """One row per query (index: query id): recall@1, recall@``k``, MRR@``k``, nDCG@``k``, rank of the first relevant
+    passage, with ``InformationRetrievalEvaluator``'s conventions (ties by ascending corpus id, binary relevance)."""
     scores = np.asarray(scores, dtype=np.float64)
     if scores.shape != (len(data.query_ids), len(data.corpus_ids)):
         raise ValueError(f"scores must be queries × passages = {(len(data.query_ids), len(data.corpus_ids))}, "

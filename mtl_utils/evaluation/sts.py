@@ -1,12 +1,10 @@
 """Human-judged similarity (STS): does an encoder's cosine order sentence pairs as people rated them?
 
-The STS benchmark (Cer et al., 2017, *SemEval-2017 Task 1*) gives pairs of sentences a score from 0 (unrelated)
-to 5 (the same meaning), the mean of several annotators' ratings. An embedding is scored without training
-anything on it: the cosine of the two sentences' vectors, correlated with the ratings over the test pairs.
-Spearman's rank correlation is the score SBERT (Reimers & Gurevych, 2019) and MTEB report, because only
-the order of the cosines matters to a search or a threshold, not their scale; Pearson is shown beside it.
-
-Taught in notebook 05 (§ 6). Example, for all-MiniLM-L6-v2 (Spearman 0.820, MTEB's score)::
+The STS benchmark (Cer et al., 2017, *SemEval-2017 Task 1*) rates sentence pairs from 0 (unrelated) to 5 (the same
+meaning), averaged over annotators. The cosine of each pair's vectors (nothing trained) is correlated with the ratings
+over the test pairs: Spearman's rank correlation, as SBERT (Reimers & Gurevych, 2019) and MTEB report (only the order
+of the cosines matters to a search or a threshold), with Pearson beside it. Taught in notebook 05 (§ 8). Example, for
+all-MiniLM-L6-v2 (Spearman 0.820, MTEB's score)::
 
     sts_scores(pair_cosines(encoder, pairs["sentence1"], pairs["sentence2"]), pairs["score"])
 """

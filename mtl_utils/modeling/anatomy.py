@@ -1,16 +1,12 @@
-"""The parts of a model, found once: embeddings, the stack of encoder layers, the heads, and depth.
+"""The parts of a model, found once: embeddings, the stack of encoder layers, the heads, and depth (steps below the
+top encoder layer: the heads and the top layer are 0, ..., the embeddings ``L``). Freezing, layer-wise learning rates,
+the frozen-layer cache and the weight-change measurements all ask this one finder, so they never disagree.
 
-Freezing, layer-wise learning rates, the frozen-layer cache and the weight-change measurements all ask where the layers
-are and which parameters sit below, in or above them; one finder answers them all, so they never disagree.
-
-Depth counts steps below the top encoder layer: the heads and the top layer are 0, ..., the embeddings ``L``.
-
-What lies *below* layer ``k`` is measured, not assumed (:func:`bottom_parameters`): the parameters that the input of
-layer ``k`` depends on in the model's own forward pass (autograd on a four-token input, once per model). For BERT that
-is the embeddings and layers ``1..k``; it also catches what an architecture shares with every layer (MPNet's
-relative-position bias, DeBERTa's relative embeddings and their LayerNorm), a projection between the embeddings and the
-layers (ELECTRA, ALBERT) and DeBERTa's convolution after layer 1. ALBERT reuses one set of layer weights at every depth,
-so "the bottom ``k`` layers" (``0 < k < L``) and a rate per depth do not exist for it: :func:`layer_stack` says so.
+What lies *below* layer ``k`` is measured (:func:`bottom_parameters`): what layer ``k``'s input depends on in the
+model's own forward (autograd on a four-token input, once per model). For BERT: the embeddings and layers ``1..k``;
+it also catches what is shared with every layer (MPNet's relative-position bias, DeBERTa's relative embeddings), a
+projection after the embeddings (ELECTRA, ALBERT) and DeBERTa's convolution. ALBERT reuses one layer's weights at every
+depth, so it has no "bottom ``k`` layers" (``0 < k < L``) nor a rate per depth: :func:`layer_stack` says so.
 """
 from __future__ import annotations
 
@@ -173,8 +169,7 @@ def layer_flow(model: nn.Module) -> LayerFlow:
 
 
 def bottom_parameters(model: nn.Module, k: int) -> list[tuple[str, nn.Parameter]]:
-    """``(name in model, parameter)`` of everything below layer ``k``'s input: what freezing the bottom ``k`` layers
-    must freeze (``k = 0``: nothing; ``k = L``: the whole transformer)."""
+    """``(name in model, parameter)`` of all below layer ``k``'s input: what freezing the bottom ``k`` freezes."""
     transformer = transformer_of(model)
     prefix = module_name(model, transformer)
     prefix = f"{prefix}." if prefix else ""
@@ -208,12 +203,10 @@ class DepthUnit:
 
 
 def depth_units(model: nn.Module, head_prefix: str = HEAD_PREFIX) -> list[DepthUnit]:
-    """Every parameter sorted into units from the top down: each head, the parameters above the layers (if any), the
-    layers from last to first, the embeddings. A parameter belongs to a layer if it lives in :func:`layer_stack`.
-    Outside the stack, the transformer's parameters go by what they feed (:func:`layer_flow`): to the embeddings if
-    layer 1 or 2 depends on them (what every layer shares, such as MPNet's position bias), to layer ``j`` if layer
-    ``j + 1`` is the first that depends on them, else above the layers (a final LayerNorm, the encoder's projection or
-    attention pooling): so freezing the bottom ``k`` freezes exactly the units of the embeddings and layers ``1..k``."""
+    """Every parameter in units from the top down: each head, what is above the layers, the layers (:func:`layer_stack`)
+    from last to first, the embeddings. Other transformer parameters go by what they feed (:func:`layer_flow`): the
+    embeddings if layer 1 or 2 needs them (e.g. MPNet's position bias), layer ``j`` if layer ``j + 1`` is the first that
+    does, else above the layers: freezing the bottom ``k`` freezes exactly the units of the embeddings and ``1..k``."""
     stack = layer_stack(model)
     prefix = module_name(model, stack)
     transformer = transformer_of(model)

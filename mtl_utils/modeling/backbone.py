@@ -1,9 +1,8 @@
 """Where an encoder's transformer comes from: the bundled default, a local folder or a Hugging Face model id.
 
-What it loads (:func:`load_backbone`): an encoder model (BERT-like); encoder-decoder (T5, BART) and decoder-only (GPT-2,
-Llama) models are refused before anything is loaded. Loading never runs code from a model folder: every
-``from_pretrained`` gets ``trust_remote_code=False``, and a local folder whose configuration asks for custom code is
-refused before transformers reads it (:func:`check_no_custom_code`).
+:func:`load_backbone` loads an encoder (BERT-like); encoder-decoder (T5, BART) and decoder-only (GPT-2, Llama) models
+are refused before loading. It never runs a model folder's code: ``from_pretrained`` gets ``trust_remote_code=False``,
+and a folder asking for custom code is refused before transformers reads it (:func:`check_no_custom_code`).
 """
 from __future__ import annotations
 

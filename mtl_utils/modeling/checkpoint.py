@@ -1,19 +1,13 @@
-"""A multi-task model's checkpoint folder, written and read back verified.
-
-A checkpoint is one self-contained folder that loads offline for any base model:
+"""A multi-task model's checkpoint: one self-contained folder, loading offline for any base model, read back verified.
 
 * ``config.json``: encoder settings, tasks and label names, head shape, a SHA-256 of every other file (``files``);
 * ``model.safetensors``: every weight (no pickle), with a digest of the configuration and one of the manifest;
 * ``backbone/``: the transformer's own configuration and the tokenizer files.
 
-So an edited ``config.json`` (label names, pooling, max length, the manifest) is detected, and flipped bytes in any file
-too; reading also refuses any Python file (``.py``, ``.pyc``) the manifest does not list. These checks find damage and
-careless edits, not a forger; what keeps a checkpoint from running code is that loading runs none.
-
-Saving never deletes what it did not write: a folder that is not a checkpoint of ours is refused, and files a user added
-beside ``config.json`` are kept on re-save. The new checkpoint is written in full into a hidden sibling folder and
-swapped in (:func:`publish_folder`), so a failed save keeps what was there; a save killed between its two renames is
-recovered on the next save or load. Nothing coordinates two processes on one folder (no lock): give each writer its own.
+An edited ``config.json``, flipped bytes, or a Python file the manifest does not list are refused (damage and careless
+edits, not a forger; loading runs no code). Saving never deletes what it did not write (a folder not our checkpoint is
+refused; files a user added are kept); it writes a hidden sibling and swaps it in (:func:`publish_folder`): a failed or
+killed save keeps or recovers what was there. No lock: give each writer its own folder.
 """
 from __future__ import annotations
 
@@ -109,8 +103,7 @@ def _keep_extras(folder: Path, tmp: Path) -> None:
 
 def save_checkpoint(folder: str | Path, config: dict, state: Mapping[str, torch.Tensor],
                     write_backbone: Callable[[Path], None]) -> Path:
-    """Write a checkpoint of ``config`` and ``state`` (``write_backbone(path)`` saves the transformer's
-    configuration and tokenizer there) into ``folder``; see the module docstring for what is kept."""
+    """Write a checkpoint of ``config`` and ``state`` into ``folder``; ``write_backbone(path)`` saves the backbone."""
     folder = Path(folder)
     recover(folder)
     if folder.exists() and any(folder.iterdir()) and not is_checkpoint(folder):
@@ -136,8 +129,7 @@ def save_checkpoint(folder: str | Path, config: dict, state: Mapping[str, torch.
 
 
 def read_checkpoint_config(folder: Path) -> dict:
-    """A checkpoint's ``config.json``, after checking the folder, the format, the manifest (its shape, and that
-    it lists every Python file there) and every file's checksum."""
+    """A checkpoint's ``config.json``, after checking folder, format, manifest (every .py listed) and checksums."""
     folder = Path(folder)
     recover(folder)
     if not folder.is_dir():

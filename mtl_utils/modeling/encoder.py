@@ -1,13 +1,9 @@
 """The sentence encoder: a Hugging Face transformer, a pooling step, an optional projection and L2 norm.
 
-What :meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``predict``) accept
-(:func:`check_sentences`): a string, or a list, tuple, NumPy array or pandas Series of strings (``predict`` keeps a
-Series' index); any other iterable of strings is read once in order. Refused, with an error naming the problem:
-``None``, bytes, dicts and sets (no order), an item that is not a string (named by its index), and text that cannot
-be UTF-8 encoded. Texts longer than ``max_length`` word pieces are truncated, with one warning per call.
-
-The transformer and its tokenizer are loaded by :mod:`mtl_utils.modeling.backbone` (encoders only, never code from a
-model folder).
+:meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``predict``) accept (:func:`check_sentences`) a
+string, or a list, tuple, NumPy array or pandas Series of strings (``predict`` keeps a Series' index), or any iterable
+of strings. Refused, with an error naming the problem: ``None``, bytes, dicts and sets (no order), a non-string item
+(by index), text that cannot be UTF-8 encoded. Texts over ``max_length`` word pieces are truncated, warning once.
 """
 from __future__ import annotations
 
@@ -105,7 +101,8 @@ class Tokenized:
 
 
 class SentenceEncoder(nn.Module):
-    """Transformer + pooling (+ optional linear projection) (+ optional L2 normalisation).
+    """Transformer + pooling (+ optional linear projection) (+ optional L2 normalisation). ``forward`` takes
+    :meth:`tokenize`'s batches, :meth:`encode` raw strings. A new encoder is in eval mode.
 
     Args:
         model: Hugging Face model id or folder; ``None`` means the bundled all-MiniLM-L6-v2.
@@ -114,10 +111,7 @@ class SentenceEncoder(nn.Module):
         max_length: word pieces per text (longer texts truncated); default the model's own (:func:`position_limit`).
         output_dim: size of an added linear projection from the hidden size (e.g. 256); ``None``: no projection.
         device: where to compute (default: :func:`mtl_utils.core.runtime.device`).
-        backbone: a loaded ``(tokenizer, transformer)`` (how checkpoints rebuild an encoder); ``model`` then names it.
-
-    ``forward`` is differentiable and takes tokenised batches (:meth:`tokenize`); :meth:`encode` is for inference on raw
-    strings. A new encoder is in eval mode (dropout off) until training asks for ``.train()``."""
+        backbone: a loaded ``(tokenizer, transformer)``, as checkpoints rebuild an encoder; ``model`` then names it."""
 
     def __init__(self, model: str | None = None, pooling: str = "mean", normalize: bool = False,
                  max_length: int | None = None, output_dim: int | None = None,
@@ -229,10 +223,8 @@ class SentenceEncoder(nn.Module):
     def encode(self, sentences, batch_size: int = 32, show_progress: bool | None = None,
                convert_to_tensor: bool = False, sort_by_length: bool = True,
                warn_truncation: bool = True) -> np.ndarray | torch.Tensor:
-        """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string). Texts are tokenised once, sorted
-        by length so each batch pads little, embedded in eval mode under ``torch.inference_mode()`` and returned in
-        input order; an empty list gives ``[0, dim]``, an empty string the special tokens alone. Truncation warns once
-        per call unless ``warn_truncation`` is off; ``show_progress=None`` shows a bar from 20 batches on."""
+        """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string), in input order. Truncation warns
+        once per call unless ``warn_truncation`` is off; ``show_progress=None`` shows a bar from 20 batches on."""
         batch_size = check_batch_size(batch_size)
         tokenized = self.token_ids(sentences)
         if warn_truncation:

@@ -1,7 +1,5 @@
-"""The multi-task model: one shared sentence encoder, one classification head per task.
-
-Its checkpoints are folders written and verified by :mod:`mtl_utils.modeling.checkpoint` (:meth:`MultiTaskModel.save`,
-:meth:`MultiTaskModel.load`); loading never runs code from a checkpoint.
+"""The multi-task model: one shared sentence encoder, one classification head per task; its verified checkpoint
+folders (:mod:`mtl_utils.modeling.checkpoint`) load without running code from them.
 """
 from __future__ import annotations
 
@@ -32,10 +30,8 @@ __all__ = ["CheckpointError", "MultiTaskModel", "TaskHead", "check_task_spec"]
 
 
 class MultiTaskModel(nn.Module):
-    """A shared :class:`SentenceEncoder` and an ``nn.ModuleDict`` of task heads.
-
-    Tasks are data: ``tasks={"topic": [...5 labels], "sentiment": ["negative", "positive"]}``; a third task is one more
-    entry. ``forward`` returns ``{task: logits}`` for every task or the ones asked for.
+    """A shared :class:`SentenceEncoder` and an ``nn.ModuleDict`` of task heads; ``forward`` returns ``{task: logits}``
+    for every task or the ones asked for. Tasks are data: ``{"topic": [...5 labels], "sentiment": [...]}``.
 
     Args:
         tasks: task name -> label names.
@@ -122,11 +118,9 @@ class MultiTaskModel(nn.Module):
     @classmethod
     def load(cls, folder: str | Path, tasks: Mapping[str, Sequence[str]] | None = None,
              device: str | torch.device | None = None) -> "MultiTaskModel":
-        """Rebuild a saved model, offline (everything comes from the folder) and in eval mode. Every file is checked
-        against its SHA-256 and the configuration against the digest in the weights: a missing, corrupted or edited file
-        raises :class:`CheckpointError` naming it. With ``tasks``, the checkpoint must have exactly those tasks and
-        labels (in order). No code from the checkpoint runs: a backbone that asks for custom code, or is not an encoder,
-        is a :class:`CheckpointError`, and transformers gets ``trust_remote_code=False``."""
+        """Rebuild a saved model offline, in eval mode, running no code from it. A missing, corrupted or edited file
+        (SHA-256 checked), or a backbone that is not an encoder or asks for custom code, is a :class:`CheckpointError`
+        naming it. With ``tasks``, the checkpoint must have exactly those tasks and labels (in order)."""
         folder = Path(folder)
         config = read_checkpoint_config(folder)
         saved = {name: tuple(labels) for name, labels in config["tasks"].items()}

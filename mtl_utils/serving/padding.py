@@ -33,8 +33,7 @@ def padding_fraction(encoder: SentenceEncoder, sentences: Sequence[str], batch_s
 
 def batching_speed(encoder: SentenceEncoder, sentences: Sequence[str], batch_size: int = 32,
                    repeats: int = 3) -> pd.DataFrame:
-    """Length-sorted batching vs input order: best-of-``repeats`` and median throughput, padded share; after a warm-up
-    call the orders alternate, so both see the same machine state."""
+    """Length-sorted vs input order: best-of-``repeats`` and median throughput, padded share; orders alternate."""
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
     orders = {"length-sorted": True, "input order": False}

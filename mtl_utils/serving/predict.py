@@ -5,13 +5,11 @@
     cat sentences.txt | python -m mtl_utils.serving.predict CHECKPOINT --tasks sentiment
     python -m mtl_utils.serving.predict CHECKPOINT --backend openvino-int8 "Shares rose."
 
-``--backend`` picks the engine (notebook 06 measures each): ``torch`` (fp32, as trained), ``onnx-int8`` (ONNX Runtime,
-dynamic int8), ``openvino`` (OpenVINO fp32; both exported on start) or ``openvino-int8`` (OpenVINO static int8, stored
-in the checkpoint by :func:`mtl_utils.serving.static_int8.save_openvino_int8`).
-
-Sentences come from the arguments, else ``--file``, else standard input (one per line, blank lines skipped); each task's
-label and label probabilities are printed as CSV (default) or JSON. A missing or corrupted checkpoint (nothing from it
-is ever run), no input, or an unknown task ends with a one-line error and exit status 2.
+``--backend``: ``torch`` (fp32, as trained), ``onnx-int8`` (ONNX Runtime, dynamic int8), ``openvino`` (OpenVINO fp32;
+exported on start) or ``openvino-int8`` (static int8 from :func:`mtl_utils.serving.static_int8.save_openvino_int8`).
+Sentences: the arguments, else ``--file``, else stdin (one per line, blank lines skipped); each task's label and
+probabilities print as CSV (default) or JSON. A missing or corrupted checkpoint (nothing from it is ever run), no
+input, or an unknown task: a one-line error, exit status 2.
 """
 from __future__ import annotations
 
@@ -45,8 +43,7 @@ def _where_models_live() -> str:
 
 
 def read_sentences(args: argparse.Namespace, stdin) -> list[str]:
-    """The arguments, else the file's or standard input's non-blank lines; ``ValueError`` names text that
-    cannot be UTF-8 encoded."""
+    """The arguments, else the file's or stdin's non-blank lines; ``ValueError`` names text not UTF-8 encodable."""
     if args.sentences:
         for i, sentence in enumerate(args.sentences, start=1):
             check_encodable(sentence, f"sentence argument {i}")

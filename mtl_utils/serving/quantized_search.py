@@ -1,27 +1,17 @@
 """Smaller vectors for search: int8 and binary embeddings, and rescoring what the binary index found.
 
-A corpus of fp32 sentence vectors costs 4 bytes per dimension. Search needs less:
+* :class:`Int8Ranges`: each dimension's range, calibrated on held-out vectors, cut into 256 steps: one byte per
+  dimension (4× smaller than fp32); the query is rounded to int8 too and the product runs in integers;
+* :func:`binarize`: the sign of each dimension, 64 to a word (32× smaller), compared by Hamming distance;
+* :func:`rescore`: the binary index's top ``k`` rescored with the fp32 query and those int8 or fp32 vectors from disk.
 
-* :class:`Int8Ranges`: each dimension's range, calibrated on held-out vectors, cut into 256 steps: one byte
-  per dimension (4× smaller); the query is rounded to int8 too and the product runs in integers;
-* :func:`binarize`: the sign of each dimension, 64 to a word (32× smaller), compared by Hamming distance
-  (:func:`hamming_scores`: XOR, then count the bits that differ);
-* :func:`rescore`: the binary index's top ``k`` scored again with the fp32 query against those ``k`` corpus
-  vectors in int8 or fp32, read from disk: the index held in memory stays binary.
-
-This is sentence-transformers' ``quantize_embeddings`` with ``calibration_embeddings`` and its rescoring
-recipe (Shakir, Aarsen & Lee, 2024, "Binary and Scalar Embedding Quantization"). :func:`hamming_scores` and
-:func:`rescore` return a ``[queries, corpus]`` score matrix (higher is better; ``-inf`` for passages rescoring
-left out), which :func:`mtl_utils.evaluation.retrieval.rank_metrics` ranks and :func:`top_k` cuts.
-
-Example::
+This is sentence-transformers' ``quantize_embeddings`` with ``calibration_embeddings`` and its rescoring recipe
+(Shakir, Aarsen & Lee, 2024, "Binary and Scalar Embedding Quantization"). Scores are ``[queries, corpus]`` (higher is
+better; ``-inf``: left out). Taught in notebook 06 (serving), § 5. Example::
 
     ranges = Int8Ranges.calibrate(held_out_vectors)
     int8_scores = ranges.scores(queries, ranges.quantize(corpus))
-    bits = binarize(corpus)
-    rescored = rescore(queries, hamming_scores(binarize(queries), bits), corpus, k=40)
-
-Taught in notebook 06 (serving), § 5.
+    rescored = rescore(queries, hamming_scores(binarize(queries), binarize(corpus)), corpus, k=40)
 """
 from __future__ import annotations
 
@@ -65,10 +55,8 @@ class Int8Ranges:
         return (codes.astype(np.float32) + 128) * self.step + self.low
 
     def scores(self, queries, codes: np.ndarray) -> np.ndarray:
-        """``queries · dequantize(codes)`` with the product in integers: each query, weighted by the steps, is
-        rounded to int8 on a scale of its own, multiplied with the int8 codes into int32 (``torch._int_mm``,
-        the CPU's int8 dot products), then scaled back, plus each query's constant term. Rounding the query is
-        the only difference from the float product."""
+        """``queries · dequantize(codes)`` in integers: each query, weighted by the steps, rounded to int8 on its own
+        scale, times the int8 codes into int32 (``torch._int_mm``), scaled back, plus each query's constant term."""
         weighted = _matrix(queries, "queries") * self.step
         if codes.dtype != np.int8 or codes.ndim != 2 or codes.shape[1] != weighted.shape[1]:
             raise ValueError(f"codes must be 2-D int8 of width {weighted.shape[1]} (from quantize)")
@@ -87,9 +75,8 @@ def binarize(vectors) -> np.ndarray:
 
 
 def hamming_scores(query_bits: np.ndarray, corpus_bits: np.ndarray) -> np.ndarray:
-    """Minus the number of bits in which each query differs from each passage (``[queries, corpus]``),
-    counted one 64-bit word at a time across the whole corpus (XOR, then count the ones): NumPy's fastest
-    layout, as each step streams one contiguous column of words."""
+    """Minus the number of bits in which each query differs from each passage (``[queries, corpus]``), counted one
+    64-bit word at a time across the corpus (XOR, then count the ones; each step streams a contiguous column)."""
     if query_bits.dtype != np.uint64 or corpus_bits.dtype != np.uint64 or query_bits.ndim != 2 \
             or query_bits.shape[1:] != corpus_bits.shape[1:]:
         raise ValueError("query and corpus bits must be 2-D uint64 arrays of the same width (from binarize)")

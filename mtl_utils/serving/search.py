@@ -1,17 +1,13 @@
-"""``python -m mtl_utils.serving.search``: search a file of passages with a static model or a transformer, the
-corpus held as fp32, int8 or binary vectors.
+"""Search a file of passages with a static model or a transformer, the corpus held as fp32, int8 or binary vectors.
 
     python -m mtl_utils.serving.search outputs/06_serving/static_model passages.txt "interest rates rise"
     python -m mtl_utils.serving.search sentence-transformers/all-MiniLM-L6-v2 passages.txt \\
         --index binary --rescore 40 "interest rates rise"
 
-MODEL is a static model's folder (:meth:`~mtl_utils.serving.static_embedding.StaticEncoder.save`) or any model
-:class:`~mtl_utils.modeling.encoder.SentenceEncoder` loads. CORPUS is a UTF-8 text file, one passage per line
-(blank lines skipped). For each query it prints the top ``-k`` passages: rank, score, line number, passage.
-The int8 ranges are calibrated on the corpus itself; ``--rescore K`` scores a binary index's top K again with
-the int8 vectors (:mod:`~mtl_utils.serving.quantized_search`). Bad arguments stop with one line before any
-model loads.
-
+MODEL: a static model's folder (:meth:`~mtl_utils.serving.static_embedding.StaticEncoder.save`) or any model
+:class:`~mtl_utils.modeling.encoder.SentenceEncoder` loads; CORPUS: UTF-8, a passage per line (blank lines skipped).
+Prints the top ``-k`` passages per query (rank, score, line number, passage). ``--rescore K`` rescores a binary index's
+top K with int8 vectors (ranges calibrated on the corpus). Bad arguments stop with one line before any model loads.
 Taught in notebook 06 (serving), § 5.
 """
 from __future__ import annotations

@@ -1,26 +1,17 @@
-"""Static embeddings: one vector per word piece, looked up and averaged, distilled from the transformer.
+"""Static embeddings: one vector per word piece, looked up and averaged (encoding costs a tokeniser and a sum).
 
-A sentence transformer runs every piece of a sentence through its attention layers; a static model looks each
-piece up in a table and takes the mean, so encoding costs a tokeniser and a sum.
+* :func:`distill`: each vocabulary piece through the transformer alone (``[CLS] piece [SEP]``, mean of the outputs),
+  PCA, rows weighted by SIF ``a / (a + p)``, ``p`` from Zipf's law: model2vec's recipe (Tulkens & van Dongen, 2024;
+  SIF: Arora et al., 2017), needing no data;
+* :class:`StaticEncoder`: sentence-transformers' ``StaticEmbedding`` with mean pooling (an ``EmbeddingBag``);
+* :func:`train_static`: the table trained further with in-batch negatives on (query, passage) pairs, as
+  sentence-transformers' static retrieval models are (Aarsen, 2025).
 
-* :func:`distill`: each vocabulary piece through the transformer on its own (``[CLS] piece [SEP]``, the mean
-  of the outputs), the table reduced by PCA and each row weighted by SIF, ``a / (a + p)`` with ``p`` from
-  Zipf's law over the vocabulary's order: model2vec's recipe (Tulkens & van Dongen, 2024; SIF: Arora et al.,
-  2017). It needs no data.
-* :class:`StaticEncoder`: tokenise without special pieces, average the rows (an ``EmbeddingBag``),
-  normalise: sentence-transformers' ``StaticEmbedding`` with mean pooling.
-* :func:`train_static`: the table trained further with in-batch negatives
-  (:func:`~mtl_utils.training.contrastive.in_batch_negatives_loss`) on (query, passage) pairs, as
-  sentence-transformers' static retrieval models are (Aarsen, 2025), one passage per query and epoch, drawn at
-  random, so no batch holds a query twice.
-
-Example::
+Taught in notebook 06 (serving), § 5. Example::
 
     static = distill(SentenceEncoder(DEFAULT_MODEL), dims=256)
     train_static(static, headlines, passages_per_headline, epochs=10)
     vectors = static.encode(["Shares rise after the results"])    # [1, 256], unit length
-
-Taught in notebook 06 (serving), § 5.
 """
 from __future__ import annotations
 
@@ -41,8 +32,7 @@ TABLE = "table.npy"
 
 
 class StaticEncoder(nn.Module):
-    """Sentence vectors as the mean of the rows of ``table`` (``[vocabulary, dims]``) for the sentence's
-    pieces under ``tokenizer``; a sentence without pieces gets the zero vector."""
+    """Sentence vectors: the mean of ``table``'s rows (``[vocabulary, dims]``) for ``tokenizer``'s pieces, else 0."""
 
     def __init__(self, table: Tensor, tokenizer) -> None:
         super().__init__()
@@ -65,8 +55,7 @@ class StaticEncoder(nn.Module):
     def encode(self, sentences, batch_size: int = 4096) -> np.ndarray:
         """Unit-length float32 vectors ``[n, dims]``."""
         sentences = check_sentences(sentences)
-        parts = [F.normalize(self(sentences[i:i + batch_size]), dim=-1) for i in range(0, len(sentences),
-                                                                                      batch_size)]
+        parts = [F.normalize(self(sentences[i:i + batch_size]), dim=-1) for i in range(0, len(sentences), batch_size)]
         return torch.cat(parts).numpy() if parts else np.zeros((0, self.dims), np.float32)
 
     def save(self, folder: str | Path) -> Path:
@@ -91,16 +80,14 @@ def _framing(tokenizer) -> tuple[list[int], list[int]]:
     def first(*ids):
         return [next(i for i in ids if i is not None)] if any(i is not None for i in ids) else []
 
-    return first(tokenizer.cls_token_id, tokenizer.bos_token_id), first(tokenizer.sep_token_id,
-                                                                         tokenizer.eos_token_id)
+    return first(tokenizer.cls_token_id, tokenizer.bos_token_id), first(tokenizer.sep_token_id, tokenizer.eos_token_id)
 
 
 @torch.inference_mode()
 def distill(encoder: SentenceEncoder, dims: int = 256, sif: float = 1e-4, pieces: Sequence[int] | None = None,
             batch_size: int = 1024) -> StaticEncoder:
-    """A static model of ``encoder``: every vocabulary piece (or only ``pieces``; the rest stay zero) through
-    the transformer alone (in eval mode, on its device), PCA to ``dims``, rows weighted by SIF with weight
-    ``sif``."""
+    """A static model of ``encoder``: every vocabulary piece (or only ``pieces``; the rest stay zero) through the
+    transformer alone (in eval mode, on its device), PCA to ``dims``, rows weighted by SIF with weight ``sif``."""
     vocabulary, hidden = len(encoder.tokenizer), encoder.hidden_size
     if not 0 < dims <= hidden:
         raise ValueError(f"dims must be between 1 and the encoder's {hidden}, not {dims}")
@@ -128,9 +115,8 @@ def distill(encoder: SentenceEncoder, dims: int = 256, sif: float = 1e-4, pieces
 def train_static(model: StaticEncoder, queries: Sequence[str], positives: Sequence[Sequence[str]], epochs: int,
                  batch_size: int = 64, lr: float = 1e-2, seed: int = 0,
                  after_epoch: Callable[[int, StaticEncoder], None] | None = None) -> list[float]:
-    """Train ``model`` in place for ``epochs`` passes over ``queries``; each pass pairs every query with one of
-    its ``positives`` drawn at random, in shuffled batches of ``batch_size`` (a last, smaller batch dropped).
-    Adam at ``lr``; returns the mean loss of each epoch; ``after_epoch(epoch, model)`` runs after each."""
+    """Train ``model`` in place (Adam at ``lr``) for ``epochs`` passes pairing each query with a random ``positives``
+    entry, in full shuffled batches; returns each epoch's mean loss. ``after_epoch(epoch, model)`` runs after each."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}")
     if len(queries) != len(positives) or any(len(p) == 0 for p in positives):

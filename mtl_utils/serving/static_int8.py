@@ -1,16 +1,12 @@
-"""Static int8: activation ranges calibrated once on training sentences, then fixed in the graph.
-
-Dynamic int8 (:func:`~mtl_utils.serving.variants.quantize_onnx`) measures every activation's range on the fly; static
-int8 measures them once on calibration batches, so the graph runs int8 from product to product. Two engines:
+"""Static int8: activation ranges calibrated once on training sentences (dynamic int8,
+:func:`~mtl_utils.serving.variants.quantize_onnx`, measures them on the fly), then fixed in the graph. Two engines:
 
 * OpenVINO Runtime: :func:`openvino_int8` calibrates with NNCF (SmoothQuant, then bias correction);
   :func:`openvino_variant` runs any OpenVINO model (fp32, bf16 where the CPU has AMX, int8);
 * ONNX Runtime: :func:`onnx_static_int8`, weight products in QDQ form, min/max ranges (attention's stay fp32).
 
-:func:`save_openvino_int8` stores the calibrated model beside a checkpoint for ``--backend openvino-int8``, as a sealed
-folder (:mod:`mtl_utils.core.folders`) with the SHA-256 of the weights it was calibrated from;
-:func:`saved_openvino_int8` serves it only while both match, else an error says to re-create it.
-Taught in notebook 06, section 3.
+:func:`save_openvino_int8` stores it beside a checkpoint (``--backend openvino-int8``) as a sealed folder with its
+weights' SHA-256, which :func:`saved_openvino_int8` serves only while they match. Taught in notebook 06, section 3.
 """
 from __future__ import annotations
 
@@ -122,10 +118,8 @@ class _Reader:
 
 
 def onnx_static_int8(onnx_path: Path, batches: list[dict[str, np.ndarray]]) -> Path:
-    """ONNX Runtime's static int8 (QDQ, uint8 activations, per-channel int8 weights) of the exported unfused graph's
-    products with a weight matrix, ranges by min/max over ``batches``. Not the fused graph: the quantiser cannot infer
-    the types around the fused attention and would skip most products. Not attention's score products either: their
-    fixed ranges cost accuracy (about −1 point on sentiment)."""
+    """ONNX Runtime's static int8 (QDQ, uint8 activations, per-channel int8 weights) of the unfused graph's weight
+    products (not attention's scores: about −1 point on sentiment), min/max ranges over ``batches``."""
     import onnx
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     graph = onnx.load(str(onnx_path))

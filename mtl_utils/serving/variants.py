@@ -1,14 +1,11 @@
 """Serving the multi-task model: one encoder pass answers every task, and faster variants of that pass.
-
-A :class:`Variant` turns tokenised texts into sentence vectors and every task's logits. The variants:
+A :class:`Variant` turns tokenised texts into sentence vectors and every task's logits; the series times and scores
+them all (:func:`series.serving_measurements.measure_variants`):
 
 * :func:`torch_variant`: the model in PyTorch (fp32), optionally under ``torch.autocast`` (bf16);
 * :func:`torch_int8_variant`: PyTorch's dynamic int8 of the ``nn.Linear`` layers, optionally keeping some in fp32;
 * :func:`onnx_variant`: ONNX Runtime on the exported graph, fused (attention, LayerNorm, GELU), fp32 or dynamic int8;
 * static int8 (ranges calibrated once) with OpenVINO (NNCF) and ONNX Runtime: :mod:`~mtl_utils.serving.static_int8`.
-
-The series times and scores them all in one call (:func:`series.serving_measurements.measure_variants`: speed, latency,
-quality against fp32, one multi-task model against two single-task ones).
 """
 from __future__ import annotations
 

@@ -69,20 +69,14 @@ def _names(name: str, value) -> tuple[str, ...]:
 class TrainConfig:
     """Everything that defines a training run (and so its cache key), validated when it is made.
 
-    Budget: ``examples`` training examples seen in all (``None``: the trained tasks' training sets together), in
-    ``ceil(examples / batch_size)`` steps, or ``ceil(examples / (batch_size × tasks))`` with ``sampling="summed"`` (a
-    batch of every task per step). ``rounds`` equal parts, each followed by a validation; the round with the best mean
-    validation macro-F1 is kept, or the last with ``keep_best_round=False`` (one round: no validation).
-
-    Rates: the encoder at ``lr``; the heads at ``head_lr`` (a number, ``{task: rate}``, or ``None`` for ``lr``);
-    ``layer_decay`` (ξ) multiplies the rate by ξ per layer going down (:mod:`mtl_utils.training.optim`).
-
-    Freezing (:mod:`mtl_utils.training.freezing`): ``frozen_layers=k`` freezes the embeddings and the bottom ``k``
-    layers, ``frozen_heads`` those tasks' heads; with ``frozen_cache`` the frozen bottom's output is computed once per
-    text (:mod:`mtl_utils.training.frozen_cache`, exact). ``gradual_unfreezing`` (ULMFiT) trains the heads alone in
-    round 1 and unfreezes one more layer from the top each round, down to ``frozen_layers``. ``init_from``: the cache
-    key of a finished run whose model training continues from; ``watch_tasks``: tasks of that model evaluated every
-    round, not trained."""
+    Budget: ``examples`` training examples in all (``None``: the trained tasks' training sets together), in
+    ``ceil(examples / batch_size)`` steps (``sampling="summed"``: ``ceil(examples / (batch_size × tasks))``), in
+    ``rounds`` validated parts; the best mean validation macro-F1 is kept (``keep_best_round=False``: the last). Rates:
+    encoder ``lr``, heads ``head_lr`` (a number, ``{task: rate}``, ``None``: ``lr``), times ``layer_decay`` (ξ) per
+    layer down. Freezing: ``frozen_layers=k`` (embeddings and bottom ``k`` layers), ``frozen_heads``; ``frozen_cache``
+    computes the frozen bottom once per text. ``gradual_unfreezing`` (ULMFiT): heads alone in round 1, then one more
+    layer per round down to ``frozen_layers``. ``init_from``: cache key of a run to continue from; ``watch_tasks``: its
+    tasks evaluated every round, not trained."""
 
     tasks: tuple[str, ...] = ("topic", "sentiment")
     model: str = DEFAULT_MODEL

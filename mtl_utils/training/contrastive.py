@@ -1,15 +1,11 @@
-"""The losses that make a sentence transformer, in a few lines each, and the GradCache trick.
+"""The losses that make a sentence transformer, and the GradCache trick. Taught in notebook 05.
 
-* :func:`in_batch_negatives_loss`: sentence-transformers' ``MultipleNegativesRankingLoss``
-  (``tests/test_contrastive.py`` checks they agree);
+* :func:`in_batch_negatives_loss`: sentence-transformers' ``MultipleNegativesRankingLoss`` (the tests check they agree);
 * :func:`cosine_similarity_loss`: SetFit's default, sentence-transformers' ``CosineSimilarityLoss``;
 * :func:`grad_cache_backward`: the in-batch loss of a large batch within the memory of a small one (Gao et al., 2021;
-  ``CachedMultipleNegativesRankingLoss``): embed every mini-batch without a graph, take the loss's gradient with respect
-  to the vectors, then re-embed each mini-batch with a graph and push that gradient through it. The gradient equals the
-  full batch's (tested), dropout included (each re-embedding replays its random state);
+  ``CachedMultipleNegativesRankingLoss``): embed every mini-batch without a graph, take the loss's gradient for the
+  vectors, then re-embed each mini-batch with a graph (same random state) and push that gradient through it (exact);
 * :func:`saved_activation_bytes`: what a forward pass keeps for its backward pass (grows with the batch).
-
-Taught in notebook 05 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 

@@ -1,15 +1,10 @@
-"""Training on several processes with PyTorch's own engine: ``torchrun`` starts them, ``torch.distributed`` connects
-them (gloo on CPUs, NCCL on GPUs), :class:`~torch.nn.parallel.DistributedDataParallel` (DDP) averages the gradients.
-This module says who a process is and how the :class:`~mtl_utils.training.trainer.Trainer` shares the work
-(:func:`processes`: :class:`OneProcess`, the batch and its mean loss all its own, or :class:`ManyProcesses`).
-
-How a step is shared (taught in notebook 07): every process draws the *same* task and the same global mini-batch (the
-samplers are seeded alike), and computes the loss of its own contiguous share of it (:func:`shard`). Its loss is the
-*sum* over its share divided by ``global batch size / processes``, so DDP's average of the gradients is the gradient of
-the global batch's mean loss, even when the shares differ in size; a process without ``torchrun`` is a world of one.
-With dropout on, every process draws its own masks (:func:`own_dropout`): several processes then train the same run in
-distribution, and weight for weight only with dropout off.
-
+"""Training on several processes: ``torchrun`` starts them, ``torch.distributed`` connects them (gloo on CPUs, NCCL on
+GPUs), :class:`~torch.nn.parallel.DistributedDataParallel` (DDP) averages the gradients; :func:`processes` gives the
+:class:`~mtl_utils.training.trainer.Trainer` a :class:`OneProcess` (without ``torchrun``) or :class:`ManyProcesses`.
+Taught in notebook 07: every process draws the *same* task and global mini-batch (samplers seeded alike) and computes
+the loss of its own contiguous share (:func:`shard`): the *sum* over its share divided by ``global batch size /
+processes``, so DDP's average of the gradients is the gradient of the global batch's mean loss, even for unequal shares.
+Each process draws its own dropout masks (:func:`own_dropout`), so runs match weight for weight only with dropout off.
 Launch (2 processes on this machine; ``--nnodes``/``--rdzv-endpoint`` for several machines)::
 
     torchrun --nproc-per-node 2 -m series.launch --tasks topic sentiment
@@ -84,11 +79,9 @@ def shard(indices: np.ndarray, where: World | None = None) -> np.ndarray:
 
 
 def share(indices: np.ndarray, where: World | None = None) -> tuple[np.ndarray, float]:
-    """This process's rows of a global mini-batch and the divisor that turns the sum of their losses into
-    their part of the global mean (``global batch size / processes``; the batch size itself when alone, so a
-    single process computes the plain mean). A process left without rows (a last batch smaller than the
-    world) gets one row and an infinite divisor (weight 0), so every process still makes the same collective
-    calls."""
+    """This process's rows of a global mini-batch and the divisor turning their summed loss into their part of the
+    global mean (``global batch size / processes``; alone: the batch size). A process left without rows (a last batch
+    smaller than the world) gets one row and an infinite divisor (weight 0), so all make the same collective calls."""
     where = where or world()
     mine = shard(indices, where)
     if not len(mine):
@@ -164,9 +157,8 @@ class ManyProcesses(OneProcess):
 
     def wrap(self, step_loss: nn.Module, sampling: str, tasks: tuple[str, ...],
              current: nn.Module | None = None) -> nn.Module:
-        """``step_loss`` in DistributedDataParallel, which fixes the trainable parameters when it wraps (and copies the
-        main process's weights to the others): ``current`` is kept while they stay the same. Unless every step trains
-        every trainable head (summed sampling, or one task), DDP must look for parameters without a gradient."""
+        """``step_loss`` in DDP, which fixes the trainable parameters when it wraps (``current`` kept while they stay
+        the same); unless every step trains every head (summed, or one task), it looks for unused parameters."""
         model = step_loss.model
         trainable = frozenset(name for name, p in model.named_parameters() if p.requires_grad)
         if current is not None and getattr(current, "trainable", None) == trainable:

@@ -1,13 +1,8 @@
-"""Freezing by intent: what a reader freezes, said in words.
-
-* :func:`freeze_all`: the whole model (nothing learns: a model used for inference only);
-* :func:`freeze_backbone`: the embeddings and every encoder layer (only the heads learn: a probe);
-* :func:`freeze_bottom`: the embeddings and the bottom ``k`` encoder layers, with whatever their output depends on;
-* :func:`freeze_head`: one task's head.
-
-Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen block should also run in eval mode (no
-dropout) so that it computes a fixed function: :func:`set_frozen_eval` does that after ``model.train()``, and it is what
-makes the frozen-layer cache (:mod:`mtl_utils.training.frozen_cache`) exact.
+"""Freezing by intent: :func:`freeze_all` (nothing learns), :func:`freeze_backbone` (only the heads learn: a probe),
+:func:`freeze_bottom` (the embeddings and bottom ``k`` layers, with whatever their output depends on),
+:func:`freeze_head` (one task's head). Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen
+block should also run in eval mode (no dropout) to compute a fixed function: :func:`set_frozen_eval` does that after
+``model.train()``, and it makes the frozen-layer cache (:mod:`mtl_utils.training.frozen_cache`) exact.
 """
 from __future__ import annotations
 

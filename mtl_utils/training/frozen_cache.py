@@ -1,19 +1,11 @@
-"""Frozen layers computed once.
+"""Frozen layers computed once: the embeddings and bottom ``k`` layers, frozen and in eval mode, are a fixed function of
+the text, so training runs only the layers above ``k``, the pooling and the heads on their cached token vectors
+(:func:`cached_forward`); with the whole encoder frozen, only the heads run, on cached sentence vectors.
 
-When the embeddings and the bottom ``k`` encoder layers are frozen and in eval mode, they are a fixed function of the
-text: their output for each training sentence can be computed once, and training runs only the layers above ``k``, the
-pooling and the heads on the cached token vectors (:func:`cached_forward`); with the whole encoder frozen, only the
-heads run, on cached sentence vectors. :func:`check_equivalence` shows, on real sentences, that this is exact.
-
-The cache never re-implements a layer call: it keeps what the model's own forward hands to layer ``k`` (a forward
-pre-hook reads it), and the cached pass is the model's own forward too, the layers below ``k`` passing their input
-through and layer ``k`` handed the cached vectors (:func:`transformer_from`), so masks, position biases, rotary and
-relative embeddings are computed as always. It is exact for every architecture of the README's table
-(``tools/architectures.py`` measures it), provided everything below layer ``k`` is frozen and draws no random numbers in
-training (its dropout sits in modules that :func:`~mtl_utils.training.freezing.set_frozen_eval` puts in eval mode).
-
-Caches are shared in memory (:func:`shared_cache`) under the frozen weights' identity (the encoder's fingerprint), so
-runs that differ only in their seed reuse them, and a sweep over k = 1, 2, ... runs each layer once per text.
+This is exact (:func:`check_equivalence`; every architecture of the README's table) when all below ``k`` is frozen and
+draws no random numbers: the cache keeps what the model's own forward hands to layer ``k`` (a pre-hook), and the cached
+pass is that forward with the layers below ``k`` skipped (:func:`transformer_from`), so masks and position embeddings
+are computed as always. Caches are shared in memory (:func:`shared_cache`) under the encoder's fingerprint.
 """
 from __future__ import annotations
 
@@ -47,9 +39,8 @@ class _Reached(Exception):
 
 @contextmanager
 def _layers_from(model: nn.Module, start: int, hidden: torch.Tensor | None, stop: int | None):
-    """While open, the transformer's forward skips layers ``< start`` (each returns its input, in the form
-    the layer returns), hands ``hidden`` to layer ``start`` in place of what it would get, and ends at layer
-    ``stop``'s input (raising :class:`_Reached`)."""
+    """While open, the transformer's forward skips layers ``< start`` (each returns its input, in the layer's form),
+    hands ``hidden`` to layer ``start`` instead, and ends at layer ``stop``'s input (raising :class:`_Reached`)."""
     stack = anatomy.layer_stack(model)
     flow = anatomy.layer_flow(model)
     patched, hooks = [], []
@@ -113,10 +104,8 @@ def level_for(model: MultiTaskModel, k: int) -> str:
 
 @dataclass
 class FrozenCache:
-    """The frozen bottom's output for a list of texts, in input order. ``level="tokens"``: ``states[i]`` is
-    ``[length_i, hidden]``, text ``i``'s token vectors after layer ``k`` (padding not stored), and ``ids[i]`` its token
-    ids (padded with ``pad_id`` in a batch: the layers above ``k`` get the masks and positions the model computes from
-    them); ``level="vectors"``: ``vectors`` ``[n, dim]``, the pooled sentence vectors."""
+    """The frozen bottom's output for texts, in input order: ``level="tokens"``, text ``i``'s token vectors after layer
+    ``k`` (``states[i]``, unpadded) and token ids (``ids[i]``); ``level="vectors"``, pooled ``vectors`` ``[n, dim]``."""
 
     k: int
     level: str
@@ -255,9 +244,8 @@ def texts_key(weights_id: str, encoder_config: dict, texts: Sequence[str]) -> st
 
 def shared_cache(model: MultiTaskModel, texts: Sequence[str], k: int, weights_id: str | None,
                  level: str | None = None, batch_size: int = 64) -> FrozenCache:
-    """:func:`build_cache`, reusing what was computed for the same frozen weights (``weights_id``, e.g. the encoder's
-    fingerprint before training; ``None``: always build): the same cache from memory (``seconds=0``), or a lower one
-    extended by the missing layers; the caches last used are kept up to :data:`SHARED_BYTES`."""
+    """:func:`build_cache`, reusing (``seconds=0``) or extending a cache of the same frozen weights (``weights_id``,
+    e.g. the encoder's fingerprint; ``None``: always build); recent caches are kept up to :data:`SHARED_BYTES`."""
     level = level or level_for(model, k)
     if weights_id is None:
         return build_cache(model, texts, k, level, batch_size)
@@ -284,10 +272,8 @@ def clear_shared() -> None:
 
 
 def check_equivalence(model: MultiTaskModel, sentences: Sequence[str], k: int, seed: int = 0) -> dict:
-    """Compare (a) the full model with the embeddings and bottom ``k`` layers frozen, in train mode with the
-    frozen blocks in eval mode, against (b) the layers above ``k`` on the cached token vectors: the largest
-    absolute difference of the logits and of every trainable parameter's gradient (same seed, so dropout
-    above ``k`` draws the same masks). Leaves ``model`` unfrozen, in eval mode, without gradients."""
+    """Largest absolute differences of logits and trainable gradients between (a) the model in train mode, bottom ``k``
+    frozen in eval mode, and (b) the layers above ``k`` on cached vectors; leaves ``model`` unfrozen, eval, no grads."""
     unfreeze_all(model)
     freeze_bottom(model, k)
     cache = build_cache(model, sentences, k, level="tokens")

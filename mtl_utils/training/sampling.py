@@ -1,5 +1,4 @@
-"""Which task trains next (:class:`TaskSampler`), and which rows form its next mini-batch (:class:`TaskBatches`).
-"""
+"""Which task trains next (:class:`TaskSampler`), and which rows form its next mini-batch (:class:`TaskBatches`)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence

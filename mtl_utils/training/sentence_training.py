@@ -1,13 +1,10 @@
 """Training a sentence encoder on pairs, as sentence transformers are, and the contrastive task in the multi-task model.
+Finished pair runs are kept in the series' run store (:mod:`series.pair_runs`). Taught in notebook 05.
 
 * :class:`PairConfig`, :class:`PairTrainer`: in-batch negatives or the cosine loss (SetFit), GradCache optional;
 * :func:`setfit_pairs`: SetFit's pairs from a few labelled sentences;
 * :class:`ContrastiveTaskTrainer`: the :class:`~mtl_utils.training.trainer.Trainer` with a head-free pair task added;
 * :func:`step_memory`: what one contrastive step keeps for its backward pass, with and without GradCache.
-
-The series keeps finished pair runs in its run store (:mod:`series.pair_runs`).
-
-Taught in notebook 05 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 
@@ -232,8 +229,7 @@ class ContrastiveTaskTrainer(Trainer):
         loss = contrastive.in_batch_negatives_loss(enc(**enc.collate([a[i] for i in idx])),
                                                    enc(**enc.collate([b[i] for i in idx])))
         loss.backward()
-        optim.optimizer_step(self.optimizer, self.scheduler, self.trainable,
-                             self.config.max_grad_norm)
+        optim.optimizer_step(self.optimizer, self.scheduler, self.trainable, self.config.max_grad_norm)
         return {"retrieval": float(loss.detach())}
 
 

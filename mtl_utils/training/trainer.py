@@ -1,13 +1,9 @@
 """Multi-task training: one task per mini-batch (or one of each, losses summed), AdamW with warm-up and decay,
-validation after each round, and the best round's weights kept.
+validation after each of ``rounds`` equal parts of the budget, and the best round's weights kept.
 
-The loop is :class:`Trainer`, small methods in the order they run (``prepare_model``, ``prepare_data``,
-``prepare_optimizer``, then ``fit``: ``fit_round`` + ``validate`` per round, the best round restored, the test sets
-scored). Its heart is :meth:`Trainer.train_step`, the step to know by heart: sample a task, take a batch of it, run it
-through the shared encoder and that task's head, weight its loss, backpropagate, clip, step, schedule. With
-``sampling="summed"`` every step backpropagates the weighted sum of a batch of *each* task (the seed write-up's "summed
-or weighted" total loss). A run's budget is the training examples it sees (``TrainConfig.examples``), split into
-``rounds`` equal parts with a validation after each; :func:`train` runs it all.
+The step, :meth:`Trainer.train_step`: sample a task, take a batch, run it through the shared encoder and that task's
+head, weight its loss (``sampling="summed"``: a batch of *each* task, the seed write-up's "summed or weighted" total
+loss), backpropagate, clip, step, schedule. :func:`train` runs it all.
 """
 from __future__ import annotations
 
@@ -89,8 +85,7 @@ class TrainResult:
 
 @dataclass
 class StepBatch:
-    """One task's mini-batch of a step: labels, the divisor that turns the sum of its losses into its part of the
-    batch's mean, and the encoder's input (:mod:`~mtl_utils.training.step_inputs`)."""
+    """One task's mini-batch: labels, the divisor turning its summed loss into its part of the mean, encoder input."""
 
     labels: torch.Tensor
     divisor: float
@@ -107,8 +102,7 @@ class StepLoss(nn.Module):
 
     def forward(self, batches: Mapping[str, StepBatch],
                 inputs: StepInputs) -> dict[str, Tensor]:
-        """``{task: loss}``: the sum of the batch's cross-entropies over its
-        divisor (the batch's mean when one process trains)."""
+        """``{task: loss}``: the sum of the batch's cross-entropies over its divisor (the mean for one process)."""
         losses = {}
         for task, batch in batches.items():
             logits = inputs.logits(self.model, batch.inputs, task)  # encoder + head

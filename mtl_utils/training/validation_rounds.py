@@ -1,6 +1,5 @@
-"""The Trainer's collaborators, one job each: :class:`RoundFreezing` (each round's ``k``, fixed or gradual, with the
-frozen-layer caches it makes possible), :class:`History` (a row per task and step, and per task and round) and
-:class:`BestRound` (the round with the best validation score and, with several rounds, its weights).
+"""The Trainer's collaborators: :class:`RoundFreezing` (each round's ``k`` and frozen-layer caches), :class:`History`
+(a row per task and step, and per task and round), :class:`BestRound` (the best validated round and its weights).
 """
 from __future__ import annotations
 
