@@ -34,8 +34,9 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
              "04": ("04_layerwise_learning_rates",
                     "Layer-wise rates, gradual unfreezing, summed or alternating losses: measured"),
              "05": ("05_sentence_training",
-                    "How a sentence transformer is trained: contrastive loss, retrieval, SetFit, human-judged "
-                    "similarity (STS), and what classification does to the embedding"),
+                    "How a sentence transformer is trained: contrastive loss, retrieval, hard negatives, "
+                    "Matryoshka, SetFit, human-judged similarity (STS), and what classification does to the "
+                    "embedding"),
              "06": ("06_serving", "Serving: one pass, two answers, when sharing pays, faster inference, static embeddings and "
                                   "quantized search"),
              "07": ("07_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)"),
