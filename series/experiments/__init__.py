@@ -30,6 +30,7 @@ from series.experiments.sentence import (
     measure_runs,
     profile,
     prefix_table,
+    prefix_versus,
     profile_row,
     records_of,
     search_box,

@@ -205,3 +205,13 @@ def prefix_table(prefixes: Mapping[tuple[str, int], Mapping[int, pd.DataFrame]],
     dimensions kept, with the mean ``metric`` over the queries."""
     return pd.DataFrame([{"encoder": name, "seed": seed, "dims": d, metric: float(per_query[metric].mean())}
                          for (name, seed), by_dims in prefixes.items() for d, per_query in by_dims.items()])
+
+
+def prefix_versus(prefixes: Mapping[tuple[str, int], Mapping[int, pd.DataFrame]], name: str, other: str,
+                  seeds: Sequence[int], labels: tuple[str, str] | None = None) -> pd.DataFrame:
+    """``name`` − ``other`` at each number of dimensions kept (:func:`versus`, paired by seed and query); rows
+    named ``"<label>, <d> dims"`` (``labels``: the two arms' short names, default ``name`` and ``other``)."""
+    a, b = labels or (name, other)
+    dims = list(prefixes[name, seeds[0]])
+    return pd.DataFrame([versus(f"{a}, {d} dims", [prefixes[name, s][d] for s in seeds], f"{b}, {d} dims",
+                                [prefixes[other, s][d] for s in seeds]) for d in dims])
