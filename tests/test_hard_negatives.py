@@ -24,7 +24,39 @@ def test_mining_takes_the_closest_passage_below_the_margin():
     assert (negatives != np.arange(3)).all()
 
 
+def test_the_margin_is_relative_to_the_positive_and_a_query_may_get_none():
+    # positive cosine 0.5: a relative margin of 0.2 sets the ceiling at 0.4 (an absolute one would say 0.3)
+    queries = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])
+    angle = np.arccos([0.5, 0.35, 0.45])
+    passages = np.stack([[np.cos(a), np.sin(a)] for a in angle])   # cosines with query 0: 0.5, 0.35, 0.45
+    negatives, set_aside = hn.mine_hard_negatives(queries, passages, relative_margin=0.2)
+    assert negatives[0] == 1                    # 0.45 > 0.4 is set aside; 0.35 is below the ceiling
+    assert set_aside.loc[set_aside["query"] == 0, "passage"].tolist() == [2]
+    assert list(set_aside.columns) == ["query", "passage", "cosine", "positive cosine"]
+    assert set_aside["cosine"].is_monotonic_decreasing
+    # a negative positive cosine (-0.5): the ceiling is pos - m·|pos| = -0.6 (pos·(1 - m) would be -0.4)
+    angle = np.arccos([-0.5, -0.55, -0.7])
+    passages = np.stack([[np.cos(a), np.sin(a)] for a in angle])
+    negatives, set_aside = hn.mine_hard_negatives(queries, passages, relative_margin=0.2)
+    assert negatives[0] == 2 and set_aside.loc[set_aside["query"] == 0, "passage"].tolist() == [1]
+    # every other passage above the ceiling: no negative (-1), never the own passage or a set-aside one
+    negatives, _ = hn.mine_hard_negatives(np.array([[1.0, 0.0], [0.0, 1.0]]), np.array([[0.0, 1.0], [1.0, 0.0]]))
+    assert negatives.tolist() == [-1, -1]
+
+
+def test_duplicates_mark_the_own_passage_and_missing_negatives():
+    negatives = np.array([3, 0, -1, 1])
+    idx = np.array([0, 1, 3])           # each pair's negative is another's passage in the batch
+    expected = np.zeros((3, 3), dtype=bool)
+    expected[0, 1] = True               # row 0 (pair 0) must not see pair 1's negative, its own passage
+    expected[1, 2] = True               # row 1 (pair 1) must not see pair 3's negative, its own passage
+    expected[2, 0] = True               # row 2 (pair 3) must not see pair 0's negative, its own passage
+    np.testing.assert_array_equal(hn.duplicates(idx, negatives), expected)
+    assert hn.duplicates(np.array([2, 0]), negatives)[:, 0].all()   # pair 2 has none: masked for every row
+
+
 @pytest.mark.parametrize("queries, passages, margin, message", [
+    (np.ones((3, 2)), np.ones((3, 3)), 0.05, "one width"),
     (np.ones((3, 2)), np.ones((2, 2)), 0.05, "one positive passage per query"),
     (np.ones((1, 2)), np.ones((1, 2)), 0.05, "at least two"),
     (np.ones((3, 2)), np.ones((3, 2)), 1.0, "relative_margin must be in")])
@@ -67,7 +99,12 @@ def test_trainer_trains_is_cached_and_refuses_bad_negatives(tiny_model_dir, tmp_
     assert pair_variants.variant_or_load(config, pairs, "hard negatives", negatives, progress_bar=False).cached
     assert pair_variants.variant_key(config, pairs, "hard negatives", negatives) != pair_variants.variant_key(
         config, pairs, "hard negatives", [2, 3, 4, 5, 0, 1])
+    plain = st.PairTrainer(config, pairs, progress_bar=False).fit()
+    assert first.losses[0] != pytest.approx(plain.losses[0], rel=1e-4)    # the negatives are in the loss
+    missing = pair_variants.variant_or_load(config, pairs, "hard negatives", [-1] * 6, progress_bar=False)
+    assert missing.losses[0] == pytest.approx(plain.losses[0], rel=1e-5)  # none mined: in-batch alone
     for bad, message in (([1, 2], "one passage index"), ([1, 2, 3, 4, 5, 6], "one passage index"),
+                         ([1.0, 2, 3, 4, 5, 0], "one passage index"), ([-2, 2, 3, 4, 5, 0], "one passage index"),
                          ([0, 2, 3, 4, 5, 1], "pair 0 has its own passage")):
         with pytest.raises(ValueError, match=message):
             hn.HardNegativeTrainer(config, pairs, bad)

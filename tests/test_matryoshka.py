@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from mtl_utils import SentenceEncoder
+from mtl_utils import SentenceEncoder, cosine_matrix
 from mtl_utils.data.retrieval import RetrievalSet
 from mtl_utils.evaluation import retrieval
 from mtl_utils.training import matryoshka
@@ -57,6 +57,14 @@ def test_matryoshka_trainer_trains_and_is_cached(tiny_model_dir, tmp_path, monke
         matryoshka.MatryoshkaTrainer(config.replace(mini_batch=1), pairs)
     with pytest.raises(ValueError, match="between 1 and the vector's width 32"):
         matryoshka.MatryoshkaTrainer(config, pairs, (64, 8), progress_bar=False)
+    with pytest.raises(ValueError, match="must be positive integers"):
+        matryoshka.MatryoshkaTrainer(config, pairs, (32, 8.0), progress_bar=False)
+
+
+def test_nested_dims_halve_from_the_width():
+    assert matryoshka.nested_dims(384) == matryoshka.DIMS
+    assert matryoshka.nested_dims(768) == (768, 512, 256, 128, 64, 32)
+    assert matryoshka.nested_dims(256, smallest=64) == (256, 128, 64)
 
 
 def test_full_prefix_equals_plain_retrieval(tiny_model_dir):
@@ -67,3 +75,6 @@ def test_full_prefix_equals_plain_retrieval(tiny_model_dir):
     plain = retrieval.evaluate_encoder(encoder, data)
     np.testing.assert_allclose(per_dim[32].to_numpy(), plain.to_numpy())
     assert set(per_dim) == {32, 4}
+    q, p = encoder.encode(list(data.queries)), encoder.encode(list(data.passages))   # the first 4, not the last
+    first = retrieval.rank_metrics(cosine_matrix(q[:, :4], p[:, :4]), data)
+    np.testing.assert_allclose(per_dim[4].to_numpy(), first.to_numpy())

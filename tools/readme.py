@@ -383,7 +383,7 @@ def _fast_search(m: dict) -> list[str]:
 
 def _hard_and_nested(m: dict) -> list[str]:
     """05 § 4-5's verdicts: mined hard negatives and Matryoshka training, each against § 2's runs."""
-    if "hard_negatives" not in m:
+    if "hard_negatives" not in m or "matryoshka" not in m:
         return []
     return ["", "Mined hard negatives against in-batch negatives alone, and Matryoshka training against plain "
             "training at each number of dimensions kept (05 § 4-5; the same pairs, batches and steps as § 2's "

@@ -2,8 +2,8 @@
 
 * :func:`mine_hard_negatives`: rank every passage for every query by cosine; take the highest-ranked one
   that is not the query's own and scores clearly below it (``relative_margin``, as sentence-transformers'
-  ``mine_hard_negatives``). A passage that scores as high as the positive is more often another telling
-  of the same story (a **false negative**) than a hard negative: it is set aside and reported.
+  ``mine_hard_negatives``). A passage that scores as high as the positive may be another telling of the
+  same story (a **false negative**): it is set aside and reported; a query left with none gets -1.
 * :func:`hard_negatives_loss`: the in-batch loss with each query's mined negative added to the batch's
   passages (``MultipleNegativesRankingLoss`` on (anchor, positive, negative) columns, checked equal in
   ``tests/test_hard_negatives.py``).
@@ -31,8 +31,12 @@ from mtl_utils.training.sentence_training import PairConfig, PairData, PairTrain
 def mine_hard_negatives(queries: np.ndarray, passages: np.ndarray, relative_margin: float = 0.05
                         ) -> tuple[np.ndarray, pd.DataFrame]:
     """For query ``i`` (positive: passage ``i``), the index of the most similar other passage scoring at most
-    ``(1 - relative_margin)`` of the positive's cosine, and a table of the passages set aside for scoring
-    above that (``query``, ``passage``, ``cosine``, ``positive cosine``), highest first."""
+    ``positive - relative_margin × |positive|`` (-1 where none does), and a table of the passages set aside for
+    scoring above that (``query``, ``passage``, ``cosine``, ``positive cosine``), highest first."""
+    queries, passages = np.asarray(queries), np.asarray(passages)
+    if queries.ndim != 2 or passages.ndim != 2 or queries.shape[1] != passages.shape[1]:
+        raise ValueError(f"mining needs two matrices of vectors of one width, got shapes {queries.shape} and "
+                         f"{passages.shape}")
     if len(queries) != len(passages) or len(queries) < 2:
         raise ValueError(f"mining needs one positive passage per query, at least two: {len(queries)} queries, "
                          f"{len(passages)} passages")
@@ -47,14 +51,22 @@ def mine_hard_negatives(queries: np.ndarray, passages: np.ndarray, relative_marg
     set_aside = pd.DataFrame({"query": rows, "passage": cols, "cosine": scores[rows, cols],
                               "positive cosine": positive[rows]}).sort_values("cosine", ascending=False)
     eligible = np.where(too_close, -np.inf, scores)
-    return eligible.argmax(axis=1), set_aside.reset_index(drop=True)
+    negatives = np.where(np.isneginf(eligible).all(axis=1), -1, eligible.argmax(axis=1))
+    return negatives, set_aside.reset_index(drop=True)
+
+
+def duplicates(idx: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    """``[B, B]`` booleans for a batch of pairs ``idx``: ``[r, k]`` is true where pair ``k``'s negative must not
+    count for row ``r``: it is row ``r``'s own passage, or pair ``k`` has no negative (-1)."""
+    mined = negatives[idx]
+    return (idx[:, None] == mined[None, :]) | (mined < 0)[None, :]
 
 
 def hard_negatives_loss(queries: Tensor, positives: Tensor, negatives: Tensor, scale: float = contrastive.SCALE,
                         duplicate: Tensor | None = None) -> Tensor:
     """Cross-entropy of each query picking its own positive among the batch's ``B`` positives and ``B`` negatives.
-    ``duplicate[r, k]`` (optional, ``[B, B]`` booleans) drops negative ``k`` from row ``r``'s choices: it is row
-    ``r``'s own positive, mined for another query of the batch."""
+    ``duplicate[r, k]`` (optional, ``[B, B]`` booleans, :func:`duplicates`) drops negative ``k`` from row ``r``'s
+    choices."""
     candidates = torch.cat([F.normalize(positives, dim=-1), F.normalize(negatives, dim=-1)])
     scores = scale * F.normalize(queries, dim=-1) @ candidates.T                       # [B, 2B]
     if duplicate is not None:
@@ -68,22 +80,24 @@ class HardNegativeTrainer(PairTrainer):
 
     def __init__(self, config: PairConfig, pairs: PairData, negatives: Sequence[int], **kwargs) -> None:
         self.negatives = np.asarray(negatives)
-        if self.negatives.shape != (len(pairs),) or not np.all((0 <= self.negatives) & (self.negatives < len(pairs))):
-            raise ValueError(f"negatives: one passage index (0 to {len(pairs) - 1}) per pair, got shape "
-                             f"{self.negatives.shape}")
-        if np.any(self.negatives == np.arange(len(pairs))):
-            raise ValueError(f"negatives: pair {int(np.argmax(self.negatives == np.arange(len(pairs))))} "
-                             "has its own passage as its negative")
+        n = len(pairs)
+        if self.negatives.shape != (n,) or not np.issubdtype(self.negatives.dtype, np.integer) \
+                or not np.all((-1 <= self.negatives) & (self.negatives < n)):
+            raise ValueError(f"negatives: one passage index (0 to {n - 1}, or -1 for none) per pair, got "
+                             f"{self.negatives.dtype} of shape {self.negatives.shape}")
+        own = np.flatnonzero(self.negatives == np.arange(n))
+        if len(own):
+            raise ValueError(f"negatives: pair {int(own[0])} has its own passage as its negative")
         if config.loss != "in-batch negatives" or config.mini_batch is not None:
             raise ValueError("the hard-negative trainer wraps the in-batch loss without GradCache "
                              "(loss='in-batch negatives', mini_batch=None)")
         super().__init__(config, pairs, **kwargs)
 
     def train_step(self, idx: np.ndarray) -> float:
-        enc, negatives = self.encoder, self.negatives[idx]
+        enc, mined = self.encoder, self.negatives[idx]
         a, b = enc(**self.chunks(self.a, idx)[0]), enc(**self.chunks(self.b, idx)[0])
-        n = enc(**self.chunks(self.b, negatives)[0])
-        duplicate = torch.from_numpy(idx[:, None] == negatives[None, :]).to(a.device)
+        n = enc(**self.chunks(self.b, np.where(mined < 0, idx, mined))[0])   # none: a stand-in, masked
+        duplicate = torch.from_numpy(duplicates(idx, self.negatives)).to(a.device)
         loss = hard_negatives_loss(a, b, n, self.config.scale, duplicate)
         loss.backward()
         optim.optimizer_step(self.optimizer, self.scheduler, enc.parameters(), self.config.max_grad_norm)

@@ -12,6 +12,7 @@ Taught in notebook 05 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
@@ -25,14 +26,21 @@ from mtl_utils.modeling.encoder import SentenceEncoder
 from mtl_utils.training import contrastive, optim
 from mtl_utils.training.sentence_training import PairConfig, PairData, PairTrainer
 
-DIMS = (384, 256, 128, 64, 32)  # MiniLM's width, then halves down to 32
+DIMS = (384, 256, 128, 64, 32)  # MiniLM's width, then halves down to 32 (:func:`nested_dims` of 384)
 
 
-def check_dims(dims: Sequence[int], width: int, weights: Sequence[float] | None = None) -> None:
-    """``ValueError`` unless ``dims`` are distinct integers in 1..``width`` and ``weights`` (if given) match them."""
-    if not dims or any(isinstance(d, bool) or not isinstance(d, int) or not 1 <= d <= width for d in dims):
-        raise ValueError(f"Matryoshka dims must be integers between 1 and the vector's width {width}, got "
-                         f"{list(dims)}")
+def nested_dims(width: int, smallest: int = 32) -> tuple[int, ...]:
+    """The full ``width``, then every power of two below it down to ``smallest``: 384 -> (384, 256, ..., 32)."""
+    return (width, *[2 ** k for k in range(width.bit_length(), -1, -1) if smallest <= 2 ** k < width])
+
+
+def check_dims(dims: Sequence[int], width: int | None, weights: Sequence[float] | None = None) -> None:
+    """``ValueError`` unless ``dims`` are distinct integers in 1..``width`` (``None``: any positive) and ``weights``
+    (if given) match them."""
+    if not len(dims) or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
+                            or (width is not None and d > width) for d in dims):
+        bound = "positive integers" if width is None else f"integers between 1 and the vector's width {width}"
+        raise ValueError(f"Matryoshka dims must be {bound}, got {list(dims)}")
     if len(set(dims)) != len(dims):
         raise ValueError(f"Matryoshka dims must differ from each other, got {list(dims)}")
     if weights is not None and len(weights) != len(dims):
@@ -43,7 +51,7 @@ def matryoshka_loss(queries: Tensor, passages: Tensor, dims: Sequence[int] = DIM
                     weights: Sequence[float] | None = None, scale: float = contrastive.SCALE) -> Tensor:
     """Sum over ``dims`` of ``weight × in-batch loss`` of the first ``d`` dimensions (weights: 1 each)."""
     check_dims(dims, queries.shape[-1], weights)
-    weights = weights or [1.0] * len(dims)
+    weights = [1.0] * len(dims) if weights is None else weights
     return sum(w * contrastive.in_batch_negatives_loss(queries[:, :d], passages[:, :d], scale)
                for d, w in zip(dims, weights))
 
@@ -55,9 +63,13 @@ class MatryoshkaTrainer(PairTrainer):
         if config.loss != "in-batch negatives" or config.mini_batch is not None:
             raise ValueError("the Matryoshka trainer wraps the in-batch loss without GradCache "
                              "(loss='in-batch negatives', mini_batch=None)")
-        self.dims = tuple(dims)
+        check_dims(tuple(dims), None)  # integers, distinct: before any work
+        self.dims = tuple(int(d) for d in dims)
         super().__init__(config, pairs, **kwargs)
-        check_dims(self.dims, self.encoder.dim)
+
+    def prepare_model(self, encoder: SentenceEncoder | None) -> None:
+        super().prepare_model(encoder)
+        check_dims(self.dims, self.encoder.dim)  # the model's width: before tokenising
 
     def train_step(self, idx: np.ndarray) -> float:
         enc = self.encoder

@@ -71,6 +71,7 @@ def _hard_negatives_and_matryoshka(m: dict, seeds: int) -> None:
     hard, nested = m["hard_negatives"], m["matryoshka"]
     assert 0 < hard["relative margin"] < 1, hard
     assert 0 <= hard["headlines beaten by another passage"] <= hard["headlines with passages set aside"]
+    assert 0 <= hard["headlines without a negative"] <= hard["headlines with passages set aside"], hard
     assert hard["headlines with passages set aside"] <= m["benchmark"]["training pairs"], hard
     assert {row["task"] for row in hard["comparisons"]} == {"retrieval (MRR@10)", "retrieval (recall@1)"}
     dims = nested["dims"]
