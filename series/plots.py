@@ -18,6 +18,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from series.report import shorten
+
 TASK_ORDER = ("topic", "sentiment", "genre")
 
 
@@ -57,10 +59,6 @@ def show(fig: Figure, alt: str, path: str | Path | None = None, dpi: int = 110) 
              "text/plain": f"[figure] {alt}"}, raw=True)
 
 
-def _short(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 1] + "\u2026"
-
-
 def similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = "Cosine similarity",
                        width: int = 55) -> Figure:
     """Heatmap of a square similarity matrix, each cell annotated, rows labelled by (shortened) text. The colour
@@ -75,7 +73,7 @@ def similarity_heatmap(matrix: np.ndarray, labels: Sequence[str], title: str = "
     fig, ax = plt.subplots(figsize=(3 + 0.75 * n, 1.5 + 0.6 * n))
     image = ax.imshow(np.ma.masked_where(diagonal, matrix), cmap="viridis", vmin=low, vmax=max(high, low + 1e-6))
     ax.set_xticks(range(n), [str(i + 1) for i in range(n)])
-    ax.set_yticks(range(n), [f"{_short(t, width)}  {i + 1}" for i, t in enumerate(labels)])
+    ax.set_yticks(range(n), [f"{shorten(t, width)}  {i + 1}" for i, t in enumerate(labels)])
     ax.set_xlabel("sentence (numbered as the rows)")
     ax.set_ylabel("sentence")
     for i in range(n):
@@ -545,7 +543,7 @@ def architecture(parameters: pd.DataFrame, labels: Mapping[str, Sequence[str]], 
         n = counts.get(f"head: {task}", 0)
         box(8.05, y, 2.1, 0.6, f"head: {task}\nlinear {hidden_size}→{len(names)} ({n:,})", "#c7e9c0")
         arrow(10.15, y + 0.3, 10.45, y + 0.3)
-        ax.text(10.5, y + 0.3, _short(", ".join(names), 64), va="center", fontsize=8)
+        ax.text(10.5, y + 0.3, shorten(", ".join(names), 64), va="center", fontsize=8)
     total = counts.get("total", counts.sum())
     shared = total - sum(counts.get(f"head: {t}", 0) for t in labels)
     ax.text(0.0, -0.15, f"{shared / total:.2%} of the {total:,} parameters are shared; a training batch holds one "
@@ -685,7 +683,7 @@ def speed_quality_map(points: pd.DataFrame, title: str = "What each shortcut buy
         fastest_kept = part[part["kept"] >= 0.97]["speed-up"].max()
         for _, row in part.iterrows():  # named: what falls below 97 %, and each family's fastest above it
             if row["kept"] < 0.97 or row["speed-up"] == fastest_kept:
-                ax.annotate(_short(row["name"], 40), (row["speed-up"], 100 * row["kept"]), fontsize=7,
+                ax.annotate(shorten(row["name"], 40), (row["speed-up"], 100 * row["kept"]), fontsize=7,
                             xytext=(5, 3 if row["kept"] < 0.97 else 6 if i % 2 == 0 else -12),
                             textcoords="offset points")
     ax.axhline(100, color="black", lw=0.8)

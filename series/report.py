@@ -44,6 +44,11 @@ def verdicts(table: pd.DataFrame, digits: int = 3) -> str:
     return "\n".join(f"* {verdict(row, digits)}" for row in table.to_dict("records"))
 
 
+def shorten(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, the last one an ellipsis when it was cut."""
+    return text if len(text) <= width else text[: width - 1] + "\u2026"
+
+
 def findings(table: pd.DataFrame, digits: int = 3, quote: int = 2) -> str:
     """The verdicts of a comparison table in a few lines a learner can hold, the finding first: one bullet
     per verdict (``<A> better``, ``equivalent within ±m``, ``inconclusive at ±m``), naming its rows with

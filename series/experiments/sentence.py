@@ -23,6 +23,7 @@ from series.comparisons import compare_correlations, compare_scores, compare_see
 from series.corpora import with_train_labels
 from series.headline_passages import HeadlinePassages
 from series.pair_runs import pairs_or_load
+from series.report import shorten
 from series.runs import train_or_load
 
 MAIN = "MRR@10"  # the metric the comparisons are on
@@ -189,13 +190,10 @@ def set_aside_examples(set_aside: pd.DataFrame, headlines: Sequence[str], passag
     """The ``n`` passages the miner set aside with the highest cosines (one per headline), beside the
     headline and its own passage: false negatives, mostly, to read."""
     rows = set_aside.drop_duplicates("query").head(n)
-
-    def cut(text: str) -> str:
-        return text if len(text) <= width else text[:width - 1] + "…"
     return pd.DataFrame({"headline": [headlines[q] for q in rows["query"]],
-                         "its own passage": [cut(passages[q]) for q in rows["query"]],
+                         "its own passage": [shorten(passages[q], width) for q in rows["query"]],
                          "own cosine": rows["positive cosine"].round(2).to_numpy(),
-                         "passage set aside": [cut(passages[p]) for p in rows["passage"]],
+                         "passage set aside": [shorten(passages[p], width) for p in rows["passage"]],
                          "cosine": rows["cosine"].round(2).to_numpy()})
 
 
