@@ -2,7 +2,7 @@
 multi-task model (batch-32 throughput and batch-1 latency against PyTorch fp32, and accuracy on both full test
 sets paired against it), on this machine's CPU (its model and instruction sets are recorded with the table).
 
-The models are the protocol's runs with seed 0, loaded from the run cache (trained if missing: run notebook 02
+The models are the protocol's runs with seed 0, loaded from the run cache (trained if missing: run notebook 03
 first to have them). Test sentences in their natural lengths, dynamic shapes; timings alternate the variants in
 one process; best of ``--repeats``. Static int8 is calibrated on training sentences of both tasks.
 

@@ -7,11 +7,11 @@ Each explorer is a ``render(value) -> HTML`` function and the control that picks
 static HTML instead: the same rendering for a few chosen values, with a line saying what the control does.
 Tests drive the controls without a browser: set ``control.value``, read ``view.value``.
 
-* :func:`freezing_explorer` (notebook 03): pick k, see what trains, the trainable parameters and what the
+* :func:`freezing_explorer` (notebook 04): pick k, see what trains, the trainable parameters and what the
   sweep measured at that k;
-* :func:`decay_explorer` (notebook 04): move ξ, see every group's peak rate and the schedule;
+* :func:`decay_explorer` (notebook 05): move ξ, see every group's peak rate and the schedule;
 * :func:`sentence_explorer` (notebooks 01 and 05): type a sentence, see its nearest neighbours and what the
-  probes (01) or both heads (05) answer (:class:`Neighbourhood`).
+  probes (01) or both heads (04) answer (:class:`Neighbourhood`).
 """
 from __future__ import annotations
 
@@ -87,7 +87,7 @@ def table_html(table: pd.DataFrame) -> str:
     return TABLE_STYLE + table.to_html(index=False, border=0, escape=True, na_rep="–", classes="mtl-explorer")
 
 
-# --- notebook 03: how many layers to freeze -------------------------------------------------------------------
+# --- notebook 04: how many layers to freeze -------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Frozen:
@@ -172,7 +172,7 @@ def freezing_overview(trainable: Mapping[int, int], sweep: pd.DataFrame) -> str:
 
 
 def freezing_explorer(model: MultiTaskModel, sweep: pd.DataFrame, k: int = 0):
-    """A slider over k = 0 … L (notebook 03): the frozen and trained parts, the trainable parameters, and
+    """A slider over k = 0 … L (notebook 04): the frozen and trained parts, the trainable parameters, and
     the sweep's measurements where it ran that k. Static: every k in one table."""
     import ipywidgets as widgets
 
@@ -185,7 +185,7 @@ def freezing_explorer(model: MultiTaskModel, sweep: pd.DataFrame, k: int = 0):
                     "a slider picks k", "every k at once")
 
 
-# --- notebook 04: layer-wise learning-rate decay --------------------------------------------------------------
+# --- notebook 05: layer-wise learning-rate decay --------------------------------------------------------------
 
 def decay_groups(model: torch.nn.Module, xi: float, lr: float, head_lr: float,
                  weight_decay: float) -> list[dict]:
@@ -223,7 +223,7 @@ def decay_overview(model: torch.nn.Module, values: Sequence[float], lr: float, h
 
 def decay_explorer(model: torch.nn.Module, lr: float, head_lr: float, weight_decay: float, steps: int,
                    xi: float = 0.65, static_values: Sequence[float] = (1.0, 0.9, 0.8, 0.65, 0.5)):
-    """A slider over ξ from 0.3 to 1 (notebook 04): each group's peak rate (mean over depth matched to
+    """A slider over ξ from 0.3 to 1 (notebook 05): each group's peak rate (mean over depth matched to
     ``lr``) and the warm-up/decay schedule of three groups over ``steps``. Static: the rates for
     ``static_values``."""
     import ipywidgets as widgets
@@ -263,7 +263,7 @@ class Neighbourhood:
 
     @classmethod
     def of(cls, model: MultiTaskModel, texts: Sequence[str], labels: Sequence[str]) -> "Neighbourhood":
-        """Notebook 05: a multi-task model's encoder and heads. One encoder pass per sentence gives both the
+        """Notebook 04: a multi-task model's encoder and heads. One encoder pass per sentence gives both the
         neighbours and every head's answer."""
         cls._checked(texts, labels, None)
         encoder = model.encoder

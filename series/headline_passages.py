@@ -9,7 +9,7 @@ so no article feeds two splits:
 * **evaluation**: the test articles' headlines are the queries, the passages of the validation *and* test
   articles the corpus (more distractors than queries), one relevant passage per query.
 
-Taught in notebook 05 (how a sentence transformer is trained).
+Taught in notebook 02 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Pair runs with another step kept in the run store: Matryoshka and mined hard negatives (notebook 05).
+"""Pair runs with another step kept in the run store: Matryoshka and mined hard negatives (notebook 02).
 
 :func:`variant_or_load` trains :class:`~mtl_utils.training.matryoshka.MatryoshkaTrainer` or
 :class:`~mtl_utils.training.hard_negatives.HardNegativeTrainer` once and reads the encoder back after. The key

@@ -569,7 +569,7 @@ def process_curves(losses: pd.DataFrame, title: str = "Training loss per step", 
 
 
 def batch_size_plot(table: pd.DataFrame, metric: str = "MRR@10") -> Figure:
-    """Notebook 05: retrieval ``metric`` and the activations kept for the backward pass against the batch
+    """Notebook 02: retrieval ``metric`` and the activations kept for the backward pass against the batch
     size of contrastive training (rows: ``batch``, ``metric``, ``saved activations (MB)``)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(7.6, 3.2))
     left.plot(table["batch"], table[metric], marker="o")
@@ -584,7 +584,7 @@ def batch_size_plot(table: pd.DataFrame, metric: str = "MRR@10") -> Figure:
 
 
 def tradeoff_plot(table: pd.DataFrame, metric: str = "MRR@10") -> Figure:
-    """Notebook 05: each encoder's retrieval ``metric`` against its clustering V-measure, and against the
+    """Notebook 04: each encoder's retrieval ``metric`` against its clustering V-measure, and against the
     accuracy of each task it was trained for (one point per encoder, labelled)."""
     fig, (left, right) = plt.subplots(1, 2, figsize=(8.4, 3.8))
     for i, row in enumerate(table.to_dict("records")):

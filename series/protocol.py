@@ -12,7 +12,7 @@ changes and why.
 * **Seeds**: :data:`SEEDS`; comparisons pair runs with the same seed (same heads' initialisation, same batch
   order) on the same test set (:mod:`series.comparisons`).
 
-Why these numbers: notebook 02 draws the learning curves (one seed, validation accuracy at
+Why these numbers: notebook 03 draws the learning curves (one seed, validation accuracy at
 :func:`curve_budgets` examples per task) and shows where the budget sits on them; the whole series, three
 seeds of every configuration, has to fit 150 minutes on two CPU cores from an empty run cache.
 
@@ -25,6 +25,7 @@ from collections.abc import Sequence
 
 from mtl_utils.modeling.encoder import DEFAULT_MODEL
 from mtl_utils.training.optim import check_layer_decay
+from mtl_utils.training.sentence_training import PairConfig
 from mtl_utils.training.trainer import TrainConfig
 
 EXAMPLES_PER_TASK = 4000
@@ -46,7 +47,7 @@ def examples_per_task(quick: bool = False) -> int:
 
 
 def curve_budgets(quick: bool = False) -> list[int]:
-    """Examples per task at which notebook 02's learning curves are drawn: :data:`CURVE_POINTS` × the budget
+    """Examples per task at which notebook 03's learning curves are drawn: :data:`CURVE_POINTS` × the budget
     (quick mode stops at the budget: the tests check the machinery, not the plateau)."""
     points = [p for p in CURVE_POINTS if p <= 1] if quick else CURVE_POINTS
     return [round(point * examples_per_task(quick)) for point in points]
@@ -68,11 +69,17 @@ def config(tasks: Sequence[str], quick: bool = False, model: str | None = None, 
     return base.replace(**changes) if changes else base
 
 
+def pair_config(model: str | None = None) -> PairConfig:
+    """Notebook 02 § 2's contrastive run: one pass over the pairs in batches of 32 at the protocol's rate and
+    length. Notebook 04 loads the same runs back from the run store."""
+    return PairConfig(model=model or DEFAULT_MODEL, batch_size=32, lr=LR, max_length=MAX_LENGTH)
+
+
 def mean_matched_lr(layer_decay: float | None, n_layers: int, lr: float = LR) -> float:
     """The top layer's rate under layer-wise decay ξ that keeps the **mean** peak rate over depth (embeddings and
     ``n_layers`` layers, :mod:`mtl_utils.training.optim`'s groups) equal to uniform rates at ``lr``: ``lr · (L + 1) /
     Σ ξ^d``, d = 0 … L. Decay then moves rate from the lower layers to the upper ones instead of lowering
-    every rate below the top. Taught in notebook 04."""
+    every rate below the top. Taught in notebook 05."""
     check_layer_decay(layer_decay)
     if layer_decay is None:
         return lr
@@ -82,7 +89,7 @@ def mean_matched_lr(layer_decay: float | None, n_layers: int, lr: float = LR) ->
 
 
 def describe(quick: bool = False) -> dict[str, str | int | float]:
-    """The protocol as a small table (what notebook 02 shows once)."""
+    """The protocol as a small table (what notebook 03 shows once)."""
     return {"data": "full fixed splits; every score on the full test set",
             "examples per task per run": examples_per_task(quick), "batch size": BATCH_SIZE,
             "optimizer": "AdamW (fused), weight decay 0.01, clip 1.0",

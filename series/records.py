@@ -118,7 +118,7 @@ def save_metrics(folder: str | Path, metrics: dict[str, Any], parameters: dict[s
                  notebook: str | None = None) -> Path:
     """Write ``metrics.json`` (numbers, the run's parameters, environment, time) into ``folder``, atomically.
 
-    With ``notebook`` (e.g. ``"02_multitask_model"``), a full run (``parameters["QUICK"]`` false) and
+    With ``notebook`` (e.g. ``"03_multitask_model"``), a full run (``parameters["QUICK"]`` false) and
     ``MTL_RECORD_RESULTS=1`` (set by ``run_notebooks --inplace``, i.e. ``make refresh``, which re-renders the
     committed notebooks), the record is also written to ``notebooks/results/<NN>.json``, the committed results
     of the series. Any other run (``make run``, JupyterLab) leaves the committed records alone."""

@@ -66,5 +66,5 @@ def test_the_book_reads_in_a_browser(site, tmp_path):
 
     problems = check_book.check(site, tmp_path, browser)
     assert problems == []  # no broken image, console error, dead search, nor a table cut off at 1280 px
-    assert (tmp_path / "03_freezing_tradeoffs.png").is_file() and (tmp_path / "search.png").is_file()
-    assert (tmp_path / "phone-03_freezing_tradeoffs.png").is_file()
+    assert (tmp_path / "04_freezing_tradeoffs.png").is_file() and (tmp_path / "search.png").is_file()
+    assert (tmp_path / "phone-04_freezing_tradeoffs.png").is_file()

@@ -89,7 +89,7 @@ def test_results_record_is_the_committed_run(notebook):
 
 def test_committed_results_pass_the_notebook_checks(notebook):
     """What the quick runs must record holds for the committed full run as well; a few checks (such as notebook
-    03's trainable-head arm being its sweep's k = 5 runs) can only bite on a full run."""
+    04's trainable-head arm being its sweep's k = 5 runs) can only bite on a full run."""
     path, _ = notebook
     check = importlib.import_module(f"notebook_checks.nb{path.stem[:2]}").check
     check(json.loads(paths.results_file(path.stem).read_text())["metrics"])

@@ -23,7 +23,7 @@ def static(monkeypatch):
 
 @pytest.fixture
 def sweep():
-    """A sweep table as notebook 03 shows it, for k = 0 and k = 2 of the tiny model's 2 layers."""
+    """A sweep table as notebook 04 shows it, for k = 0 and k = 2 of the tiny model's 2 layers."""
     return pd.DataFrame({"experiment": ["k=0", "k=2"], "k": [0, 2], "trainable parameters": [1, 1],
                          "train seconds per run": [20.0, 5.0], "speed-up": [1.0, 4.0],
                          "topic accuracy": [0.9, 0.85], "sentiment accuracy": [0.8, 0.7],

@@ -121,7 +121,7 @@ def test_cache_gives_same_outputs_and_gradients(tiny, k, mode):
 
 
 def test_equivalence_on_the_real_model():
-    """The check notebook 03 shows, on all-MiniLM-L6-v2 and real sentences."""
+    """The check notebook 04 shows, on all-MiniLM-L6-v2 and real sentences."""
     real = MultiTaskModel(TASKS, max_length=64)
     for k in (1, 4):
         result = check_equivalence(real, SENTENCES, k)

@@ -57,7 +57,7 @@ def test_cited_numbers_are_not_flagged_and_must_say_where_they_are_from(tmp_path
     path = _notebook(tmp_path, "SBERT reports 46.35 on STSb", "")
     assert prose_numbers.unsourced(path, cited={"02_example": {"46.35": "Reimers & Gurevych (2019)"}}) == []
     cited = tmp_path / "cited.yaml"
-    cited.write_text("02_multitask_model:\n  '46.35': ''\n")
+    cited.write_text("03_multitask_model:\n  '46.35': ''\n")
     monkeypatch.setattr(prose_numbers, "CITED", cited)
     with pytest.raises(ValueError, match="without saying where it is from"):
         prose_numbers.load_cited()

@@ -31,14 +31,14 @@ def test_save_metrics_names_the_bad_key_and_writes_nothing(tmp_path, metrics, me
 
 def test_full_runs_also_write_the_committed_results_file(tmp_path, monkeypatch):
     monkeypatch.setattr(paths, "RESULTS_DIR", tmp_path / "results")
-    records.save_metrics(tmp_path / "out", {"a": 1}, {"QUICK": True}, notebook="02_multitask_model")
+    records.save_metrics(tmp_path / "out", {"a": 1}, {"QUICK": True}, notebook="03_multitask_model")
     assert not (tmp_path / "results").exists()
     monkeypatch.setenv(paths.RECORD_ENV, "0")  # a full run that does not re-render the committed notebooks
-    records.save_metrics(tmp_path / "out", {"a": 1}, {"QUICK": False}, notebook="02_multitask_model")
+    records.save_metrics(tmp_path / "out", {"a": 1}, {"QUICK": False}, notebook="03_multitask_model")
     assert not (tmp_path / "results").exists()
     monkeypatch.setenv(paths.RECORD_ENV, "1")  # run_notebooks --inplace (make refresh)
-    records.save_metrics(tmp_path / "out", {"a": 1}, {"QUICK": False}, notebook="02_multitask_model")
-    assert json.loads((tmp_path / "results" / "02.json").read_text())["metrics"] == {"a": 1}
+    records.save_metrics(tmp_path / "out", {"a": 1}, {"QUICK": False}, notebook="03_multitask_model")
+    assert json.loads((tmp_path / "results" / "03.json").read_text())["metrics"] == {"a": 1}
 
 
 def test_relative_paths():

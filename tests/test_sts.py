@@ -1,5 +1,5 @@
 """Human-judged similarity (the STS benchmark as shipped, its scores, the paired bootstrap comparison) and
-the in-batch similarity figure of notebook 05."""
+the in-batch similarity figure of notebook 02."""
 import numpy as np
 import pandas as pd
 import pytest

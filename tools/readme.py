@@ -28,15 +28,15 @@ BENCHMARKS = paths.REPO_ROOT / "benchmarks" / "results"
 ALPHA = 0.05  # the family-wise error rate of the README's verdicts (Holm)
 NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "Sentence embeddings: tokens to one vector, which pooling (attention too), frozen or fine-tuned"),
-             "02": ("02_multitask_model",
-                    "The multi-task model: shared encoder, one head per task, the protocol, the original write-up's task A"),
-             "03": ("03_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured"),
-             "04": ("04_layerwise_learning_rates",
-                    "Layer-wise rates, gradual unfreezing, summed or alternating losses: measured"),
-             "05": ("05_sentence_training",
+             "02": ("02_sentence_training",
                     "How a sentence transformer is trained: contrastive loss, retrieval, hard negatives, "
-                    "Matryoshka, SetFit, human-judged similarity (STS), and what classification does to the "
-                    "embedding"),
+                    "Matryoshka, SetFit, human-judged similarity (STS)"),
+             "03": ("03_multitask_model",
+                    "The multi-task model: shared encoder, one head per task, the protocol, the original write-up's task A"),
+             "04": ("04_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured; "
+                    "what classification training does to the embedding"),
+             "05": ("05_layerwise_learning_rates",
+                    "Layer-wise rates, gradual unfreezing, summed or alternating losses: measured"),
              "06": ("06_serving", "Serving: one pass, two answers, when sharing pays, faster inference, static embeddings and "
                                   "quantized search"),
              "07": ("07_scaling_out", "Beyond one machine: the same training on several processes (torchrun, DDP)"),
@@ -71,25 +71,25 @@ def family(r: dict[str, dict]) -> list[dict]:
 
 def family_by_chapter(r: dict[str, dict]) -> dict[str, list[dict]]:
     """:func:`family`'s rows by the notebook that measured them (each chapter's forest plot)."""
-    m1, m2, m3, m4, m6 = (r.get(n) or {} for n in ("01", "02", "03", "04", "06"))
-    m5 = r.get("05") or {}
+    m1, m2, m3, m4, m5, m6 = (r.get(n) or {} for n in ("01", "02", "03", "04", "05", "06"))
     untrained = {"01": [row for row in m1.get("encoder_vs_bag_of_words", [])
                         if row["task"] == "genre" and "attention_vs_mean" in m1],  # claims() prints it with those
-                 "05": m5.get("pooling_retrieval", []),
+                 "02": m2.get("pooling_retrieval", []),
                  "06": m6.get("fast_search", {}).get("index_comparisons", [])}
     trained = {"01": [*m1.get("attention_vs_mean", []), *m1.get("few_labels", {}).get("comparisons", [])],
-               "02": m2.get("sharing", []),
-               "03": [*m3.get("sweep_comparisons", []), *m3.get("frozen_head", []),
-                      *(m3.get("pretrained_vs_random", []) if "frozen_head" in m3 else [])],
-               "04": [*m4.get("comparisons", []), *m4.get("loss_combination", {}).get("comparisons", []),
-                      *[row for row in m4.get("forgetting_protection", []) if row["task"] == "topic"]],
-               "05": [*m5.get("contrastive", {}).get("comparisons", []),
-                      *m5.get("batch_sizes", {}).get("comparisons", []),
-                      *m5.get("hard_negatives", {}).get("comparisons", []),
-                      *m5.get("matryoshka", {}).get("comparisons", []),
-                      *m5.get("setfit", {}).get("comparisons", []), *m5.get("series", {}).get("comparisons", []),
-                      *m5.get("contrastive_task", {}).get("comparisons", []),
-                      *m5.get("sts", {}).get("comparisons", [])],
+               "02": [*m2.get("contrastive", {}).get("comparisons", []),
+                      *m2.get("batch_sizes", {}).get("comparisons", []),
+                      *m2.get("hard_negatives", {}).get("comparisons", []),
+                      *m2.get("matryoshka", {}).get("comparisons", []),
+                      *m2.get("setfit", {}).get("comparisons", []), *m2.get("sts", {}).get("comparisons", [])],
+               "03": m3.get("sharing", []),
+               "04": [*m4.get("sweep_comparisons", []), *m4.get("frozen_head", []),
+                      *(m4.get("pretrained_vs_random", []) if "frozen_head" in m4 else []),
+                      *m4.get("series", {}).get("comparisons", []),
+                      *m4.get("contrastive_task", {}).get("comparisons", []),
+                      *m4.get("sts", {}).get("comparisons", [])],
+               "05": [*m5.get("comparisons", []), *m5.get("loss_combination", {}).get("comparisons", []),
+                      *[row for row in m5.get("forgetting_protection", []) if row["task"] == "topic"]],
                "06": [*m6.get("sharing_pays", {}).get("comparisons", []),
                       *m6.get("fast_search", {}).get("static", {}).get("comparisons", []),
                       *m6.get("fast_search", {}).get("static", {}).get("probes", [])]}
@@ -210,7 +210,7 @@ def _verdicts(rows: list[dict], name: Callable[[dict], str] | None = None) -> li
 
 
 def _top_layer(m: dict) -> str:
-    """What notebook 03's scenario 3 kept frozen (``frozen_head_k`` bottom layers)."""
+    """What notebook 04's scenario 3 kept frozen (``frozen_head_k`` bottom layers)."""
     return f"embeddings and bottom {m['frozen_head_k']} layers frozen"
 
 
@@ -267,9 +267,11 @@ def results() -> str:
                     "", *_verdicts(few["comparisons"], lambda row: _few_labels_row(few["accuracy"], row))]
         out += ["", _forest("01")]
     if r["02"]:
-        m = r["02"]
+        out += ["", *_sentence_training(r["02"])]
+    if r["03"]:
+        m = r["03"]
         acc = m["accuracy"]
-        out += ["", "**02 · Fine-tuned under the protocol** (mean over seeds ± std, full test sets; multi-task "
+        out += ["", "**03 · Fine-tuned under the protocol** (mean over seeds ± std, full test sets; multi-task "
                 "with the same examples of each task as a single-task model, so twice its encoder updates):", "",
                 "| task | frozen probe | single-task | multi-task | multi − single (paired) |", "|---|---|---|---|---|"]
         for row in (r for r in m["sharing"] if r["A"] == "multi-task"):
@@ -281,10 +283,10 @@ def results() -> str:
         if half:
             out += ["", f"At the same encoder updates ({half[0]['A']}: half the examples of each task):", "",
                     *_verdicts(half, lambda row: f"multi − single, {row['task']}")]
-        out += ["", _forest("02")]
-    if r["03"]:
-        m = r["03"]
-        out += ["", "**03 · Freezing the bottom k layers** (multi-task, same budget; paired against k = 0):", "",
+        out += ["", _forest("03")]
+    if r["04"]:
+        m = r["04"]
+        out += ["", "**04 · Freezing the bottom k layers** (multi-task, same budget; paired against k = 0):", "",
                 "| k | trainable parameters | training time | topic | sentiment |", "|---|---|---|---|---|"]
         base = m["sweep"]["k=0"]["train_seconds"]
         for name, v in m["sweep"].items():
@@ -293,14 +295,12 @@ def results() -> str:
         if m.get("frozen_head"):
             out += ["", f"Joint training with the topic head frozen − all heads trainable ({_top_layer(m)}):", "",
                     *_verdicts(m["frozen_head"], lambda row: f"head frozen − trainable, {row['task']}")]
-        out += ["", _forest("03")]
-    if r["04"]:
-        m = r["04"]
-        out += ["", "**04 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
-                "against uniform rates):", ""]
-        out += [*_verdicts(m["comparisons"], lambda row: f"{row['A']} − {row['B']}"), "", _forest("04")]
+        out += [*_embedding_cost(m), "", _forest("04")]
     if r["05"]:
-        out += ["", *_sentence_training(r["05"])]
+        m = r["05"]
+        out += ["", "**05 · Layer-wise learning rates and gradual unfreezing** (single-task sentiment, paired "
+                "against uniform rates):", ""]
+        out += [*_verdicts(m["comparisons"], lambda row: f"{row['A']} − {row['B']}"), "", _forest("05")]
     if r["06"]:
         m = r["06"]
         one = m["one_vs_two"]["one multi-task model"]
@@ -351,7 +351,7 @@ def _fast_search(m: dict) -> list[str]:
     and the transformer against the CPU's fp32 bound, every speed a median measured in one process."""
     st, rate = m["static"], {row["encoder"]: row["sentences/s (median)"] for row in m["encode"]}
     mrr, minilm = st["MRR@10"], st["MRR@10"]["MiniLM as shipped"]
-    out = ["Search at the CPU's limit (06 § 5), headline → passage retrieval (05's benchmark); encoding speed "
+    out = ["Search at the CPU's limit (06 § 5), headline → passage retrieval (02's benchmark); encoding speed "
            "on its passages, medians in one process:", "",
            "| encoder | sentences/s | MRR@10 | % of MiniLM's |", "|---|---|---|---|"]
     speeds = {"MiniLM as shipped": rate["MiniLM fp32"], "static, trained": rate["static"]}
@@ -382,24 +382,24 @@ def _fast_search(m: dict) -> list[str]:
 
 
 def _hard_and_nested(m: dict) -> list[str]:
-    """05 § 4-5's verdicts: mined hard negatives and Matryoshka training, each against § 2's runs."""
+    """02 § 4-5's verdicts: mined hard negatives and Matryoshka training, each against § 2's runs."""
     if "hard_negatives" not in m or "matryoshka" not in m:
         return []
     return ["", "Mined hard negatives against in-batch negatives alone, and Matryoshka training against plain "
-            "training at each number of dimensions kept (05 § 4-5; the same pairs, batches and steps as § 2's "
+            "training at each number of dimensions kept (02 § 4-5; the same pairs, batches and steps as § 2's "
             "runs, paired over seeds and queries):", "",
             *_verdicts([*m["hard_negatives"]["comparisons"], *m["matryoshka"]["comparisons"]])]
 
 
 def _sentence_training(m: dict) -> list[str]:
-    """Notebook 05: the retrieval benchmark's baselines and contrastive run, the batch sizes, SetFit, and
-    what the series' classification training does to retrieval."""
+    """Notebook 02: the retrieval benchmark's baselines and contrastive run, the batch sizes, hard negatives,
+    Matryoshka, SetFit and human-judged similarity."""
     bench, base = m["benchmark"], {row["encoder"]: row for row in m["baselines"]}
     tuned = m["contrastive"]["per seed"]
     mean = {k: sum(row[k] for row in tuned) / len(tuned) for k in ("recall@1", "MRR@10", "nDCG@10",
                                                                      "V-measure (topic)")}
     rows = [*base.items(), (f"contrastive training (§ 2, mean of {len(tuned)} seeds)", mean)]
-    out = [f"**05 · Sentence training**: headline → passage retrieval on the shipped BBC articles "
+    out = [f"**02 · Sentence training**: headline → passage retrieval on the shipped BBC articles "
            f"({bench['queries']:,} test headlines, {bench['passages']:,} validation and test passages, "
            f"{bench['training pairs']:,} training pairs):", "",
            "| encoder | recall@1 | MRR@10 | nDCG@10 | clustering V-measure |", "|---|---|---|---|---|"]
@@ -417,20 +417,32 @@ def _sentence_training(m: dict) -> list[str]:
                         *m["setfit"]["comparisons"]]),
             "", f"GradCache keeps {big['saved activations (MB)']:.0f} MB of activations for a batch of "
             f"{big['batch']} where the whole batch's graph keeps {big['full-batch activations (MB)']:.0f} MB.",
-            *_hard_and_nested(m),
-            "", "What classification training does to retrieval (MRR@10, paired over seeds and queries), and the "
-            "contrastive task added to the multi-task model (paired over test items):", "",
-            *_verdicts([*m["series"]["comparisons"], *m["contrastive_task"]["comparisons"]])]
-    if "sts" in m:
-        sts = m["sts"]
-        published = sts["published"].get("all-MiniLM-L6-v2 (MTEB, STSBenchmark)")
-        mteb = f"; MTEB publishes {published / 100:.4f} for MiniLM as shipped" if published else ""
-        out += ["", f"Human-judged similarity ({sts['pairs']:,} STS benchmark test pairs; Spearman correlation of "
-                f"each pair's cosine with the ratings, paired over seeds and pairs{mteb}):", "",
-                "| A − B | A | B | A − B [95%] | verdict |", "|---|---|---|---|---|"]
-        out += [f"| {row['A']} − {row['B']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
-                f"{_interval(row)} | {_verdict(row)} |" for row in sts["comparisons"]]
-    return [*out, "", _forest("05")]
+            *_hard_and_nested(m), *_sts(m)]
+    return [*out, "", _forest("02")]
+
+
+def _sts(m: dict) -> list[str]:
+    """A record's human-judged similarity verdicts as a table (02 § 7; 04's classification encoders)."""
+    if "sts" not in m:
+        return []
+    sts = m["sts"]
+    published = sts.get("published", {}).get("all-MiniLM-L6-v2 (MTEB, STSBenchmark)")
+    mteb = f"; MTEB publishes {published / 100:.4f} for MiniLM as shipped" if published else ""
+    return ["", f"Human-judged similarity ({sts['pairs']:,} STS benchmark test pairs; Spearman correlation of "
+            f"each pair's cosine with the ratings, paired over seeds and pairs{mteb}):", "",
+            "| A − B | A | B | A − B [95%] | verdict |", "|---|---|---|---|---|",
+            *[f"| {row['A']} − {row['B']} | {row['A accuracy']:.3f} | {row['B accuracy']:.3f} | "
+              f"{_interval(row)} | {_verdict(row)} |" for row in sts["comparisons"]]]
+
+
+def _embedding_cost(m: dict) -> list[str]:
+    """04's last section: what classification training does to retrieval and to human-judged similarity, and
+    the contrastive task added to the multi-task model."""
+    if "series" not in m:
+        return []
+    return ["", "What classification training does to the embedding: retrieval (MRR@10, paired over seeds and "
+            "queries), and the contrastive task added to the multi-task model (paired over test items):", "",
+            *_verdicts([*m["series"]["comparisons"], *m["contrastive_task"]["comparisons"]]), *_sts(m)]
 
 
 def _scaling(m: dict, environment: dict) -> str:
@@ -466,11 +478,11 @@ def claims() -> str:
             "01 § 6: frozen probes, paired (McNemar)", "; ".join(f"{t}: best probe {b}, raw mean "
                                                                  f"{m['mean_probe'][t]['accuracy']:.3f}"
                                                                  for t, b in best.items()))
-    if r["05"] and "pooling_retrieval" in r["05"]:
-        add("... judged on retrieval (no probe: the raw vectors' cosine)", "05 § 1: MiniLM as shipped, mean vs "
+    if r["02"] and "pooling_retrieval" in r["02"]:
+        add("... judged on retrieval (no probe: the raw vectors' cosine)", "02 § 1: MiniLM as shipped, mean vs "
             "cls and max pooling, MRR@10, paired over queries",
             "; ".join(f"{row['A']} − {row['B']}: {_interval(row)}, {_verdict(row)}"
-                      for row in r["05"]["pooling_retrieval"]))
+                      for row in r["02"]["pooling_retrieval"]))
     if m and "attention_vs_mean" in m:
         add("... against attention pooling", "01 § 6: learned-query attention vs mean, same probe, paired over seeds",
             "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["attention_vs_mean"]))
@@ -481,8 +493,8 @@ def claims() -> str:
     m = r["06"]
     add("a shared encoder reduces the overall number of parameters", "06 § 1",
         m and f"yes: half the parameters and {m['shared_throughput_ratio']:.2f}× the throughput of two models")
-    m = r["02"]
-    add("... and can lead to improved performance due to shared learning", "02: multi- vs single-task, full "
+    m = r["03"]
+    add("... and can lead to improved performance due to shared learning", "03: multi- vs single-task, full "
         "fine-tuning, paired over seeds: the same examples per task, then the same encoder updates",
         m and "; ".join(f"{'same examples' if row['A'] == 'multi-task' else 'same updates'}, {row['task']}: "
                         f"{_verdict(row)}" for row in m["sharing"]))
@@ -491,14 +503,14 @@ def claims() -> str:
         add("... (when one task's labels are scarce, and the tasks related or not)", "06 § 2: the scarce task at "
             "few and at all labels, multi- vs single-task, full fine-tuning, paired over seeds",
             "; ".join(f"{row['pair']}, {row['labels']} labels: {_verdict(row)}" for row in m["sharing_pays"]["comparisons"]))
-    m4 = r["04"]
-    add("losses summed or weighted", "04: summed steps (half a batch of each task) vs alternating steps, the same "
+    m4 = r["05"]
+    add("losses summed or weighted", "05: summed steps (half a batch of each task) vs alternating steps, the same "
         "steps and examples, the whole encoder trained, paired over seeds",
         m4 and "loss_combination" in m4 and "; ".join(
             f"{row['A']} − {row['B']}, {row['task']}: {_interval(row)}, {_verdict(row)}"
             for row in m4["loss_combination"]["comparisons"]))
-    m = r["03"]
-    add("freezing certain layers ... avoiding overfitting", "03: bottom-k sweep, paired against k = 0",
+    m = r["04"]
+    add("freezing certain layers ... avoiding overfitting", "04: bottom-k sweep, paired against k = 0",
         m and "; ".join(f"{row['A']} {row['task']}: {_verdict(row)}" for row in m["sweep_comparisons"]))
     if r["01"] and "few_labels" in r["01"]:
         add("... (against full fine-tuning, by training-set size)", "01 § 9: full fine-tuning vs the frozen encoder + "
@@ -506,14 +518,14 @@ def claims() -> str:
             "; ".join(f"fine-tuning − frozen, {row['labels']} labels: {_interval(row)}, {_verdict(row)}"
                       for row in r["01"]["few_labels"]["comparisons"]))
     if m and "frozen_head" in m:
-        add("freezing a task head (scenario 3)", f"03: joint training ({_top_layer(m)}), topic head frozen vs "
+        add("freezing a task head (scenario 3)", f"04: joint training ({_top_layer(m)}), topic head frozen vs "
             "trainable, paired",
             "; ".join(f"{row['task']}: {_verdict(row)}" for row in m["frozen_head"])
             + " (the frozen head stays bit-identical)")
-        add("the choice of pretrained model matters", "03: frozen probe, pretrained vs random weights",
+        add("the choice of pretrained model matters", "04: frozen probe, pretrained vs random weights",
             "; ".join(f"{row['task']}: {_interval(row)}, {_verdict(row)}" for row in m["pretrained_vs_random"]))
-    m = r["04"]
-    add("layer-wise rates help foundational layers retain general knowledge", "04: each arm vs uniform, paired; "
+    m = r["05"]
+    add("layer-wise rates help foundational layers retain general knowledge", "05: each arm vs uniform, paired; "
         "mean rate over depth matched",
         m and "; ".join(f"{row['A']}: {_verdict(row)}" for row in m["comparisons"])
         + " (lower layers do move less: bottom/top weight change "
@@ -521,7 +533,7 @@ def claims() -> str:
     if m and "forgetting_protection" in m:
         topic = [row for row in m["forgetting_protection"] if row["task"] == "topic"]
         kept = {row["A"]: row["share of topic's gain kept"] for row in m["forgetting"]}
-        add("... retain (the other task's knowledge, multi-task)", "04: continued on sentiment, topic watched, each "
+        add("... retain (the other task's knowledge, multi-task)", "05: continued on sentiment, topic watched, each "
             "decay vs uniform", "topic: " + "; ".join(f"{row['A']} {_interval(row)}, {_verdict(row)}" for row in topic)
             + "; share of topic's gain kept " + ", ".join(f"{k} {v:.0%}" for k, v in kept.items()) + " (one seed)")
     return "\n".join(rows)

@@ -1,6 +1,6 @@
 """Gradient conflict: do two tasks pull the shared encoder the same way? Per encoder unit (embeddings, each layer), the
 cosine of the two tasks' gradients: +1 the same way, 0 unrelated, −1 opposite (conflict), where sharing can cost
-accuracy (Yu et al. 2020, *Gradient Surgery for Multi-Task Learning*, measure the same cosine). Taught in notebook 02.
+accuracy (Yu et al. 2020, *Gradient Surgery for Multi-Task Learning*, measure the same cosine). Taught in notebook 03.
 """
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Retrieval and clustering scores of sentence vectors, as sentence-transformers and MTEB compute them (notebook 05).
+"""Retrieval and clustering scores of sentence vectors, as sentence-transformers and MTEB compute them (notebook 02).
 
 * :func:`rank_metrics`: per query recall@1, recall@10, MRR@10, nDCG@10, as ``InformationRetrievalEvaluator`` computes;
 * :func:`bm25_scores`: the lexical baseline, BM25 from the ``bm25s`` library (Lucene's variant);

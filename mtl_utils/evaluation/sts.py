@@ -3,7 +3,7 @@
 The STS benchmark (Cer et al., 2017, *SemEval-2017 Task 1*) rates sentence pairs from 0 (unrelated) to 5 (the same
 meaning), averaged over annotators. The cosine of each pair's vectors (nothing trained) is correlated with the ratings
 over the test pairs: Spearman's rank correlation, as SBERT (Reimers & Gurevych, 2019) and MTEB report (only the order
-of the cosines matters to a search or a threshold), with Pearson beside it. Taught in notebook 05 (§ 8). Example, for
+of the cosines matters to a search or a threshold), with Pearson beside it. Taught in notebook 02 (§ 7). Example, for
 all-MiniLM-L6-v2 (Spearman 0.820, MTEB's score)::
 
     sts_scores(pair_cosines(encoder, pairs["sentence1"], pairs["sentence2"]), pairs["score"])

@@ -1,5 +1,5 @@
 """What one batch of sentences becomes on its way through the multi-task model, stage by stage (all but the heads
-shared by the tasks). Taught in notebook 02 (the multi-task model).
+shared by the tasks). Taught in notebook 03 (the multi-task model).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """What defines a training run: :class:`TrainConfig`, validated field by field when made (a bad field raises
-``ValueError`` naming it and what it accepts), and notebook 04's loss weights.
+``ValueError`` naming it and what it accepts), and notebook 05's loss weights.
 
 Every field is part of a run's cache key (:mod:`series.runs`); NumPy scalars become Python numbers, so it serialises.
 """
@@ -192,5 +192,5 @@ class TrainConfig:
 
 def chance_loss_weights(data: Mapping[str, Task], tasks: Sequence[str]) -> dict[str, float]:
     """Loss weights ``1 / ln(classes)``: each task's cross-entropy over its value at chance, so every weighted loss
-    starts near 1 (an untrained 5-class head at ln 5 ≈ 1.61). Taught in notebook 04."""
+    starts near 1 (an untrained 5-class head at ln 5 ≈ 1.61). Taught in notebook 05."""
     return {t: 1.0 / math.log(data[t].num_labels) for t in tasks}

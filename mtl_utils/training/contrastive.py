@@ -1,4 +1,4 @@
-"""The losses that make a sentence transformer, and the GradCache trick. Taught in notebook 05.
+"""The losses that make a sentence transformer, and the GradCache trick. Taught in notebook 02.
 
 * :func:`in_batch_negatives_loss`: sentence-transformers' ``MultipleNegativesRankingLoss`` (the tests check they agree);
 * :func:`cosine_similarity_loss`: SetFit's default, sentence-transformers' ``CosineSimilarityLoss``;

@@ -11,7 +11,7 @@
 
     >>> negatives, set_aside = mine_hard_negatives(query_vectors, passage_vectors)
 
-Taught in notebook 05 (how a sentence transformer is trained).
+Taught in notebook 02 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 

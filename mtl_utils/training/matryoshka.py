@@ -8,7 +8,7 @@ normalised before its cosines, as a truncated vector is at search time.
 
     >>> loss = matryoshka_loss(queries, passages, dims=(384, 128, 32))
 
-Taught in notebook 05 (how a sentence transformer is trained).
+Taught in notebook 02 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 

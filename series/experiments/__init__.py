@@ -6,7 +6,7 @@ same test set), or, with a single seed, example by example on the test set (McNe
 exact interval). Every comparison carries its interval and, when nothing is detected, the largest effect the
 interval leaves possible (:mod:`series.comparisons`).
 
-The functions live in :mod:`.grids`, :mod:`.tables`, :mod:`.analyses` and :mod:`.sentence` (notebook 05's
+The functions live in :mod:`.grids`, :mod:`.tables`, :mod:`.analyses` and :mod:`.sentence` (notebook 02's
 encoders judged as embeddings, SetFit, the search box); this module re-exports them, and the
 one-model comparison of :mod:`series.comparisons`, so a notebook writes ``experiments.run_grid``
 and ``experiments.compare_correct``.

@@ -1,6 +1,6 @@
-"""Notebook 05's experiments: encoders judged as embeddings (retrieval and clustering), the series' trained
-encoders re-measured, human-judged similarity (STS), SetFit's few-label arm, and the search box over the
-benchmark's passages."""
+"""Notebook 02's experiments: encoders judged as embeddings (retrieval and clustering), human-judged
+similarity (STS), SetFit's few-label arm and the search box over the benchmark's passages; notebook 04 re-measures
+the series' classification-trained encoders with them."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -30,20 +30,18 @@ MAIN = "MRR@10"  # the metric the comparisons are on
 
 
 def series_arms(quick: bool, model: str | None = None) -> dict[str, TrainConfig]:
-    """The encoders notebooks 02–04 train, by the names this notebook gives them: 02's single-task and
-    multi-task models, 03's multi-task model with the bottom 3 (and, in a full run, 5) layers frozen, 04's
-    sentiment model with layer-wise decay ξ = 0.65 (mean rate over depth matched). The configurations are
-    exactly those notebooks' (same protocol call), so every run loads from the run cache."""
+    """The classification-trained encoders notebook 04's last section re-measures, by the names it gives
+    them: 03's single-task and multi-task models, 04's multi-task model with the bottom 3 (and, in a full run,
+    5) layers frozen. The configurations are exactly those notebooks' (same protocol call), so every run loads
+    from the run cache."""
     n_layers = 6
     both = protocol.config(("topic", "sentiment"), quick, model)
     sentiment = protocol.config(("sentiment",), quick, model)
-    arms = {"single-task topic (02)": protocol.config(("topic",), quick, model),
-            "single-task sentiment (02)": sentiment, "multi-task (02)": both,
-            "multi-task, k = 3 frozen (03)": both.replace(frozen_layers=n_layers // 2)}
+    arms = {"single-task topic (03)": protocol.config(("topic",), quick, model),
+            "single-task sentiment (03)": sentiment, "multi-task (03)": both,
+            "multi-task, k = 3 frozen (04)": both.replace(frozen_layers=n_layers // 2)}
     if not quick:
-        arms["multi-task, k = 5 frozen (03)"] = both.replace(frozen_layers=n_layers - 1)
-    xi = 0.65
-    arms["sentiment, ξ = 0.65 (04)"] = sentiment.replace(lr=protocol.mean_matched_lr(xi, n_layers), layer_decay=xi)
+        arms["multi-task, k = 5 frozen (04)"] = both.replace(frozen_layers=n_layers - 1)
     return arms
 
 

@@ -171,7 +171,7 @@ def fixed_versus_runs(fixed_name: str, correct_fixed: np.ndarray, results: Resul
     """One fixed model (``correct_fixed``: which test examples of ``task`` it got right, e.g. the frozen
     encoder's probe, which has no training seed) minus the runs of ``name`` over all their seeds, in
     :func:`compare`'s row format: the fixed side repeats on every seed, so the interval carries the runs'
-    noise and the test set's (:func:`~series.comparisons.compare_seeds`). Taught in notebook 03."""
+    noise and the test set's (:func:`~series.comparisons.compare_seeds`). Taught in notebook 04."""
     seeds = sorted(s for (run, s) in results if run == name)
     if not seeds:
         raise KeyError(f"no runs of '{name}'; the runs are {sorted({run for run, _ in results})}")

@@ -1,44 +1,44 @@
-"""Notebook 03 (freezing): the cache is exact, a frozen network does not learn, the sweep and scenarios are
-complete and paired, a frozen head stays bit-identical through joint training, pretraining beats random
-weights, and forgetting is reported as a share of the gain kept."""
+"""Notebook 03 (multi-task model): the learning curves cover half, once and twice the budget (multi-task at
+the budget only); every model learns well beyond the majority class, the multi-task run gives each task its budget,
+paired comparisons are complete at both fairnesses (same examples, same updates) and judged against the
+margin declared before the runs, the checkpoint reloads exactly."""
 from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
-    assert m["equivalence_max_abs_diff"] < 1e-5, "training on the frozen-layer cache differs from the full model"
-    n = m["num_layers"]
-    ks = sorted(v["k"] for v in m["sweep"].values())
-    assert ks[0] == 0 and ks[-1] == n
-    trainable = [v["trainable"] for v in sorted(m["sweep"].values(), key=lambda v: v["k"])]
-    assert trainable == sorted(trainable, reverse=True) and trainable[-1] < 0.001 * trainable[0]
-    seconds = {v["k"]: v["train_seconds"] for v in m["sweep"].values()}
-    assert seconds[n] < 0.2 * seconds[0], seconds  # heads only on cached vectors is far cheaper
-    for task, baseline in m["majority_baseline"].items():
-        assert m["frozen_all"][task] < m["sweep"]["k=0"]["accuracy"][task]  # random heads learn nothing
-        assert m["sweep"]["k=0"]["accuracy"][task] > baseline + 0.05
-        assert abs(m["gain_kept_by_k"]["0"][task] - 1) < 1e-9  # k = 0 keeps all of its own gain
-    # every k against k = 0 (heads only included), and the frozen backbone's second arm, the probe on the same
-    # examples with no selection; all judged against the margin declared before the runs
-    frozen = [r for r in m["sweep_comparisons"] if r["A"] == "frozen backbone (probe, same examples)"]
-    assert len(m["sweep_comparisons"]) == 2 * (len(ks) - 1) + len(frozen) and f"k={n}" in {
-        r["A"] for r in m["sweep_comparisons"]}
-    assert {r["task"] for r in frozen} == set(m["majority_baseline"])
-    for row in frozen:
-        probe = next(p for p in m["heads_only_vs_probe"] if p["task"] == row["task"])
-        assert abs(row["A accuracy"] - probe["B accuracy"]) < 1e-12 and row["B"] == "k=0", row
-    assert all(r["margin"] > 0 and r["seeds"] == len(m["seeds"]) for r in m["sweep_comparisons"] + m["heads_only_vs_probe"])
-    # scenario 3: joint training with the topic head frozen; the head must not move by a single bit
-    assert m["frozen_head_unchanged"] and all(m["frozen_head_unchanged"].values()), m["frozen_head_unchanged"]
-    assert {r["task"] for r in m["frozen_head"]} == {"topic", "sentiment"}
-    assert m["frozen_head_k"] == n - 1  # both arms train the top layer and the heads (the sweep's k = n - 1)
-    top = m["sweep"].get(f"k={n - 1}")  # the full run's sweep has k = n - 1, the quick run's does not
-    for row in m["frozen_head"]:  # the trainable arm is then the sweep's k = n - 1 runs, from the run cache
-        assert row["B"] == "all heads trainable" and row["seeds"] == len(m["seeds"]), row
-        assert top is None or abs(row["B accuracy"] - top["accuracy"][row["task"]]) < 1e-9, row
-    for row in m["sweep_comparisons"] + m["forgetting"] + m["frozen_head"] + m["heads_only_vs_probe"] \
-            + m["pretrained_vs_random"]:
+    base = m["majority_baseline"]
+    # margins over the majority class seen in quick runs, with room for noise
+    margins = {"topic": 0.3, "sentiment": 0.05 if m["budget"] > 1000 else 0.0}  # quick: 400 film-split snippets
+    for task, margin in margins.items():
+        for run in (f"single-task {task}", "multi-task"):
+            assert m["accuracy"][f"{run}/{task}"]["mean"] > base[task] + margin, (run, task, m["accuracy"])
+        assert m["probe"][task]["accuracy"] > base[task] + margin
+    assert m["steps_per_task"]["topic"] == m["steps_per_task"]["sentiment"]  # round-robin: equal steps per task
+    arms = {"multi-task", "multi-task, half per task"}
+    assert {(r["A"], r["task"], r["B"]) for r in m["sharing"]} == {
+        (a, t, f"single-task {t}") for a in arms for t in ("topic", "sentiment")}
+    assert all(r["margin"] == m["margin"] > 0 and r["equivalent"] == (-m["margin"] <= r["low"] and r["high"] <= m["margin"])
+               for r in m["sharing"])
+    budget, curve = m["budget"], m["learning_curve"]
+    points = {(r["experiment"], r["task"]): [] for r in curve}
+    for r in curve:
+        points[(r["experiment"], r["task"])].append(r["examples per task"])
+        assert 0 <= r["validation accuracy"] <= 1
+    full = budget > 1000  # quick runs stop the curve at the budget
+    for t in ("topic", "sentiment"):
+        assert points[(f"single-task {t}", t)] == [budget // 2, budget] + ([2 * budget] if full else [])
+        assert points[("multi-task", t)] == [budget]
+    # the budget's point is the grid's own run (same configuration and seed, loaded from the run cache)
+    at_budget = {(r["experiment"], r["task"]): r["test accuracy"] for r in curve if r["examples per task"] == budget}
+    seed = m["seeds"][0]
+    for t in ("topic", "sentiment"):
+        assert abs(at_budget[(f"single-task {t}", t)] - m["per_seed"][f"single-task {t}/{t}/{seed}"]) < 1e-9
+    for row in m["sharing"] + m["versus_probe"]:
         check_comparison(row)
-    # what pretraining is worth: the pretrained probe beats the same network with random weights on topic
-    topic = next(r for r in m["pretrained_vs_random"] if r["task"] == "topic")
-    assert topic["detected"] and topic["difference"] > 0, topic
-    assert m["forgetting_gain_kept"] <= 1.5 and len(m["topic_test_accuracy_by_round"]) >= 2
+    # fine-tuning against the frozen probe on the same examples: one row per task, over the seeds, with margin
+    assert {(r["A"], r["task"]) for r in m["versus_probe"]} == {(f"single-task {t}", t) for t in ("topic", "sentiment")}
+    assert all(r["seeds"] == len(m["seeds"]) and r["margin"] == m["margin"] for r in m["versus_probe"])
+    cosines = m["gradient_cosine"]
+    assert all(-1 <= c <= 1 for c in cosines.values()) and len(set(round(c, 6) for c in cosines.values())) > 1
+    assert 0 <= m["neutral_news"]["share called positive"] <= 1
+    assert m["reload_max_abs_diff"] < 1e-5

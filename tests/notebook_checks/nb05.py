@@ -1,90 +1,66 @@
-"""Notebook 05 (sentence training): the benchmark is the one described (queries = test headlines, more
-passages than queries), the loss agrees with sentence-transformers', pretraining and contrastive training
-show in the retrieval numbers, every comparison row is consistent, and each section recorded its table."""
-from . import check_comparison
-
-METRICS = ("recall@1", "recall@10", "MRR@10", "nDCG@10")
-
-
-def _scores(row: dict) -> None:
-    for name in METRICS:
-        assert 0 <= row[name] <= 1, row
-    assert row["recall@1"] <= row["recall@10"] and row["recall@1"] <= row["MRR@10"] <= row["recall@10"], row
+"""Notebook 05 (layer-wise learning rates): groups, rates, schedule, the weight-change mechanism, paired
+comparisons of every configuration against uniform rates, judged against margins declared before the runs;
+gradual unfreezing keeps its last round (no selection, as uniform); summed vs alternating at equal steps and
+examples; the shares of steps of round-robin and proportional sampling; the arms with the whole encoder trained."""
+from notebook_checks import check_comparison
 
 
 def check(m: dict) -> None:
-    bench = m["benchmark"]
-    assert bench["passages"] > bench["queries"] > 0 and bench["training pairs"] > bench["queries"], bench
-    loss = m["loss_reference"]
-    assert abs(loss["ours"] - loss["sentence-transformers"]) < 1e-5, loss
-    base = {row["encoder"]: row for row in m["baselines"]}
-    for row in base.values():
-        _scores(row)
-    # pretraining is worth a lot: random weights retrieve far worse than the shipped model, and BM25 works
-    assert base["MiniLM as shipped"]["MRR@10"] > base["MiniLM, random weights"]["MRR@10"] + 0.1, base
-    assert base["BM25 (bm25s)"]["MRR@10"] > base["MiniLM, random weights"]["MRR@10"], base
-    assert 0 < base["MiniLM as shipped"]["V-measure (topic)"] <= 1, base
-    rows = [*m["pooling_retrieval"], *m["contrastive"]["comparisons"], *m["batch_sizes"]["comparisons"],
-            *m["setfit"]["comparisons"], *m["series"]["comparisons"], *m["contrastive_task"]["comparisons"],
-            *m["sts"]["comparisons"], *m["hard_negatives"]["comparisons"], *m["matryoshka"]["comparisons"]]
-    for row in rows:
+    # every trainable parameter sits in exactly one optimizer group, for every setting shown
+    for name, cov in m["coverage"].items():
+        assert cov["trainable, in no group"] == 0 and cov["in two groups"] == 0 and cov["frozen in a group"] == 0, name
+        assert cov["grouped parameters"] == cov["trainable parameters"] > 0, name
+    # rates from the top layer down to the embeddings: constant when uniform, strictly decreasing under decay
+    for name, rates in m["rates_top_down"].items():
+        assert len(rates) == m["n_layers"] + 1, name
+        if name == "uniform":
+            assert len(set(rates)) == 1
+        else:
+            assert all(a > b for a, b in zip(rates, rates[1:])), f"{name}: rates do not fall with depth: {rates}"
+    assert m["schedule_ratio_spread"] < 1e-9, "the schedule must scale every group by the same factor"
+    # the mechanism: decayed runs moved their bottom layer less, relative to the top, in proportion to xi^(L-1)
+    ratio, decays = m["bottom_over_top"], m["layer_decay"]
+    for name, xi in decays.items():
+        if xi is not None:
+            relative = ratio[name] / ratio["uniform"]
+            expected = xi ** (m["n_layers"] - 1)
+            assert 0.7 * expected < relative < 1.3 * expected, (name, relative, expected)
+    # every decayed setting keeps uniform's mean rate over depth (the top layer pays for the slower bottom)
+    uniform_rate = m["rates_top_down"]["uniform"][0]
+    for name, rates in m["rates_top_down"].items():
+        assert abs(sum(rates) / len(rates) - uniform_rate) < 1e-9 * uniform_rate, (name, rates)
+        assert m["top_lr"][name] == rates[0]
+    assert {r["A"] for r in m["comparisons"]} == set(m["experiments"]) - {"uniform"}
+    for row in m["comparisons"]:
+        assert row["B"] == "uniform" and row["margin"] > 0
         check_comparison(row)
-    for row in m["contrastive"]["per seed"]:
-        _scores(row)
-    sizes = [row["batch"] for row in m["batch_sizes"]["table"]]
-    assert sizes == sorted(sizes) and len(sizes) >= 2, sizes
-    for row in m["batch_sizes"]["table"]:   # GradCache keeps one mini-batch's graph
-        assert 0 < row["saved activations (MB)"] <= row["full-batch activations (MB)"] + 1e-9, row
-    assert {row["B"] for row in m["setfit"]["comparisons"]} == {"full fine-tuning", "frozen encoder + probe"}
-    assert all(row["labels"] == m["setfit"]["labels"] for row in m["setfit"]["runs"])
-    encoders = {row["encoder"] for row in m["series"]["table"]}
-    assert {"MiniLM as shipped", "multi-task (02)", "multi-task + contrastive"} <= encoders, encoders
-    assert {row["task"] for row in m["contrastive_task"]["comparisons"]} == {"retrieval (MRR@10)", "topic",
-                                                                             "sentiment"}
-    # fair arms: every batch size and the contrastive task over the protocol's seeds, judged against the
-    # margins declared before their runs; the batch's rate scaled with it (square-root rule)
-    seeds = len(m["contrastive"]["per seed"])
-    for row in m["batch_sizes"]["comparisons"] + m["contrastive_task"]["comparisons"]:
-        assert row["seeds"] == seeds and row["margin"] > 0, row
-    rates = {row["batch"]: row["lr"] for row in m["batch_sizes"]["table"]}
-    for b, lr in rates.items():
-        assert abs(lr / rates[sizes[0]] - (b / sizes[0]) ** 0.5) < 1e-9, rates
-    assert len(m["contrastive_task"]["seeds"]) == seeds
-    # no encoder is clustered on the labels it was trained to separate
-    for row in m["series"]["table"]:
-        if row.get("topic accuracy") is not None:
-            assert row["V-measure (topic)"] is None, row
-    sts = m["sts"]
-    assert 0 < sts["pairs"] <= 1379, sts["pairs"]
-    shipped = [row for row in sts["table"] if row["encoder"] == "MiniLM as shipped"]
-    if sts["pairs"] == 1379:  # a full run (the default model: the only one the records hold)
-        # the whole test split: the series' encoder and cosine reproduce the model's published score
-        # (MTEB's STSBenchmark, Spearman 82.03, Pearson 82.74)
-        assert abs(shipped[0]["spearman"] - 0.8203) < 0.0005 and abs(shipped[0]["pearson"] - 0.8274) < 0.0005
-    assert all(-1 <= row["spearman"] <= 1 and -1 <= row["pearson"] <= 1 for row in sts["table"])
-    _hard_negatives_and_matryoshka(m, seeds)
-
-
-def _hard_negatives_and_matryoshka(m: dict, seeds: int) -> None:
-    """§ 4 and § 5: paired with § 2's runs on every seed, against margins declared before the runs; the
-    miner set aside at least the headlines another passage beats; the curve covers every arm and prefix."""
-    hard, nested = m["hard_negatives"], m["matryoshka"]
-    assert 0 < hard["relative margin"] < 1, hard
-    assert 0 <= hard["headlines beaten by another passage"] <= hard["headlines with passages set aside"]
-    assert 0 <= hard["headlines without a negative"] <= hard["headlines with passages set aside"], hard
-    assert hard["headlines with passages set aside"] <= m["benchmark"]["training pairs"], hard
-    assert {row["task"] for row in hard["comparisons"]} == {"retrieval (MRR@10)", "retrieval (recall@1)"}
-    dims = nested["dims"]
-    assert dims == sorted(dims, reverse=True) and len(nested["comparisons"]) == len(dims), nested
-    for row in hard["comparisons"] + nested["comparisons"]:
-        assert row["seeds"] == seeds and row["margin"] > 0, row
-    arms = {row["encoder"] for row in nested["curve"]}
-    assert arms == {"MiniLM as shipped", "contrastive (§ 2)", "Matryoshka"}, arms
-    for arm in arms:
-        curve = {row["dims"]: row["MRR@10"] for row in nested["curve"] if row["encoder"] == arm}
-        assert sorted(curve) == sorted(dims) and all(0 <= v <= 1 for v in curve.values()), curve
-    # the full prefix of § 2's runs is § 2's own score, seed by seed
-    full = sorted(row["MRR@10"] for row in nested["curve"]
-                  if row["encoder"] == "contrastive (§ 2)" and row["dims"] == dims[0])
-    per_seed = sorted(row["MRR@10"] for row in m["contrastive"]["per seed"])
-    assert len(full) == len(per_seed) and all(abs(a - b) < 1e-9 for a, b in zip(full, per_seed)), full
+    assert m["gradual_best_round"] == m["gradual_rounds"], "gradual unfreezing must keep its last round"
+    assert m["accuracy"]["uniform"] > m["majority_baseline"] + (0.05 if len(m["seeds"]) > 1 else 0.0)  # quick: 400
+    # gradual unfreezing is an arm like the others; forgetting: uniform and decayed continuations, paired
+    assert "gradual unfreezing" in m["experiments"]
+    decayed = [f"ξ = {xi}" for xi in m["forget_decays"]]
+    assert [r["A"] for r in m["forgetting"]] == ["uniform", *decayed]
+    for row in m["forgetting"] + m["forgetting_protection"]:
+        check_comparison(row)
+        assert -1 <= row["difference"] <= 1
+    for row in m["forgetting"]:
+        assert row["share of topic's gain kept"] <= 1.5, row  # a share of the starting model's gain
+    assert {(r["A"], r["task"]) for r in m["forgetting_protection"]} == {(name, task) for name in decayed
+                                                                           for task in ("topic", "sentiment")}
+    # summed vs alternating: the same steps and examples (half a batch of each task per summed step)
+    lc = m["loss_combination"]
+    assert lc["steps"]["summed"] == lc["steps"]["alternating"], lc["steps"]
+    assert lc["weights"]["topic"] < 1 < lc["weights"]["sentiment"]  # 1/ln 5 and 1/ln 2, shown not trained
+    for run in ("alternating", "summed"):
+        assert lc["accuracy"][f"{run}/topic"] > lc["majority_baseline"]["topic"] + 0.3, (run, lc["accuracy"])
+        assert lc["accuracy"][f"{run}/sentiment"] > lc["majority_baseline"]["sentiment"] - 0.05, (run, lc["accuracy"])
+    assert {(r["A"], r["B"], r["task"]) for r in lc["comparisons"]} == {
+        ("summed", "alternating", t) for t in ("topic", "sentiment")}
+    for row in lc["comparisons"]:
+        assert row["margin"] > 0
+        check_comparison(row)
+    # task sampling: round-robin and proportional shares of steps (the proportional arm is notebook 03's exercise 2)
+    ts = m["task_sampling"]
+    in_proportion = ts["sizes"]["topic"] / sum(ts["sizes"].values())
+    assert ts["shares"]["round-robin"]["topic"] == 0.5
+    assert abs(ts["shares"]["proportional"]["topic"] - in_proportion) < 1e-12, ts["shares"]
