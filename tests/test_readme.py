@@ -75,6 +75,18 @@ def test_a_refresh_from_the_cache_keeps_the_time_of_the_run_that_trained():
         **never, "metrics": {"runtime_minutes": 0.11}}  # trains nothing: no cold run to keep
 
 
+def test_a_refresh_that_trains_only_pair_runs_counts_as_trained(tmp_path, monkeypatch):
+    """Notebook 02 trains pair runs only (``pairs/``): its cold render must not be mistaken for a warm one."""
+    from tools.run_notebooks import run_entries
+
+    monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
+    assert run_entries() == set()
+    (tmp_path / "runs" / "a").mkdir(parents=True)
+    before = run_entries()
+    (tmp_path / "pairs" / "b").mkdir(parents=True)
+    assert run_entries() != before and run_entries() == {"runs/a", "pairs/b"}
+
+
 def test_the_index_shows_a_cold_run_marked_with_the_warm_time_below(tmp_path, monkeypatch):
     import json
 

@@ -68,9 +68,9 @@ def execute(notebook: Path, target: Path, parameters: dict, cwd: Path | None = N
 
 
 def run_entries() -> set[str]:
-    """The run cache's entries (one per trained configuration)."""
-    folder = paths.cache_dir() / "runs"
-    return {p.name for p in folder.iterdir() if p.is_dir()} if folder.is_dir() else set()
+    """The run cache's entries (one per trained configuration): classifier runs and pair runs."""
+    return {f"{kind}/{p.name}" for kind in ("runs", "pairs") if (paths.cache_dir() / kind).is_dir()
+            for p in (paths.cache_dir() / kind).iterdir() if p.is_dir()}
 
 
 def keep_cold_run(old: dict, new: dict) -> dict:
