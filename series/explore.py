@@ -10,7 +10,7 @@ Tests drive the controls without a browser: set ``control.value``, read ``view.v
 * :func:`freezing_explorer` (notebook 04): pick k, see what trains, the trainable parameters and what the
   sweep measured at that k;
 * :func:`decay_explorer` (notebook 05): move ξ, see every group's peak rate and the schedule;
-* :func:`sentence_explorer` (notebooks 01 and 05): type a sentence, see its nearest neighbours and what the
+* :func:`sentence_explorer` (notebooks 01 and 04): type a sentence, see its nearest neighbours and what the
   probes (01) or both heads (04) answer (:class:`Neighbourhood`).
 """
 from __future__ import annotations
@@ -236,7 +236,7 @@ def decay_explorer(model: torch.nn.Module, lr: float, head_lr: float, weight_dec
                     "the rates for ξ = " + ", ".join(f"{v:g}" for v in static_values))
 
 
-# --- notebooks 01 and 05: a sentence, its neighbours and the classifiers' answers -------------------------
+# --- notebooks 01 and 04: a sentence, its neighbours and the classifiers' answers -------------------------
 
 def _answer(task: str, labels: Sequence[str], probabilities: np.ndarray) -> dict[str, str]:
     best = int(np.argmax(probabilities))
@@ -318,7 +318,7 @@ def sentence_view(space: Neighbourhood, sentence: str, k: int = 5) -> str:
 
 
 def sentence_explorer(space: Neighbourhood, sentence: str, examples: Sequence[str] = (), k: int = 5):
-    """A text box (notebooks 01 and 05): type a sentence, see every task's answer and its nearest neighbours
+    """A text box (notebooks 01 and 04): type a sentence, see every task's answer and its nearest neighbours
     under the encoder. Static: ``sentence`` and ``examples``."""
     import ipywidgets as widgets
 

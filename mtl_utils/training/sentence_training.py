@@ -1,5 +1,6 @@
 """Training a sentence encoder on pairs, as sentence transformers are, and the contrastive task in the multi-task model.
-Finished pair runs are kept in the series' run store (:mod:`series.pair_runs`). Taught in notebook 02.
+Finished pair runs are kept in the series' run store (:mod:`series.pair_runs`). Taught in notebook 02 (pairs,
+SetFit) and notebook 04 (the contrastive task).
 
 * :class:`PairConfig`, :class:`PairTrainer`: in-batch negatives or the cosine loss (SetFit), GradCache optional;
 * :func:`setfit_pairs`: SetFit's pairs from a few labelled sentences;

@@ -58,7 +58,7 @@ def _embedding_cost(m: dict) -> None:
     assert len(m["contrastive_task"]["seeds"]) == seeds
     for row in [*m["series"]["comparisons"], *m["contrastive_task"]["comparisons"], *m["sts"]["comparisons"]]:
         check_comparison(row)
-    for row in m["contrastive_task"]["comparisons"] + m["sts"]["comparisons"]:
+    for row in m["series"]["comparisons"] + m["contrastive_task"]["comparisons"] + m["sts"]["comparisons"]:
         assert row["seeds"] == seeds and row["margin"] > 0, row
     # no encoder is clustered on the labels it was trained to separate
     for row in m["series"]["table"]:
