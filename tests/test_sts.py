@@ -21,6 +21,9 @@ def test_the_benchmark_has_its_published_splits():
     assert corpora.load_sts("test")["score"].min() >= 0
     with pytest.raises(ValueError, match="unknown STS split 'validation'"):
         corpora.load_sts("validation")
+    quick = corpora.load_sts("test", quick=True)  # what notebooks 02 and 04 score in quick mode
+    assert len(quick) == corpora.QUICK_STS_PAIRS and quick.equals(corpora.load_sts("test", quick=True))
+    assert set(quick["sentence1"]) <= set(test["sentence1"])
 
 
 class _Lookup:
