@@ -1,6 +1,4 @@
-"""Batches of tokenised texts: length-sorted order, padding, and a context that switches dropout off: the pieces of
-every inference loop (tokenise once, sort by length, pad per batch, run in eval mode, write back in input order).
-"""
+"""The pieces of every inference loop: length-sorted batches, padding per batch, eval mode (dropout off)."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence

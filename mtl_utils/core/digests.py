@@ -1,11 +1,7 @@
-"""Digests and atomic writes: the one place they are defined.
-
-* :func:`file_sha256`: a file's SHA-256, remembered per process while the file is unchanged (:func:`file_identity`);
-* :func:`update_with_texts` / :func:`texts_sha256`: texts hashed length-prefixed, for every cache key over texts;
-* :func:`manifest_of` / :func:`first_mismatch`: a folder's files with their digests, and the first that differs;
-* :func:`write_atomic`: a file written beside its target and renamed into place, never seen half-written;
-* :func:`publish_folder`: a finished folder swapped in, the old one kept until the new one is in place.
-"""
+"""Digests and atomic writes, the one place they are defined: :func:`file_sha256` (remembered while the file is
+unchanged, :func:`file_identity`), :func:`texts_sha256` / :func:`update_with_texts` (texts hashed length-prefixed, for
+every cache key over texts), :func:`manifest_of` / :func:`first_mismatch` (a folder's files' digests; the first that
+differs), :func:`write_atomic` (written beside, renamed into place), :func:`publish_folder` (a folder swapped in)."""
 from __future__ import annotations
 
 import hashlib

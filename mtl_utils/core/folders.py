@@ -1,10 +1,6 @@
-"""Sealed folders: a folder of files written whole, checked before it is read (static int8 models,
-:mod:`mtl_utils.serving.static_int8`; the run store's entries, :mod:`series.store`).
-
-* :func:`publish`: written into a hidden sibling, sealed with ``manifest.json`` (:func:`seal`), then swapped in;
-* :func:`verify`: a folder whose manifest is missing or does not match its files is :class:`DamagedEntry`;
-* :func:`recover`: a swap killed between its two renames is put back, and what crashed writes left is removed.
-"""
+"""Sealed folders, written whole and checked before read (static int8 models; :mod:`series.store`'s entries):
+:func:`publish` writes a hidden sibling, seals it with ``manifest.json`` (:func:`seal`) and swaps it in; :func:`verify`
+raises :class:`DamagedEntry` for a missing or wrong manifest; :func:`recover` undoes a swap killed mid-rename."""
 from __future__ import annotations
 
 import json
@@ -87,8 +83,7 @@ def leftover(folder: Path) -> Path | None:
 
 
 def recover(folder: Path, tidy_all: bool = False) -> None:
-    """Put back the entry a killed swap left hidden (:func:`leftover`), then remove what finished or crashed writes
-    left: all with ``tidy_all`` (the caller holds the lock), else what is over an hour old. Unwritable folders stay."""
+    """Put back what a killed swap left hidden (:func:`leftover`); remove stale leftovers (all: ``tidy_all``)."""
     found = leftover(folder)
     try:
         if found is not None:

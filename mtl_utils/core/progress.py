@@ -1,7 +1,5 @@
-"""Progress bars, one policy: a line updating in place (a widget in JupyterLab); in a headless run (``make run`` sets
-``MTL_HEADLESS=1``) one line, its final state, when it closes (inner bars, ``leave=False``, print nothing), so executed
-notebooks keep a line per loop. ``TQDM_DISABLE=1`` (the tests) switches every bar off.
-"""
+"""Progress bars, one policy: a line updating in place (a widget in JupyterLab); headless (``MTL_HEADLESS=1``,
+``make run``), only the final line, on close (none for inner bars, ``leave=False``); ``TQDM_DISABLE=1``: none."""
 from __future__ import annotations
 
 import os

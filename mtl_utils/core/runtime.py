@@ -1,9 +1,6 @@
-"""Where the series computes: one device setting and one thread setting, both recorded with every run.
-
-* :func:`device`: a CUDA GPU when there is one, else the CPU; ``MTL_DEVICE`` or an argument overrides it;
-* :func:`set_threads`: PyTorch's intra-op threads, the same in every notebook (``MTL_THREADS`` or every core);
-* :func:`cpu`: the CPU's model and the instruction sets that decide int8 and bf16 speed.
-"""
+"""Where the series computes, recorded with every run: :func:`device` (a CUDA GPU when there is one, else the CPU;
+``MTL_DEVICE`` or an argument overrides it), :func:`set_threads` (PyTorch's intra-op threads, ``MTL_THREADS`` or every
+core), :func:`cpu` (the CPU's model and the instruction sets that decide int8 and bf16 speed)."""
 from __future__ import annotations
 
 import os
@@ -18,8 +15,7 @@ THREADS_ENV = "MTL_THREADS"
 
 
 def device(name: str | torch.device | None = None) -> torch.device:
-    """The device to compute on: ``name``, else ``$MTL_DEVICE``, else ``cuda`` if available, else ``cpu`` (a
-    ``torchrun`` process: its own ``cuda:$LOCAL_RANK``); a missing GPU is an error, never a silent fall-back."""
+    """``name``, else ``$MTL_DEVICE``, else ``cuda`` if there is one, else ``cpu``; torchrun: ``cuda:$LOCAL_RANK``."""
     choice = name or os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         chosen = torch.device(choice)

@@ -8,8 +8,7 @@ import transformers
 
 
 def set_seed(seed: int, deterministic: bool = True) -> None:
-    """Seed Python's ``random``, NumPy and PyTorch (every device) with ``transformers.set_seed``; ``deterministic`` also
-    asks torch for deterministic kernels, warning where an operation has none. ``PYTHONHASHSEED`` is not set."""
+    """Seed ``random``, NumPy and PyTorch (``transformers.set_seed``); ``deterministic``: deterministic kernels too."""
     transformers.set_seed(seed)
     if deterministic:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")  # read when CUDA initialises

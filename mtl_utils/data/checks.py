@@ -1,6 +1,5 @@
-"""Tasks checked before anything is computed from them: every split has text and label columns, non-empty
-texts and integer class ids in range, and each task's name is the key it is stored under. What is allowed but
-suspect (one class only, a text in two splits, one text with two labels) is reported by :func:`data_warnings`."""
+"""Tasks checked before anything is computed from them (columns, non-empty texts, class ids in range, names); what is
+allowed but suspect (one class only, a text in two splits or with two labels) is reported by :func:`data_warnings`."""
 from __future__ import annotations
 
 import warnings
@@ -13,8 +12,7 @@ from mtl_utils.data.tasks import SPLITS, Task
 
 
 def check_datasets(data: Mapping[str, Task], tasks: Sequence[str], warn: bool = True) -> None:
-    """Check every split of ``tasks`` before any model loads: the task exists, ``text`` and ``label`` columns, rows,
-    non-empty string texts, class-id labels (errors name task, split, row); ``warn``: emit :func:`data_warnings`."""
+    """Check every split of ``tasks`` before any model loads (errors name task, split, row); ``warn``: warn too."""
     for name in tasks:
         if name not in data:
             raise KeyError(f"no data for task '{name}'; data has {list(data)}")
@@ -37,8 +35,7 @@ def warn_about(data: Mapping[str, Task], tasks: Sequence[str], stacklevel: int =
 
 
 def data_warnings(data: Mapping[str, Task], tasks: Sequence[str]) -> list[str]:
-    """What is suspect in checked tasks, a message each: one class only, texts in train and test/validation or with
-    two labels."""
+    """What is suspect, a message each: one class only, a text in train and test/validation, a text with two labels."""
     found = []
     for name in tasks:
         task = data[name]

@@ -1,8 +1,5 @@
-"""A retrieval set: queries, a corpus of passages, and which passages answer each query, checked when built.
-
-The series' benchmark (find a BBC article's passage from its headline) is built by
-:mod:`series.headline_passages`; :mod:`mtl_utils.evaluation.retrieval` scores encoders on any such set.
-"""
+"""A retrieval set: queries, passages and which answer each query, checked when built. The series' benchmark:
+:mod:`series.headline_passages`; :mod:`mtl_utils.evaluation.retrieval` scores encoders on any such set."""
 from __future__ import annotations
 
 from collections import Counter

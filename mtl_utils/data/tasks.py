@@ -1,6 +1,5 @@
 """A classification task as the trainer takes it: label names and a table (``text``, ``label``) per split; any data in
-this shape trains (:mod:`mtl_utils.data.checks` checks it). The series' own tasks are built by :mod:`series.corpora`.
-"""
+this shape trains (:mod:`mtl_utils.data.checks` checks it). The series' own tasks are built by :mod:`series.corpora`."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

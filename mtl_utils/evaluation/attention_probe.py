@@ -1,9 +1,6 @@
 """Attention pooling as a probe: a learned query ``q`` weights token ``t`` by ``softmax_t(q · h_t / sqrt(d))`` over the
-sentence's real word pieces; at ``q = 0`` that is **exactly mean pooling**. So a probe learning ``q`` from ``q = 0``,
-against the same probe with ``q`` fixed at zero, isolates what learning *where to look* adds over the mean (notebook
-01), on the frozen encoder's token vectors (:func:`token_vectors`); :func:`series.comparisons.compare_over_seeds`
-pairs two probes over seeds and sentences.
-"""
+sentence's real word pieces; at ``q = 0`` that is **exactly mean pooling**, so a probe learning ``q`` from 0, paired
+with one keeping ``q`` at 0, isolates what learning *where to look* adds (notebook 01; :func:`token_vectors`)."""
 from __future__ import annotations
 
 import copy

@@ -1,7 +1,5 @@
-"""Gradient conflict: do two tasks pull the shared encoder the same way? Per encoder unit (embeddings, each layer), the
-cosine of the two tasks' gradients: +1 the same way, 0 unrelated, −1 opposite (conflict), where sharing can cost
-accuracy (Yu et al. 2020, *Gradient Surgery for Multi-Task Learning*, measure the same cosine). Taught in notebook 03.
-"""
+"""Gradient conflict: the cosine of two tasks' gradients per encoder unit (embeddings, each layer): +1 alike, 0
+unrelated, −1 opposite (Yu et al. 2020, *Gradient Surgery for Multi-Task Learning*). Taught in notebook 03."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

@@ -1,6 +1,5 @@
 """Scores of a classifier: accuracy and macro-F1 from labels or logits, the majority-class baseline. Whether a
-difference is real: :mod:`series.statistics`, :mod:`series.intervals`, :mod:`series.comparisons`.
-"""
+difference is real: :mod:`series.statistics`, :mod:`series.intervals`, :mod:`series.comparisons`."""
 from __future__ import annotations
 
 from collections.abc import Sequence

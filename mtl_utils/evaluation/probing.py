@@ -1,9 +1,6 @@
-"""Frozen-encoder probes: embed texts once with every pooling, then fit a logistic regression per pooling.
-
-:func:`embed_poolings` pools the same token vectors with each mode (one pass for ``mean``, ``cls`` and ``max``).
-:func:`probe` chooses ``C`` on validation and scores the test split (:func:`probe_cv`: by cross-validation, for label
-budgets); :func:`bag_of_words_probe`: the baseline without an encoder; :func:`randomly_initialised`: no pretraining.
-"""
+"""Frozen-encoder probes: texts embedded once with every pooling (:func:`embed_poolings`), a logistic regression per
+pooling: :func:`probe` chooses ``C`` on validation and scores the test split (:func:`probe_cv`: by cross-validation, for
+label budgets); :func:`bag_of_words_probe`: no encoder; :func:`randomly_initialised`: no pretraining."""
 from __future__ import annotations
 
 import warnings
@@ -155,8 +152,7 @@ def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_
 
 def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray], seed: int = 0,
                        **probe_kwargs) -> ProbeResult:
-    """The same probe on TF-IDF word and word-pair counts (train-split vocabulary, words seen twice or more): what
-    surface vocabulary alone gets, e.g. a data set's shortcut. ``texts``/``labels`` per split."""
+    """The same probe on TF-IDF words and word pairs (seen twice in train): what vocabulary alone gets."""
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     train_X = vectorizer.fit_transform(list(texts["train"]))
     return probe(train_X, labels["train"], vectorizer.transform(list(texts["validation"])), labels["validation"],

@@ -1,10 +1,6 @@
-"""Retrieval and clustering scores of sentence vectors, as sentence-transformers and MTEB compute them (notebook 02).
-
-* :func:`rank_metrics`: per query recall@1, recall@10, MRR@10, nDCG@10, as ``InformationRetrievalEvaluator`` computes;
-* :func:`bm25_scores`: the lexical baseline, BM25 from the ``bm25s`` library (Lucene's variant);
-* :func:`semantic_search`: the passages nearest to a query under each encoder;
-* :func:`clustering_score`: V-measure of k-means on sentence vectors against their labels (MTEB's clustering).
-"""
+"""Retrieval and clustering scores of sentence vectors, as sentence-transformers and MTEB compute them (notebook 02):
+:func:`rank_metrics` (recall@1, recall@10, MRR@10, nDCG@10, as ``InformationRetrievalEvaluator``), :func:`bm25_scores`
+(``bm25s``'s BM25), :func:`semantic_search` (nearest passages), :func:`clustering_score` (k-means' V-measure, MTEB)."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence

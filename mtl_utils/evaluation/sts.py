@@ -1,10 +1,7 @@
-"""Human-judged similarity (STS): does an encoder's cosine order sentence pairs as people rated them?
-
-The STS benchmark (Cer et al., 2017, *SemEval-2017 Task 1*) rates sentence pairs from 0 (unrelated) to 5 (the same
-meaning), averaged over annotators. The cosine of each pair's vectors (nothing trained) is correlated with the ratings
-over the test pairs: Spearman's rank correlation, as SBERT (Reimers & Gurevych, 2019) and MTEB report (only the order
-of the cosines matters to a search or a threshold), with Pearson beside it. Taught in notebook 02 (§ 7). Example, for
-all-MiniLM-L6-v2 (Spearman 0.820, MTEB's score)::
+"""Human-judged similarity (STS): does an encoder's cosine order sentence pairs as people rated them? The STS benchmark
+(Cer et al., 2017, *SemEval-2017 Task 1*) rates pairs from 0 (unrelated) to 5 (same meaning); the pairs' cosines are
+correlated with the ratings by Spearman's rank correlation (only their order matters to a search), as SBERT (Reimers &
+Gurevych, 2019) and MTEB report, with Pearson's. Taught in notebook 02 (§ 7). all-MiniLM-L6-v2: 0.820 (MTEB's score)::
 
     sts_scores(pair_cosines(encoder, pairs["sentence1"], pairs["sentence2"]), pairs["score"])
 """

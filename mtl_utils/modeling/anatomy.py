@@ -1,13 +1,9 @@
-"""The parts of a model, found once: embeddings, the stack of encoder layers, the heads, and depth (steps below the
-top encoder layer: the heads and the top layer are 0, ..., the embeddings ``L``). Freezing, layer-wise learning rates,
-the frozen-layer cache and the weight-change measurements all ask this one finder, so they never disagree.
-
-What lies *below* layer ``k`` is measured (:func:`bottom_parameters`): what layer ``k``'s input depends on in the
-model's own forward (autograd on a four-token input, once per model). For BERT: the embeddings and layers ``1..k``;
-it also catches what is shared with every layer (MPNet's relative-position bias, DeBERTa's relative embeddings), a
-projection after the embeddings (ELECTRA, ALBERT) and DeBERTa's convolution. ALBERT reuses one layer's weights at every
-depth, so it has no "bottom ``k`` layers" (``0 < k < L``) nor a rate per depth: :func:`layer_stack` says so.
-"""
+"""The parts of a model, found once: embeddings, encoder layers, heads, and depth (steps below the top layer: heads and
+top layer 0, the embeddings ``L``); freezing, layer-wise rates, the frozen-layer cache and the weight-change measures
+all ask this one finder. What lies *below* layer ``k`` (:func:`bottom_parameters`) is measured: what layer ``k``'s input
+depends on in the model's own forward (autograd on four tokens, once per model): for BERT, the embeddings and layers
+``1..k``, plus parts shared with every layer (MPNet's position bias, DeBERTa's relative embeddings) or after the
+embeddings (ELECTRA's projection). ALBERT reuses one layer at every depth: no bottom ``k`` nor a rate per depth."""
 from __future__ import annotations
 
 import weakref
@@ -25,8 +21,7 @@ LAYER_PATHS: tuple[str, ...] = ("encoder.layer", "transformer.layer", "layers")
 
 
 def transformer_of(model: nn.Module) -> nn.Module:
-    """The Hugging Face transformer inside ``model``: a MultiTaskModel's or SentenceEncoder's, ``model`` itself when it
-    has ``embeddings`` (a bare ``BertModel``), or the one child module that has them."""
+    """The transformer in ``model``: a MultiTaskModel's or SentenceEncoder's, ``model`` if it has ``embeddings``."""
     encoder = getattr(model, "encoder", None)
     if isinstance(getattr(encoder, "transformer", None), nn.Module):
         return encoder.transformer
@@ -97,9 +92,8 @@ def with_hidden(args: tuple, kwargs: dict, hidden: torch.Tensor) -> tuple[tuple,
 
 @dataclass(frozen=True)
 class LayerFlow:
-    """What a forward pass showed about the layers: ``feeds[k]``, the names (in the transformer) of the parameters the
-    input of layer ``k`` depends on (``k = L``: the output), and ``output``, what each layer returns: ``0`` a tensor,
-    ``n`` a tuple of ``n`` (all but the first ``None``), ``-1`` anything else."""
+    """A forward pass's view of the layers: ``feeds[k]``, the parameter names layer ``k``'s input depends on (``k = L``:
+    the output); ``output``, what each layer returns (``0`` a tensor, ``n`` a tuple of ``n``, ``-1`` anything else)."""
 
     feeds: tuple[frozenset[str], ...]
     output: tuple[int, ...]
@@ -203,10 +197,9 @@ class DepthUnit:
 
 
 def depth_units(model: nn.Module, head_prefix: str = HEAD_PREFIX) -> list[DepthUnit]:
-    """Every parameter in units from the top down: each head, what is above the layers, the layers (:func:`layer_stack`)
-    from last to first, the embeddings. Other transformer parameters go by what they feed (:func:`layer_flow`): the
-    embeddings if layer 1 or 2 needs them (e.g. MPNet's position bias), layer ``j`` if layer ``j + 1`` is the first that
-    does, else above the layers: freezing the bottom ``k`` freezes exactly the units of the embeddings and ``1..k``."""
+    """Every parameter in units, top down: heads, above the layers, layers last to first, embeddings. Other parameters
+    go by what they feed (:func:`layer_flow`): the embeddings if layer 1 or 2 needs them, layer ``j`` if layer ``j + 1``
+    is the first that does, else above: freezing the bottom ``k`` freezes exactly the units of embeddings, ``1..k``."""
     stack = layer_stack(model)
     prefix = module_name(model, stack)
     transformer = transformer_of(model)

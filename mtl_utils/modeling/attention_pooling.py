@@ -1,8 +1,5 @@
-"""Attention pooling: a sentence vector as a learned weighting of its token vectors (one query vector).
-
-The weights are ``softmax(q · h_t / sqrt(d))`` over a text's real word pieces; at ``q = 0``, where it starts, every
-piece weighs the same: the masked mean. ``pooling="attention"`` trains it with the encoder; notebook 01 probes it alone.
-"""
+"""Attention pooling: token vectors ``h_t`` weighted by ``softmax(q · h_t / sqrt(d))`` for one learned query ``q``; at
+``q = 0`` (its start), the masked mean. Trained with the encoder (``pooling="attention"``), or alone (notebook 01)."""
 from __future__ import annotations
 
 import math

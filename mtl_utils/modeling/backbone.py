@@ -1,9 +1,6 @@
 """Where an encoder's transformer comes from: the bundled default, a local folder or a Hugging Face model id.
-
-:func:`load_backbone` loads an encoder (BERT-like); encoder-decoder (T5, BART) and decoder-only (GPT-2, Llama) models
-are refused before loading. It never runs a model folder's code: ``from_pretrained`` gets ``trust_remote_code=False``,
-and a folder asking for custom code is refused before transformers reads it (:func:`check_no_custom_code`).
-"""
+:func:`load_backbone` loads an encoder (BERT-like), refusing encoder-decoder (T5, BART) and decoder-only (GPT-2, Llama)
+models, and never runs a model folder's code (``trust_remote_code=False``; :func:`check_no_custom_code`)."""
 from __future__ import annotations
 
 import json
@@ -65,8 +62,7 @@ def _known_tokenizer(name) -> bool:
 
 
 def check_no_custom_code(folder: str | Path) -> None:
-    """Refuse a model folder whose ``config.json`` or ``tokenizer_config.json`` asks for its own code (``auto_map``, an
-    unknown ``model_type`` or tokenizer class): ``ValueError`` naming file and key; reads JSON only."""
+    """``ValueError`` naming file and key if a model folder asks for its own code (``auto_map``, ...); reads JSON."""
     folder = Path(folder)
     refuse = ("transformers would need to run Python code from the folder, which this project never does; "
               "use a model that transformers supports")
@@ -99,8 +95,7 @@ def check_encoder_config(config, name: str) -> None:
 
 
 def load_backbone(name_or_path: str | None):
-    """Load tokenizer and transformer (BERT's unused pooler dropped): ``(tokenizer, model, path)``. ``OSError`` if it
-    cannot be loaded (offline: a local folder or the default), ``ValueError`` for a non-encoder or custom code."""
+    """``(tokenizer, model, path)``, BERT's pooler dropped; ``OSError`` if it cannot load, ``ValueError`` if refused."""
     path = resolve_model(name_or_path)
     if Path(path).is_dir():
         check_no_custom_code(path)

@@ -1,14 +1,9 @@
-"""A multi-task model's checkpoint: one self-contained folder, loading offline for any base model, read back verified.
-
-* ``config.json``: encoder settings, tasks and label names, head shape, a SHA-256 of every other file (``files``);
-* ``model.safetensors``: every weight (no pickle), with a digest of the configuration and one of the manifest;
-* ``backbone/``: the transformer's own configuration and the tokenizer files.
-
-An edited ``config.json``, flipped bytes, or a Python file the manifest does not list are refused (damage and careless
-edits, not a forger; loading runs no code). Saving never deletes what it did not write (a folder not our checkpoint is
-refused; files a user added are kept); it writes a hidden sibling and swaps it in (:func:`publish_folder`): a failed or
-killed save keeps or recovers what was there. No lock: give each writer its own folder.
-"""
+"""A multi-task model's checkpoint: one self-contained folder, loading offline for any base model, read back verified:
+``config.json`` (encoder settings, tasks and labels, head shape, a SHA-256 of every other file), ``model.safetensors``
+(every weight, no pickle, digests of the configuration and the manifest), ``backbone/`` (configuration, tokenizer). An
+edited ``config.json``, flipped bytes, or a Python file the manifest does not list are refused (damage and careless
+edits, not a forger; loading runs no code). Saving keeps what it did not write and refuses a folder not a checkpoint;
+it writes a hidden sibling and swaps it in (:func:`publish_folder`), losing nothing if killed. No lock: one writer."""
 from __future__ import annotations
 
 import hashlib

@@ -1,6 +1,4 @@
-"""What one batch of sentences becomes on its way through the multi-task model, stage by stage (all but the heads
-shared by the tasks). Taught in notebook 03 (the multi-task model).
-"""
+"""A batch's shapes stage by stage through the multi-task model (all but the heads shared). Taught in notebook 03."""
 from __future__ import annotations
 
 from collections.abc import Sequence

@@ -1,10 +1,7 @@
-"""The sentence encoder: a Hugging Face transformer, a pooling step, an optional projection and L2 norm.
-
-:meth:`SentenceEncoder.encode` (and the multi-task model's ``logits``/``predict``) accept (:func:`check_sentences`) a
-string, or a list, tuple, NumPy array or pandas Series of strings (``predict`` keeps a Series' index), or any iterable
-of strings. Refused, with an error naming the problem: ``None``, bytes, dicts and sets (no order), a non-string item
-(by index), text that cannot be UTF-8 encoded. Texts over ``max_length`` word pieces are truncated, warning once.
-"""
+"""The sentence encoder: a Hugging Face transformer, pooling, an optional projection and L2 norm. ``encode`` (and the
+model's ``logits``/``predict``) take (:func:`check_sentences`) a string, or a list, tuple, NumPy array, pandas Series
+(``predict`` keeps its index) or iterable of strings; ``None``, bytes, dicts, sets, non-strings and text not UTF-8
+encodable are refused, naming the problem. Texts over ``max_length`` word pieces are truncated, warning once."""
 from __future__ import annotations
 
 import hashlib
@@ -54,8 +51,7 @@ def check_sentences(sentences) -> list[str]:
 
 
 def check_encodable(text: str, where: str) -> None:
-    """Raise ``ValueError`` naming ``where`` if ``text`` cannot be UTF-8 encoded (a lone surrogate, e.g. from
-    undecodable bytes read with ``errors="surrogateescape"``); the tokenizer would fail on it."""
+    """``ValueError`` naming ``where`` if ``text`` is not UTF-8 encodable (a lone surrogate; the tokenizer fails)."""
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as err:
@@ -223,8 +219,7 @@ class SentenceEncoder(nn.Module):
     def encode(self, sentences, batch_size: int = 32, show_progress: bool | None = None,
                convert_to_tensor: bool = False, sort_by_length: bool = True,
                warn_truncation: bool = True) -> np.ndarray | torch.Tensor:
-        """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string), in input order. Truncation warns
-        once per call unless ``warn_truncation`` is off; ``show_progress=None`` shows a bar from 20 batches on."""
+        """``[n, dim]`` vectors (``[1, dim]`` for one string) in input order; truncation warns once per call."""
         batch_size = check_batch_size(batch_size)
         tokenized = self.token_ids(sentences)
         if warn_truncation:

@@ -1,6 +1,4 @@
-"""The multi-task model: one shared sentence encoder, one classification head per task; its verified checkpoint
-folders (:mod:`mtl_utils.modeling.checkpoint`) load without running code from them.
-"""
+"""The multi-task model: a shared sentence encoder, a head per task; its checkpoints load verified, running no code."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -31,12 +29,9 @@ __all__ = ["CheckpointError", "MultiTaskModel", "TaskHead", "check_task_spec"]
 
 class MultiTaskModel(nn.Module):
     """A shared :class:`SentenceEncoder` and an ``nn.ModuleDict`` of task heads; ``forward`` returns ``{task: logits}``
-    for every task or the ones asked for. Tasks are data: ``{"topic": [...5 labels], "sentiment": [...]}``.
-
-    Args:
-        tasks: task name -> label names.
-        encoder: an existing encoder to share; if ``None`` one is built from ``model``, ``pooling``, ...
-        dropout, hidden_dim: head architecture (``hidden_dim=None``: a single linear layer)."""
+    for every task or the ones asked for. ``tasks``: ``{task: label names}``, e.g.
+    ``{"topic": [...5 labels], "sentiment": [...]}``; ``encoder``: one to share (``None``: built from ``model``,
+    ``pooling``, ...); ``dropout``, ``hidden_dim``: the heads (``hidden_dim=None``: one linear layer)."""
 
     def __init__(self, tasks: Mapping[str, Sequence[str]], encoder: SentenceEncoder | None = None, *,
                  model: str | None = None, pooling: str = "mean", normalize: bool = False,
@@ -78,8 +73,7 @@ class MultiTaskModel(nn.Module):
 
     def logits(self, sentences, tasks: str | Sequence[str] | None = None, batch_size: int = 64,
                warn_truncation: bool = True) -> dict[str, np.ndarray]:
-        """Inference logits per task ``{task: [n, labels]}`` (eval mode, length-sorted batches, input order;
-        inputs as :func:`mtl_utils.modeling.encoder.check_sentences` accepts; truncation warned unless switched off)."""
+        """Inference logits ``{task: [n, labels]}`` (eval mode, length-sorted batches, input order)."""
         names = self.check_tasks(tasks)
         batch_size = check_batch_size(batch_size)
         vectors = self.encoder.encode(sentences, batch_size=batch_size, convert_to_tensor=True, show_progress=False,
@@ -118,9 +112,8 @@ class MultiTaskModel(nn.Module):
     @classmethod
     def load(cls, folder: str | Path, tasks: Mapping[str, Sequence[str]] | None = None,
              device: str | torch.device | None = None) -> "MultiTaskModel":
-        """Rebuild a saved model offline, in eval mode, running no code from it. A missing, corrupted or edited file
-        (SHA-256 checked), or a backbone that is not an encoder or asks for custom code, is a :class:`CheckpointError`
-        naming it. With ``tasks``, the checkpoint must have exactly those tasks and labels (in order)."""
+        """Rebuild a saved model offline in eval mode, running no code from it; a missing, damaged or edited file, or a
+        backbone that is no encoder or wants custom code: :class:`CheckpointError`. ``tasks``: labels it must have."""
         folder = Path(folder)
         config = read_checkpoint_config(folder)
         saved = {name: tuple(labels) for name, labels in config["tasks"].items()}

@@ -1,16 +1,12 @@
 """Answer every task of a saved multi-task model from the command line.
 
     python -m mtl_utils.serving.predict CHECKPOINT "A first sentence." "A second one."
-    python -m mtl_utils.serving.predict CHECKPOINT --file sentences.txt --format json
-    cat sentences.txt | python -m mtl_utils.serving.predict CHECKPOINT --tasks sentiment
+    cat sentences.txt | python -m mtl_utils.serving.predict CHECKPOINT --tasks sentiment --format json
     python -m mtl_utils.serving.predict CHECKPOINT --backend openvino-int8 "Shares rose."
 
-``--backend``: ``torch`` (fp32, as trained), ``onnx-int8`` (ONNX Runtime, dynamic int8), ``openvino`` (OpenVINO fp32;
-exported on start) or ``openvino-int8`` (static int8 from :func:`mtl_utils.serving.static_int8.save_openvino_int8`).
-Sentences: the arguments, else ``--file``, else stdin (one per line, blank lines skipped); each task's label and
-probabilities print as CSV (default) or JSON. A missing or corrupted checkpoint (nothing from it is ever run), no
-input, or an unknown task: a one-line error, exit status 2.
-"""
+``--backend``: ``torch`` (fp32, as trained), ``onnx-int8`` (ONNX Runtime dynamic int8), ``openvino`` (fp32) or
+``openvino-int8`` (static int8, :func:`~mtl_utils.serving.static_int8.save_openvino_int8`). Sentences: the arguments,
+else ``--file``, else stdin, a line each; labels and probabilities print as CSV or JSON; errors: one line, status 2."""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +26,6 @@ from mtl_utils.modeling.encoder import check_encodable, check_sentences
 from mtl_utils.modeling.model import CheckpointError, MultiTaskModel
 from mtl_utils.serving import static_int8, variants
 
-#: The engines ``--backend`` can serve with (see the module docstring).
 BACKENDS = ("torch", "onnx-int8", "openvino", "openvino-int8")
 
 #: Where the README's example checkpoint comes from, named in the error when a checkpoint is missing.

@@ -1,13 +1,8 @@
-"""Smaller vectors for search: int8 and binary embeddings, and rescoring what the binary index found.
-
-* :class:`Int8Ranges`: each dimension's range, calibrated on held-out vectors, cut into 256 steps: one byte per
-  dimension (4× smaller than fp32); the query is rounded to int8 too and the product runs in integers;
-* :func:`binarize`: the sign of each dimension, 64 to a word (32× smaller), compared by Hamming distance;
-* :func:`rescore`: the binary index's top ``k`` rescored with the fp32 query and those int8 or fp32 vectors from disk.
-
-This is sentence-transformers' ``quantize_embeddings`` with ``calibration_embeddings`` and its rescoring recipe
-(Shakir, Aarsen & Lee, 2024, "Binary and Scalar Embedding Quantization"). Scores are ``[queries, corpus]`` (higher is
-better; ``-inf``: left out). Taught in notebook 06 (serving), § 5. Example::
+"""Smaller vectors for search: :class:`Int8Ranges` cuts each dimension's range, calibrated on held-out vectors, into 256
+steps (4× smaller than fp32); :func:`binarize` keeps each dimension's sign, 64 to a word (32× smaller), for Hamming
+distance; :func:`rescore` rescores the binary index's top ``k`` with the fp32 query and int8 or fp32 vectors. As
+sentence-transformers' ``quantize_embeddings`` (Shakir, Aarsen & Lee, 2024, "Binary and Scalar Embedding Quantization").
+Scores: ``[queries, corpus]``, higher is better, ``-inf`` left out. Taught in notebook 06 (serving), § 5. Example::
 
     ranges = Int8Ranges.calibrate(held_out_vectors)
     int8_scores = ranges.scores(queries, ranges.quantize(corpus))
@@ -75,8 +70,7 @@ def binarize(vectors) -> np.ndarray:
 
 
 def hamming_scores(query_bits: np.ndarray, corpus_bits: np.ndarray) -> np.ndarray:
-    """Minus the number of bits in which each query differs from each passage (``[queries, corpus]``), counted one
-    64-bit word at a time across the corpus (XOR, then count the ones; each step streams a contiguous column)."""
+    """Minus the number of differing bits, ``[queries, corpus]`` (XOR and popcount, one 64-bit word at a time)."""
     if query_bits.dtype != np.uint64 or corpus_bits.dtype != np.uint64 or query_bits.ndim != 2 \
             or query_bits.shape[1:] != corpus_bits.shape[1:]:
         raise ValueError("query and corpus bits must be 2-D uint64 arrays of the same width (from binarize)")

@@ -4,12 +4,9 @@
     python -m mtl_utils.serving.search sentence-transformers/all-MiniLM-L6-v2 passages.txt \\
         --index binary --rescore 40 "interest rates rise"
 
-MODEL: a static model's folder (:meth:`~mtl_utils.serving.static_embedding.StaticEncoder.save`) or any model
-:class:`~mtl_utils.modeling.encoder.SentenceEncoder` loads; CORPUS: UTF-8, a passage per line (blank lines skipped).
-Prints the top ``-k`` passages per query (rank, score, line number, passage). ``--rescore K`` rescores a binary index's
-top K with int8 vectors (ranges calibrated on the corpus). Bad arguments stop with one line before any model loads.
-Taught in notebook 06 (serving), § 5.
-"""
+MODEL: a static model's folder (:meth:`~mtl_utils.serving.static_embedding.StaticEncoder.save`) or a transformer's;
+CORPUS: UTF-8, a passage per line. Prints the top ``-k`` passages per query; ``--rescore K`` rescores a binary index's
+top K with int8 vectors. Bad arguments stop in one line before any model loads. Taught in notebook 06, § 5."""
 from __future__ import annotations
 
 import argparse

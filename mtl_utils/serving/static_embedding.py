@@ -1,13 +1,8 @@
 """Static embeddings: one vector per word piece, looked up and averaged (encoding costs a tokeniser and a sum).
-
-* :func:`distill`: each vocabulary piece through the transformer alone (``[CLS] piece [SEP]``, mean of the outputs),
-  PCA, rows weighted by SIF ``a / (a + p)``, ``p`` from Zipf's law: model2vec's recipe (Tulkens & van Dongen, 2024;
-  SIF: Arora et al., 2017), needing no data;
-* :class:`StaticEncoder`: sentence-transformers' ``StaticEmbedding`` with mean pooling (an ``EmbeddingBag``);
-* :func:`train_static`: the table trained further with in-batch negatives on (query, passage) pairs, as
-  sentence-transformers' static retrieval models are (Aarsen, 2025).
-
-Taught in notebook 06 (serving), § 5. Example::
+:func:`distill` runs each vocabulary piece through the transformer alone (``[CLS] piece [SEP]``, outputs averaged), then
+PCA and SIF weights ``a / (a + p)``, ``p`` from Zipf's law: model2vec's recipe, needing no data (Tulkens & van Dongen,
+2024; SIF: Arora et al., 2017). :class:`StaticEncoder`: sentence-transformers' ``StaticEmbedding`` (mean pooling);
+:func:`train_static`: the table trained on pairs with in-batch negatives (Aarsen, 2025). Taught in notebook 06, § 5::
 
     static = distill(SentenceEncoder(DEFAULT_MODEL), dims=256)
     train_static(static, headlines, passages_per_headline, epochs=10)
@@ -115,8 +110,7 @@ def distill(encoder: SentenceEncoder, dims: int = 256, sif: float = 1e-4, pieces
 def train_static(model: StaticEncoder, queries: Sequence[str], positives: Sequence[Sequence[str]], epochs: int,
                  batch_size: int = 64, lr: float = 1e-2, seed: int = 0,
                  after_epoch: Callable[[int, StaticEncoder], None] | None = None) -> list[float]:
-    """Train ``model`` in place (Adam at ``lr``) for ``epochs`` passes pairing each query with a random ``positives``
-    entry, in full shuffled batches; returns each epoch's mean loss. ``after_epoch(epoch, model)`` runs after each."""
+    """Train in place (Adam), each query with a random positive per epoch; returns each epoch's mean loss."""
     if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
         raise ValueError(f"epochs must be a whole number of at least 1, not {epochs!r}")
     if len(queries) != len(positives) or any(len(p) == 0 for p in positives):

@@ -1,13 +1,8 @@
-"""Static int8: activation ranges calibrated once on training sentences (dynamic int8,
-:func:`~mtl_utils.serving.variants.quantize_onnx`, measures them on the fly), then fixed in the graph. Two engines:
-
-* OpenVINO Runtime: :func:`openvino_int8` calibrates with NNCF (SmoothQuant, then bias correction);
-  :func:`openvino_variant` runs any OpenVINO model (fp32, bf16 where the CPU has AMX, int8);
-* ONNX Runtime: :func:`onnx_static_int8`, weight products in QDQ form, min/max ranges (attention's stay fp32).
-
-:func:`save_openvino_int8` stores it beside a checkpoint (``--backend openvino-int8``) as a sealed folder with its
-weights' SHA-256, which :func:`saved_openvino_int8` serves only while they match. Taught in notebook 06, section 3.
-"""
+"""Static int8: activation ranges calibrated once on training sentences (not on the fly, as dynamic int8), then fixed in
+the graph. OpenVINO: :func:`openvino_int8` calibrates with NNCF (SmoothQuant, then bias correction), and
+:func:`openvino_variant` runs any OpenVINO model (fp32, bf16 where the CPU has AMX, int8); ONNX Runtime:
+:func:`onnx_static_int8`. :func:`save_openvino_int8` seals it beside a checkpoint (``--backend openvino-int8``) with the
+weights' SHA-256: :func:`saved_openvino_int8` serves it only while they match. Taught in notebook 06, section 3."""
 from __future__ import annotations
 
 import contextlib

@@ -1,12 +1,7 @@
-"""Serving the multi-task model: one encoder pass answers every task, and faster variants of that pass.
-A :class:`Variant` turns tokenised texts into sentence vectors and every task's logits; the series times and scores
-them all (:func:`series.serving_measurements.measure_variants`):
-
-* :func:`torch_variant`: the model in PyTorch (fp32), optionally under ``torch.autocast`` (bf16);
-* :func:`torch_int8_variant`: PyTorch's dynamic int8 of the ``nn.Linear`` layers, optionally keeping some in fp32;
-* :func:`onnx_variant`: ONNX Runtime on the exported graph, fused (attention, LayerNorm, GELU), fp32 or dynamic int8;
-* static int8 (ranges calibrated once) with OpenVINO (NNCF) and ONNX Runtime: :mod:`~mtl_utils.serving.static_int8`.
-"""
+"""Serving the multi-task model: one encoder pass answers every task, and faster variants of that pass. A
+:class:`Variant` turns tokenised texts into sentence vectors and every task's logits (timed by
+:func:`series.serving_measurements.measure_variants`): :func:`torch_variant` (fp32 or ``torch.autocast``),
+:func:`torch_int8_variant` (dynamic int8 ``nn.Linear``), :func:`onnx_variant` (ONNX Runtime, fp32 or dynamic int8)."""
 from __future__ import annotations
 
 import contextlib
@@ -119,8 +114,7 @@ def torch_int8_variant(model: MultiTaskModel, keep_fp32: Sequence[str | int] = (
 
 
 def export_onnx(model: MultiTaskModel, path: Path, fuse: bool = True) -> Path:
-    """Export the model (vectors, every head) to ONNX with dynamic batch and length and eager attention for ONNX
-    Runtime's optimiser to fuse; returns the fused ``*.opt.onnx``, or with ``fuse=False`` the plain export."""
+    """ONNX export (vectors, every head; eager attention), fused to ``*.opt.onnx`` unless ``fuse=False``."""
     from onnxruntime.transformers import optimizer
     path.parent.mkdir(parents=True, exist_ok=True)
     transformer = model.encoder.transformer

@@ -1,8 +1,5 @@
-"""What defines a training run: :class:`TrainConfig`, validated field by field when made (a bad field raises
-``ValueError`` naming it and what it accepts), and notebook 05's loss weights.
-
-Every field is part of a run's cache key (:mod:`series.runs`); NumPy scalars become Python numbers, so it serialises.
-"""
+"""What defines a training run: :class:`TrainConfig`, validated when made (a bad field's ``ValueError`` names it and
+what it accepts; every field is in the run's cache key), and notebook 05's loss weights."""
 from __future__ import annotations
 
 import dataclasses
@@ -67,16 +64,14 @@ def _names(name: str, value) -> tuple[str, ...]:
 
 @dataclass
 class TrainConfig:
-    """Everything that defines a training run (and so its cache key), validated when it is made.
-
-    Budget: ``examples`` training examples in all (``None``: the trained tasks' training sets together), in
-    ``ceil(examples / batch_size)`` steps (``sampling="summed"``: ``ceil(examples / (batch_size × tasks))``), in
-    ``rounds`` validated parts; the best mean validation macro-F1 is kept (``keep_best_round=False``: the last). Rates:
-    encoder ``lr``, heads ``head_lr`` (a number, ``{task: rate}``, ``None``: ``lr``), times ``layer_decay`` (ξ) per
-    layer down. Freezing: ``frozen_layers=k`` (embeddings and bottom ``k`` layers), ``frozen_heads``; ``frozen_cache``
-    computes the frozen bottom once per text. ``gradual_unfreezing`` (ULMFiT): heads alone in round 1, then one more
-    layer per round down to ``frozen_layers``. ``init_from``: cache key of a run to continue from; ``watch_tasks``: its
-    tasks evaluated every round, not trained."""
+    """Everything that defines a training run, validated when made. Budget: ``examples`` training examples in all
+    (``None``: the trained tasks' training sets), in ``ceil(examples / batch_size)`` steps (``sampling="summed"``:
+    ``batch_size × tasks`` per step), in ``rounds`` validated parts; the best mean validation macro-F1 is kept
+    (``keep_best_round=False``: the last). Rates: encoder ``lr``, heads ``head_lr`` (a number, ``{task: rate}``,
+    ``None``: ``lr``), times ``layer_decay`` (ξ) per layer down. Freezing: ``frozen_layers=k`` (embeddings and bottom
+    ``k`` layers), ``frozen_heads``; ``frozen_cache`` computes the frozen bottom once per text. ``gradual_unfreezing``
+    (ULMFiT): heads alone in round 1, then one more layer per round down to ``frozen_layers``. ``init_from``: the run to
+    continue; ``watch_tasks``: its tasks evaluated every round, not trained."""
 
     tasks: tuple[str, ...] = ("topic", "sentiment")
     model: str = DEFAULT_MODEL

@@ -1,12 +1,8 @@
-"""The losses that make a sentence transformer, and the GradCache trick. Taught in notebook 02.
-
-* :func:`in_batch_negatives_loss`: sentence-transformers' ``MultipleNegativesRankingLoss`` (the tests check they agree);
-* :func:`cosine_similarity_loss`: SetFit's default, sentence-transformers' ``CosineSimilarityLoss``;
-* :func:`grad_cache_backward`: the in-batch loss of a large batch within the memory of a small one (Gao et al., 2021;
-  ``CachedMultipleNegativesRankingLoss``): embed every mini-batch without a graph, take the loss's gradient for the
-  vectors, then re-embed each mini-batch with a graph (same random state) and push that gradient through it (exact);
-* :func:`saved_activation_bytes`: what a forward pass keeps for its backward pass (grows with the batch).
-"""
+"""The losses that make a sentence transformer, and the GradCache trick (taught in notebook 02):
+:func:`in_batch_negatives_loss` (sentence-transformers' ``MultipleNegativesRankingLoss``, tested equal),
+:func:`cosine_similarity_loss` (SetFit's default, ``CosineSimilarityLoss``), :func:`grad_cache_backward` (a large
+batch's in-batch loss in a small one's memory, exact: Gao et al., 2021, ``CachedMultipleNegativesRankingLoss``) and
+:func:`saved_activation_bytes` (what a forward pass keeps for backward, growing with the batch)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence

@@ -1,11 +1,8 @@
 """Training on several processes: ``torchrun`` starts them, ``torch.distributed`` connects them (gloo on CPUs, NCCL on
 GPUs), :class:`~torch.nn.parallel.DistributedDataParallel` (DDP) averages the gradients; :func:`processes` gives the
-:class:`~mtl_utils.training.trainer.Trainer` a :class:`OneProcess` (without ``torchrun``) or :class:`ManyProcesses`.
-Taught in notebook 07: every process draws the *same* task and global mini-batch (samplers seeded alike) and computes
-the loss of its own contiguous share (:func:`shard`): the *sum* over its share divided by ``global batch size /
-processes``, so DDP's average of the gradients is the gradient of the global batch's mean loss, even for unequal shares.
-Each process draws its own dropout masks (:func:`own_dropout`), so runs match weight for weight only with dropout off.
-Launch (2 processes on this machine; ``--nnodes``/``--rdzv-endpoint`` for several machines)::
+Trainer a :class:`OneProcess` or :class:`ManyProcesses`. Taught in notebook 07: every process draws the *same* task and
+global mini-batch and divides the *summed* loss of its share (:func:`shard`) by ``global batch size / processes``: DDP
+averages to the global mean loss's gradient; dropout differs per process (:func:`own_dropout`). Launch (one machine)::
 
     torchrun --nproc-per-node 2 -m series.launch --tasks topic sentiment
 """
@@ -79,9 +76,8 @@ def shard(indices: np.ndarray, where: World | None = None) -> np.ndarray:
 
 
 def share(indices: np.ndarray, where: World | None = None) -> tuple[np.ndarray, float]:
-    """This process's rows of a global mini-batch and the divisor turning their summed loss into their part of the
-    global mean (``global batch size / processes``; alone: the batch size). A process left without rows (a last batch
-    smaller than the world) gets one row and an infinite divisor (weight 0), so all make the same collective calls."""
+    """This process's rows of a global mini-batch and their loss divisor (``global batch size / processes``); a process
+    left without rows gets one row and divisor ``inf`` (weight 0), so all make the same collective calls."""
     where = where or world()
     mine = shard(indices, where)
     if not len(mine):

@@ -1,9 +1,6 @@
-"""Freezing by intent: :func:`freeze_all` (nothing learns), :func:`freeze_backbone` (only the heads learn: a probe),
-:func:`freeze_bottom` (the embeddings and bottom ``k`` layers, with whatever their output depends on),
-:func:`freeze_head` (one task's head). Freezing adds to what is already frozen; :func:`unfreeze_all` resets. A frozen
-block should also run in eval mode (no dropout) to compute a fixed function: :func:`set_frozen_eval` does that after
-``model.train()``, and it makes the frozen-layer cache (:mod:`mtl_utils.training.frozen_cache`) exact.
-"""
+"""Freezing by intent: :func:`freeze_all`, :func:`freeze_backbone` (only heads learn: a probe), :func:`freeze_bottom`
+(embeddings, bottom ``k`` layers, what their output depends on), :func:`freeze_head`; :func:`unfreeze_all` resets. A
+frozen block runs in eval mode (no dropout) after ``model.train()`` (:func:`set_frozen_eval`): a fixed function."""
 from __future__ import annotations
 
 from torch import nn

@@ -1,12 +1,7 @@
 """Frozen layers computed once: the embeddings and bottom ``k`` layers, frozen and in eval mode, are a fixed function of
-the text, so training runs only the layers above ``k``, the pooling and the heads on their cached token vectors
-(:func:`cached_forward`); with the whole encoder frozen, only the heads run, on cached sentence vectors.
-
-This is exact (:func:`check_equivalence`; every architecture of the README's table) when all below ``k`` is frozen and
-draws no random numbers: the cache keeps what the model's own forward hands to layer ``k`` (a pre-hook), and the cached
-pass is that forward with the layers below ``k`` skipped (:func:`transformer_from`), so masks and position embeddings
-are computed as always. Caches are shared in memory (:func:`shared_cache`) under the encoder's fingerprint.
-"""
+the text, so training runs only what is above on their cached token vectors (:func:`cached_forward`; whole encoder
+frozen: heads on cached sentence vectors); exact (:func:`check_equivalence`) when nothing below ``k`` trains or draws
+random numbers. Caches are shared in memory under the encoder's fingerprint (:func:`shared_cache`)."""
 from __future__ import annotations
 
 import time
@@ -39,8 +34,7 @@ class _Reached(Exception):
 
 @contextmanager
 def _layers_from(model: nn.Module, start: int, hidden: torch.Tensor | None, stop: int | None):
-    """While open, the transformer's forward skips layers ``< start`` (each returns its input, in the layer's form),
-    hands ``hidden`` to layer ``start`` instead, and ends at layer ``stop``'s input (raising :class:`_Reached`)."""
+    """While open: layers ``< start`` pass their input on, layer ``start`` gets ``hidden``, ``stop``'s input ends it."""
     stack = anatomy.layer_stack(model)
     flow = anatomy.layer_flow(model)
     patched, hooks = [], []

@@ -1,17 +1,10 @@
-"""Hard negatives: for each query, a passage that looks right and is not, mined with an encoder.
-
-* :func:`mine_hard_negatives`: rank every passage for every query by cosine; take the highest-ranked one
-  that is not the query's own and scores clearly below it (``relative_margin``, as sentence-transformers'
-  ``mine_hard_negatives``). A passage that scores as high as the positive may be another telling of the
-  same story (a **false negative**): it is set aside and reported; a query left with none gets -1.
-* :func:`hard_negatives_loss`: the in-batch loss with each query's mined negative added to the batch's
-  passages (``MultipleNegativesRankingLoss`` on (anchor, positive, negative) columns, checked equal in
-  ``tests/test_hard_negatives.py``).
-* :class:`HardNegativeTrainer`: pair training with those triplets.
+"""Hard negatives: passages that look right and are not, mined with an encoder. :func:`mine_hard_negatives` takes for
+each query the passage of highest cosine that is not its own and scores clearly below it (``relative_margin``, as
+sentence-transformers' ``mine_hard_negatives``); one as high as the positive may be another telling of the same story
+(a **false negative**), set aside and reported. :func:`hard_negatives_loss`: the in-batch loss with the mined negatives
+added (``MultipleNegativesRankingLoss`` on triplets, tested equal); :class:`HardNegativeTrainer`. Taught in notebook 02.
 
     >>> negatives, set_aside = mine_hard_negatives(query_vectors, passage_vectors)
-
-Taught in notebook 02 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 
@@ -64,9 +57,8 @@ def duplicates(idx: np.ndarray, negatives: np.ndarray) -> np.ndarray:
 
 def hard_negatives_loss(queries: Tensor, positives: Tensor, negatives: Tensor, scale: float = contrastive.SCALE,
                         duplicate: Tensor | None = None) -> Tensor:
-    """Cross-entropy of each query picking its own positive among the batch's ``B`` positives and ``B`` negatives.
-    ``duplicate[r, k]`` (optional, ``[B, B]`` booleans, :func:`duplicates`) drops negative ``k`` from row ``r``'s
-    choices."""
+    """Cross-entropy of each query picking its own positive among the batch's ``B`` positives and ``B`` negatives;
+    ``duplicate[r, k]`` (``[B, B]`` booleans, :func:`duplicates`) drops negative ``k`` from row ``r``'s choices."""
     candidates = torch.cat([F.normalize(positives, dim=-1), F.normalize(negatives, dim=-1)])
     scores = scale * F.normalize(queries, dim=-1) @ candidates.T                       # [B, 2B]
     if duplicate is not None:

@@ -1,14 +1,9 @@
-"""Matryoshka embeddings: train every prefix of the vector to work on its own, so it can be cut short.
-
-The in-batch loss (:func:`~mtl_utils.training.contrastive.in_batch_negatives_loss`) is applied to the first
-``d`` dimensions for each ``d`` in ``dims`` and the weighted losses are summed (Kusupati et al., 2022,
-https://arxiv.org/abs/2205.13147; sentence-transformers' ``MatryoshkaLoss`` around
-``MultipleNegativesRankingLoss``, checked equal in ``tests/test_matryoshka.py``). Each prefix is
-normalised before its cosines, as a truncated vector is at search time.
+"""Matryoshka embeddings: train every prefix of the vector to work on its own, so it can be cut short: the in-batch
+loss (:func:`~mtl_utils.training.contrastive.in_batch_negatives_loss`) of the first ``d`` dimensions, each ``d`` in
+``dims``, weighted and summed, each prefix normalised (Kusupati et al., 2022, https://arxiv.org/abs/2205.13147;
+sentence-transformers' ``MatryoshkaLoss`` around ``MultipleNegativesRankingLoss``, tested equal). Taught in notebook 02.
 
     >>> loss = matryoshka_loss(queries, passages, dims=(384, 128, 32))
-
-Taught in notebook 02 (how a sentence transformer is trained).
 """
 from __future__ import annotations
 
@@ -35,8 +30,7 @@ def nested_dims(width: int, smallest: int = 32) -> tuple[int, ...]:
 
 
 def check_dims(dims: Sequence[int], width: int | None, weights: Sequence[float] | None = None) -> None:
-    """``ValueError`` unless ``dims`` are distinct integers in 1..``width`` (``None``: any positive) and ``weights``
-    (if given) match them."""
+    """``ValueError`` unless ``dims`` are distinct integers in 1..``width`` (``None``: any), one per ``weights``."""
     if not len(dims) or any(isinstance(d, bool) or not isinstance(d, numbers.Integral) or d < 1
                             or (width is not None and d > width) for d in dims):
         bound = "positive integers" if width is None else f"integers between 1 and the vector's width {width}"

@@ -1,14 +1,7 @@
-"""Optimizer parameter groups (uniform or layer-wise by depth) and the learning-rate schedule. :func:`make_optimizer`
-builds AdamW, fused into one kernel where PyTorch has one (about 7x faster on this series' CPU; the same update rule);
-:func:`optimizer_step` ends every trainer's step. Layer-wise learning-rate decay (the ELECTRA / ULMFiT convention,
-layers found by :mod:`mtl_utils.modeling.anatomy`)::
-
-    heads        head_lr (default lr)
-    layer L      lr            (and parameters above the layers, e.g. a projection)
-    layer L-1    lr * xi
-    ...
-    embeddings   lr * xi ** L
-"""
+"""Optimizer parameter groups (uniform or layer-wise by depth), AdamW (:func:`make_optimizer`: fused where PyTorch can,
+about 7x faster on this series' CPU), the learning-rate schedule and :func:`optimizer_step`, which ends every trainer's
+step. Layer-wise decay (ELECTRA / ULMFiT; layers found by :mod:`~mtl_utils.modeling.anatomy`): heads at ``head_lr``
+(default ``lr``), layer ``L`` and above at ``lr``, layer ``L-1`` at ``lr * xi``, ..., embeddings at ``lr * xi ** L``."""
 from __future__ import annotations
 
 import math
@@ -82,11 +75,10 @@ def _check_head_lr(model: nn.Module, head_lr: float | Mapping[str, float] | None
 
 def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: float | Mapping[str, float] | None = None,
                  layer_decay: float | None = None, head_prefix: str = HEAD_PREFIX) -> list[dict]:
-    """AdamW parameter groups: ``encoder`` (at ``lr``) and ``heads`` if ``layer_decay=None``, else one per depth unit
-    (:func:`depth_units`; ``xi`` in (0, 1]: layer ``k`` below the top at ``lr * xi ** k``). ``head_lr``: the heads' rate
-    (default ``lr``), or ``{task: rate}`` (others take ``lr``). Biases and LayerNorm weights go to ``... (no decay)``
-    groups (``weight_decay=0``); frozen parameters and empty groups are left out; each group carries ``scale`` (rate
-    over ``lr``) and ``depth``. ``ValueError`` for ``xi`` outside (0, 1] or a trainable parameter not in one group."""
+    """AdamW parameter groups: ``encoder`` and ``heads`` if ``layer_decay=None``, else one per depth unit
+    (:func:`depth_units`; layer ``k`` below the top at ``lr * xi ** k``); ``head_lr``: a rate or ``{task: rate}``.
+    Biases and LayerNorm weights go to ``... (no decay)`` groups; frozen parameters and empty groups are left out; each
+    group carries ``scale`` (rate over ``lr``) and ``depth``; a trainable parameter in no group is a ``ValueError``."""
     check_layer_decay(layer_decay)
     check_rate("lr", lr)
     _check_head_lr(model, head_lr, head_prefix)
@@ -121,8 +113,7 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: floa
 
 
 def check_coverage(model: nn.Module, groups: list[dict], strict: bool = False) -> dict:
-    """How the groups cover the model's parameters: counts of trainable and grouped tensors; trainable ones missing,
-    ones in two groups, frozen ones in a group (``strict``: a ``ValueError`` naming them)."""
+    """How ``groups`` cover the parameters: counts; missing, duplicated, frozen ones grouped (``strict``: raise)."""
     trainable = {id(p): n for n, p in model.named_parameters() if p.requires_grad}
     frozen = {id(p): n for n, p in model.named_parameters() if not p.requires_grad}
     counts: dict[int, int] = {}
@@ -182,8 +173,7 @@ def optimizer_step(optimizer: torch.optim.Optimizer, scheduler, params, max_grad
 
 
 def lr_schedule(groups: list[dict], warmup_steps: int, total_steps: int) -> pd.DataFrame:
-    """Every group's rate at every step under :func:`linear_warmup_decay` (step, group, learning rate), simulated on
-    stand-in parameters; groups already scheduled are read at their peak (``initial_lr``)."""
+    """Every group's rate at every step under :func:`linear_warmup_decay`, simulated (from ``initial_lr`` if set)."""
     dummy = [{"params": [torch.zeros(1, requires_grad=True)], "lr": g.get("initial_lr", g["lr"]), "name": g["name"]}
              for g in groups]
     optimizer = torch.optim.SGD(dummy, lr=groups[0]["lr"] if groups else 0.0)

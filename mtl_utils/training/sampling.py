@@ -9,12 +9,9 @@ from mtl_utils.training.config import SAMPLING_STRATEGIES
 
 
 class TaskSampler:
-    """Chooses the task(s) of the next step, yielded as a tuple.
-
-    * ``proportional``: one task, p(task) proportional to its training-set size;
-    * ``uniform``: round-robin, every task in turn (equal steps per task);
-    * ``temperature``: p proportional to n ** (1 / T); T=1 is proportional, large T approaches uniform;
-    * ``summed``: every task every step (losses summed); ``probabilities``: each task's share of examples."""
+    """The task(s) of the next step, as a tuple: ``proportional`` (one task, drawn by training-set size), ``uniform``
+    (round-robin), ``temperature`` (p proportional to ``n ** (1 / T)``; T=1: proportional, large T: uniform) or
+    ``summed`` (every task every step); ``probabilities``: each task's share."""
 
     def __init__(self, sizes: Mapping[str, int], strategy: str = "proportional", temperature: float = 2.0,
                  rng: np.random.Generator | None = None) -> None:
@@ -42,8 +39,7 @@ class TaskSampler:
 
 
 class TaskBatches:
-    """Endless shuffled mini-batches (row numbers) of a task's training set, reshuffled each pass (``seen``: rows
-    drawn); ``bucketing`` sorts rows by length in chunks of 50 batches (little padding), then shuffles the batches."""
+    """Endless shuffled mini-batches of rows (``seen``: drawn); ``bucketing``: by length in chunks of 50 batches."""
 
     def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int, rng: np.random.Generator,
                  bucketing: bool = True) -> None:

@@ -1,9 +1,6 @@
 """Where a training step's inputs come from: :class:`FromTokens` (the whole encoder runs on each batch) or
-:class:`FromCache` (only the layers above the frozen, cached bottom ``k`` run; the same logits, tested).
-The :class:`~mtl_utils.training.trainer.Trainer` asks them for a task's mini-batch (:meth:`batch`) and its logits
-(:meth:`logits`); :func:`for_round` picks them once per round, so the step has no branch. Taught in notebook 03 (the
-step) and notebook 04 (the cache).
-"""
+:class:`FromCache` (only the layers above the frozen, cached bottom ``k`` run; the same logits, tested);
+:func:`for_round` picks once per round, so the step has no branch. Taught in notebooks 03 and 04."""
 from __future__ import annotations
 
 from collections.abc import Mapping

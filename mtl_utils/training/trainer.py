@@ -1,10 +1,7 @@
-"""Multi-task training: one task per mini-batch (or one of each, losses summed), AdamW with warm-up and decay,
-validation after each of ``rounds`` equal parts of the budget, and the best round's weights kept.
-
-The step, :meth:`Trainer.train_step`: sample a task, take a batch, run it through the shared encoder and that task's
-head, weight its loss (``sampling="summed"``: a batch of *each* task, the seed write-up's "summed or weighted" total
-loss), backpropagate, clip, step, schedule. :func:`train` runs it all.
-"""
+"""Multi-task training (:func:`train`): one task per mini-batch (or one of each, losses summed), AdamW with warm-up and
+decay, validation after each of ``rounds`` equal parts of the budget, the best round's weights kept. The step
+(:meth:`Trainer.train_step`): sample a task, take a batch, run it through the shared encoder and that task's head,
+weight its loss (``sampling="summed"``: a batch of *each* task), backpropagate, clip, step, schedule."""
 from __future__ import annotations
 
 import time
@@ -49,8 +46,7 @@ def task_logits(model: MultiTaskModel, tokens: Tokenized, task: str, batch_size:
 
 def evaluate(model: MultiTaskModel, task: Task, split: str = "test", batch_size: int = 64,
              cache: FrozenCache | None = None, tokens: Tokenized | None = None) -> dict:
-    """Accuracy, macro-F1, confusion matrix (rows: true), predictions and which were right on ``task[split]``; through
-    ``cache`` when the frozen bottom is cached (``tokens``: the split already tokenised)."""
+    """Accuracy, macro-F1, confusion (rows: true), predictions, which were right on ``task[split]`` (via ``cache``)."""
     if cache is not None:
         logits = cached_logits(model, cache, task.name, batch_size)[task.name]
     else:
@@ -112,8 +108,7 @@ class StepLoss(nn.Module):
 
 
 class Trainer:
-    """Trains one configuration on ``data``: ``Trainer(config, data).fit()`` returns a :class:`TrainResult`; ``model``
-    continues an existing model (frozen parameters stay out of the optimizer, frozen blocks in eval mode)."""
+    """``Trainer(config, data).fit()`` returns a :class:`TrainResult`; ``model``: an existing model to continue."""
 
     def __init__(self, config: TrainConfig, data: Mapping[str, Task], model: MultiTaskModel | None = None,
                  progress_bar: bool = True) -> None:
@@ -123,7 +118,6 @@ class Trainer:
         self.prepare_data()
         self.prepare_optimizer()
 
-    # -- setup --------------------------------------------------------------------------------------------
     def prepare_model(self, model: MultiTaskModel | None) -> None:
         """The model (built from the config unless given), its freezing and the per-round freezing schedule."""
         c = self.config
@@ -165,7 +159,6 @@ class Trainer:
         self.scheduler = optim.linear_warmup_decay(self.optimizer, int(c.warmup_ratio * self.total_steps),
                                                    self.total_steps)
 
-    # -- one step -----------------------------------------------------------------------------------------
     def train_step(self) -> dict[str, float]:
         """One optimizer step of multi-task training; each task's (unweighted) loss."""
         step_tasks = next(self.sampler)  # 1. this step's task (all tasks when summed)
@@ -186,7 +179,6 @@ class Trainer:
         labels = self.labels[task][rows].to(self.device)
         return StepBatch(labels, divisor, self.inputs.batch(task, rows))
 
-    # -- rounds -------------------------------------------------------------------------------------------
     def begin(self) -> None:
         """Start counting: no steps taken, nothing recorded, no best round yet."""
         self.step, self.history = 0, History()

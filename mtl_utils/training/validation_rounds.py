@@ -1,6 +1,5 @@
 """The Trainer's collaborators: :class:`RoundFreezing` (each round's ``k`` and frozen-layer caches), :class:`History`
-(a row per task and step, and per task and round), :class:`BestRound` (the best validated round and its weights).
-"""
+(a row per task and step, and per task and round), :class:`BestRound` (the best validated round and its weights)."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -20,8 +19,7 @@ from mtl_utils.training.frozen_cache import FrozenCache, level_for, shared_cache
 
 
 class RoundFreezing:
-    """Each round's frozen bottom ``k`` and, with ``config.frozen_cache``, the cached output of the frozen layers for
-    every tokenised split (:func:`shared_cache`). What was frozen before training stays frozen."""
+    """Each round's frozen bottom ``k`` and (``config.frozen_cache``) its caches per split (:func:`shared_cache`)."""
 
     def __init__(self, model: MultiTaskModel, config: TrainConfig, data: Mapping[str, Task]) -> None:
         n = anatomy.num_layers(model)
