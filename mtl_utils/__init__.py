@@ -52,6 +52,7 @@ from mtl_utils.serving import padding, quantized_search, static_embedding, stati
 from mtl_utils.serving.padding import batching_speed
 from mtl_utils.training import (
     contrastive,
+    cross_encoder,
     distributed,
     freezing,
     frozen_cache,

@@ -47,27 +47,31 @@ def pair_key(config: PairConfig, pairs: PairData) -> str:
                  "pairs": pairs.digest()})
 
 
+def load_pair_run(folder: Path, config: PairConfig) -> PairResult:
+    """A pair run's entry read back: the encoder's weights and the run's losses and seconds."""
+    encoder = SentenceEncoder(config.model, max_length=config.max_length)
+    encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+    meta = json.loads((folder / "result.json").read_text())
+    return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
+
+
+def write_pair_run(result: PairResult, tmp: Path) -> None:
+    """A pair run's entry (a cross-encoder's too): the encoder's weights, each step's loss, training seconds."""
+    state = {k: v.detach().contiguous() for k, v in result.encoder.state_dict().items()}
+    save_file(state, str(tmp / "encoder.safetensors"))
+    (tmp / "result.json").write_text(json.dumps({"losses": result.losses, "train_seconds": result.train_seconds}))
+
+
 def pairs_or_load(config: PairConfig, pairs: PairData, force: bool = False,
                   progress_bar: bool = True) -> PairResult:
     """Train a pair run, or load it from ``<cache>/pairs/<key>/`` (weights and losses) when it was trained
     before; ``force`` retrains. The entry is kept by the run store (:func:`series.store.load_or_make`):
     a damaged one is reported and retrained, one that a publish killed between its renames is put back."""
 
-    def load(folder: Path) -> PairResult:
-        encoder = SentenceEncoder(config.model, max_length=config.max_length)
-        encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
-        meta = json.loads((folder / "result.json").read_text())
-        return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
-
-    def write(result: PairResult, tmp: Path) -> None:
-        state = {k: v.detach().contiguous() for k, v in result.encoder.state_dict().items()}
-        save_file(state, str(tmp / "encoder.safetensors"))
-        (tmp / "result.json").write_text(json.dumps({"losses": result.losses,
-                                                     "train_seconds": result.train_seconds}))
-
     folder = paths.cache_dir() / "pairs" / pair_key(config, pairs)
-    result, _ = store.load_or_make(folder, load, lambda: PairTrainer(config, pairs, progress_bar=progress_bar).fit(),
-                                   write, what="pair run", redo="training it again", force=force)
+    result, _ = store.load_or_make(folder, lambda f: load_pair_run(f, config),
+                                   lambda: PairTrainer(config, pairs, progress_bar=progress_bar).fit(),
+                                   write_pair_run, what="pair run", redo="training it again", force=force)
     return result
 
 

@@ -1,10 +1,14 @@
-"""Pair runs with another step kept in the run store: Matryoshka and mined hard negatives (notebook 02).
+"""Pair runs with another step kept in the run store: Matryoshka, mined hard negatives, the cross-encoder
+(notebook 02).
 
-:func:`variant_or_load` trains :class:`~mtl_utils.training.matryoshka.MatryoshkaTrainer` or
-:class:`~mtl_utils.training.hard_negatives.HardNegativeTrainer` once and reads the encoder back after. The key
-covers the configuration, base model, pairs, the variant's own settings (dimensions, or the mined negatives),
-this module's code and the code it trains with. The plain pair runs stay in :mod:`series.pair_runs` (their
-keys, and so their cached runs, are unchanged).
+* :func:`variant_or_load` trains :class:`~mtl_utils.training.matryoshka.MatryoshkaTrainer` or
+  :class:`~mtl_utils.training.hard_negatives.HardNegativeTrainer` once and reads the encoder back after. The
+  key covers the configuration, base model, pairs, the variant's own settings (dimensions, or the mined
+  negatives), this module's code and the code it trains with.
+* :func:`cross_or_load` does the same for :class:`~mtl_utils.training.cross_encoder.CrossEncoderTrainer`.
+
+The plain pair runs stay in :mod:`series.pair_runs`; every kind is written and read as one
+(:func:`~series.pair_runs.write_pair_run`).
 """
 from __future__ import annotations
 
@@ -16,13 +20,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from mtl_utils.core import paths
-from mtl_utils.modeling.encoder import SentenceEncoder
-from mtl_utils.training import contrastive, hard_negatives, matryoshka, sentence_training
+from mtl_utils.training import contrastive, cross_encoder, hard_negatives, matryoshka, sentence_training
+from mtl_utils.training.cross_encoder import CrossConfig, CrossEncoder, CrossEncoderTrainer
 from mtl_utils.training.sentence_training import PairConfig, PairData, PairResult
 from series import store
+from series.pair_runs import load_pair_run, write_pair_run
 from series.runs import code_fingerprint, library_versions
 
 VARIANTS = ("matryoshka", "hard negatives")
@@ -51,19 +56,28 @@ def variant_or_load(config: PairConfig, pairs: PairData, variant: str, setting: 
             trainer = hard_negatives.HardNegativeTrainer(config, pairs, setting, progress_bar=progress_bar)
         return trainer.fit()
 
-    def load(folder: Path) -> PairResult:
-        encoder = SentenceEncoder(config.model, max_length=config.max_length)
-        encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
-        meta = json.loads((folder / "result.json").read_text())
-        return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
-
-    def write(result: PairResult, tmp: Path) -> None:
-        save_file({k: v.detach().contiguous() for k, v in result.encoder.state_dict().items()},
-                  str(tmp / "encoder.safetensors"))
-        (tmp / "result.json").write_text(json.dumps({"losses": result.losses,
-                                                     "train_seconds": result.train_seconds}))
-
     folder = paths.cache_dir() / "pairs" / variant_key(config, pairs, variant, setting)
-    result, _ = store.load_or_make(folder, load, make, write, what=f"{variant} run", redo="training it again",
-                                   force=force)
+    result, _ = store.load_or_make(folder, lambda f: load_pair_run(f, config), make, write_pair_run,
+                                   what=f"{variant} run", redo="training it again", force=force)
+    return result
+
+
+def cross_or_load(config: CrossConfig, pairs: PairData, force: bool = False,
+                  progress_bar: bool = True) -> PairResult:
+    """A cross-encoder trained on labelled pairs, or loaded from ``<cache>/pairs/<key>/``; the key covers the
+    configuration, base model, pairs (with their labels), code and library versions."""
+    code = store.code_sha256([sys.modules[__name__], cross_encoder]) + code_fingerprint()
+    folder = paths.cache_dir() / "pairs" / store.key(
+        {"config": dataclasses.asdict(config), "base model": store.model_digest(config.model),
+         "pairs": pairs.digest(), "variant": "cross-encoder", "code": code, "versions": library_versions()})
+
+    def load(folder: Path) -> PairResult:
+        model = CrossEncoder(config.model, config.max_length)
+        model.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+        meta = json.loads((folder / "result.json").read_text())
+        return PairResult(model.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
+
+    result, _ = store.load_or_make(folder, load, lambda: CrossEncoderTrainer(config, pairs, progress_bar).fit(),
+                                   write_pair_run, what="cross-encoder run",
+                                   redo="training it again", force=force)
     return result

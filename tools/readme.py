@@ -81,7 +81,8 @@ def family_by_chapter(r: dict[str, dict]) -> dict[str, list[dict]]:
                       *m2.get("batch_sizes", {}).get("comparisons", []),
                       *m2.get("hard_negatives", {}).get("comparisons", []),
                       *m2.get("matryoshka", {}).get("comparisons", []),
-                      *m2.get("setfit", {}).get("comparisons", []), *m2.get("sts", {}).get("comparisons", [])],
+                      *m2.get("setfit", {}).get("comparisons", []), *m2.get("sts", {}).get("comparisons", []),
+                      *m2.get("cross_encoder", {}).get("comparisons", [])],
                "03": m3.get("sharing", []),
                "04": [*m4.get("sweep_comparisons", []), *m4.get("frozen_head", []),
                       *(m4.get("pretrained_vs_random", []) if "frozen_head" in m4 else []),
@@ -417,8 +418,24 @@ def _sentence_training(m: dict) -> list[str]:
                         *m["setfit"]["comparisons"]]),
             "", f"GradCache keeps {big['saved activations (MB)']:.0f} MB of activations for a batch of "
             f"{big['batch']} where the whole batch's graph keeps {big['full-batch activations (MB)']:.0f} MB.",
-            *_hard_and_nested(m), *_sts(m)]
+            *_hard_and_nested(m), *_sts(m), *_cross_encoder(m)]
     return [*out, "", _forest("02")]
+
+
+def _cross_encoder(m: dict) -> list[str]:
+    """02 § 8: the cross-encoder re-ranking each first stage's top 10, and the cost of all pairs."""
+    if "cross_encoder" not in m:
+        return []
+    c = m["cross_encoder"]
+    rate = {row["encoder"]: row for row in c["rates"]}
+    big = c["all pairs"][-1]
+    return ["", f"A cross-encoder (MiniLM, {c['epochs']} passes over {c['labelled pairs']:,} labelled pairs) "
+            "re-ranking each first stage's top 10, against that stage alone (02 § 8, paired over seeds and "
+            "queries):", "", *_verdicts(c["comparisons"]), "",
+            f"Its cost: {rate['cross-encoder']['items/s (median)']:.0f} pairs/s against "
+            f"{rate['bi-encoder']['items/s (median)']:.0f} sentences/s for the bi-encoder, so the most similar "
+            f"pair among {big['sentences']:,} sentences takes {big['cross-encoder (hours)']:.1f} hours of "
+            f"cross-encoder passes, or {big['bi-encoder (seconds)']:.0f} s with the bi-encoder (this machine)."]
 
 
 def _sts(m: dict) -> list[str]:

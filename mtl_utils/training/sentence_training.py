@@ -100,10 +100,11 @@ class PairData:
 
 @dataclass
 class PairResult:
-    """A finished pair run: the trained encoder, each step's loss, training seconds, whether it was cached."""
+    """A finished pair run: the trained encoder (a cross-encoder's too), each step's loss, training seconds,
+    whether it was cached."""
 
-    encoder: SentenceEncoder
-    config: PairConfig
+    encoder: torch.nn.Module  # a SentenceEncoder, or a cross_encoder.CrossEncoder
+    config: PairConfig  # or a cross_encoder.CrossConfig
     losses: list[float] = field(repr=False)
     train_seconds: float
     cached: bool = False

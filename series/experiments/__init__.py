@@ -26,6 +26,7 @@ from series.experiments.grids import (
     validation_accuracy,
 )
 from series.experiments.sentence import (
+    all_pairs_cost,
     held_out_pairs,
     measure_runs,
     profile,
@@ -33,6 +34,7 @@ from series.experiments.sentence import (
     prefix_versus,
     profile_row,
     records_of,
+    reranked,
     search_box,
     series_arms,
     set_aside_examples,

@@ -1,6 +1,6 @@
 """Notebook 02's experiments: encoders judged as embeddings (retrieval and clustering), human-judged
-similarity (STS), SetFit's few-label arm and the search box over the benchmark's passages; notebook 04 re-measures
-the series' classification-trained encoders with them."""
+similarity (STS), SetFit's few-label arm, the cross-encoder's re-ranking and cost, and the search box over the
+benchmark's passages; notebook 04 re-measures the series' classification-trained encoders with them."""
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
@@ -13,12 +13,21 @@ from mtl_utils.data.retrieval import RetrievalSet
 from mtl_utils.data.tasks import Task
 from mtl_utils.evaluation import sts
 from mtl_utils.evaluation.probing import ProbeResult, probe_cv
-from mtl_utils.evaluation.retrieval import clustering_score, evaluate_encoder, semantic_search, summary
+from mtl_utils.evaluation.retrieval import (
+    clustering_score,
+    evaluate_encoder,
+    rank_metrics,
+    semantic_search,
+    summary,
+)
+from mtl_utils.evaluation.similarity import cosine_matrix
 from mtl_utils.modeling.encoder import SentenceEncoder
+from mtl_utils.training import cross_encoder
 from mtl_utils.training.config import TrainConfig
+from mtl_utils.training.cross_encoder import CrossEncoder
 from mtl_utils.training.sentence_training import PairConfig, setfit_pairs
 from mtl_utils.training.trainer import TrainResult
-from series import explore, protocol
+from series import explore, fast_search, protocol
 from series.comparisons import compare_correlations, compare_scores, compare_seeds
 from series.corpora import with_train_labels
 from series.headline_passages import HeadlinePassages
@@ -211,3 +220,44 @@ def prefix_versus(prefixes: Mapping[tuple[str, int], Mapping[int, pd.DataFrame]]
     dims = list(prefixes[name, seeds[0]])
     return pd.DataFrame([versus(f"{a}, {d} dims", [prefixes[name, s][d] for s in seeds], f"{b}, {d} dims",
                                 [prefixes[other, s][d] for s in seeds]) for d in dims])
+
+
+def reranked(models: Mapping[int, CrossEncoder], firsts: Mapping[str, np.ndarray | Mapping[int, np.ndarray]],
+             data: RetrievalSet, k: int = 10) -> dict[str, dict[int, pd.DataFrame]]:
+    """Per first stage and seed: :func:`~mtl_utils.evaluation.retrieval.rank_metrics` after seed ``s``'s
+    cross-encoder re-ranks the stage's top ``k``. A stage is one score matrix (queries × passages) or one per
+    seed. Every (query, passage) candidate is scored once per seed, whichever stages share it."""
+    per_seed = {name: f if isinstance(f, Mapping) else dict.fromkeys(models, f) for name, f in firsts.items()}
+    out: dict[str, dict[int, pd.DataFrame]] = {name: {} for name in firsts}
+    for s, model in models.items():
+        tops = {name: cross_encoder.top_k(f[s], k) for name, f in per_seed.items()}
+        pairs = sorted({(q, int(p)) for top in tops.values() for q, row in enumerate(top) for p in row})
+        scores = model.score([data.queries[q] for q, _ in pairs], [data.passages[p] for _, p in pairs])
+        of = dict(zip(pairs, scores))
+        for name, top in tops.items():
+            cross = np.array([[of[q, int(p)] for p in row] for q, row in enumerate(top)])
+            out[name][s] = rank_metrics(cross_encoder.rerank(per_seed[name][s], top, cross), data)
+    return out
+
+
+def all_pairs_cost(cross: CrossEncoder, bi: SentenceEncoder, a: Sequence[str], b: Sequence[str],
+                   sizes: Sequence[int] = (1_000, 10_000), repeats: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The cost side, measured in one process: pairs per second of ``cross`` on the pairs (``a[i]``, ``b[i]``),
+    texts per second of ``bi`` on the same texts and the seconds of one cosine matrix of ``max(sizes)`` vectors
+    (medians over interleaved repeats, with the slowest and fastest), then what finding the most similar pair
+    among n sentences would take at those rates: n(n − 1)/2 cross-encoder passes, or n encodings and the matrix."""
+    texts = [*a, *b]
+    rates = fast_search._rates(fast_search._interleaved(
+        {"cross-encoder": lambda: cross.score(a, b, batch_size=64),
+         "bi-encoder": lambda: bi.encode(texts, batch_size=64, warn_truncation=False)},
+        repeats), 1, "batch", "encoder")
+    rates.loc["cross-encoder"] *= len(a)
+    rates.loc["bi-encoder"] *= len(texts)
+    rates = rates.rename(columns=lambda c: c.replace("batch", "items")).assign(
+        item=["pairs", "sentences"])
+    vectors = np.random.default_rng(0).standard_normal((max(sizes), bi.dim), dtype=np.float32)
+    matrix = float(np.median(fast_search._interleaved({"m": lambda: cosine_matrix(vectors, vectors)}, repeats)["m"]))
+    per_pair, per_text = 1 / rates.loc["cross-encoder", "items/s (median)"], 1 / rates.loc["bi-encoder", "items/s (median)"]
+    cost = pd.DataFrame([{"sentences": n, "cross-encoder (hours)": n * (n - 1) / 2 * per_pair / 3600,
+                          "bi-encoder (seconds)": n * per_text + matrix * (n / max(sizes)) ** 2} for n in sizes])
+    return rates, cost

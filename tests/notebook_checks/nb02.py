@@ -56,6 +56,29 @@ def check(m: dict) -> None:
     assert [(row["A"], row["B"]) for row in sts["comparisons"]] == [("contrastive, batch 32 (§ 2)",
                                                                       "MiniLM as shipped")]
     _hard_negatives_and_matryoshka(m, seeds)
+    _cross_encoder(m, seeds)
+
+
+def _cross_encoder(m: dict, seeds: int) -> None:
+    """§ 8: both first stages re-ranked on every seed against a margin declared before the runs; a
+    cross-encoder scores fewer pairs per second than the bi-encoder encodes sentences, so all pairs cost it
+    hours where the bi-encoder takes seconds (it grows with n², the bi-encoder with n)."""
+    c = m["cross_encoder"]
+    assert c["labelled pairs"] > m["benchmark"]["training pairs"], c["labelled pairs"]
+    assert {(row["A"], row["B"], row["task"]) for row in c["comparisons"]} == {
+        (f"{stage}, re-ranked", stage, f"retrieval ({metric})")
+        for stage in ("BM25", "bi-encoder (§ 2)") for metric in ("MRR@10", "recall@1")}, c["comparisons"]
+    for row in c["comparisons"]:
+        check_comparison(row)
+        assert row["seeds"] == seeds and row["margin"] > 0, row
+    rate = {row["encoder"]: row for row in c["rates"]}
+    for row in rate.values():
+        assert 0 < row["items/s (slowest)"] <= row["items/s (median)"] <= row["items/s (fastest)"], row
+    assert rate["cross-encoder"]["items/s (median)"] < rate["bi-encoder"]["items/s (median)"], rate
+    cost = c["all pairs"]
+    assert [row["sentences"] for row in cost] == sorted(row["sentences"] for row in cost), cost
+    for row in cost:
+        assert row["cross-encoder (hours)"] * 3600 > row["bi-encoder (seconds)"] > 0, row
 
 
 def _hard_negatives_and_matryoshka(m: dict, seeds: int) -> None:
