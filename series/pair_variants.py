@@ -26,7 +26,7 @@ from mtl_utils.core import paths
 from mtl_utils.training import contrastive, cross_encoder, hard_negatives, matryoshka, sentence_training
 from mtl_utils.training.cross_encoder import CrossConfig, CrossEncoder, CrossEncoderTrainer
 from mtl_utils.training.sentence_training import PairConfig, PairData, PairResult
-from series import store
+from series import pair_runs, store
 from series.pair_runs import load_pair_run, write_pair_run
 from series.runs import code_fingerprint, library_versions
 
@@ -66,7 +66,7 @@ def cross_or_load(config: CrossConfig, pairs: PairData, force: bool = False,
                   progress_bar: bool = True) -> PairResult:
     """A cross-encoder trained on labelled pairs, or loaded from ``<cache>/pairs/<key>/``; the key covers the
     configuration, base model, pairs (with their labels), code and library versions."""
-    code = store.code_sha256([sys.modules[__name__], cross_encoder]) + code_fingerprint()
+    code = store.code_sha256([sys.modules[__name__], pair_runs, sentence_training, cross_encoder]) + code_fingerprint()
     folder = paths.cache_dir() / "pairs" / store.key(
         {"config": dataclasses.asdict(config), "base model": store.model_digest(config.model),
          "pairs": pairs.digest(), "variant": "cross-encoder", "code": code, "versions": library_versions()})

@@ -43,8 +43,11 @@ def test_labelled_pairs_give_a_positive_a_mined_and_a_random_negative():
     assert len(mined) == 9                       # each random negative is neither the own nor the mined one
     again = ce.labelled_pairs(queries, passages, [1, 2, -1, 0, 3])
     assert again.digest() == pairs.digest()      # the draw is fixed by its seed
-    with pytest.raises(ValueError, match="one passage and one negative per query"):
-        ce.labelled_pairs(queries, passages, [1, 2])
+    for bad, message in (([1, 2], "one passage and one negative"), ([1.0, 2, -1, 0, 3], "an integer"),
+                         ([0, 2, -1, 0, 3], r"negatives\[0\]=0"), ([1, 2, 5, 0, 3], r"negatives\[2\]=5"),
+                         ([1, 2, -2, 0, 3], r"negatives\[2\]=-2")):
+        with pytest.raises(ValueError, match=message):
+            ce.labelled_pairs(queries, passages, bad)
 
 
 def test_length_grouped_batches_cover_every_pair_once_with_little_padding():
@@ -75,7 +78,7 @@ def test_config_refuses_bad_settings(change, message):
         ce.CrossConfig(**change)
 
 
-def test_trainer_trains_is_cached_and_reranks(tiny_model_dir, tmp_path, monkeypatch):
+def test_trainer_trains_and_is_cached(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setenv("MTL_CACHE_DIR", str(tmp_path))
     pairs = ce.labelled_pairs(SENTENCES, SENTENCES[::-1], [1, 2, 3, 4, 5, 0])
     config = ce.CrossConfig(model=tiny_model_dir, epochs=2, batch_size=4, max_grad_norm=None, max_length=32)
@@ -88,17 +91,45 @@ def test_trainer_trains_is_cached_and_reranks(tiny_model_dir, tmp_path, monkeypa
         ce.CrossEncoderTrainer(config, PairData(SENTENCES, SENTENCES))
 
 
-def test_reranked_scores_each_candidate_once_per_seed(tiny_model_dir):
+def test_reranked_scores_each_candidate_once_and_matches_reranking_by_hand(tiny_model_dir):
     from mtl_utils.data.retrieval import RetrievalSet
+    from mtl_utils.evaluation.retrieval import rank_metrics
 
     data = RetrievalSet(queries=tuple(SENTENCES[:3]), passages=tuple(SENTENCES), query_ids=("a", "b", "c"),
-                        corpus_ids=tuple("uvwxyz"), relevant={"a": frozenset("u"), "b": frozenset("v"), "c": frozenset("w")})
+                        corpus_ids=tuple("uvwxyz"), relevant={q: frozenset(p) for q, p in zip("abc", "uvw")})
     model = ce.CrossEncoder(tiny_model_dir, max_length=32)
-    calls = []
-    score = model.score
+    calls, score = [], model.score
     model.score = lambda q, p: calls.append(len(q)) or score(q, p)
-    first = np.random.default_rng(0).random((3, 6))
-    out = sentence.reranked({0: model}, {"A": first, "B": {0: first}}, data, k=2)
-    assert calls == [6]                                         # two stages, one set of candidates
-    pd_a, pd_b = out["A"][0], out["B"][0]
-    assert pd_a.equals(pd_b) and list(pd_a.index) == ["a", "b", "c"]
+    rng = np.random.default_rng(0)
+    first, second = rng.random((3, 6)), rng.random((3, 6))
+    second[:, :2] = first[:, :2] + 5                    # both stages rank passages u and v first: shared candidates
+    out = sentence.reranked({0: model}, {"A": first, "B": {0: second}}, data, k=3)
+    shared = sum(len(set(a) & set(b)) for a, b in zip(ce.top_k(first, 3), ce.top_k(second, 3)))
+    assert calls == [2 * 3 * 3 - shared]                # one call, each (query, passage) once
+    for name, scores in (("A", first), ("B", second)):
+        top = ce.top_k(scores, 3, data.corpus_ids)
+        by_hand = np.array([[score([data.queries[q]], [data.passages[p]])[0] for p in row]
+                            for q, row in enumerate(top)])
+        expected = rank_metrics(ce.rerank(scores, top, by_hand), data)
+        assert np.allclose(out[name][0].to_numpy(), expected.to_numpy(), atol=1e-6), name
+    with pytest.raises(ValueError, match="seeds"):
+        sentence.reranked({0: model, 1: model}, {"B": {0: second}}, data, k=3)
+
+
+def test_top_k_breaks_ties_by_passage_id_so_reranking_keeps_recall_at_k():
+    from mtl_utils.data.retrieval import RetrievalSet
+    from mtl_utils.evaluation.retrieval import rank_metrics
+
+    ids = ("p3", "p1", "p2", "p0")                      # positions and ids in different orders
+    data = RetrievalSet(queries=("q",), passages=("w", "x", "y", "z"), query_ids=("a",), corpus_ids=ids,
+                        relevant={"a": frozenset({"p1"})})
+    first = np.array([[1.0, 0.5, 0.5, 0.5]])            # three passages tied for second place
+    top = ce.top_k(first, 2, ids)
+    np.testing.assert_array_equal(top, [[0, 3]])        # p3, then p0: the lowest id among the tied
+    assert rank_metrics(first, data)["recall@10"].iloc[0] == 1
+    after = rank_metrics(ce.rerank(first, top, np.array([[0.0, 1.0]])), data)
+    before = rank_metrics(first, data)
+    assert (before["rank"] <= 2).equals(after["rank"] <= 2)      # the same passages in the top 2
+    for bad in (0, 5, 2.0):
+        with pytest.raises(ValueError, match="1 <= k <= passages"):
+            ce.top_k(first, bad)

@@ -58,6 +58,9 @@ class CrossConfig:
             value = getattr(self, name)
             if not (value is None and name == "max_grad_norm") and not (isinstance(value, float | int) and value > 0):
                 raise ValueError(f"CrossConfig.{name} must be positive, got {value!r}")
+        if not (0 <= self.warmup_ratio < 1 and self.weight_decay >= 0):
+            raise ValueError(f"CrossConfig: warmup_ratio must be in [0, 1) and weight_decay at least 0, got "
+                             f"{self.warmup_ratio!r} and {self.weight_decay!r}")
 
     def replace(self, **changes) -> "CrossConfig":
         return dataclasses.replace(self, **changes)
@@ -102,9 +105,13 @@ def labelled_pairs(queries: Sequence[str], passages: Sequence[str], negatives: S
     (none mined); (query, a random other passage) labelled 0. Random negatives teach what is on topic, mined ones
     what is only close (mined alone, 1,489 headlines left a cross-encoder near chance for a pass: one seed)."""
     negatives, n = np.asarray(negatives), len(queries)
-    if len(passages) != n or n < 3 or negatives.shape != (n,):
-        raise ValueError(f"one passage and one negative per query, at least three queries: {n} queries, "
-                         f"{len(passages)} passages, negatives of shape {negatives.shape}")
+    if len(passages) != n or n < 3 or negatives.shape != (n,) or not np.issubdtype(negatives.dtype, np.integer):
+        raise ValueError(f"one passage and one negative (an integer) per query, at least three queries: {n} "
+                         f"queries, {len(passages)} passages, negatives {negatives.dtype} of shape {negatives.shape}")
+    bad = np.flatnonzero((negatives < -1) | (negatives >= n) | (negatives == np.arange(n)))
+    if len(bad):
+        raise ValueError(f"negatives[{bad[0]}]={negatives[bad[0]]}: a mined negative is another passage's index, "
+                         "or -1 for none")
     rng, a, b, labels = np.random.default_rng(seed), [], [], []
     for i, j in enumerate(negatives):
         drawn = int(rng.choice(np.setdiff1d(np.arange(n), [i, j])))
@@ -162,16 +169,21 @@ def length_grouped_batches(lengths: Sequence[int], batch_size: int, rng: np.rand
     return [batches[i] for i in rng.permutation(len(batches))]
 
 
-def top_k(first: np.ndarray, k: int = 10) -> np.ndarray:
-    """``[queries, k]``: each query's ``k`` highest-scoring passages under a first stage (queries × passages)."""
-    return np.argsort(-np.asarray(first), axis=1, kind="stable")[:, :k]
+def top_k(first: np.ndarray, k: int = 10, ids: Sequence[str] | None = None) -> np.ndarray:
+    """``[queries, k]``: each query's ``k`` highest-scoring passages under a first stage (queries × passages),
+    ties broken by ascending passage id ``ids`` (as the retrieval metrics rank), else by position."""
+    first = np.asarray(first)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= first.shape[-1] or first.ndim != 2:
+        raise ValueError(f"top_k needs scores (queries × passages) and 1 <= k <= passages: {first.shape}, k={k!r}")
+    order = np.arange(first.shape[1]) if ids is None else np.argsort(np.asarray(ids), kind="stable")
+    return order[np.argsort(-first[:, order], axis=1, kind="stable")[:, :k]]
 
 
 def rerank(first: np.ndarray, top: np.ndarray, cross: np.ndarray) -> np.ndarray:
     """Scores (queries × passages) that put each query's ``top`` passages first, in the order of their
     cross-encoder scores ``cross`` (same shape as ``top``), and keep the first stage's order below them."""
     first, top, cross = np.asarray(first, dtype=np.float64), np.asarray(top), np.asarray(cross, dtype=np.float64)
-    if top.shape != cross.shape or top.ndim != 2 or len(top) != len(first):
+    if top.shape != cross.shape or top.ndim != 2 or first.ndim != 2 or len(top) != len(first):
         raise ValueError(f"one cross-encoder score per candidate: top {top.shape}, cross {cross.shape}, "
                          f"{len(first)} queries")
     out = first.copy()

@@ -228,9 +228,13 @@ def reranked(models: Mapping[int, CrossEncoder], firsts: Mapping[str, np.ndarray
     cross-encoder re-ranks the stage's top ``k``. A stage is one score matrix (queries × passages) or one per
     seed. Every (query, passage) candidate is scored once per seed, whichever stages share it."""
     per_seed = {name: f if isinstance(f, Mapping) else dict.fromkeys(models, f) for name, f in firsts.items()}
+    for name, f in per_seed.items():
+        if set(f) != set(models):
+            raise ValueError(f"first stage {name!r} has scores for seeds {sorted(f)}, the cross-encoders for "
+                             f"{sorted(models)}")
     out: dict[str, dict[int, pd.DataFrame]] = {name: {} for name in firsts}
     for s, model in models.items():
-        tops = {name: cross_encoder.top_k(f[s], k) for name, f in per_seed.items()}
+        tops = {name: cross_encoder.top_k(f[s], k, data.corpus_ids) for name, f in per_seed.items()}
         pairs = sorted({(q, int(p)) for top in tops.values() for q, row in enumerate(top) for p in row})
         scores = model.score([data.queries[q] for q, _ in pairs], [data.passages[p] for _, p in pairs])
         of = dict(zip(pairs, scores))

@@ -64,7 +64,11 @@ def _cross_encoder(m: dict, seeds: int) -> None:
     cross-encoder scores fewer pairs per second than the bi-encoder encodes sentences, so all pairs cost it
     hours where the bi-encoder takes seconds (it grows with n², the bi-encoder with n)."""
     c = m["cross_encoder"]
-    assert c["labelled pairs"] > m["benchmark"]["training pairs"], c["labelled pairs"]
+    # each headline: its passage, a random negative and (unless none was mined) its mined one
+    pairs = m["benchmark"]["training pairs"]
+    assert 2 * pairs < c["labelled pairs"] <= 3 * pairs, c["labelled pairs"]
+    assert c["epochs"] >= 1 and c["top"] >= 1 and c["median train seconds"] > 0, c
+    assert [row["item"] for row in c["rates"]] == ["pairs", "sentences"], c["rates"]
     assert {(row["A"], row["B"], row["task"]) for row in c["comparisons"]} == {
         (f"{stage}, re-ranked", stage, f"retrieval ({metric})")
         for stage in ("BM25", "bi-encoder (§ 2)") for metric in ("MRR@10", "recall@1")}, c["comparisons"]
