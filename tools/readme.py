@@ -30,7 +30,7 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "Sentence embeddings: tokens to one vector, which pooling (attention too), frozen or fine-tuned"),
              "02": ("02_sentence_training",
                     "How a sentence transformer is trained: contrastive loss, retrieval, hard negatives, "
-                    "Matryoshka, SetFit, human-judged similarity (STS)"),
+                    "Matryoshka, SetFit, human-judged similarity (STS), bi- vs cross-encoders"),
              "03": ("03_multitask_model",
                     "The multi-task model: shared encoder, one head per task, the protocol, the original write-up's task A"),
              "04": ("04_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured; "
@@ -429,8 +429,8 @@ def _cross_encoder(m: dict) -> list[str]:
     c = m["cross_encoder"]
     rate = {row["encoder"]: row for row in c["rates"]}
     big = c["all pairs"][-1]
-    return ["", f"A cross-encoder (MiniLM, {c['epochs']} passes over {c['labelled pairs']:,} labelled pairs) "
-            "re-ranking each first stage's top 10, against that stage alone (02 § 8, paired over seeds and "
+    return ["", f"A cross-encoder ({c['epochs']} passes over {c['labelled pairs']:,} labelled pairs) re-ranking "
+            f"each first stage's top {c['top']}, against that stage alone (02 § 8, paired over seeds and "
             "queries):", "", *_verdicts(c["comparisons"]), "",
             f"Its cost: {rate['cross-encoder']['items/s (median)']:.0f} pairs/s against "
             f"{rate['bi-encoder']['items/s (median)']:.0f} sentences/s for the bi-encoder, so the most similar "
