@@ -14,7 +14,8 @@ changes and why.
 
 Why these numbers: notebook 03 draws the learning curves (one seed, validation accuracy at
 :func:`curve_budgets` examples per task) and shows where the budget sits on them; the whole series, three
-seeds of every configuration, has to fit 150 minutes on two CPU cores from an empty run cache.
+seeds of every configuration, aims at 150 minutes on two CPU cores from an empty run cache (the README's
+table gives the measured total).
 
 A run that several notebooks need (the single-task models, the multi-task model) is the same configuration
 everywhere, so it trains once for the whole series and later notebooks load it from the run cache.

@@ -15,7 +15,8 @@ THREADS_ENV = "MTL_THREADS"
 
 
 def device(name: str | torch.device | None = None) -> torch.device:
-    """``name``, else ``$MTL_DEVICE``, else ``cuda`` if there is one, else ``cpu``; torchrun: ``cuda:$LOCAL_RANK``."""
+    """The device to compute on: ``name``, else ``$MTL_DEVICE``, else ``cuda`` if available, else ``cpu`` (a
+    ``torchrun`` process: its own ``cuda:$LOCAL_RANK``); a missing GPU is an error, never a silent fall-back."""
     choice = name or os.environ.get(DEVICE_ENV) or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         chosen = torch.device(choice)

@@ -152,7 +152,7 @@ def probe_cv(train_X: np.ndarray, train_y: np.ndarray, test_X: np.ndarray, test_
 
 def bag_of_words_probe(texts: Mapping[str, Sequence[str]], labels: Mapping[str, np.ndarray], seed: int = 0,
                        **probe_kwargs) -> ProbeResult:
-    """The same probe on TF-IDF words and word pairs (seen twice in train): what vocabulary alone gets."""
+    """The same probe on TF-IDF words and word pairs (seen at least twice in train): what vocabulary alone gets."""
     vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
     train_X = vectorizer.fit_transform(list(texts["train"]))
     return probe(train_X, labels["train"], vectorizer.transform(list(texts["validation"])), labels["validation"],

@@ -1,7 +1,7 @@
 """Human-judged similarity (STS): does an encoder's cosine order sentence pairs as people rated them? The STS benchmark
 (Cer et al., 2017, *SemEval-2017 Task 1*) rates pairs from 0 (unrelated) to 5 (same meaning); the pairs' cosines are
 correlated with the ratings by Spearman's rank correlation (only their order matters to a search), as SBERT (Reimers &
-Gurevych, 2019) and MTEB report, with Pearson's. Taught in notebook 02 (§ 7). all-MiniLM-L6-v2: 0.820 (MTEB's score)::
+Gurevych, 2019) and MTEB report, Pearson's beside it. Taught in notebook 02 (§ 7). Example (MiniLM: Spearman 0.820)::
 
     sts_scores(pair_cosines(encoder, pairs["sentence1"], pairs["sentence2"]), pairs["score"])
 """

@@ -219,7 +219,8 @@ class SentenceEncoder(nn.Module):
     def encode(self, sentences, batch_size: int = 32, show_progress: bool | None = None,
                convert_to_tensor: bool = False, sort_by_length: bool = True,
                warn_truncation: bool = True) -> np.ndarray | torch.Tensor:
-        """``[n, dim]`` vectors (``[1, dim]`` for one string) in input order; truncation warns once per call."""
+        """Embed sentences for inference: ``[n, dim]`` (``[1, dim]`` for one string), in input order. Truncation warns
+        once per call unless ``warn_truncation`` is off; ``show_progress=None`` shows a bar from 20 batches on."""
         batch_size = check_batch_size(batch_size)
         tokenized = self.token_ids(sentences)
         if warn_truncation:

@@ -2,7 +2,7 @@
 :func:`distill` runs each vocabulary piece through the transformer alone (``[CLS] piece [SEP]``, outputs averaged), then
 PCA and SIF weights ``a / (a + p)``, ``p`` from Zipf's law: model2vec's recipe, needing no data (Tulkens & van Dongen,
 2024; SIF: Arora et al., 2017). :class:`StaticEncoder`: sentence-transformers' ``StaticEmbedding`` (mean pooling);
-:func:`train_static`: the table trained on pairs with in-batch negatives (Aarsen, 2025). Taught in notebook 06, § 5::
+:func:`train_static`: the table trained on pairs with in-batch negatives (Aarsen, 2025). Notebook 06, § 5. Example::
 
     static = distill(SentenceEncoder(DEFAULT_MODEL), dims=256)
     train_static(static, headlines, passages_per_headline, epochs=10)

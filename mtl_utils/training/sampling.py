@@ -39,7 +39,8 @@ class TaskSampler:
 
 
 class TaskBatches:
-    """Endless shuffled mini-batches of rows (``seen``: drawn); ``bucketing``: by length in chunks of 50 batches."""
+    """Endless shuffled mini-batches (row numbers) of a task's training set, reshuffled each pass (``seen``: rows
+    drawn); ``bucketing`` sorts rows by length in chunks of 50 batches (little padding), then shuffles the batches."""
 
     def __init__(self, lengths: Sequence[int] | np.ndarray, batch_size: int, rng: np.random.Generator,
                  bucketing: bool = True) -> None:
