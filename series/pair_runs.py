@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 from safetensors.torch import load_file, save_file
 
 from mtl_utils.core import paths
@@ -47,12 +48,13 @@ def pair_key(config: PairConfig, pairs: PairData) -> str:
                  "pairs": pairs.digest()})
 
 
-def load_pair_run(folder: Path, config: PairConfig) -> PairResult:
-    """A pair run's entry read back: the encoder's weights and the run's losses and seconds."""
-    encoder = SentenceEncoder(config.model, max_length=config.max_length)
-    encoder.load_state_dict(load_file(str(folder / "encoder.safetensors")))
+def load_pair_run(folder: Path, config: PairConfig, model: torch.nn.Module | None = None) -> PairResult:
+    """A pair run's entry read back into ``model`` (default: a new encoder of ``config``; a cross-encoder's
+    run passes its own), with the run's losses and seconds."""
+    model = model or SentenceEncoder(config.model, max_length=config.max_length)
+    model.load_state_dict(load_file(str(folder / "encoder.safetensors")))
     meta = json.loads((folder / "result.json").read_text())
-    return PairResult(encoder.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
+    return PairResult(model.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
 
 
 def write_pair_run(result: PairResult, tmp: Path) -> None:

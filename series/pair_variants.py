@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from safetensors.torch import load_file
 
 from mtl_utils.core import paths
 from mtl_utils.training import contrastive, cross_encoder, hard_negatives, matryoshka, sentence_training
@@ -33,9 +31,10 @@ from series.runs import code_fingerprint, library_versions
 VARIANTS = ("matryoshka", "hard negatives")
 
 
-def variant_key(config: PairConfig, pairs: PairData, variant: str, setting: Sequence[int]) -> str:
+def variant_key(config: PairConfig | CrossConfig, pairs: PairData, variant: str, setting: Sequence[int]) -> str:
     """Cache key: configuration, base model files, pairs, the variant and its setting, code, library versions."""
-    code = store.code_sha256([sys.modules[__name__], sentence_training, contrastive, matryoshka, hard_negatives])
+    code = store.code_sha256([sys.modules[__name__], pair_runs, sentence_training, contrastive, matryoshka,
+                              hard_negatives, cross_encoder])
     setting = hashlib.sha256(np.asarray(setting, dtype=np.int64).tobytes()).hexdigest()
     return store.key({"config": dataclasses.asdict(config), "base model": store.model_digest(config.model),
                       "pairs": pairs.digest(), "variant": variant, "setting": setting,
@@ -64,20 +63,12 @@ def variant_or_load(config: PairConfig, pairs: PairData, variant: str, setting: 
 
 def cross_or_load(config: CrossConfig, pairs: PairData, force: bool = False,
                   progress_bar: bool = True) -> PairResult:
-    """A cross-encoder trained on labelled pairs, or loaded from ``<cache>/pairs/<key>/``; the key covers the
-    configuration, base model, pairs (with their labels), code and library versions."""
-    code = store.code_sha256([sys.modules[__name__], pair_runs, sentence_training, cross_encoder]) + code_fingerprint()
-    folder = paths.cache_dir() / "pairs" / store.key(
-        {"config": dataclasses.asdict(config), "base model": store.model_digest(config.model),
-         "pairs": pairs.digest(), "variant": "cross-encoder", "code": code, "versions": library_versions()})
-
-    def load(folder: Path) -> PairResult:
-        model = CrossEncoder(config.model, config.max_length)
-        model.load_state_dict(load_file(str(folder / "encoder.safetensors")))
-        meta = json.loads((folder / "result.json").read_text())
-        return PairResult(model.eval(), config, meta["losses"], meta["train_seconds"], cached=True)
+    """A cross-encoder trained on labelled pairs, or loaded from ``<cache>/pairs/<key>/``; the key is
+    :func:`variant_key`'s (the pairs' digest covers their labels)."""
+    folder = paths.cache_dir() / "pairs" / variant_key(config, pairs, "cross-encoder", [])
+    def load(f: Path) -> PairResult:
+        return load_pair_run(f, config, CrossEncoder(config.model, config.max_length))
 
     result, _ = store.load_or_make(folder, load, lambda: CrossEncoderTrainer(config, pairs, progress_bar).fit(),
-                                   write_pair_run, what="cross-encoder run",
-                                   redo="training it again", force=force)
+                                   write_pair_run, what="cross-encoder run", redo="training it again", force=force)
     return result

@@ -250,18 +250,16 @@ def all_pairs_cost(cross: CrossEncoder, bi: SentenceEncoder, a: Sequence[str], b
     texts per second of ``bi`` on the same texts and the seconds of one cosine matrix of ``max(sizes)`` vectors
     (medians over interleaved repeats, with the slowest and fastest), then what finding the most similar pair
     among n sentences would take at those rates: n(n − 1)/2 cross-encoder passes, or n encodings and the matrix."""
-    texts = [*a, *b]
-    rates = fast_search._rates(fast_search._interleaved(
-        {"cross-encoder": lambda: cross.score(a, b, batch_size=64),
-         "bi-encoder": lambda: bi.encode(texts, batch_size=64, warn_truncation=False)},
-        repeats), 1, "batch", "encoder")
-    rates.loc["cross-encoder"] *= len(a)
-    rates.loc["bi-encoder"] *= len(texts)
-    rates = rates.rename(columns=lambda c: c.replace("batch", "items")).assign(
-        item=["pairs", "sentences"])
-    vectors = np.random.default_rng(0).standard_normal((max(sizes), bi.dim), dtype=np.float32)
-    matrix = float(np.median(fast_search._interleaved({"m": lambda: cosine_matrix(vectors, vectors)}, repeats)["m"]))
-    per_pair, per_text = 1 / rates.loc["cross-encoder", "items/s (median)"], 1 / rates.loc["bi-encoder", "items/s (median)"]
+    texts, largest = [*a, *b], max(sizes)
+    vectors = np.random.default_rng(0).standard_normal((largest, bi.dim), dtype=np.float32)
+    times = fast_search._interleaved({"cross-encoder": lambda: cross.score(a, b, batch_size=64),
+                                      "bi-encoder": lambda: bi.encode(texts, batch_size=64, warn_truncation=False),
+                                      "matrix": lambda: cosine_matrix(vectors, vectors)}, repeats)
+    rates = pd.concat([fast_search._rates({name: times[name]}, items, "items", "encoder").assign(item=unit)
+                       for name, items, unit in (("cross-encoder", len(a), "pairs"),
+                                                 ("bi-encoder", len(texts), "sentences"))])
+    matrix = float(np.median(times["matrix"]))
+    per_pair, per_text = (1 / rates.loc[name, "items/s (median)"] for name in ("cross-encoder", "bi-encoder"))
     cost = pd.DataFrame([{"sentences": n, "cross-encoder (hours)": n * (n - 1) / 2 * per_pair / 3600,
-                          "bi-encoder (seconds)": n * per_text + matrix * (n / max(sizes)) ** 2} for n in sizes])
+                          "bi-encoder (seconds)": n * per_text + matrix * (n / largest) ** 2} for n in sizes])
     return rates, cost
