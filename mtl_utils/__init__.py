@@ -59,6 +59,7 @@ from mtl_utils.training import (
     hard_negatives,
     matryoshka,
     optim,
+    pair_sets,
     sentence_training,
 )
 from mtl_utils.training.config import TrainConfig, chance_loss_weights

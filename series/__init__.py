@@ -4,11 +4,12 @@ What the notebooks teach is :mod:`mtl_utils`, which never imports this package (
 
 * :mod:`~series.corpora`: the three tasks (topic, sentiment, genre) built from the corpora PyPI packages ship,
   with deterministic, leak-free splits; :mod:`~series.headline_passages`: the retrieval benchmark;
+  :mod:`~series.film_plots`: a second pair set (film synopses), for training over two sets;
 * :mod:`~series.store`: the run store: every cached result (trained runs, pair runs, pooled vectors, replayed
   timings) keyed, published, verified and, when damaged, made again, in one place;
 * :mod:`~series.runs`: trained runs kept in the store (train-or-load), keyed by everything they depend on;
   :mod:`~series.pair_runs`: pair runs and the contrastive task, the same way; :mod:`~series.pair_variants`:
-  Matryoshka and hard-negative pair runs;
+  Matryoshka, hard-negative and two-set pair runs, the cross-encoder;
   :mod:`~series.pooling_probes`: pooled vectors kept in the store, and the probe tables;
 * :mod:`~series.protocol`: the one protocol of the series (splits, budget, rates, seeds);
 * :mod:`~series.experiments`: grids of runs, their tables, and analyses of finished runs;
@@ -36,6 +37,7 @@ from series import (
     experiments,
     explore,
     fast_search,
+    film_plots,
     headline_passages,
     intervals,
     pair_runs,
@@ -67,6 +69,7 @@ from series.corpora import (
     load_topic,
     with_train_labels,
 )
+from series.film_plots import load_film_plots
 from series.headline_passages import load_headline_passages
 from series.pooling_probes import cached_poolings, compare_poolings, probe_table
 from series.runs import run_key, train_or_load

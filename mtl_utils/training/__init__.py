@@ -12,7 +12,8 @@
 * :mod:`~mtl_utils.training.contrastive`: the contrastive losses and GradCache;
 * :mod:`~mtl_utils.training.sentence_training`: pair training, SetFit's pairs, the contrastive task in the Trainer;
 * :mod:`~mtl_utils.training.hard_negatives`, :mod:`~mtl_utils.training.matryoshka`: mined negatives, nested prefixes;
-* :mod:`~mtl_utils.training.cross_encoder`: a cross-encoder, its training and re-ranking.
+* :mod:`~mtl_utils.training.cross_encoder`: a cross-encoder, its training and re-ranking;
+* :mod:`~mtl_utils.training.pair_sets`: several pair sets, round-robin or proportional.
 
 Finished runs are kept by the series' run store (:mod:`series.runs`); the series' protocol and its launch command are
 :mod:`series.protocol` and :mod:`series.launch`.

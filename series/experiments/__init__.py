@@ -41,6 +41,7 @@ from series.experiments.sentence import (
     setfit_arm,
     sts_runs,
     sts_versus,
+    two_sets,
     versus,
     versus_arm,
 )

@@ -244,6 +244,24 @@ def reranked(models: Mapping[int, CrossEncoder], firsts: Mapping[str, np.ndarray
     return out
 
 
+def two_sets(encoders: Mapping[tuple[str, int], SentenceEncoder], benchmarks: Mapping[str, RetrievalSet],
+             shipped: SentenceEncoder, metric: str = MAIN) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Encoders trained over two pair sets (keyed by sampler and seed) scored on each set's benchmark: the mean
+    ``metric`` per benchmark (MiniLM as shipped beside each sampler's mean over seeds), and round-robin minus
+    proportional on each benchmark, paired by seed and query (:func:`versus`)."""
+    seeds = sorted({s for _, s in encoders})
+    scores = {(name, s, bench): evaluate_encoder(e, data) for (name, s), e in encoders.items()
+              for bench, data in benchmarks.items()}
+    table = pd.DataFrame({bench: {"MiniLM as shipped": float(evaluate_encoder(shipped, data)[metric].mean()),
+                                  **{name: float(np.mean([scores[name, s, bench][metric].mean() for s in seeds]))
+                                     for name in dict.fromkeys(n for n, _ in encoders)}}
+                          for bench, data in benchmarks.items()})
+    rows = [{**versus("round-robin", [scores["round-robin", s, bench] for s in seeds], "proportional",
+                      [scores["proportional", s, bench] for s in seeds], metric), "task": f"{bench} ({metric})"}
+            for bench in benchmarks]
+    return table, pd.DataFrame(rows)
+
+
 def all_pairs_cost(cross: CrossEncoder, bi: SentenceEncoder, a: Sequence[str], b: Sequence[str],
                    sizes: Sequence[int] = (1_000, 10_000), repeats: int = 3) -> tuple[pd.DataFrame, pd.DataFrame]:
     """The cost side, measured in one process: pairs per second of ``cross`` on the pairs (``a[i]``, ``b[i]``),

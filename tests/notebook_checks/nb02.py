@@ -57,6 +57,30 @@ def check(m: dict) -> None:
                                                                       "MiniLM as shipped")]
     _hard_negatives_and_matryoshka(m, seeds)
     _cross_encoder(m, seeds)
+    _pair_sets(m, seeds)
+
+
+def _pair_sets(m: dict, seeds: int) -> None:
+    """§ 9: both samplers take one proportional epoch's steps (round-robin in turn, proportional every set's
+    batches once), judged on both sets' benchmarks on every seed against a margin declared before the runs."""
+    p = m["pair_sets"]
+    headlines, films = p["sizes"]
+    assert headlines == m["benchmark"]["training pairs"] and films >= 32 and p["film passages"] > p["film queries"]
+    per_epoch = [-(-n // 32) for n in p["sizes"]]
+    assert p["steps"]["proportional"] == per_epoch, p["steps"]
+    turns = p["steps"]["round-robin"]
+    assert sum(turns) == sum(per_epoch) and abs(turns[0] - turns[1]) <= 1, turns
+    assert p["median train seconds"] > 0
+    assert [(row["A"], row["B"], row["task"]) for row in p["comparisons"]] == [
+        ("round-robin", "proportional", f"{bench} (MRR@10)") for bench in ("headlines", "films")]
+    for row in p["comparisons"]:
+        check_comparison(row)
+        assert row["seeds"] == seeds and row["margin"] > 0, row
+    table = {row["encoder"]: row for row in p["table"]}
+    assert set(table) == {"MiniLM as shipped", "round-robin", "proportional"}
+    for bench, row in zip(("headlines", "films"), p["comparisons"]):
+        assert abs(table["round-robin"][bench] - row["A accuracy"]) < 1e-9, (table, row)
+        assert abs(table["proportional"][bench] - row["B accuracy"]) < 1e-9, (table, row)
 
 
 def _cross_encoder(m: dict, seeds: int) -> None:
