@@ -30,7 +30,7 @@ NOTEBOOKS = {"01": ("01_sentence_embeddings",
                     "Sentence embeddings: tokens to one vector, which pooling (attention too), frozen or fine-tuned"),
              "02": ("02_sentence_training",
                     "How a sentence transformer is trained: contrastive loss, retrieval, hard negatives, "
-                    "Matryoshka, SetFit, human-judged similarity (STS), bi- vs cross-encoders"),
+                    "Matryoshka, SetFit, human-judged similarity (STS), bi- vs cross-encoders, two pair sets"),
              "03": ("03_multitask_model",
                     "The multi-task model: shared encoder, one head per task, the protocol, the original write-up's task A"),
              "04": ("04_freezing_tradeoffs", "Freezing trade-offs: what to freeze, pretrained vs random, measured; "
@@ -82,7 +82,8 @@ def family_by_chapter(r: dict[str, dict]) -> dict[str, list[dict]]:
                       *m2.get("hard_negatives", {}).get("comparisons", []),
                       *m2.get("matryoshka", {}).get("comparisons", []),
                       *m2.get("setfit", {}).get("comparisons", []), *m2.get("sts", {}).get("comparisons", []),
-                      *m2.get("cross_encoder", {}).get("comparisons", [])],
+                      *m2.get("cross_encoder", {}).get("comparisons", []),
+                      *m2.get("pair_sets", {}).get("comparisons", [])],
                "03": m3.get("sharing", []),
                "04": [*m4.get("sweep_comparisons", []), *m4.get("frozen_head", []),
                       *(m4.get("pretrained_vs_random", []) if "frozen_head" in m4 else []),
@@ -418,7 +419,7 @@ def _sentence_training(m: dict) -> list[str]:
                         *m["setfit"]["comparisons"]]),
             "", f"GradCache keeps {big['saved activations (MB)']:.0f} MB of activations for a batch of "
             f"{big['batch']} where the whole batch's graph keeps {big['full-batch activations (MB)']:.0f} MB.",
-            *_hard_and_nested(m), *_sts(m), *_cross_encoder(m)]
+            *_hard_and_nested(m), *_sts(m), *_cross_encoder(m), *_pair_sets(m)]
     return [*out, "", _forest("02")]
 
 
@@ -436,6 +437,19 @@ def _cross_encoder(m: dict) -> list[str]:
             f"{rate['bi-encoder']['items/s (median)']:.0f} sentences/s for the bi-encoder, so the most similar "
             f"pair among {big['sentences']:,} sentences takes {big['cross-encoder (hours)']:.1f} hours of "
             f"cross-encoder passes, or {big['bi-encoder (seconds)']:.0f} s with the bi-encoder (this machine)."]
+
+
+def _pair_sets(m: dict) -> list[str]:
+    """02 § 9: one encoder trained over two pair sets, round-robin against proportional."""
+    if "pair_sets" not in m:
+        return []
+    p = m["pair_sets"]
+    table = {row["encoder"]: row for row in p["table"]}
+    return ["", f"Training over two pair sets ({p['sizes'][0]:,} headline and {p['sizes'][1]:,} film-synopsis pairs, "
+            f"{sum(p['steps']['proportional'])} steps of 32 for both samplers), round-robin against proportional "
+            "on each set's benchmark (02 § 9, paired over seeds and queries; MiniLM as shipped: "
+            f"{table['MiniLM as shipped']['headlines']:.3f} and {table['MiniLM as shipped']['films']:.3f} MRR@10):",
+            "", *_verdicts(p["comparisons"])]
 
 
 def _sts(m: dict) -> list[str]:
