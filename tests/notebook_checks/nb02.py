@@ -66,7 +66,8 @@ def _pair_sets(m: dict, seeds: int) -> None:
     p = m["pair_sets"]
     headlines, films = p["sizes"]
     assert headlines == m["benchmark"]["training pairs"] and films >= 32 and p["film passages"] > p["film queries"]
-    per_epoch = [-(-n // 32) for n in p["sizes"]]
+    batch = m["batch_sizes"]["table"][0]["batch"]  # § 3's first row is § 2's configuration, the one § 9 trains
+    per_epoch = [-(-n // batch) for n in p["sizes"]]
     assert p["steps"]["proportional"] == per_epoch, p["steps"]
     turns = p["steps"]["round-robin"]
     assert sum(turns) == sum(per_epoch) and abs(turns[0] - turns[1]) <= 1, turns
