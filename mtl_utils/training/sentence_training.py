@@ -111,8 +111,8 @@ class PairResult:
 
 
 def pair_batches(n: int, batch_size: int, steps: int, rng: np.random.Generator) -> list[np.ndarray]:
-    """``steps`` batches of row numbers: passes over ``n`` rows in a new random order each, every batch full
-    (a pass's last rows start the next batch), so each batch has ``batch_size - 1`` negatives."""
+    """``steps`` batches of row numbers: passes over ``n`` rows in a new random order each, every batch full (a
+    pass's last rows start the next batch, which may then hold a row twice: its own positive as a negative)."""
     order = np.concatenate([rng.permutation(n) for _ in range(math.ceil(steps * batch_size / n) + 1)])
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(steps)]
 
