@@ -33,13 +33,7 @@ from mtl_utils.evaluation import attention_probe, metrics, probing, retrieval, s
 from mtl_utils.evaluation.attention_probe import fit_probe, token_vectors, top_pieces
 from mtl_utils.evaluation.gradient_conflict import gradient_conflict
 from mtl_utils.evaluation.metrics import majority_scores
-from mtl_utils.evaluation.probing import (
-    bag_of_words_probe,
-    l2_normalize,
-    probe,
-    probe_cv,
-    randomly_initialised,
-)
+from mtl_utils.evaluation.probing import bag_of_words_probe, l2_normalize, probe, probe_cv, randomly_initialised
 from mtl_utils.evaluation.retrieval import semantic_search
 from mtl_utils.evaluation.similarity import cosine_matrix, nearest_neighbours, project_2d
 from mtl_utils.modeling import anatomy, pooling

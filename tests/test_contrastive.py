@@ -72,6 +72,40 @@ def test_grad_cache_replays_dropout(tiny_model_dir):
     torch.testing.assert_close(_grads(encoder), expected, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("loss", st.LOSSES)
+def test_a_step_in_length_sorted_chunks_is_the_whole_batch_s_step(tiny_model_dir, loss):
+    """The trainer sorts a batch's pairs by length and encodes each side in chunks of FORWARD_CHUNK: the loss and
+    the gradient are those of the whole batch in its drawn order (eval mode: no dropout), with less padding."""
+    n = 2 * st.FORWARD_CHUNK + 3                        # three chunks, the last one short
+    a = [" ".join(SENTENCES[i % 6].split()[: 2 + i % 7]) for i in range(n)]
+    b = [SENTENCES[(i * 5) % 6] * (1 + i % 3) for i in range(n)]
+    labels = (np.arange(n) % 2).astype(np.float32) if loss == "cosine" else None
+    trainer = st.PairTrainer(st.PairConfig(model=tiny_model_dir, loss=loss, batch_size=n, max_length=64),
+                             st.PairData(a, b, labels), progress_bar=False)
+    enc, idx = trainer.encoder.eval(), trainer.batches[0]
+    ordered = trainer.by_length(idx)
+    assert sorted(ordered) == sorted(idx) and not np.array_equal(ordered, idx)
+    lengths = [len(trainer.a[i]) + len(trainer.b[i]) for i in ordered]
+    assert lengths == sorted(lengths)
+
+    def step(rows, vectors):
+        va, vb = vectors(trainer.a, rows), vectors(trainer.b, rows)
+        if loss == "cosine":
+            value = contrastive.cosine_similarity_loss(va, vb, torch.from_numpy(labels[rows]))
+        else:
+            value = contrastive.in_batch_negatives_loss(va, vb)
+        value.backward()
+        grads = _grads(enc).clone()
+        enc.zero_grad()
+        return float(value), grads
+
+    whole, whole_grads = step(idx, lambda ids, rows: enc(**enc.collate([ids[i] for i in rows])))
+    assert len(trainer.chunks(trainer.a, ordered)) == 3
+    chunked, chunked_grads = step(ordered, trainer.embed)
+    assert chunked == pytest.approx(whole, rel=1e-5)
+    torch.testing.assert_close(chunked_grads, whole_grads, rtol=1e-4, atol=1e-6)
+
+
 def test_saved_activations_grow_with_the_batch(tiny_model_dir):
     encoder = SentenceEncoder(tiny_model_dir)
     small = contrastive.saved_activation_bytes(lambda: encoder(**encoder.tokenize(SENTENCES[:2])))

@@ -16,5 +16,4 @@
 * :mod:`~mtl_utils.training.pair_sets`: several pair sets, round-robin or proportional.
 
 Finished runs are kept by the series' run store (:mod:`series.runs`); the series' protocol and its launch command are
-:mod:`series.protocol` and :mod:`series.launch`.
-"""
+:mod:`series.protocol` and :mod:`series.launch`."""

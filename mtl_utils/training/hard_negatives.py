@@ -87,8 +87,8 @@ class HardNegativeTrainer(PairTrainer):
 
     def train_step(self, idx: np.ndarray) -> float:
         enc, mined = self.encoder, self.negatives[idx]
-        a, b = enc(**self.chunks(self.a, idx)[0]), enc(**self.chunks(self.b, idx)[0])
-        n = enc(**self.chunks(self.b, np.where(mined < 0, idx, mined))[0])   # none: a stand-in, masked
+        a, b = self.embed(self.a, idx), self.embed(self.b, idx)
+        n = self.embed(self.b, np.where(mined < 0, idx, mined))   # none: a stand-in, masked
         duplicate = torch.from_numpy(duplicates(idx, self.negatives)).to(a.device)
         loss = hard_negatives_loss(a, b, n, self.config.scale, duplicate)
         loss.backward()

@@ -67,7 +67,7 @@ class MatryoshkaTrainer(PairTrainer):
 
     def train_step(self, idx: np.ndarray) -> float:
         enc = self.encoder
-        a, b = enc(**self.chunks(self.a, idx)[0]), enc(**self.chunks(self.b, idx)[0])
+        a, b = self.embed(self.a, idx), self.embed(self.b, idx)
         loss = matryoshka_loss(a, b, self.dims, scale=self.config.scale)
         loss.backward()
         optim.optimizer_step(self.optimizer, self.scheduler, enc.parameters(), self.config.max_grad_norm)

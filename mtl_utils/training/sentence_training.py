@@ -5,8 +5,7 @@ SetFit) and notebook 04 (the contrastive task).
 * :class:`PairConfig`, :class:`PairTrainer`: in-batch negatives or the cosine loss (SetFit), GradCache optional;
 * :func:`setfit_pairs`: SetFit's pairs from a few labelled sentences;
 * :class:`ContrastiveTaskTrainer`: the :class:`~mtl_utils.training.trainer.Trainer` with a head-free pair task added;
-* :func:`step_memory`: what one contrastive step keeps for its backward pass, with and without GradCache.
-"""
+* :func:`step_memory`: what one contrastive step keeps for its backward pass, with and without GradCache."""
 from __future__ import annotations
 
 import dataclasses
@@ -29,6 +28,7 @@ from mtl_utils.training.contrastive import saved_activation_bytes
 from mtl_utils.training.trainer import Trainer
 
 LOSSES = ("in-batch negatives", "cosine")
+FORWARD_CHUNK = 16  # sentences per forward call (GradCache: its mini-batch): a batch of 32 in two halves
 
 
 @dataclass(frozen=True)
@@ -150,9 +150,17 @@ class PairTrainer:
         self.optimizer = optim.make_optimizer(groups, c.lr)
         self.scheduler = optim.linear_warmup_decay(self.optimizer, int(c.warmup_ratio * self.steps), self.steps)
 
+    def by_length(self, idx: np.ndarray) -> np.ndarray:
+        """The batch's pairs by length (both sides' tokens) so each chunk pads little; the losses ignore their
+        order. Length-grouped batches would pick in-batch negatives by length; this keeps the batch's pairs."""
+        return idx[np.argsort([len(self.a[i]) + len(self.b[i]) for i in idx], kind="stable")]
+
     def chunks(self, ids: list, idx: np.ndarray) -> list[dict[str, torch.Tensor]]:
-        size = self.config.mini_batch or len(idx)
+        size = self.config.mini_batch or FORWARD_CHUNK
         return [self.encoder.collate([ids[i] for i in idx[j:j + size]]) for j in range(0, len(idx), size)]
+
+    def embed(self, ids: list, idx: np.ndarray) -> torch.Tensor:  # vectors of ids[idx], chunk by chunk
+        return torch.cat([self.encoder(**chunk) for chunk in self.chunks(ids, idx)])
 
     def train_step(self, idx: np.ndarray) -> float:
         """One optimizer step on the pairs ``idx``; returns the loss."""
@@ -160,7 +168,7 @@ class PairTrainer:
         if c.mini_batch is not None:                       # GradCache: one mini-batch's graph at a time
             loss = contrastive.grad_cache_backward(enc, self.chunks(self.a, idx), self.chunks(self.b, idx), c.scale)
         else:
-            a, b = enc(**self.chunks(self.a, idx)[0]), enc(**self.chunks(self.b, idx)[0])
+            a, b = self.embed(self.a, idx), self.embed(self.b, idx)
             if c.loss == "cosine":
                 labels = torch.from_numpy(self.pairs.labels[idx]).to(a.device)
                 value = contrastive.cosine_similarity_loss(a, b, labels)
@@ -175,7 +183,7 @@ class PairTrainer:
         self.encoder.train()
         start, losses = time.perf_counter(), []
         for idx in progress(self.batches, desc="pair steps", unit="step", disable=not self.progress_bar, leave=False):
-            losses.append(self.train_step(idx))
+            losses.append(self.train_step(self.by_length(idx)))
         self.encoder.eval()
         return PairResult(self.encoder, self.config, losses, round(time.perf_counter() - start, 3))
 
