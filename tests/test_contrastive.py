@@ -75,7 +75,7 @@ def test_grad_cache_replays_dropout(tiny_model_dir):
 @pytest.mark.parametrize("loss", st.LOSSES)
 def test_a_step_in_length_sorted_chunks_is_the_whole_batch_s_step(tiny_model_dir, loss):
     """The trainer sorts a batch's pairs by length and encodes each side in chunks of FORWARD_CHUNK: the loss and
-    the gradient are those of the whole batch in its drawn order (eval mode: no dropout), with less padding."""
+    the gradient are those of the whole batch in its drawn order (eval mode: no dropout)."""
     n = 2 * st.FORWARD_CHUNK + 3                        # three chunks, the last one short
     a = [" ".join(SENTENCES[i % 6].split()[: 2 + i % 7]) for i in range(n)]
     b = [SENTENCES[(i * 5) % 6] * (1 + i % 3) for i in range(n)]
