@@ -5,7 +5,8 @@ in the run store), search with smaller vectors, and the timings of encoding and 
   its budget read off a validation learning curve, one trained table per seed;
 * :func:`index_scores`: the benchmark's score matrices for each way of storing the corpus (fp32, int8,
   binary, binary rescored, fewer dimensions), with the bytes each keeps in memory;
-* :func:`encode_speed`, :func:`search_speed`, :func:`matmul_rate`: timings, medians over interleaved repeats;
+* :func:`encode_speed`, :func:`search_speed`, :func:`matmul_rate`: timings, medians over interleaved repeats
+  (:func:`interleaved`, :func:`rate_table`: the harness, which notebook 02's cross-encoder cost uses too);
 * :func:`flops_per_token`: what one token costs a BERT-style encoder, for the bound the CPU's rate sets.
 """
 from __future__ import annotations
@@ -56,7 +57,7 @@ def timed_code() -> list:
     return [sys.modules[__name__], *training_modules(static_embedding, qs)]
 
 
-def _interleaved(jobs: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
+def interleaved(jobs: Mapping[str, Callable[[], object]], repeats: int) -> dict[str, list[float]]:
     """Seconds of each job, the jobs taking turns ``repeats`` times after one untimed warm-up each."""
     for job in jobs.values():
         job()
@@ -69,7 +70,8 @@ def _interleaved(jobs: Mapping[str, Callable[[], object]], repeats: int) -> dict
     return times
 
 
-def _rates(times: Mapping[str, list[float]], items: int, unit: str, what: str) -> pd.DataFrame:
+def rate_table(times: Mapping[str, list[float]], items: int, unit: str, what: str) -> pd.DataFrame:
+    """``items`` per second of each job's ``times`` (median, slowest and fastest), indexed by ``what``."""
     return pd.DataFrame([{f"{unit}/s (median)": items / float(np.median(t)),
                           f"{unit}/s (slowest)": items / max(t), f"{unit}/s (fastest)": items / min(t)}
                          for t in times.values()], index=pd.Index(list(times), name=what))
@@ -78,7 +80,7 @@ def _rates(times: Mapping[str, list[float]], items: int, unit: str, what: str) -
 def encode_speed(encoders: Mapping[str, Callable[[list[str]], object]], texts: Sequence[str],
                  repeats: int = 5) -> pd.DataFrame:
     """Sentences per second of each encoder on ``texts`` (median, slowest and fastest repeat), in one process."""
-    return _rates(_interleaved({n: (lambda f=f: f(list(texts))) for n, f in encoders.items()}, repeats),
+    return rate_table(interleaved({n: (lambda f=f: f(list(texts))) for n, f in encoders.items()}, repeats),
                   len(texts), "sentences", "encoder")
 
 
@@ -106,7 +108,7 @@ def search_speed(dims: int = 384, corpus: int = 100_000, queries: int = 64, k: i
     for d in truncations:
         short = (torch.from_numpy(np.ascontiguousarray(c[:, :d])), torch.from_numpy(np.ascontiguousarray(q[:, :d])))
         jobs[f"fp32, first {d} dimensions"] = lambda s=short: torch.topk(s[1] @ s[0].T, 10, dim=1)
-    table = _rates(_interleaved(jobs, repeats), queries, "queries", "index")
+    table = rate_table(interleaved(jobs, repeats), queries, "queries", "index")
     table["bytes per passage in memory"] = [4.0 * dims, float(dims), dims / 8, dims / 8, *(4.0 * d for d in truncations)]
     return table
 
@@ -114,7 +116,7 @@ def search_speed(dims: int = 384, corpus: int = 100_000, queries: int = 64, k: i
 def matmul_rate(size: int = 2048, repeats: int = 5) -> float:
     """The CPU's fp32 matrix-product rate in GFLOP/s (median of ``repeats`` ``size``² products)."""
     a, b = torch.randn(size, size), torch.randn(size, size)
-    times = _interleaved({"mm": lambda: a @ b}, repeats)["mm"]
+    times = interleaved({"mm": lambda: a @ b}, repeats)["mm"]
     return 2 * size ** 3 / float(np.median(times)) / 1e9
 
 

@@ -443,10 +443,10 @@ def _pair_sets(m: dict) -> list[str]:
     """02 § 9: one encoder trained over two pair sets, round-robin against proportional."""
     if "pair_sets" not in m:
         return []
-    p, batch = m["pair_sets"], m["batch_sizes"]["table"][0]["batch"]  # § 3's first row: § 2's configuration
+    p = m["pair_sets"]
     table = {row["encoder"]: row for row in p["table"]}
     return ["", f"Training over two pair sets ({p['sizes'][0]:,} headline and {p['sizes'][1]:,} film-synopsis pairs, "
-            f"{sum(p['steps']['proportional'])} steps of {batch} for both samplers), round-robin against proportional "
+            f"{sum(p['steps']['proportional'])} steps of {p['batch size']} for both samplers), round-robin against proportional "
             "on each set's benchmark (02 § 9, paired over seeds and queries; MiniLM as shipped: "
             f"{table['MiniLM as shipped']['headlines']:.3f} and {table['MiniLM as shipped']['films']:.3f} MRR@10):",
             "", *_verdicts(p["comparisons"])]

@@ -15,3 +15,10 @@ def check_comparison(row: dict) -> None:
     assert abs(row["excludes beyond"] - max(abs(row["low"]), abs(row["high"]))) < 1e-12, row
     if row.get("seeds", 1) > 1:  # over seeds the interval carries the test sentences' noise too
         assert "test items" in row["method"], row
+
+
+def check_sts(sts: dict) -> None:
+    """A record's human-judged similarity: some of the STS benchmark's 1,379 test pairs, correlations in
+    [−1, 1]."""
+    assert 0 < sts["pairs"] <= 1379, sts["pairs"]
+    assert all(-1 <= row["spearman"] <= 1 and -1 <= row["pearson"] <= 1 for row in sts["table"])
