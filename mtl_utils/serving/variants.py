@@ -114,7 +114,7 @@ def torch_int8_variant(model: MultiTaskModel, keep_fp32: Sequence[str | int] = (
 
 
 def export_onnx(model: MultiTaskModel, path: Path, fuse: bool = True) -> Path:
-    """ONNX export (vectors, every head; eager attention), fused to ``*.opt.onnx`` unless ``fuse=False``."""
+    """ONNX export (vectors, every head; eager attention) to ``path``; returns it fused (``*.opt.onnx``) or as is."""
     from onnxruntime.transformers import optimizer
     path.parent.mkdir(parents=True, exist_ok=True)
     transformer = model.encoder.transformer

@@ -76,7 +76,7 @@ def _check_head_lr(model: nn.Module, head_lr: float | Mapping[str, float] | None
 def param_groups(model: nn.Module, lr: float, weight_decay: float, head_lr: float | Mapping[str, float] | None = None,
                  layer_decay: float | None = None, head_prefix: str = HEAD_PREFIX) -> list[dict]:
     """AdamW parameter groups: ``encoder`` and ``heads`` if ``layer_decay=None``, else one per depth unit
-    (:func:`depth_units`; layer ``k`` below the top at ``lr * xi ** k``); ``head_lr``: a rate or ``{task: rate}``.
+    (:func:`depth_units`; ``k`` units below the top at ``lr * layer_decay ** k``); ``head_lr``: ``{task: rate}`` or one.
     Biases and LayerNorm weights go to ``... (no decay)`` groups; frozen parameters and empty groups are left out; each
     group carries ``scale`` (rate over ``lr``) and ``depth``; a trainable parameter in no group is a ``ValueError``."""
     check_layer_decay(layer_decay)
