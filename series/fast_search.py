@@ -81,7 +81,7 @@ def encode_speed(encoders: Mapping[str, Callable[[list[str]], object]], texts: S
                  repeats: int = 5) -> pd.DataFrame:
     """Sentences per second of each encoder on ``texts`` (median, slowest and fastest repeat), in one process."""
     return rate_table(interleaved({n: (lambda f=f: f(list(texts))) for n, f in encoders.items()}, repeats),
-                  len(texts), "sentences", "encoder")
+                      len(texts), "sentences", "encoder")
 
 
 def search_speed(dims: int = 384, corpus: int = 100_000, queries: int = 64, k: int = 40, repeats: int = 5,

@@ -271,8 +271,8 @@ def all_pairs_cost(cross: CrossEncoder, bi: SentenceEncoder, a: Sequence[str], b
     texts, largest = [*a, *b], max(sizes)
     vectors = np.random.default_rng(0).standard_normal((largest, bi.dim), dtype=np.float32)
     times = fast_search.interleaved({"cross-encoder": lambda: cross.score(a, b, batch_size=64),
-                                      "bi-encoder": lambda: bi.encode(texts, batch_size=64, warn_truncation=False),
-                                      "matrix": lambda: cosine_matrix(vectors, vectors)}, repeats)
+                                     "bi-encoder": lambda: bi.encode(texts, batch_size=64, warn_truncation=False),
+                                     "matrix": lambda: cosine_matrix(vectors, vectors)}, repeats)
     rates = pd.concat([fast_search.rate_table({name: times[name]}, items, "items", "encoder").assign(item=unit)
                        for name, items, unit in (("cross-encoder", len(a), "pairs"),
                                                  ("bi-encoder", len(texts), "sentences"))])
