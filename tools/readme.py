@@ -446,8 +446,8 @@ def _pair_sets(m: dict) -> list[str]:
     p = m["pair_sets"]
     table = {row["encoder"]: row for row in p["table"]}
     return ["", f"Training over two pair sets ({p['sizes'][0]:,} headline and {p['sizes'][1]:,} film-synopsis pairs, "
-            f"{sum(p['steps']['proportional'])} steps of {p['batch size']} for both samplers), round-robin against proportional "
-            "on each set's benchmark (02 § 9, paired over seeds and queries; MiniLM as shipped: "
+            f"{sum(p['steps']['proportional'])} steps of {p['batch size']} for both samplers), round-robin against "
+            "proportional on each set's benchmark (02 § 9, paired over seeds and queries; MiniLM as shipped: "
             f"{table['MiniLM as shipped']['headlines']:.3f} and {table['MiniLM as shipped']['films']:.3f} MRR@10):",
             "", *_verdicts(p["comparisons"])]
 
